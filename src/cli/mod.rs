@@ -1,0 +1,242 @@
+//! The command line: clap definitions (their doc comments are the `--help` text) and the
+//! glue that turns arguments into calls on the library. This is the only layer that uses
+//! `anyhow`; everything below returns its module's own error type.
+//!
+//! Exit codes (CLI.md): 0 success, 1 runtime failure, 2 usage or input error, 3 partial
+//! success (some rows or recipients failed). [`exit_code`] maps an error to 1 or 2 by looking
+//! for an input error anywhere in its cause chain.
+
+mod lists;
+mod output;
+mod scaffold;
+mod subscribers;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+use crate::store::{Store, StoreError};
+
+/// Compose newsletter editions from article records and mail them to subscriber lists,
+/// exactly once per subscriber.
+#[derive(Debug, Parser)]
+#[command(name = "bulletin", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file [default: ./bulletin.toml when present, built-in defaults otherwise]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "BULLETIN_CONFIG",
+        value_name = "PATH"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Database URL, e.g. sqlite://bulletin.db (overrides [database] url)
+    #[arg(long, global = true, env = "BULLETIN_DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
+
+    /// Print only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more detail (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Machine-readable output on stdout (one JSON document)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scaffold a project: bulletin.toml, templates/, editions/, subscribers/
+    Init(scaffold::InitArgs),
+    /// Create, show and remove mailing lists
+    #[command(subcommand)]
+    Lists(lists::ListsCommand),
+    /// Add, import, show, unsubscribe, erase and export subscribers
+    #[command(subcommand)]
+    Subscribers(subscribers::SubscribersCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (bulletin.1 and one per subcommand) into a folder
+    Manpage {
+        /// Folder to write into
+        #[arg(long, default_value = "man")]
+        out: PathBuf,
+    },
+}
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything done.
+    Success,
+    /// Some rows or recipients failed; the rest were done (exit code 3).
+    Partial,
+}
+
+/// An input or usage error found by the CLI layer itself (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// What every command gets: the merged configuration and the output settings.
+pub(crate) struct Context {
+    pub(crate) config: Config,
+    pub(crate) json: bool,
+    pub(crate) quiet: bool,
+    pub(crate) verbose: u8,
+}
+
+impl Context {
+    /// Opens the database named by the configuration (creating and migrating it).
+    pub(crate) async fn store(&self) -> anyhow::Result<Store> {
+        let db = &self.config.database;
+        if self.verbose > 0 {
+            eprintln!("database: {}", db.url);
+        }
+        Ok(Store::open(&db.url, db.busy_timeout_ms).await?)
+    }
+
+    /// A progress or summary line on stderr, unless `--quiet`.
+    pub(crate) fn info(&self, message: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", message.as_ref());
+        }
+    }
+
+    /// Prints `value` as JSON on stdout.
+    pub(crate) fn print_json(&self, value: &impl serde::Serialize) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(value).context("cannot encode JSON output")?;
+        println!("{text}");
+        Ok(())
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    // Commands that need neither configuration nor database.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "bulletin", &mut std::io::stdout());
+            return Ok(Outcome::Success);
+        }
+        Command::Manpage { out } => {
+            write_manpages(out)?;
+            return Ok(Outcome::Success);
+        }
+        Command::Init(args) => return scaffold::init(args, cli.quiet),
+        _ => {}
+    }
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let (mut config, warnings) = Config::load(cli.config.as_deref(), &env)?;
+    if let Some(url) = &cli.database {
+        config.database.url = url.clone();
+    }
+    for w in &warnings {
+        if !cli.quiet {
+            eprintln!("warning: {w}");
+        }
+    }
+    let ctx = Context {
+        config,
+        json: cli.json,
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    if ctx.verbose > 0 {
+        match &ctx.config.source {
+            Some(p) => eprintln!("configuration: {}", p.display()),
+            None => eprintln!("configuration: built-in defaults (no bulletin.toml here)"),
+        }
+    }
+    match cli.command {
+        Command::Lists(cmd) => lists::run(&ctx, cmd).await,
+        Command::Subscribers(cmd) => subscribers::run(&ctx, cmd).await,
+        Command::Completions { .. } | Command::Manpage { .. } | Command::Init(_) => {
+            Ok(Outcome::Success)
+        }
+    }
+}
+
+fn write_manpages(out: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let cmd = Cli::command();
+    let mut pages = vec![("bulletin".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        pages.push((format!("bulletin-{}", sub.get_name()), sub.clone()));
+        for subsub in sub.get_subcommands() {
+            pages.push((
+                format!("bulletin-{}-{}", sub.get_name(), subsub.get_name()),
+                subsub.clone(),
+            ));
+        }
+    }
+    for (name, page) in pages {
+        let page = page.name(name.clone());
+        let mut buffer = Vec::new();
+        clap_mangen::Man::new(page)
+            .render(&mut buffer)
+            .with_context(|| format!("cannot render the man page {name}"))?;
+        let path = out.join(format!("{name}.1"));
+        std::fs::write(&path, buffer)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    eprintln!("man pages written to {}", out.display());
+    Ok(())
+}
+
+/// The exit code for an error: 2 when the cause is the user's input, 1 otherwise.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if cause.is::<UsageError>()
+            || cause.is::<ConfigError>()
+            || cause.is::<crate::subscriber_csv::CsvError>()
+            || cause.is::<crate::address::AddressError>()
+            || cause.is::<crate::subscriber_input::FieldError>()
+        {
+            return 2;
+        }
+        if let Some(e) = cause.downcast_ref::<StoreError>() {
+            return if e.is_input_error() { 2 } else { 1 };
+        }
+    }
+    1
+}
+
+/// The error and its causes on one line, each cause once: library messages often already
+/// quote their source, and `{:#}` alone would print it twice.
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+/// True when stdout is a terminal (tables, prompts) rather than a pipe or file.
+pub(crate) fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}

@@ -1,0 +1,661 @@
+//! `bulletin subscribers …`
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Subcommand, ValueEnum};
+
+use super::output::print_table;
+use super::{Context, Outcome, UsageError};
+use crate::address::Address;
+use crate::store::{
+    AddOutcome, ImportOptions, ImportReport, List, NewSubscriber, Store, Subscriber,
+    SubscriberFilter, SubscriberStatus, SubscriptionStatus,
+};
+use crate::subscriber_csv::{ExportWriter, ImportReader, Row};
+use crate::subscriber_input::{parse_attr_pair, validate_language, validate_name};
+
+/// Rows written per transaction during an import: large enough that SQLite's per-commit cost
+/// (a WAL sync) is amortised, small enough that an interrupted import loses little work and
+/// memory stays flat.
+const IMPORT_BATCH: usize = 5_000;
+
+/// Subscribers fetched per page when listing or exporting.
+const PAGE: i64 = 2_000;
+
+/// Subscriber commands.
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// Add one subscriber (or join an existing one to more lists)
+    Add {
+        /// Address (name@example.org, without a display name)
+        email: String,
+        /// Display name
+        #[arg(long)]
+        name: Option<String>,
+        /// Preferred language (en, fr, pt-BR, ...)
+        #[arg(long = "lang", value_name = "xx")]
+        lang: Option<String>,
+        /// List to join (repeatable)
+        #[arg(long = "list", value_name = "L")]
+        lists: Vec<String>,
+        /// Attribute for templates (repeatable)
+        #[arg(long = "attr", value_name = "KEY=VALUE")]
+        attrs: Vec<String>,
+        /// Record the subscriptions as unconfirmed (waiting for double opt-in)
+        #[arg(long)]
+        unconfirmed: bool,
+        /// The person consented again: lift an erasure or an earlier unsubscribe
+        #[arg(long)]
+        new_consent: bool,
+    },
+    /// Import subscribers from CSV (columns: email, name, lang, lists, attributes, any other)
+    Import {
+        /// CSV file (UTF-8; `,` `;` or tab separated; `-` reads standard input)
+        file: PathBuf,
+        /// Join every row to this list too (repeatable)
+        #[arg(long = "list", value_name = "L")]
+        lists: Vec<String>,
+        /// Overwrite name, language and attributes of subscribers already known
+        #[arg(long)]
+        update: bool,
+        /// Check the file and report what would change, writing nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List subscribers
+    List {
+        /// Only members of this list
+        #[arg(long, value_name = "L")]
+        list: Option<String>,
+        /// Only this status: confirmed, unconfirmed, unsubscribed (of a subscription) or active, blocklisted
+        #[arg(long, value_name = "S")]
+        status: Option<String>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// Show one subscriber with subscriptions and history
+    Show {
+        /// Address
+        email: String,
+    },
+    /// Unsubscribe from one list, or from all lists
+    Unsubscribe {
+        /// Address
+        email: String,
+        /// Only this list
+        #[arg(long, value_name = "L")]
+        list: Option<String>,
+    },
+    /// Erase a subscriber's personal data (GDPR), keeping only a hash that blocks re-import
+    Remove {
+        /// Address
+        email: String,
+    },
+    /// Export subscribers as CSV (re-importable unchanged) or JSON
+    Export {
+        /// Only members of this list
+        #[arg(long, value_name = "L")]
+        list: Option<String>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+        /// Write to this file instead of standard output
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// `subscribers list --format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ListFormat {
+    /// Aligned columns
+    Table,
+    /// CSV, as `export` writes it
+    Csv,
+    /// A JSON array
+    Json,
+}
+
+/// `subscribers export --format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    /// CSV that `import` reads back
+    Csv,
+    /// JSON lines, one subscriber per line
+    Json,
+}
+
+pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Result<Outcome> {
+    let store = ctx.store().await?;
+    let outcome = match cmd {
+        SubscribersCommand::Add {
+            email,
+            name,
+            lang,
+            lists,
+            attrs,
+            unconfirmed,
+            new_consent,
+        } => {
+            add(
+                ctx,
+                &store,
+                AddArgs {
+                    email,
+                    name,
+                    lang,
+                    lists,
+                    attrs,
+                    unconfirmed,
+                    new_consent,
+                },
+            )
+            .await?
+        }
+        SubscribersCommand::Import {
+            file,
+            lists,
+            update,
+            dry_run,
+        } => import(ctx, &store, &file, &lists, update, dry_run).await?,
+        SubscribersCommand::List {
+            list,
+            status,
+            format,
+        } => {
+            let format = if ctx.json { ListFormat::Json } else { format };
+            list_subscribers(&store, list.as_deref(), status.as_deref(), format).await?
+        }
+        SubscribersCommand::Show { email } => show(ctx, &store, &email).await?,
+        SubscribersCommand::Unsubscribe { email, list } => {
+            let address = Address::parse(&email)?;
+            let list = match list {
+                Some(name) => Some(store.list_named(&name).await?),
+                None => None,
+            };
+            let left = store.unsubscribe(&address, list.as_ref(), "cli").await?;
+            if ctx.json {
+                ctx.print_json(
+                    &serde_json::json!({ "email": address.as_str(), "unsubscribed_from": left }),
+                )?;
+            } else if left.is_empty() {
+                ctx.info(format!(
+                    "{address} was not subscribed there; nothing changed"
+                ));
+            } else {
+                ctx.info(format!("unsubscribed {address} from {}", left.join(", ")));
+            }
+            Outcome::Success
+        }
+        SubscribersCommand::Remove { email } => {
+            let address = Address::parse(&email)?;
+            store.erase(&address, "cli").await?;
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({ "erased": address.as_str() }))?;
+            } else {
+                ctx.info(format!(
+                    "erased {address}: personal data deleted; a hash remains so that imports cannot add it back"
+                ));
+            }
+            Outcome::Success
+        }
+        SubscribersCommand::Export {
+            list,
+            format,
+            output,
+        } => {
+            let format = if ctx.json { ExportFormat::Json } else { format };
+            export(&store, list.as_deref(), format, output.as_deref()).await?
+        }
+    };
+    store.close().await;
+    Ok(outcome)
+}
+
+struct AddArgs {
+    email: String,
+    name: Option<String>,
+    lang: Option<String>,
+    lists: Vec<String>,
+    attrs: Vec<String>,
+    unconfirmed: bool,
+    new_consent: bool,
+}
+
+async fn add(ctx: &Context, store: &Store, args: AddArgs) -> anyhow::Result<Outcome> {
+    let address = Address::parse(&args.email)?;
+    let name = validate_name(args.name.as_deref().unwrap_or(""))?;
+    let language = match &args.lang {
+        Some(l) => validate_language(l)?,
+        None => None,
+    };
+    let mut attributes = serde_json::Map::new();
+    for pair in &args.attrs {
+        let (k, v) = parse_attr_pair(pair)?;
+        attributes.insert(k, v);
+    }
+    let lists = resolve_lists(store, &args.lists).await?;
+    let status = args.unconfirmed.then_some(SubscriptionStatus::Unconfirmed);
+    let new = NewSubscriber {
+        address: address.clone(),
+        name,
+        language,
+        attributes,
+    };
+    let outcome = store
+        .add_subscriber(&new, &lists, status, args.new_consent, "cli")
+        .await?;
+    if ctx.json {
+        ctx.print_json(&outcome)?;
+        return Ok(Outcome::Success);
+    }
+    let names: Vec<&str> = lists.iter().map(|l| l.name.as_str()).collect();
+    let kept = match &outcome {
+        AddOutcome::Added { .. } if names.is_empty() => {
+            ctx.info(format!("added {address}"));
+            &[][..]
+        }
+        AddOutcome::Added { .. } => {
+            ctx.info(format!("added {address} to {}", names.join(", ")));
+            &[][..]
+        }
+        AddOutcome::Updated {
+            kept_unsubscribed, ..
+        } => {
+            ctx.info(format!(
+                "{address} already known; now on {}",
+                names.join(", ")
+            ));
+            kept_unsubscribed.as_slice()
+        }
+        AddOutcome::Unchanged {
+            kept_unsubscribed, ..
+        } => {
+            ctx.info(format!("{address} already known; nothing changed"));
+            kept_unsubscribed.as_slice()
+        }
+    };
+    if !kept.is_empty() {
+        ctx.info(format!(
+            "note: {address} unsubscribed from {} earlier and stays unsubscribed; pass --new-consent if they asked to come back",
+            kept.join(", ")
+        ));
+    }
+    Ok(Outcome::Success)
+}
+
+async fn resolve_lists(store: &Store, names: &[String]) -> anyhow::Result<Vec<List>> {
+    let mut lists = Vec::with_capacity(names.len());
+    for name in names {
+        let list = store.list_named(name).await?;
+        if !lists.iter().any(|l: &List| l.id == list.id) {
+            lists.push(list);
+        }
+    }
+    Ok(lists)
+}
+
+async fn import(
+    ctx: &Context,
+    store: &Store,
+    file: &Path,
+    list_names: &[String],
+    update: bool,
+    dry_run: bool,
+) -> anyhow::Result<Outcome> {
+    let extra = resolve_lists(store, list_names).await?;
+    let all = store.all_lists().await?;
+    let mut reader = ImportReader::open(file, all, extra)?;
+    let shown = file.display().to_string();
+    let label = file
+        .file_name()
+        .map_or_else(|| shown.clone(), |n| n.to_string_lossy().into_owned());
+    let options = ImportOptions {
+        update,
+        dry_run,
+        source: format!("import:{label}"),
+    };
+    let mut report = ImportReport::default();
+    let mut batch = Vec::with_capacity(IMPORT_BATCH);
+    let mut stopped = None;
+    while let Some(row) = reader.next_row() {
+        match row {
+            Ok(Row::Record(record)) => {
+                batch.push(record);
+                if batch.len() == IMPORT_BATCH {
+                    flush(ctx, store, &mut batch, &options, &mut report, &shown).await?;
+                }
+            }
+            Ok(Row::Rejected { line, reason }) => {
+                if !ctx.quiet {
+                    eprintln!("{shown}:{line}: {reason}");
+                }
+                report.rejected += 1;
+                report.notes.push((line, reason));
+            }
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        }
+    }
+    flush(ctx, store, &mut batch, &options, &mut report, &shown).await?;
+    if let Some(e) = stopped {
+        let done = summary(&report, dry_run);
+        return Err(anyhow::Error::new(e).context(format!(
+            "import of {shown} stopped ({done} before the problem); fix the file and import it again: rows already imported will count as unchanged"
+        )));
+    }
+    if ctx.json {
+        let notes: Vec<serde_json::Value> = report
+            .notes
+            .iter()
+            .map(|(line, message)| serde_json::json!({ "line": line, "message": message }))
+            .collect();
+        ctx.print_json(&serde_json::json!({
+            "file": shown,
+            "dry_run": dry_run,
+            "added": report.added,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "rejected": report.rejected,
+            "suppressed": report.suppressed,
+            "notes": notes,
+        }))?;
+    } else if !ctx.quiet {
+        println!("{}", summary(&report, dry_run));
+    }
+    Ok(if report.rejected > 0 {
+        Outcome::Partial
+    } else {
+        Outcome::Success
+    })
+}
+
+async fn flush(
+    ctx: &Context,
+    store: &Store,
+    batch: &mut Vec<crate::store::ImportRecord>,
+    options: &ImportOptions,
+    report: &mut ImportReport,
+    shown: &str,
+) -> anyhow::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let done = summary(report, options.dry_run);
+    let part = store
+        .import_batch(batch, options)
+        .await
+        .with_context(|| format!("import of {shown} stopped ({done} before this batch)"))?;
+    for (line, message) in &part.notes {
+        if !ctx.quiet {
+            eprintln!("{shown}:{line}: {message}");
+        }
+    }
+    report.absorb(part);
+    batch.clear();
+    Ok(())
+}
+
+fn summary(r: &ImportReport, dry_run: bool) -> String {
+    let mut s = format!(
+        "{} added, {} updated, {} unchanged, {} rejected",
+        r.added, r.updated, r.unchanged, r.rejected
+    );
+    if r.suppressed > 0 {
+        s.push_str(&format!(", {} erased earlier (not re-added)", r.suppressed));
+    }
+    if dry_run {
+        s.push_str(" (dry run: nothing was written)");
+    }
+    s
+}
+
+fn parse_status_filter(status: Option<&str>) -> anyhow::Result<SubscriberFilter> {
+    let mut filter = SubscriberFilter::default();
+    match status {
+        None => {}
+        Some("active") => filter.subscriber = Some(SubscriberStatus::Active),
+        Some("blocklisted") => filter.subscriber = Some(SubscriberStatus::Blocklisted),
+        Some(s) => {
+            filter.subscription = Some(s.parse::<SubscriptionStatus>().map_err(|_| {
+                UsageError(format!(
+                    "`{s}` is not a status; use confirmed, unconfirmed, unsubscribed, active or blocklisted"
+                ))
+            })?);
+        }
+    }
+    Ok(filter)
+}
+
+async fn filter_for(
+    store: &Store,
+    list: Option<&str>,
+    status: Option<&str>,
+) -> anyhow::Result<SubscriberFilter> {
+    let mut filter = parse_status_filter(status)?;
+    if let Some(name) = list {
+        filter.list_id = Some(store.list_named(name).await?.id);
+    }
+    Ok(filter)
+}
+
+/// Calls `each` for every subscriber matching `filter`, a page at a time.
+async fn for_each_subscriber(
+    store: &Store,
+    filter: &SubscriberFilter,
+    mut each: impl FnMut(&Subscriber) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut after = 0;
+    loop {
+        let page = store.subscribers_page(filter, after, PAGE).await?;
+        for s in &page {
+            each(s)?;
+        }
+        match page.last() {
+            Some(last) => after = last.id,
+            None => return Ok(()),
+        }
+    }
+}
+
+fn subscriber_json(s: &Subscriber) -> serde_json::Value {
+    let lists: serde_json::Map<String, serde_json::Value> = s
+        .subscriptions()
+        .into_iter()
+        .map(|(l, st)| (l, serde_json::Value::String(st)))
+        .collect();
+    serde_json::json!({
+        "email": s.email,
+        "name": s.name,
+        "lang": s.language,
+        "status": s.status,
+        "lists": lists,
+        "attributes": s.attributes_json(),
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    })
+}
+
+async fn list_subscribers(
+    store: &Store,
+    list: Option<&str>,
+    status: Option<&str>,
+    format: ListFormat,
+) -> anyhow::Result<Outcome> {
+    let filter = filter_for(store, list, status).await?;
+    match format {
+        ListFormat::Csv => {
+            write_csv(store, &filter, &mut std::io::stdout().lock()).await?;
+        }
+        ListFormat::Json => {
+            let mut all = Vec::new();
+            for_each_subscriber(store, &filter, |s| {
+                all.push(subscriber_json(s));
+                Ok(())
+            })
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        }
+        ListFormat::Table => {
+            let mut rows = Vec::new();
+            for_each_subscriber(store, &filter, |s| {
+                let lists: Vec<String> = s
+                    .subscriptions()
+                    .into_iter()
+                    .map(|(l, st)| format!("{l}:{st}"))
+                    .collect();
+                rows.push(vec![
+                    s.email.clone(),
+                    s.name.clone(),
+                    s.language.clone().unwrap_or_default(),
+                    s.status.clone(),
+                    lists.join(" "),
+                ]);
+                Ok(())
+            })
+            .await?;
+            if rows.is_empty() {
+                eprintln!("no subscribers match");
+            } else {
+                print_table(&["email", "name", "lang", "status", "lists"], &rows);
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+async fn write_csv(
+    store: &Store,
+    filter: &SubscriberFilter,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let mut writer = ExportWriter::new(out, store.all_lists().await?)?;
+    for_each_subscriber(store, filter, |s| Ok(writer.write(s)?)).await?;
+    writer.finish()?;
+    Ok(())
+}
+
+async fn export(
+    store: &Store,
+    list: Option<&str>,
+    format: ExportFormat,
+    output: Option<&Path>,
+) -> anyhow::Result<Outcome> {
+    let filter = filter_for(store, list, None).await?;
+    // Write to a temporary file beside the target and rename it at the end, so that a failed
+    // export never leaves a truncated file where a good one was.
+    let (mut out, finish): (Box<dyn Write>, Option<(PathBuf, PathBuf)>) = match output {
+        Some(path) => {
+            let tmp = path.with_extension("partial");
+            let file = std::fs::File::create(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            (
+                Box::new(std::io::BufWriter::new(file)),
+                Some((tmp, path.to_path_buf())),
+            )
+        }
+        None => (
+            Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            None,
+        ),
+    };
+    match format {
+        ExportFormat::Csv => write_csv(store, &filter, &mut out).await?,
+        ExportFormat::Json => {
+            for_each_subscriber(store, &filter, |s| {
+                writeln!(out, "{}", subscriber_json(s))?;
+                Ok(())
+            })
+            .await?;
+        }
+    }
+    out.flush().context("cannot write the export")?;
+    drop(out);
+    if let Some((tmp, path)) = finish {
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(Outcome::Success)
+}
+
+async fn show(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outcome> {
+    let address = Address::parse(email)?;
+    let subscriber = match store.subscriber(&address).await {
+        Ok(s) => s,
+        Err(crate::store::StoreError::SubscriberNotFound(_))
+            if store.is_erased(&address).await? =>
+        {
+            return Err(UsageError(format!(
+                "{address} was erased at the person's request; only a hash of the address is kept"
+            ))
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let subscriptions = store.subscriptions_of(subscriber.id).await?;
+    let events = store.events_for(subscriber.id).await?;
+    if ctx.json {
+        let mut value = subscriber_json(&subscriber);
+        value["subscriptions"] = serde_json::to_value(&subscriptions)?;
+        value["events"] = serde_json::to_value(&events)?;
+        ctx.print_json(&value)?;
+        return Ok(Outcome::Success);
+    }
+    println!("email:      {}", subscriber.email);
+    println!("name:       {}", subscriber.name);
+    println!(
+        "language:   {}",
+        subscriber.language.as_deref().unwrap_or("-")
+    );
+    println!("status:     {}", subscriber.status);
+    println!("attributes: {}", subscriber.attributes_json());
+    println!("created:    {}", subscriber.created_at);
+    println!("updated:    {}", subscriber.updated_at);
+    println!();
+    if subscriptions.is_empty() {
+        println!("no subscriptions");
+    } else {
+        let rows: Vec<Vec<String>> = subscriptions
+            .iter()
+            .map(|s| {
+                vec![
+                    s.list.clone(),
+                    s.status.clone(),
+                    s.consent_source.clone(),
+                    s.created_at.clone(),
+                    s.confirmed_at.clone().unwrap_or_default(),
+                    s.unsubscribed_at.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        print_table(
+            &[
+                "list",
+                "status",
+                "consent",
+                "since",
+                "confirmed",
+                "unsubscribed",
+            ],
+            &rows,
+        );
+    }
+    println!();
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                e.occurred_at.clone(),
+                e.kind.clone(),
+                e.list_name.clone().unwrap_or_default(),
+                e.source.clone(),
+            ]
+        })
+        .collect();
+    print_table(&["when", "event", "list", "source"], &rows);
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,734 @@
+//! `bulletin.toml` and its `BULLETIN_*` environment overrides, read and validated once at start.
+//!
+//! The file is optional: without one, every value falls back to a default that works on a fresh
+//! machine (a SQLite file `bulletin.db` in the working directory, SMTP on loopback port 2525).
+//! Unknown keys are errors, not warnings, because a misspelt `rate` silently ignored is how a
+//! relay gets flooded; the error names the file, the line, the section and the closest known key.
+//!
+//! Secrets (the SMTP password, the token secret) never live in the file: they come from the
+//! environment or from a `*_file` path, are held in [`Secret`], and print as `[redacted]`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// What can go wrong while reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named explicitly (flag or `BULLETIN_CONFIG`) does not exist or cannot be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or a value has the wrong type.
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the problem.
+        line: usize,
+        /// What is wrong, with the fix where one is known.
+        message: String,
+    },
+    /// A key that bulletin does not know.
+    #[error("{path}:{line}: unknown key `{key}` in {section}{hint}")]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the key.
+        line: usize,
+        /// The key as written.
+        key: String,
+        /// `[smtp]`, or "the top level".
+        section: String,
+        /// "; did you mean `x`?" and the list of valid keys.
+        hint: String,
+    },
+    /// A value that parses but makes no sense (a URL of the wrong scheme, a zero pool, ...).
+    #[error("{origin}: {message}")]
+    Invalid {
+        /// `bulletin.toml [smtp] url`, or `BULLETIN_SMTP_URL`.
+        origin: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// A secret was written into the file, where it would end up in backups and repositories.
+    #[error(
+        "{path}: `{key}` must not be written in the configuration file; \
+         set the environment variable {env} or point `{key}_file` at a file instead"
+    )]
+    SecretInFile {
+        /// The file.
+        path: PathBuf,
+        /// `password` or `secret`.
+        key: &'static str,
+        /// The environment variable to use instead.
+        env: &'static str,
+    },
+    /// A secret file could not be read.
+    #[error("cannot read {what} from {path}: {source}")]
+    SecretFile {
+        /// Which secret.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it (an AUTH command, an HMAC key).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The whole configuration, after the file, the environment and the defaults were merged.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The identity of the newsletter.
+    pub list: ListConfig,
+    /// Where subscribers and campaigns are stored.
+    pub database: DatabaseConfig,
+    /// The relay that delivers mail.
+    pub smtp: SmtpConfig,
+    /// DKIM signing; absent means messages go out unsigned.
+    pub dkim: Option<DkimConfig>,
+    /// The public web service (`bulletin serve`).
+    pub server: ServerConfig,
+    /// The file this came from, `None` when no file was found and defaults apply.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// `[list]`: who the newsletter is from, shown in headers and every footer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListConfig {
+    /// Human name of the newsletter.
+    pub name: String,
+    /// The `List-Id` (RFC 2919), a domain-like identifier.
+    pub id: String,
+    /// The `From` header: `Name <address>`.
+    pub from: String,
+    /// The `Reply-To` address, if replies should go elsewhere.
+    pub reply_to: Option<String>,
+    /// Postal address printed in every footer (required by CAN-SPAM and similar laws).
+    pub postal_address: Option<String>,
+    /// Base URL of unsubscribe, confirm and archive links.
+    pub public_url: String,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path` (relative paths are taken from the configuration file's folder).
+    pub url: String,
+    /// How long a command waits for another process's write lock before giving up.
+    pub busy_timeout_ms: u64,
+}
+
+/// `[smtp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// `smtp://host:port`, `smtps://host:465`, `smtp://host:587?tls=required`.
+    pub url: String,
+    /// AUTH user name.
+    pub username: Option<String>,
+    /// File holding the AUTH password (the environment variable wins).
+    pub password_file: Option<PathBuf>,
+    /// Connections kept open to the relay.
+    pub pool: u32,
+    /// Messages per second; 0 means as fast as the relay accepts.
+    pub rate: f64,
+    /// At most this many messages an hour; 0 means no cap.
+    pub hourly_cap: u32,
+    /// Attempts per message before a transient failure becomes final.
+    pub max_attempts: u32,
+    /// The password, from `BULLETIN_SMTP_PASSWORD` (never from the file).
+    #[serde(skip)]
+    pub password: Option<Secret>,
+}
+
+/// `[dkim]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimConfig {
+    /// The signing domain (`d=`).
+    pub domain: String,
+    /// The selector (`s=`).
+    pub selector: String,
+    /// PEM file: RSA (PKCS#1 or PKCS#8) or Ed25519.
+    pub key_file: PathBuf,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// File holding the token secret (the environment variable wins).
+    pub secret_file: Option<PathBuf>,
+    /// Earlier secrets' files, still accepted so that links already in inboxes keep working.
+    pub previous_secret_files: Vec<PathBuf>,
+    /// The token secret, from `BULLETIN_SECRET` (never from the file).
+    #[serde(skip)]
+    pub secret: Option<Secret>,
+}
+
+impl Default for ListConfig {
+    fn default() -> Self {
+        Self {
+            name: "Newsletter".into(),
+            id: "newsletter.localhost".into(),
+            from: "Newsletter <newsletter@localhost>".into(),
+            reply_to: None,
+            postal_address: None,
+            public_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://bulletin.db".into(),
+            busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            url: "smtp://127.0.0.1:2525".into(),
+            username: None,
+            password_file: None,
+            pool: 8,
+            rate: 0.0,
+            hourly_cap: 0,
+            max_attempts: 5,
+            password: None,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            secret_file: None,
+            previous_secret_files: Vec::new(),
+            secret: None,
+        }
+    }
+}
+
+/// Every key the file may hold, by section; the source of "did you mean" hints for both the
+/// file and the environment.
+const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    (
+        "list",
+        &[
+            "name",
+            "id",
+            "from",
+            "reply_to",
+            "postal_address",
+            "public_url",
+        ],
+    ),
+    ("database", &["url", "busy_timeout_ms"]),
+    (
+        "smtp",
+        &[
+            "url",
+            "username",
+            "password_file",
+            "pool",
+            "rate",
+            "hourly_cap",
+            "max_attempts",
+        ],
+    ),
+    ("dkim", &["domain", "selector", "key_file"]),
+    (
+        "server",
+        &["listen", "secret_file", "previous_secret_files"],
+    ),
+];
+
+/// Environment variables that are not `BULLETIN_<SECTION>_<KEY>` but still belong to us.
+const OTHER_ENV: &[&str] = &[
+    "BULLETIN_CONFIG",
+    "BULLETIN_SMTP_PASSWORD",
+    "BULLETIN_SECRET",
+    "BULLETIN_LOG",
+];
+
+impl Config {
+    /// Reads the configuration.
+    ///
+    /// `explicit` is the `--config` flag or `BULLETIN_CONFIG`: that file must exist. Without it,
+    /// `./bulletin.toml` is read when present, and defaults apply when it is not. `env` is the
+    /// process environment (passed in so that tests need not mutate the real one).
+    pub fn load(
+        explicit: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<(Self, Vec<String>), ConfigError> {
+        let path = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => {
+                let default = PathBuf::from("bulletin.toml");
+                default.exists().then_some(default)
+            }
+        };
+        let mut config = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                let mut c = Self::parse(&text, p)?;
+                c.source = Some(p.clone());
+                c
+            }
+            None => Self::default(),
+        };
+        let warnings = config.apply_env(env)?;
+        config.resolve_paths();
+        config.validate()?;
+        Ok((config, warnings))
+    }
+
+    /// Parses the text of a configuration file; `path` is used in messages only.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        // Secrets get their own message before serde would call them merely "unknown".
+        let table: toml::Table = toml::from_str(text).map_err(|e| syntax_error(&e, text, path))?;
+        for (section, key, env) in [
+            ("smtp", "password", "BULLETIN_SMTP_PASSWORD"),
+            ("server", "secret", "BULLETIN_SECRET"),
+        ] {
+            let holds = table
+                .get(section)
+                .and_then(|s| s.as_table())
+                .is_some_and(|s| s.contains_key(key));
+            if holds {
+                return Err(ConfigError::SecretInFile {
+                    path: path.to_path_buf(),
+                    key,
+                    env,
+                });
+            }
+        }
+        toml::from_str(text).map_err(|e| match unknown_key_error(&e, text, path) {
+            Some(err) => err,
+            None => syntax_error(&e, text, path),
+        })
+    }
+
+    /// Applies `BULLETIN_<SECTION>_<KEY>` overrides; returns warnings for unknown variables.
+    fn apply_env(&mut self, env: &[(String, String)]) -> Result<Vec<String>, ConfigError> {
+        let mut warnings = Vec::new();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("BULLETIN_") else {
+                continue;
+            };
+            let invalid = |message: String| ConfigError::Invalid {
+                origin: name.clone(),
+                message,
+            };
+            let number = |v: &str| -> Result<u64, ConfigError> {
+                v.trim()
+                    .parse::<u64>()
+                    .map_err(|_| invalid(format!("`{v}` is not a whole number")))
+            };
+            match rest {
+                "CONFIG" | "LOG" => {}
+                "DATABASE_URL" => self.database.url = value.clone(),
+                "DATABASE_BUSY_TIMEOUT_MS" => self.database.busy_timeout_ms = number(value)?,
+                "LIST_NAME" => self.list.name = value.clone(),
+                "LIST_ID" => self.list.id = value.clone(),
+                "LIST_FROM" => self.list.from = value.clone(),
+                "LIST_REPLY_TO" => self.list.reply_to = Some(value.clone()),
+                "LIST_POSTAL_ADDRESS" => self.list.postal_address = Some(value.clone()),
+                "LIST_PUBLIC_URL" => self.list.public_url = value.clone(),
+                "SMTP_URL" => self.smtp.url = value.clone(),
+                "SMTP_USERNAME" => self.smtp.username = Some(value.clone()),
+                "SMTP_PASSWORD" => self.smtp.password = Some(Secret::new(value.clone())),
+                "SMTP_PASSWORD_FILE" => self.smtp.password_file = Some(value.into()),
+                "SMTP_POOL" => {
+                    self.smtp.pool =
+                        u32::try_from(number(value)?).map_err(|_| invalid("too large".into()))?;
+                }
+                "SMTP_RATE" => {
+                    self.smtp.rate = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| invalid(format!("`{value}` is not a number")))?;
+                }
+                "SMTP_HOURLY_CAP" => {
+                    self.smtp.hourly_cap =
+                        u32::try_from(number(value)?).map_err(|_| invalid("too large".into()))?;
+                }
+                "SMTP_MAX_ATTEMPTS" => {
+                    self.smtp.max_attempts =
+                        u32::try_from(number(value)?).map_err(|_| invalid("too large".into()))?;
+                }
+                "DKIM_DOMAIN" | "DKIM_SELECTOR" | "DKIM_KEY_FILE" => {
+                    let dkim = self.dkim.get_or_insert_with(|| DkimConfig {
+                        domain: String::new(),
+                        selector: String::new(),
+                        key_file: PathBuf::new(),
+                    });
+                    match rest {
+                        "DKIM_DOMAIN" => dkim.domain = value.clone(),
+                        "DKIM_SELECTOR" => dkim.selector = value.clone(),
+                        _ => dkim.key_file = value.into(),
+                    }
+                }
+                "SERVER_LISTEN" => self.server.listen = value.clone(),
+                "SECRET" => self.server.secret = Some(Secret::new(value.clone())),
+                "SERVER_SECRET_FILE" => self.server.secret_file = Some(value.into()),
+                _ => warnings.push(unknown_env_warning(name)),
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// Relative paths in the file are relative to the file, so that `bulletin -c /etc/x.toml`
+    /// run from cron finds the same database as when run from the file's folder.
+    fn resolve_paths(&mut self) {
+        let Some(dir) = self.source.as_ref().and_then(|p| p.parent()) else {
+            return;
+        };
+        if dir.as_os_str().is_empty() {
+            return;
+        }
+        if let Some(rest) = self.database.url.strip_prefix("sqlite://") {
+            let (file, query) = rest
+                .split_once('?')
+                .map_or((rest, None), |(f, q)| (f, Some(q)));
+            if !file.is_empty() && file != ":memory:" && Path::new(file).is_relative() {
+                let joined = dir.join(file).display().to_string();
+                self.database.url = match query {
+                    Some(q) => format!("sqlite://{joined}?{q}"),
+                    None => format!("sqlite://{joined}"),
+                };
+            }
+        }
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        if let Some(p) = self.smtp.password_file.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.server.secret_file.as_mut() {
+            fix(p);
+        }
+        self.server.previous_secret_files.iter_mut().for_each(fix);
+        if let Some(d) = self.dkim.as_mut() {
+            fix(&mut d.key_file);
+        }
+    }
+
+    /// Where a value came from, for messages: the file and key, or the defaults.
+    fn origin(&self, section: &str, key: &str) -> String {
+        match &self.source {
+            Some(p) => format!("{} [{section}] {key}", p.display()),
+            None => format!("[{section}] {key}"),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |section: &str, key: &str, message: String| ConfigError::Invalid {
+            origin: self.origin(section, key),
+            message,
+        };
+        let db = &self.database.url;
+        if !db.starts_with("sqlite:") {
+            let message = if db.starts_with("postgres") {
+                format!(
+                    "`{db}`: PostgreSQL is not supported yet; use a sqlite:// URL such as sqlite://bulletin.db"
+                )
+            } else {
+                format!("`{db}` is not a database URL; use sqlite://bulletin.db")
+            };
+            return Err(invalid("database", "url", message));
+        }
+        let smtp = &self.smtp.url;
+        if !(smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {
+            return Err(invalid(
+                "smtp",
+                "url",
+                format!(
+                    "`{smtp}` must start with smtp:// or smtps:// (e.g. smtp://127.0.0.1:2525)"
+                ),
+            ));
+        }
+        if self.smtp.pool == 0 {
+            return Err(invalid("smtp", "pool", "must be at least 1".into()));
+        }
+        if !(self.smtp.rate.is_finite() && self.smtp.rate >= 0.0) {
+            return Err(invalid(
+                "smtp",
+                "rate",
+                "must be 0 (no limit) or a positive number of messages per second".into(),
+            ));
+        }
+        if self.smtp.max_attempts == 0 {
+            return Err(invalid("smtp", "max_attempts", "must be at least 1".into()));
+        }
+        let url = &self.list.public_url;
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(invalid(
+                "list",
+                "public_url",
+                format!("`{url}` must be an absolute http(s) URL, e.g. https://news.example.org"),
+            ));
+        }
+        for (key, value) in [("name", &self.list.name), ("id", &self.list.id)] {
+            if value.trim().is_empty() || value.chars().any(char::is_control) {
+                return Err(invalid(
+                    "list",
+                    key,
+                    "must be non-empty text on one line (it goes into mail headers)".into(),
+                ));
+            }
+        }
+        if let Some(d) = &self.dkim {
+            for (key, empty) in [
+                ("domain", d.domain.is_empty()),
+                ("selector", d.selector.is_empty()),
+                ("key_file", d.key_file.as_os_str().is_empty()),
+            ] {
+                if empty {
+                    return Err(invalid(
+                        "dkim",
+                        key,
+                        "is required when DKIM signing is configured".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The SMTP password: `BULLETIN_SMTP_PASSWORD`, else the contents of `password_file`.
+    pub fn smtp_password(&self) -> Result<Option<Secret>, ConfigError> {
+        if let Some(p) = &self.smtp.password {
+            return Ok(Some(p.clone()));
+        }
+        read_secret_file(self.smtp.password_file.as_deref(), "the SMTP password")
+    }
+
+    /// The token secret: `BULLETIN_SECRET`, else the contents of `secret_file`.
+    pub fn token_secret(&self) -> Result<Option<Secret>, ConfigError> {
+        if let Some(s) = &self.server.secret {
+            return Ok(Some(s.clone()));
+        }
+        read_secret_file(self.server.secret_file.as_deref(), "the token secret")
+    }
+}
+
+fn read_secret_file(
+    path: Option<&Path>,
+    what: &'static str,
+) -> Result<Option<Secret>, ConfigError> {
+    let Some(path) = path else { return Ok(None) };
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // Files written with `echo` end in a newline that is not part of the secret.
+    Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n']))))
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn syntax_error(e: &toml::de::Error, text: &str, path: &Path) -> ConfigError {
+    let line = e.span().map_or(1, |s| line_of(text, s.start));
+    ConfigError::Syntax {
+        path: path.to_path_buf(),
+        line,
+        message: format!(
+            "{}; see CLI.md or `bulletin init` for a valid file",
+            e.message().trim()
+        ),
+    }
+}
+
+/// Turns serde's "unknown field `x`, expected one of ..." into a message with a suggestion.
+fn unknown_key_error(e: &toml::de::Error, text: &str, path: &Path) -> Option<ConfigError> {
+    let message = e.message();
+    let rest = message.strip_prefix("unknown field `")?;
+    let key = rest.split('`').next()?.to_string();
+    let offset = e.span().map_or(0, |s| s.start);
+    let section = section_at(text, offset);
+    let candidates: Vec<&str> = match section.as_deref() {
+        None => KNOWN_KEYS.iter().map(|(s, _)| *s).collect(),
+        Some(s) => KNOWN_KEYS
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, keys)| keys.to_vec())
+            .unwrap_or_default(),
+    };
+    let hint = match closest(&key, &candidates) {
+        Some(best) => format!(
+            "; did you mean `{best}`? (valid keys: {})",
+            candidates.join(", ")
+        ),
+        None => format!("; valid keys: {}", candidates.join(", ")),
+    };
+    Some(ConfigError::UnknownKey {
+        path: path.to_path_buf(),
+        line: line_of(text, offset),
+        key,
+        section: section.map_or_else(|| "the top level".to_string(), |s| format!("[{s}]")),
+        hint,
+    })
+}
+
+/// The `[section]` header in force at `offset`, if any.
+fn section_at(text: &str, offset: usize) -> Option<String> {
+    let before = &text[..offset.min(text.len())];
+    before.lines().rev().find_map(|line| {
+        let t = line.trim();
+        let inner = t.strip_prefix('[')?.split(']').next()?.trim();
+        Some(inner.trim_matches(['[', ']']).to_string())
+    })
+}
+
+/// The candidate closest to `word` by edit distance, when it is close enough to be a typo.
+pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn unknown_env_warning(name: &str) -> String {
+    let mut known: Vec<String> = OTHER_ENV.iter().map(|s| s.to_string()).collect();
+    for (section, keys) in KNOWN_KEYS {
+        for key in *keys {
+            known.push(format!("BULLETIN_{}_{}", section, key).to_uppercase());
+        }
+    }
+    let refs: Vec<&str> = known.iter().map(String::as_str).collect();
+    match closest(name, &refs) {
+        Some(best) => {
+            format!("environment variable {name} is not used by bulletin; did you mean {best}?")
+        }
+        None => format!("environment variable {name} is not used by bulletin"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typo_names_line_section_and_suggestion() {
+        let text = "[list]\nname = \"x\"\n\n[smtp]\nurl = \"smtp://127.0.0.1:25\"\nrte = 5\n";
+        let err = Config::parse(text, Path::new("b.toml")).expect_err("typo must fail");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("b.toml:6: unknown key `rte` in [smtp]"),
+            "{msg}"
+        );
+        assert!(msg.contains("did you mean `rate`?"), "{msg}");
+    }
+
+    #[test]
+    fn secrets_in_file_are_refused_and_never_printed() {
+        let text = "[smtp]\npassword = \"hunter2\"\n";
+        let err = Config::parse(text, Path::new("b.toml")).expect_err("secret in file");
+        assert!(!err.to_string().contains("hunter2"));
+        assert!(err.to_string().contains("BULLETIN_SMTP_PASSWORD"));
+
+        let env = vec![("BULLETIN_SMTP_PASSWORD".to_string(), "hunter2".to_string())];
+        let mut c = Config::default();
+        c.apply_env(&env).expect("valid env");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(
+            c.smtp.password.as_ref().map(Secret::expose),
+            Some("hunter2")
+        );
+    }
+
+    #[test]
+    fn env_overrides_and_unknown_env_hint() {
+        let env = vec![
+            ("BULLETIN_SMTP_POOL".to_string(), "3".to_string()),
+            ("BULLETIN_SMTP_POLL".to_string(), "3".to_string()),
+        ];
+        let mut c = Config::default();
+        let warnings = c.apply_env(&env).expect("valid env");
+        assert_eq!(c.smtp.pool, 3);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("did you mean BULLETIN_SMTP_POOL?"),
+            "{warnings:?}"
+        );
+
+        let bad = vec![("BULLETIN_SMTP_POOL".to_string(), "many".to_string())];
+        let err = Config::default().apply_env(&bad).expect_err("not a number");
+        assert!(err.to_string().starts_with("BULLETIN_SMTP_POOL:"), "{err}");
+    }
+
+    #[test]
+    fn relative_database_path_follows_the_file() {
+        let mut c = Config::parse(
+            "[database]\nurl = \"sqlite://data/b.db?mode=rwc\"\n",
+            Path::new("x"),
+        )
+        .expect("valid");
+        c.source = Some(PathBuf::from("/etc/bulletin/bulletin.toml"));
+        c.resolve_paths();
+        assert_eq!(c.database.url, "sqlite:///etc/bulletin/data/b.db?mode=rwc");
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let err =
+            Config::parse("[smtp]\npool = \"eight\"\n", Path::new("b.toml")).expect_err("type");
+        assert!(err.to_string().starts_with("b.toml:2:"), "{err}");
+    }
+}

@@ -1,0 +1,378 @@
+//! The database: one SQLite file (PostgreSQL later), its migrations, and typed queries.
+//!
+//! Queries use `sqlx::query_as` with `FromRow` rather than the compile-time `query!` macros:
+//! the macros need a live database or committed `.sqlx` data at build time for every backend,
+//! and the import path builds multi-row statements whose shape depends on the batch, which the
+//! macros cannot check anyway. Each query is instead exercised by the integration tests against
+//! a real database file.
+//!
+//! Opening a store sets the pragmas that make a single file safe for several processes
+//! (WAL, a busy timeout, foreign keys, `synchronous=NORMAL`) and applies the migrations in
+//! `migrations/`, after checking that the file was not written by a newer bulletin.
+
+mod lists;
+mod subscribers;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+pub use lists::{List, ListSummary};
+pub use subscribers::{
+    AddOutcome, ImportOptions, ImportRecord, ImportReport, NewSubscriber, Subscriber,
+    SubscriberFilter, SubscriberStatus, Subscription, SubscriptionStatus, suppression_hash,
+};
+
+/// Everything the store can fail with. Messages name the database file and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL is not one the store understands.
+    #[error("`{url}` is not a usable database URL: {reason}")]
+    BadUrl {
+        /// As given.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The file could not be opened or created.
+    #[error("cannot open database {path}: {source}; check that the folder exists and is writable")]
+    Open {
+        /// The file.
+        path: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// The file was written by a newer version of bulletin.
+    #[error(
+        "database {path} was created by a newer bulletin (schema version {found}, this program knows up to {known}); \
+         upgrade bulletin, or point --database at another file"
+    )]
+    NewerSchema {
+        /// The file.
+        path: String,
+        /// The newest migration recorded in the file.
+        found: i64,
+        /// The newest migration this binary carries.
+        known: i64,
+    },
+    /// Applying a migration failed; the migration's transaction was rolled back.
+    #[error("cannot update the schema of database {path}: {source}")]
+    Migrate {
+        /// The file.
+        path: String,
+        /// The migrator's error.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// Another process holds the write lock for longer than the busy timeout.
+    #[error(
+        "database {path} is locked by another process (waited {waited_ms} ms); \
+         let the other bulletin command finish, or raise [database] busy_timeout_ms"
+    )]
+    Locked {
+        /// The file.
+        path: String,
+        /// The busy timeout that ran out.
+        waited_ms: u64,
+    },
+    /// The file (or its folder) cannot be written.
+    #[error(
+        "database {path} is read-only: nothing was changed; check the permissions of the file and its folder \
+         (or drop mode=ro from the URL)"
+    )]
+    ReadOnly {
+        /// The file.
+        path: String,
+    },
+    /// The file is not a SQLite database.
+    #[error("{path} is not a bulletin database (not SQLite); point --database at the right file")]
+    NotADatabase {
+        /// The file.
+        path: String,
+    },
+    /// No list of that name.
+    #[error("no list named `{name}`{hint}")]
+    ListNotFound {
+        /// As asked for.
+        name: String,
+        /// A suggestion, or how to create it.
+        hint: String,
+    },
+    /// `lists add` of an existing name.
+    #[error("a list named `{0}` already exists")]
+    ListExists(String),
+    /// A list name that would not survive the CSV `lists` column.
+    #[error(
+        "`{0}` is not a valid list name: use letters, digits, '.', '_' or '-', starting with a letter or digit (at most 64)"
+    )]
+    BadListName(String),
+    /// A list still referenced by campaigns.
+    #[error(
+        "list `{name}` has {campaigns} campaign(s) on record; pass --force to remove it anyway (the campaigns keep its name)"
+    )]
+    ListInUse {
+        /// The list.
+        name: String,
+        /// How many campaigns name it.
+        campaigns: i64,
+    },
+    /// No subscriber with that address.
+    #[error("no subscriber with address {0}")]
+    SubscriberNotFound(String),
+    /// The address belongs to a subscriber who asked to be erased.
+    #[error(
+        "{0} was erased at the person's request; add it again only with their new consent (pass --new-consent)"
+    )]
+    Erased(String),
+    /// Any other database error.
+    #[error("database {path}: {source}")]
+    Database {
+        /// The file.
+        path: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+}
+
+impl StoreError {
+    /// True when the error comes from the user's input (an unknown list, an erased address...)
+    /// rather than from the machine (a locked or read-only file).
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            Self::BadUrl { .. }
+                | Self::NewerSchema { .. }
+                | Self::NotADatabase { .. }
+                | Self::ListNotFound { .. }
+                | Self::ListExists(_)
+                | Self::BadListName(_)
+                | Self::ListInUse { .. }
+                | Self::SubscriberNotFound(_)
+                | Self::Erased(_)
+        )
+    }
+}
+
+/// A handle to the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    /// The file, for messages.
+    path: String,
+    busy_timeout_ms: u64,
+}
+
+/// The newest migration compiled into this binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Current time as RFC 3339 UTC with milliseconds, the one timestamp format of the schema.
+pub fn now() -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(&format)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".into())
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `url` and brings its schema up to date.
+    pub async fn open(url: &str, busy_timeout_ms: u64) -> Result<Self, StoreError> {
+        let path = sqlite_path(url)?;
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::BadUrl {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_millis(busy_timeout_ms));
+        let pool = SqlitePoolOptions::new()
+            // SQLite has one writer at a time; a few readers beside it are plenty for a CLI.
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| classify_open(&path, source, busy_timeout_ms))?;
+        let store = Self {
+            pool,
+            path,
+            busy_timeout_ms,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let has_table: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.classify(e))?;
+        if has_table.is_some() {
+            let applied: Vec<i64> =
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| self.classify(e))?;
+            let found = applied.iter().copied().max().unwrap_or(0);
+            if found > known {
+                return Err(StoreError::NewerSchema {
+                    path: self.path.clone(),
+                    found,
+                    known,
+                });
+            }
+            // Up to date: write nothing, so that a read-only file can still be read.
+            if MIGRATOR.iter().all(|m| applied.contains(&m.version)) {
+                return Ok(());
+            }
+        }
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|source| match source {
+                sqlx::migrate::MigrateError::Execute(e) => self.classify(e),
+                source => StoreError::Migrate {
+                    path: self.path.clone(),
+                    source,
+                },
+            })
+    }
+
+    /// The database file, for messages.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The connection pool, for modules that own their queries (campaigns, deliveries).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes every connection, checkpointing the WAL.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
+    /// Turns a driver error into one that names the file and says what to do.
+    pub(crate) fn classify(&self, source: sqlx::Error) -> StoreError {
+        classify_open(&self.path, source, self.busy_timeout_ms)
+    }
+
+    /// Appends one row to the audit log.
+    pub(crate) async fn event<'e, E>(
+        executor: E,
+        kind: &str,
+        subscriber_id: Option<i64>,
+        list_id: Option<i64>,
+        source: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    {
+        sqlx::query(
+            "INSERT INTO events (occurred_at, kind, subscriber_id, list_id, source, detail)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(now())
+        .bind(kind)
+        .bind(subscriber_id)
+        .bind(list_id)
+        .bind(source)
+        .bind(detail.to_string())
+        .execute(executor)
+        .await?;
+        Ok(())
+    }
+
+    /// Counts events, newest first, for `subscribers show` and the tests.
+    pub async fn events_for(&self, subscriber_id: i64) -> Result<Vec<Event>, StoreError> {
+        sqlx::query_as::<_, Event>(
+            "SELECT e.occurred_at, e.kind, l.name AS list_name, e.source, e.detail
+             FROM events e LEFT JOIN lists l ON l.id = e.list_id
+             WHERE e.subscriber_id = ? ORDER BY e.id",
+        )
+        .bind(subscriber_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.classify(e))
+    }
+}
+
+/// One row of the audit log, as shown to operators.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Event {
+    /// When.
+    pub occurred_at: String,
+    /// subscribed, confirmed, unsubscribed, updated, erased, ...
+    pub kind: String,
+    /// The list concerned, if any.
+    pub list_name: Option<String>,
+    /// cli, import:FILE, one-click, page, ...
+    pub source: String,
+    /// JSON with kind-specific facts (never an address).
+    pub detail: String,
+}
+
+fn sqlite_path(url: &str) -> Result<String, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::BadUrl {
+            url: url.to_string(),
+            reason: "only sqlite:// URLs are supported so far".into(),
+        })?;
+    let file = rest.split('?').next().unwrap_or(rest);
+    Ok(if file.is_empty() {
+        ":memory:".into()
+    } else {
+        file.into()
+    })
+}
+
+fn classify_open(path: &str, source: sqlx::Error, waited_ms: u64) -> StoreError {
+    if let sqlx::Error::Database(db) = &source {
+        // SQLite reports extended result codes; the low byte is the primary code.
+        let primary = db
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .map(|c| c & 0xff);
+        match primary {
+            Some(5 | 6) => {
+                return StoreError::Locked {
+                    path: path.to_string(),
+                    waited_ms,
+                };
+            }
+            Some(8) => {
+                return StoreError::ReadOnly {
+                    path: path.to_string(),
+                };
+            }
+            Some(26) => {
+                return StoreError::NotADatabase {
+                    path: path.to_string(),
+                };
+            }
+            _ => {}
+        }
+    }
+    StoreError::Database {
+        path: path.to_string(),
+        source,
+    }
+}
+
+/// Reads one column by name, for rows built by hand.
+pub(crate) fn col<'r, T>(row: &'r sqlx::sqlite::SqliteRow, name: &str) -> Result<T, sqlx::Error>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(name)
+}

@@ -1,0 +1,618 @@
+//! Subscriber lists as CSV: the streaming reader behind `subscribers import` and the writer
+//! behind `subscribers export`, which write and read the same shape so that an export imports
+//! back unchanged.
+//!
+//! The reader holds one record at a time (plus an 8-byte fingerprint per address seen, to
+//! report duplicate rows), so a file of a million rows imports in constant memory. It accepts
+//! what spreadsheets produce: a UTF-8 byte-order mark, `,`, `;` or tab delimiters (detected from
+//! the header), quoted fields with embedded newlines and doubled quotes. Each bad row is
+//! reported with the line it starts on and skipped; problems with the file as a whole (missing,
+//! empty, binary, no header, no `email` column) stop the import before anything is written.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::address::Address;
+use crate::store::{ImportRecord, List, Subscriber, SubscriptionStatus};
+use crate::subscriber_input::{
+    check_attribute, parse_attributes, parse_list_entry, validate_language, validate_name,
+};
+
+/// Longest accepted cell outside `attributes`, in bytes: far above any real name or tag, far
+/// below what would let one row exhaust memory or the database.
+pub const MAX_CELL_BYTES: usize = 4 * 1024;
+
+/// Problems with the file as a whole. Each names the file and says how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum CsvError {
+    /// Missing or unreadable.
+    #[error("cannot read {path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Zero bytes (or only a byte-order mark and blank lines).
+    #[error(
+        "{path} is empty; a subscriber file starts with a header line such as `email,name,lang,lists`"
+    )]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// NUL bytes: a spreadsheet (.xlsx), a database or an image, not CSV.
+    #[error(
+        "{path} is not a text file (it contains NUL bytes); export it from your spreadsheet as CSV UTF-8"
+    )]
+    Binary {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The header line is not UTF-8.
+    #[error(
+        "{path}:1: the header is not UTF-8 text (probably Latin-1 or Windows-1252); re-save the file as CSV UTF-8"
+    )]
+    HeaderEncoding {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The first line holds an address: the header row was left out.
+    #[error(
+        "{path}:1: the first line is data ({first}), not a header; add a header line such as `email,name,lang,lists` above it"
+    )]
+    NoHeader {
+        /// The file.
+        path: PathBuf,
+        /// The first cell.
+        first: String,
+    },
+    /// The header has no `email` column.
+    #[error(
+        "{path}:1: no `email` column in the header (found: {found}); rename the address column to `email`"
+    )]
+    NoEmailColumn {
+        /// The file.
+        path: PathBuf,
+        /// The columns that were there.
+        found: String,
+    },
+    /// The same column twice.
+    #[error("{path}:1: the column `{column}` appears twice in the header; remove or rename one")]
+    DuplicateColumn {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        column: String,
+    },
+    /// An empty column name.
+    #[error("{path}:1: column {index} of the header has no name; name it or delete the column")]
+    EmptyColumn {
+        /// The file.
+        path: PathBuf,
+        /// 1-based position.
+        index: usize,
+    },
+    /// Reading failed part-way (I/O error, or a quote left open at the end of the file).
+    #[error("{path}:{line}: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Where reading stopped.
+        line: u64,
+        /// What happened.
+        message: String,
+    },
+    /// Writing the export failed.
+    #[error("cannot write CSV: {0}")]
+    Write(String),
+}
+
+/// What one data row turned into.
+#[derive(Debug)]
+pub enum Row {
+    /// A valid row.
+    Record(ImportRecord),
+    /// A row that is skipped, with the line it starts on and why.
+    Rejected {
+        /// Line of the file.
+        line: u64,
+        /// Why, and how to fix it.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Columns {
+    email: usize,
+    name: Option<usize>,
+    lang: Option<usize>,
+    lists: Option<usize>,
+    attributes: Option<usize>,
+    /// Every other column, by name: each becomes an attribute.
+    extra: Vec<(usize, String)>,
+    count: usize,
+}
+
+/// A streaming reader of subscriber rows.
+pub struct ImportReader {
+    path: PathBuf,
+    reader: csv::Reader<Box<dyn Read>>,
+    columns: Columns,
+    record: csv::ByteRecord,
+    /// Fingerprint of each address seen → line of its first row.
+    seen: HashMap<u64, u64>,
+    lists: HashMap<String, List>,
+    extra_lists: Vec<List>,
+    /// Blank lines skipped before the header, which the CSV parser never saw.
+    line_offset: u64,
+}
+
+impl ImportReader {
+    /// Opens `path` (`-` for standard input) and reads its header.
+    ///
+    /// `lists` are the lists that exist (to resolve the `lists` column); `extra_lists` are
+    /// joined by every row (`--list`).
+    pub fn open(path: &Path, lists: Vec<List>, extra_lists: Vec<List>) -> Result<Self, CsvError> {
+        let input: Box<dyn Read> = if path == Path::new("-") {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(std::fs::File::open(path).map_err(|source| CsvError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?)
+        };
+        Self::from_reader(path, input, lists, extra_lists)
+    }
+
+    /// Like [`ImportReader::open`] over any reader; `path` is used in messages.
+    pub fn from_reader(
+        path: &Path,
+        input: Box<dyn Read>,
+        lists: Vec<List>,
+        extra_lists: Vec<List>,
+    ) -> Result<Self, CsvError> {
+        let path = path.to_path_buf();
+        let mut buffered = BufReader::with_capacity(64 * 1024, input);
+        let io_err = |path: &PathBuf, source| CsvError::Open {
+            path: path.clone(),
+            source,
+        };
+        // A NUL in the first 64 KiB means a binary file; no text format we read has one.
+        let head = buffered.fill_buf().map_err(|e| io_err(&path, e))?;
+        if head.contains(&0) {
+            return Err(CsvError::Binary { path });
+        }
+        if head.starts_with(b"\xEF\xBB\xBF") {
+            buffered.consume(3);
+        }
+        // Skip blank lines before the header, then keep the header line to detect the
+        // delimiter and hand it back to the CSV parser.
+        let mut header = Vec::new();
+        let mut blank_lines = 0u64;
+        loop {
+            header.clear();
+            let n = buffered
+                .read_until(b'\n', &mut header)
+                .map_err(|e| io_err(&path, e))?;
+            if n == 0 {
+                return Err(CsvError::Empty { path });
+            }
+            if header.iter().all(|b| b.is_ascii_whitespace()) {
+                blank_lines += 1;
+                continue;
+            }
+            break;
+        }
+        let delimiter = detect_delimiter(&header);
+        let chained: Box<dyn Read> = Box::new(std::io::Cursor::new(header).chain(buffered));
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .flexible(true)
+            .has_headers(false)
+            .from_reader(chained);
+        let mut header_record = csv::ByteRecord::new();
+        let found = reader
+            .read_byte_record(&mut header_record)
+            .map_err(|e| read_error(&path, 1, &e))?;
+        if !found {
+            return Err(CsvError::Empty { path });
+        }
+        let columns = parse_header(&path, &header_record)?;
+        Ok(Self {
+            line_offset: blank_lines,
+            path,
+            reader,
+            columns,
+            record: csv::ByteRecord::new(),
+            seen: HashMap::new(),
+            lists: lists.into_iter().map(|l| (l.name.clone(), l)).collect(),
+            extra_lists,
+        })
+    }
+
+    /// The next row, `None` at the end of the file, or an error that stops the import.
+    pub fn next_row(&mut self) -> Option<Result<Row, CsvError>> {
+        loop {
+            match self.reader.read_byte_record(&mut self.record) {
+                Ok(false) => return None,
+                Ok(true) => {}
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line()) + self.line_offset;
+                    return Some(Err(read_error(&self.path, line, &e)));
+                }
+            }
+            let line = self.record.position().map_or(0, |p| p.line()) + self.line_offset;
+            // Lines holding only delimiters or spaces are spreadsheet leftovers, not rows.
+            if self
+                .record
+                .iter()
+                .all(|f| f.iter().all(u8::is_ascii_whitespace))
+            {
+                continue;
+            }
+            return Some(Ok(match self.row(line) {
+                Ok(record) => Row::Record(record),
+                Err(reason) => Row::Rejected { line, reason },
+            }));
+        }
+    }
+
+    fn cell(&self, index: usize, column: &str) -> Result<&str, String> {
+        let bytes = self.record.get(index).unwrap_or(b"");
+        let limit = if column == "attributes" {
+            crate::subscriber_input::MAX_ATTRIBUTES_BYTES
+        } else {
+            MAX_CELL_BYTES
+        };
+        if bytes.len() > limit {
+            return Err(format!(
+                "column `{column}` is {} bytes long; at most {limit} are allowed",
+                bytes.len()
+            ));
+        }
+        std::str::from_utf8(bytes).map_err(|e| {
+            let bad = bytes.get(e.valid_up_to()).copied().unwrap_or(0);
+            format!(
+                "column `{column}` is not UTF-8 (byte 0x{bad:02X}, probably Latin-1 or Windows-1252); re-save the file as CSV UTF-8"
+            )
+        })
+    }
+
+    fn row(&mut self, line: u64) -> Result<ImportRecord, String> {
+        let c = &self.columns;
+        if self.record.len() > c.count {
+            return Err(format!(
+                "has {} fields but the header has {}; quote fields that contain the delimiter",
+                self.record.len(),
+                c.count
+            ));
+        }
+        let email = self.cell(c.email, "email")?;
+        let address = Address::parse(email).map_err(|e| format!("invalid address: {e}"))?;
+        let name = match c.name {
+            Some(i) => Some(validate_name(self.cell(i, "name")?).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let language = match c.lang {
+            Some(i) => validate_language(self.cell(i, "lang")?).map_err(|e| e.to_string())?,
+            None => None,
+        };
+        let mut attributes = match c.attributes {
+            Some(i) => parse_attributes(self.cell(i, "attributes")?).map_err(|e| e.to_string())?,
+            None => Map::new(),
+        };
+        for (i, column) in &c.extra {
+            let value = self.cell(*i, column)?.trim();
+            if value.is_empty() {
+                continue;
+            }
+            let value = Value::String(value.to_string());
+            check_attribute(column, &value).map_err(|e| e.to_string())?;
+            attributes.insert(column.clone(), value);
+        }
+        let mut lists: Vec<(List, Option<SubscriptionStatus>)> = Vec::new();
+        if let Some(i) = c.lists {
+            for entry in self
+                .cell(i, "lists")?
+                .split('|')
+                .filter(|s| !s.trim().is_empty())
+            {
+                let (name, status) = parse_list_entry(entry).map_err(|e| e.to_string())?;
+                let list = self.lists.get(&name).ok_or_else(|| {
+                    format!(
+                        "unknown list `{name}`; create it first with `bulletin lists add {name}`"
+                    )
+                })?;
+                lists.push((list.clone(), status));
+            }
+        }
+        for list in &self.extra_lists {
+            if !lists.iter().any(|(l, _)| l.id == list.id) {
+                lists.push((list.clone(), None));
+            }
+        }
+        // Checked last, so that a bad row does not mark its address as seen.
+        let mut hasher = DefaultHasher::new();
+        address.key().hash(&mut hasher);
+        let fingerprint = hasher.finish();
+        if let Some(first) = self.seen.get(&fingerprint) {
+            return Err(format!(
+                "duplicate of line {first} ({address}); each address may appear once per file"
+            ));
+        }
+        self.seen.insert(fingerprint, line);
+        Ok(ImportRecord {
+            line,
+            address,
+            name,
+            language,
+            attributes,
+            lists,
+        })
+    }
+}
+
+fn read_error(path: &Path, line: u64, e: &csv::Error) -> CsvError {
+    let message = match e.kind() {
+        csv::ErrorKind::Io(io) => format!("read error: {io}"),
+        _ => format!("{e}; check for a quote that is opened and never closed"),
+    };
+    CsvError::Read {
+        path: path.to_path_buf(),
+        line,
+        message,
+    }
+}
+
+/// The delimiter that appears most often outside quotes in the header line.
+fn detect_delimiter(header: &[u8]) -> u8 {
+    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0)];
+    let mut quoted = false;
+    for &b in header {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted && let Some(entry) = counts.iter_mut().find(|(d, _)| *d == b) {
+            entry.1 += 1;
+        }
+    }
+    // The first maximum wins, so a header with no delimiter at all (one column) means comma.
+    counts
+        .iter()
+        .fold(
+            (b',', 0),
+            |best, &(d, n)| if n > best.1 { (d, n) } else { best },
+        )
+        .0
+}
+
+fn parse_header(path: &Path, header: &csv::ByteRecord) -> Result<Columns, CsvError> {
+    let mut names = Vec::with_capacity(header.len());
+    for field in header {
+        let text = std::str::from_utf8(field).map_err(|_| CsvError::HeaderEncoding {
+            path: path.to_path_buf(),
+        })?;
+        names.push(text.trim().to_string());
+    }
+    let mut columns = Columns {
+        count: names.len(),
+        ..Columns::default()
+    };
+    let mut email = None;
+    let mut seen: HashMap<String, ()> = HashMap::new();
+    for (i, name) in names.iter().enumerate() {
+        let lower = name.to_lowercase();
+        if lower.is_empty() {
+            // A trailing delimiter leaves an empty last column; tolerate only that one.
+            if i + 1 == names.len() && i > 0 {
+                continue;
+            }
+            return Err(CsvError::EmptyColumn {
+                path: path.to_path_buf(),
+                index: i + 1,
+            });
+        }
+        let canonical = match lower.as_str() {
+            "e-mail" | "email address" | "mail" => "email".to_string(),
+            "language" => "lang".to_string(),
+            other => other.to_string(),
+        };
+        if seen.insert(canonical.clone(), ()).is_some() {
+            return Err(CsvError::DuplicateColumn {
+                path: path.to_path_buf(),
+                column: name.clone(),
+            });
+        }
+        match canonical.as_str() {
+            "email" => email = Some(i),
+            "name" => columns.name = Some(i),
+            "lang" => columns.lang = Some(i),
+            "lists" => columns.lists = Some(i),
+            "attributes" => columns.attributes = Some(i),
+            _ => columns.extra.push((i, name.clone())),
+        }
+    }
+    match email {
+        Some(i) => columns.email = i,
+        None => {
+            if let Some(first) = names.iter().find(|n| Address::parse(n).is_ok()) {
+                return Err(CsvError::NoHeader {
+                    path: path.to_path_buf(),
+                    first: first.clone(),
+                });
+            }
+            return Err(CsvError::NoEmailColumn {
+                path: path.to_path_buf(),
+                found: names.join(", "),
+            });
+        }
+    }
+    Ok(columns)
+}
+
+/// Writes subscribers as CSV in the shape [`ImportReader`] reads: `email,name,lang,lists,attributes`.
+pub struct ExportWriter<W: Write> {
+    writer: csv::Writer<W>,
+    lists: HashMap<String, List>,
+}
+
+impl<W: Write> ExportWriter<W> {
+    /// Starts the file with its header. `lists` tells which statuses need writing out.
+    pub fn new(out: W, lists: Vec<List>) -> Result<Self, CsvError> {
+        let mut writer = csv::Writer::from_writer(out);
+        writer
+            .write_record(["email", "name", "lang", "lists", "attributes"])
+            .map_err(|e| CsvError::Write(e.to_string()))?;
+        Ok(Self {
+            writer,
+            lists: lists.into_iter().map(|l| (l.name.clone(), l)).collect(),
+        })
+    }
+
+    /// Writes one subscriber.
+    pub fn write(&mut self, s: &Subscriber) -> Result<(), CsvError> {
+        // A status is written only where importing the bare name would give another one.
+        let lists: Vec<String> = s
+            .subscriptions()
+            .into_iter()
+            .map(|(list, status)| {
+                let default = self
+                    .lists
+                    .get(&list)
+                    .map(|l| SubscriptionStatus::initial_for(l).as_str());
+                if default == Some(status.as_str()) {
+                    list
+                } else {
+                    format!("{list}:{status}")
+                }
+            })
+            .collect();
+        let attributes = match s.attributes_json() {
+            Value::Object(m) if m.is_empty() => String::new(),
+            v => v.to_string(),
+        };
+        self.writer
+            .write_record([
+                s.email.as_str(),
+                s.name.as_str(),
+                s.language.as_deref().unwrap_or(""),
+                &lists.join("|"),
+                &attributes,
+            ])
+            .map_err(|e| CsvError::Write(e.to_string()))
+    }
+
+    /// Flushes what is buffered.
+    pub fn finish(mut self) -> Result<(), CsvError> {
+        self.writer
+            .flush()
+            .map_err(|e| CsvError::Write(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(text: &[u8]) -> Result<ImportReader, CsvError> {
+        ImportReader::from_reader(
+            Path::new("t.csv"),
+            Box::new(std::io::Cursor::new(text.to_vec())),
+            Vec::new(),
+            Vec::new(),
+        )
+    }
+
+    fn rows(text: &[u8]) -> Vec<Row> {
+        let mut r = reader(text).expect("valid header");
+        let mut out = Vec::new();
+        while let Some(row) = r.next_row() {
+            out.push(row.expect("no file error"));
+        }
+        out
+    }
+
+    #[test]
+    fn semicolons_bom_quotes_and_embedded_newlines() {
+        // A quoted cell spanning two lines: parsed as one field, refused as an attribute
+        // (line breaks never reach templates or headers), and the next row's line is right.
+        let text = "\u{feff}email;name;city\n\"ana@example.org\";\"Lima; \"\"Ana\"\"\";\"Line one\nline two\"\nbo@example.org;\"Bo\";Dhaka\n";
+        let out = rows(text.as_bytes());
+        assert_eq!(out.len(), 2);
+        match &out[0] {
+            Row::Rejected { line: 2, reason } => assert!(reason.contains("`city`"), "{reason}"),
+            other => panic!("expected line 2 rejected, got {other:?}"),
+        }
+        let Row::Record(second) = &out[1] else {
+            panic!("second row rejected: {:?}", out[1])
+        };
+        assert_eq!(second.line, 4);
+        assert_eq!(
+            second.attributes.get("city").and_then(|v| v.as_str()),
+            Some("Dhaka")
+        );
+        let out = rows("email;name\nana@example.org;\"Lima; \"\"Ana\"\"\"\n".as_bytes());
+        let Row::Record(first) = &out[0] else {
+            panic!("rejected: {:?}", out[0])
+        };
+        assert_eq!(first.name.as_deref(), Some("Lima; \"Ana\""));
+    }
+
+    #[test]
+    fn duplicates_are_reported_with_the_first_line() {
+        let out = rows(b"email\nana@example.org\nANA@Example.org\n");
+        match &out[1] {
+            Row::Rejected { line, reason } => {
+                assert_eq!(*line, 3);
+                assert!(reason.contains("duplicate of line 2"), "{reason}");
+            }
+            other => panic!("expected rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn latin1_cell_is_rejected_by_line() {
+        let out = rows(b"email,name\nana@example.org,Jos\xe9\n");
+        match &out[0] {
+            Row::Rejected { line, reason } => {
+                assert_eq!(*line, 2);
+                assert!(reason.contains("0xE9"), "{reason}");
+            }
+            other => panic!("expected rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn file_level_errors() {
+        assert!(matches!(reader(b""), Err(CsvError::Empty { .. })));
+        assert!(matches!(reader(b"\n\n"), Err(CsvError::Empty { .. })));
+        assert!(matches!(
+            reader(b"PK\x03\x04\0\0"),
+            Err(CsvError::Binary { .. })
+        ));
+        assert!(matches!(
+            reader(b"ana@example.org,Ana\n"),
+            Err(CsvError::NoHeader { .. })
+        ));
+        assert!(matches!(
+            reader(b"mail_addr,name\n"),
+            Err(CsvError::NoEmailColumn { .. })
+        ));
+        assert!(matches!(
+            reader(b"email,name,Name\n"),
+            Err(CsvError::DuplicateColumn { .. })
+        ));
+    }
+
+    #[test]
+    fn delimiter_detection_ignores_quoted_ones() {
+        assert_eq!(detect_delimiter(b"\"a,b\";c;d\n"), b';');
+        assert_eq!(detect_delimiter(b"email\n"), b',');
+        assert_eq!(detect_delimiter(b"email\tname\n"), b'\t');
+    }
+}
