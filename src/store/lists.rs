@@ -55,7 +55,7 @@ impl Store {
         if !valid_list_name(name) {
             return Err(StoreError::BadListName(name.to_string()));
         }
-        let mut tx = self.pool.begin().await.map_err(|e| self.classify(e))?;
+        let mut tx = self.write().await?;
         let now = now();
         let inserted = sqlx::query_as::<_, List>(
             "INSERT INTO lists (name, double_opt_in, created_at, updated_at) VALUES (?, ?, ?, ?)
@@ -159,7 +159,7 @@ impl Store {
         source: &str,
     ) -> Result<(), StoreError> {
         let list = self.list_named(name).await?;
-        let mut tx = self.pool.begin().await.map_err(|e| self.classify(e))?;
+        let mut tx = self.write().await?;
         let campaigns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM campaigns WHERE list_id = ?")
             .bind(list.id)
             .fetch_one(&mut *tx)

@@ -244,6 +244,20 @@ impl Store {
             })
     }
 
+    /// Starts a write transaction.
+    ///
+    /// `BEGIN IMMEDIATE` takes the write lock up front. A plain (deferred) transaction that
+    /// reads first and writes later cannot wait for another writer: SQLite fails its upgrade at
+    /// once with SQLITE_BUSY, and two concurrent commands would see a spurious "locked".
+    pub(crate) async fn write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.classify(e))
+    }
+
     /// The database file, for messages.
     pub fn path(&self) -> &str {
         &self.path

@@ -296,7 +296,7 @@ impl Store {
     ) -> Result<AddOutcome, StoreError> {
         let key = new.address.key();
         let hash = suppression_hash(&key);
-        let mut tx = self.pool.begin().await.map_err(|e| self.classify(e))?;
+        let mut tx = self.write().await?;
         let erased: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM suppressions WHERE email_hash = ?")
                 .bind(&hash)
@@ -464,7 +464,7 @@ impl Store {
         source: &str,
     ) -> Result<Vec<String>, StoreError> {
         let subscriber = self.subscriber(address).await?;
-        let mut tx = self.pool.begin().await.map_err(|e| self.classify(e))?;
+        let mut tx = self.write().await?;
         let targets: Vec<(i64, String)> = sqlx::query_as(
             "SELECT l.id, l.name FROM subscriptions x JOIN lists l ON l.id = x.list_id
              WHERE x.subscriber_id = ? AND x.status <> 'unsubscribed' AND (? IS NULL OR l.id = ?)
@@ -499,7 +499,7 @@ impl Store {
     pub async fn erase(&self, address: &Address, source: &str) -> Result<(), StoreError> {
         let subscriber = self.subscriber(address).await?;
         let hash = suppression_hash(&address.key());
-        let mut tx = self.pool.begin().await.map_err(|e| self.classify(e))?;
+        let mut tx = self.write().await?;
         let now = now();
         sqlx::query(
             "INSERT INTO suppressions (email_hash, reason, created_at) VALUES (?, 'erased', ?)
@@ -549,21 +549,15 @@ impl Store {
         records: &[ImportRecord],
         options: &ImportOptions,
     ) -> Result<ImportReport, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| self.classify(e))?;
-        // IMMEDIATE takes the write lock up front: a deferred transaction that reads first and
-        // writes later can fail with SQLITE_BUSY without waiting when another writer got in.
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *conn)
+        let mut tx = self.write().await?;
+        let report = import_in_transaction(&mut tx, records, options)
             .await
             .map_err(|e| self.classify(e))?;
-        let result = import_in_transaction(&mut conn, records, options).await;
-        let end = match (&result, options.dry_run) {
-            (Ok(_), false) => "COMMIT",
-            _ => "ROLLBACK",
-        };
-        let ended = sqlx::query(end).execute(&mut *conn).await;
-        let report = result.map_err(|e| self.classify(e))?;
-        ended.map_err(|e| self.classify(e))?;
+        if options.dry_run {
+            tx.rollback().await.map_err(|e| self.classify(e))?;
+        } else {
+            tx.commit().await.map_err(|e| self.classify(e))?;
+        }
         Ok(report)
     }
 }

@@ -1,0 +1,142 @@
+//! Configuration: defaults on a fresh machine, overrides, and errors that name the key.
+
+use crate::support::Project;
+
+#[test]
+fn without_a_config_file_defaults_create_bulletin_db_here() {
+    let p = Project::new();
+    p.ok(&["lists", "list"]);
+    assert!(
+        p.db_path().exists(),
+        "bulletin.db should be created in the working folder"
+    );
+}
+
+#[test]
+fn typo_in_a_key_names_file_line_and_suggestion() {
+    let p = Project::new();
+    p.write(
+        "bulletin.toml",
+        "[list]\nname = \"News\"\n\n[smtp]\npool = 4\nrte = 10\n",
+    );
+    let (code, _, err) = p.run(&["lists", "list"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("bulletin.toml:6: unknown key `rte` in [smtp]; did you mean `rate`?"),
+        "{err}"
+    );
+    assert!(
+        !p.db_path().exists(),
+        "nothing may be created when the config is bad"
+    );
+}
+
+#[test]
+fn explicit_config_that_is_missing_is_an_input_error() {
+    let p = Project::new();
+    let (code, _, err) = p.run(&["--config", "nope.toml", "lists", "list"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nope.toml"), "{err}");
+}
+
+#[test]
+fn relative_database_path_is_taken_from_the_config_folder() {
+    let p = Project::new();
+    std::fs::create_dir(p.path().join("etc")).expect("mkdir");
+    p.write(
+        "etc/bulletin.toml",
+        "[database]\nurl = \"sqlite://data.db\"\n",
+    );
+    p.ok(&["--config", "etc/bulletin.toml", "lists", "add", "news"]);
+    assert!(p.path().join("etc/data.db").exists());
+    assert!(!p.db_path().exists());
+}
+
+#[test]
+fn environment_and_flag_override_the_file() {
+    let p = Project::new();
+    p.write("bulletin.toml", "[database]\nurl = \"sqlite://file.db\"\n");
+    p.cmd()
+        .env("BULLETIN_DATABASE_URL", "sqlite://env.db")
+        .args(["lists", "add", "news"])
+        .assert()
+        .success();
+    assert!(p.path().join("env.db").exists());
+    p.ok(&["--database", "sqlite://flag.db", "lists", "add", "news"]);
+    assert!(p.path().join("flag.db").exists());
+    assert!(!p.path().join("file.db").exists());
+}
+
+#[test]
+fn secrets_are_refused_in_the_file_and_never_printed() {
+    let p = Project::new();
+    p.write("bulletin.toml", "[smtp]\npassword = \"hunter2-in-file\"\n");
+    let (code, out, err) = p.run(&["lists", "list"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("BULLETIN_SMTP_PASSWORD"), "{err}");
+    assert!(!err.contains("hunter2") && !out.contains("hunter2"));
+
+    std::fs::remove_file(p.path().join("bulletin.toml")).expect("rm");
+    let out = p
+        .cmd()
+        .env("BULLETIN_SMTP_PASSWORD", "hunter2-in-env")
+        .env("BULLETIN_SMTP_PASWORD", "typo")
+        .args(["-vv", "lists", "list"])
+        .output()
+        .expect("runs");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    assert!(!all.contains("hunter2-in-env"), "{all}");
+    assert!(
+        all.contains(
+            "BULLETIN_SMTP_PASWORD is not used by bulletin; did you mean BULLETIN_SMTP_PASSWORD?"
+        ),
+        "{all}"
+    );
+}
+
+#[test]
+fn bad_value_names_the_key() {
+    let p = Project::new();
+    p.write("bulletin.toml", "[smtp]\nurl = \"http://relay\"\n");
+    let (code, _, err) = p.run(&["lists", "list"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bulletin.toml [smtp] url"), "{err}");
+    assert!(err.contains("smtp://"), "{err}");
+}
+
+#[test]
+fn completions_and_man_pages_are_generated() {
+    let p = Project::new();
+    let out = p.ok(&["completions", "bash"]);
+    assert!(
+        out.contains("subscribers") && out.contains("--double-opt-in"),
+        "bash completion"
+    );
+    p.ok(&["manpage", "--out", "man"]);
+    let page = std::fs::read_to_string(p.path().join("man/bulletin-subscribers-import.1"))
+        .expect("man page for subscribers import");
+    assert!(page.contains("dry\\-run"), "{page}");
+}
+
+#[test]
+fn init_scaffolds_a_project_that_works_and_never_overwrites() {
+    let p = Project::new();
+    p.ok(&["init", "proj"]);
+    for path in [
+        "proj/bulletin.toml",
+        "proj/templates",
+        "proj/editions",
+        "proj/subscribers/example.csv",
+    ] {
+        assert!(p.path().join(path).exists(), "{path}");
+    }
+    p.write("proj/bulletin.toml", "# mine\n");
+    p.ok(&["init", "proj"]);
+    let kept = std::fs::read_to_string(p.path().join("proj/bulletin.toml")).expect("read");
+    assert_eq!(kept, "# mine\n");
+}

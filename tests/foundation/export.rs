@@ -1,0 +1,65 @@
+//! `subscribers export` and the round trip through `import`.
+
+use crate::support::Project;
+
+#[test]
+fn export_imports_back_unchanged() {
+    let a = Project::with_lists();
+    a.write(
+        "people.csv",
+        "email,name,lang,lists,attributes,city\n\
+         ana@example.org,\"Lima, Ana \"\"Nina\"\"\",pt-BR,news|partners:confirmed,\"{\"\"n\"\":1}\",Recife\n\
+         bo@example.org,Bo,,partners,,\n\
+         chloé@example.org,Chloé,fr,news,,\n",
+    );
+    a.ok(&["subscribers", "import", "people.csv"]);
+    a.ok(&[
+        "subscribers",
+        "unsubscribe",
+        "chloé@example.org",
+        "--list",
+        "news",
+    ]);
+    a.ok(&["subscribers", "export", "--output", "export.csv"]);
+    let first = std::fs::read_to_string(a.path().join("export.csv")).expect("export written");
+    assert!(
+        first.contains("chloé@example.org,Chloé,fr,news:unsubscribed,"),
+        "{first}"
+    );
+    assert!(first.contains("bo@example.org,Bo,,partners,"), "{first}");
+
+    // Into a fresh database with the same lists: the same export comes out.
+    let b = Project::with_lists();
+    b.write("export.csv", &first);
+    b.ok(&["subscribers", "import", "export.csv"]);
+    let second = b.ok(&["subscribers", "export"]);
+    assert_eq!(second, first);
+
+    // And into the database it came from: nothing changes.
+    let counts = a.counts();
+    let out = a.ok(&["subscribers", "import", "export.csv", "--update"]);
+    assert_eq!(out.trim(), "0 added, 0 updated, 3 unchanged, 0 rejected");
+    assert_eq!(a.counts(), counts);
+}
+
+#[test]
+fn json_lines_and_list_filter() {
+    let p = Project::with_lists();
+    p.ok(&["subscribers", "add", "ana@example.org", "--list", "news"]);
+    p.ok(&["subscribers", "add", "bo@example.org", "--list", "partners"]);
+    let out = p.ok(&[
+        "subscribers",
+        "export",
+        "--list",
+        "partners",
+        "--format",
+        "json",
+    ]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["email"], "bo@example.org");
+    assert_eq!(lines[0]["lists"]["partners"], "unconfirmed");
+}

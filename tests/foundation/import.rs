@@ -1,0 +1,255 @@
+//! `subscribers import`: every bad input the issue lists, and the rules that protect consent.
+
+use crate::support::Project;
+
+const GOOD: &str = "email,name,lang,lists,attributes,country\n\
+ana@example.org,Ana Lima,pt,news,\"{\"\"org\"\":\"\"Defensoria\"\"}\",Brazil\n\
+bo@example.org,Bo Chen,en,news|partners,,\n\
+chloe@example.org,Chloé Martin,fr,partners:confirmed,,France\n";
+
+#[test]
+fn imports_once_and_a_second_run_changes_nothing() {
+    let p = Project::with_lists();
+    p.write("people.csv", GOOD);
+    let out = p.ok(&["subscribers", "import", "people.csv"]);
+    assert_eq!(out.trim(), "3 added, 0 updated, 0 unchanged, 0 rejected");
+    assert_eq!(
+        p.strings(
+            "SELECT name || '|' || attributes FROM subscribers WHERE email = 'ana@example.org'"
+        ),
+        vec![r#"Ana Lima|{"country":"Brazil","org":"Defensoria"}"#.to_string()]
+    );
+    assert_eq!(
+        p.strings("SELECT s.status FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id WHERE u.email = 'chloe@example.org'"),
+        vec!["confirmed".to_string()],
+        "an explicit status in the file wins over double opt-in"
+    );
+    assert_eq!(
+        p.strings("SELECT DISTINCT consent_source FROM subscriptions"),
+        vec!["import:people.csv".to_string()]
+    );
+    let counts = p.counts();
+    let out = p.ok(&["subscribers", "import", "people.csv"]);
+    assert_eq!(out.trim(), "0 added, 0 updated, 3 unchanged, 0 rejected");
+    assert_eq!(
+        p.counts(),
+        counts,
+        "second import wrote nothing, not even events"
+    );
+}
+
+#[test]
+fn dry_run_reports_and_writes_nothing() {
+    let p = Project::with_lists();
+    p.write("people.csv", GOOD);
+    let before = p.counts();
+    let out = p.ok(&["subscribers", "import", "people.csv", "--dry-run"]);
+    assert!(out.contains("3 added") && out.contains("dry run"), "{out}");
+    assert_eq!(p.counts(), before);
+}
+
+#[test]
+fn update_overwrites_fields_only_when_asked() {
+    let p = Project::with_lists();
+    p.write("people.csv", GOOD);
+    p.ok(&["subscribers", "import", "people.csv"]);
+    p.write(
+        "renamed.csv",
+        "email,name,lang\nANA@example.org,Ana Maria Lima,pt\n",
+    );
+    let out = p.ok(&["subscribers", "import", "renamed.csv"]);
+    assert_eq!(out.trim(), "0 added, 0 updated, 1 unchanged, 0 rejected");
+    let out = p.ok(&["subscribers", "import", "renamed.csv", "--update"]);
+    assert_eq!(out.trim(), "0 added, 1 updated, 0 unchanged, 0 rejected");
+    assert_eq!(
+        p.strings("SELECT name FROM subscribers WHERE email_key = 'ana@example.org'"),
+        vec!["Ana Maria Lima".to_string()]
+    );
+    assert_eq!(
+        p.scalar("SELECT COUNT(*) FROM events WHERE kind = 'updated'"),
+        1
+    );
+}
+
+#[test]
+fn an_unsubscribe_survives_import_and_update() {
+    let p = Project::with_lists();
+    p.write("people.csv", GOOD);
+    p.ok(&["subscribers", "import", "people.csv"]);
+    p.ok(&[
+        "subscribers",
+        "unsubscribe",
+        "bo@example.org",
+        "--list",
+        "news",
+    ]);
+    for args in [
+        vec!["subscribers", "import", "people.csv"],
+        vec!["subscribers", "import", "people.csv", "--update"],
+        vec!["subscribers", "import", "people.csv", "--list", "news"],
+    ] {
+        let (code, out, err) = p.run(&args);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            err.contains(
+                "people.csv:3: bo@example.org unsubscribed from news earlier; left unsubscribed"
+            ),
+            "{err}"
+        );
+        assert!(out.contains("0 added"), "{out}");
+        assert_eq!(
+            p.scalar("SELECT COUNT(*) FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
+                      JOIN lists l ON l.id = s.list_id
+                      WHERE u.email = 'bo@example.org' AND l.name = 'news' AND s.status = 'unsubscribed'"),
+            1
+        );
+    }
+}
+
+#[test]
+fn erased_addresses_are_not_imported_again() {
+    let p = Project::with_lists();
+    p.write("people.csv", GOOD);
+    p.ok(&["subscribers", "import", "people.csv"]);
+    p.ok(&["subscribers", "remove", "chloe@example.org"]);
+    let (code, out, err) = p.run(&["subscribers", "import", "people.csv"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 erased earlier (not re-added)"), "{out}");
+    assert!(
+        err.contains("people.csv:4: chloe@example.org was erased"),
+        "{err}"
+    );
+    assert_eq!(
+        p.scalar("SELECT COUNT(*) FROM subscribers WHERE email_key = 'chloe@example.org'"),
+        0
+    );
+}
+
+/// Runs an import that must fail as a whole: exit 2, a message naming the file, nothing written.
+fn refused(p: &Project, file: &str, needle: &str) {
+    let before = p.counts();
+    let (code, _, err) = p.run(&["subscribers", "import", file]);
+    assert_eq!(code, 2, "{file}: {err}");
+    assert!(
+        err.contains(file),
+        "{file}: message must name the file: {err}"
+    );
+    assert!(err.contains(needle), "{file}: expected {needle:?} in {err}");
+    assert_eq!(p.counts(), before, "{file}: nothing may be written");
+}
+
+#[test]
+fn file_level_problems_stop_before_writing() {
+    let p = Project::with_lists();
+    refused(&p, "missing.csv", "cannot read");
+    p.write("empty.csv", "");
+    refused(&p, "empty.csv", "is empty");
+    p.write(
+        "binary.csv",
+        b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00",
+    );
+    refused(&p, "binary.csv", "not a text file");
+    p.write("noheader.csv", "ana@example.org,Ana\nbo@example.org,Bo\n");
+    refused(&p, "noheader.csv", "the first line is data");
+    p.write("noemail.csv", "address,name\nana@example.org,Ana\n");
+    refused(&p, "noemail.csv", "no `email` column");
+    p.write("latin1-header.csv", b"email,pr\xe9nom\n");
+    refused(&p, "latin1-header.csv", "not UTF-8");
+}
+
+#[test]
+fn bad_rows_are_reported_by_line_and_skipped() {
+    let p = Project::with_lists();
+    let mut file: Vec<u8> = Vec::new();
+    file.extend_from_slice(b"email,name,lang,lists,attributes\n");
+    file.extend_from_slice(b"good1@example.org,Good One,en,news,\n"); // 2
+    file.extend_from_slice(b"not-an-address,Bad,en,news,\n"); // 3
+    file.extend_from_slice(b"\"inj@example.org\",\"Eve\r\nBcc: victim@example.net\",en,news,\n"); // 4
+    file.extend_from_slice(b"latin@example.org,Jos\xe9,es,news,\n"); // 6 (line 4 spans two lines)
+    file.extend_from_slice(b"json@example.org,J,en,news,\"[1,2]\"\n"); // 7
+    file.extend_from_slice(b"GOOD1@example.org,Again,en,news,\n"); // 8
+    file.extend_from_slice(b"list@example.org,L,en,nwes,\n"); // 9
+    file.extend_from_slice(b"big@example.org,");
+    file.extend_from_slice(&vec![b'x'; 1024 * 1024]);
+    file.extend_from_slice(b",en,news,\n"); // 10
+    file.extend_from_slice(b"good2@example.org,Good Two,fr,news,\n"); // 11
+    p.write("mixed.csv", file);
+    let (code, out, err) = p.run(&["subscribers", "import", "mixed.csv"]);
+    assert_eq!(code, 3, "some rows rejected means exit 3: {err}");
+    assert_eq!(out.trim(), "2 added, 0 updated, 0 unchanged, 7 rejected");
+    for needle in [
+        "mixed.csv:3: invalid address",
+        "mixed.csv:4: the name contains a line break",
+        "mixed.csv:6: column `name` is not UTF-8 (byte 0xE9",
+        "mixed.csv:7: attributes must be a JSON object",
+        "mixed.csv:8: duplicate of line 2",
+        "mixed.csv:9: unknown list `nwes`",
+        "mixed.csv:10: column `name` is 1048576 bytes long",
+    ] {
+        assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
+    }
+    let mut emails = p.strings("SELECT email FROM subscribers ORDER BY email");
+    emails.sort();
+    assert_eq!(emails, ["good1@example.org", "good2@example.org"]);
+}
+
+#[test]
+fn semicolons_bom_crlf_and_standard_input() {
+    let p = Project::with_lists();
+    let text = "\u{feff}email;name;lists\r\n\"ana@example.org\";\"Lima; Ana\";news\r\nbo@example.org;Bo;\r\n";
+    let out = p
+        .cmd()
+        .args(["subscribers", "import", "-", "--list", "partners"])
+        .write_stdin(text)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "2 added, 0 updated, 0 unchanged, 0 rejected"
+    );
+    assert_eq!(
+        p.strings("SELECT name FROM subscribers ORDER BY id"),
+        ["Lima; Ana", "Bo"]
+    );
+    assert_eq!(p.scalar("SELECT COUNT(*) FROM subscriptions"), 3);
+}
+
+#[test]
+fn json_report_for_scripts() {
+    let p = Project::with_lists();
+    p.write("people.csv", "email\nana@example.org\nnope\n");
+    let (code, out, _) = p.run(&["--json", "subscribers", "import", "people.csv"]);
+    assert_eq!(code, 3);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["added"], 1);
+    assert_eq!(v["rejected"], 1);
+    assert_eq!(v["notes"][0]["line"], 3);
+}
+
+#[test]
+fn the_sample_list_imports_cleanly() {
+    let p = Project::new();
+    p.ok(&["lists", "add", "glo-act-news"]);
+    p.ok(&["lists", "add", "practitioners"]);
+    let sample =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("subscribers/glo-act-sample.csv");
+    let out = p.ok(&[
+        "subscribers",
+        "import",
+        sample.to_str().expect("utf-8 path"),
+    ]);
+    let added: u64 = out
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("count");
+    assert!(added >= 25, "{out}");
+    assert!(out.contains("0 rejected"), "{out}");
+    let languages = p.scalar("SELECT COUNT(DISTINCT language) FROM subscribers");
+    assert!(languages >= 4, "several languages: {languages}");
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the foundation: the real `bulletin` binary against real SQLite files
+//! in temporary folders. One test binary, a module per feature (as mdBook's testsuite does),
+//! so the crate is linked once.
+
+mod config;
+mod export;
+mod import;
+mod lists;
+mod store;
+mod subscribers;
+mod support;
