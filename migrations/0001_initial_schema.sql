@@ -101,5 +101,5 @@ CREATE TABLE events (
     source          TEXT    NOT NULL,
     detail          TEXT    NOT NULL DEFAULT '{}'
 );
+-- Needed by erasure (ON DELETE SET NULL looks events up by subscriber) and `subscribers show`.
 CREATE INDEX events_by_subscriber ON events (subscriber_id);
-CREATE INDEX events_by_list ON events (list_id);

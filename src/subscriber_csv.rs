@@ -14,6 +14,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -147,8 +148,8 @@ pub struct ImportReader {
     record: csv::ByteRecord,
     /// Fingerprint of each address seen → line of its first row.
     seen: HashMap<u64, u64>,
-    lists: HashMap<String, List>,
-    extra_lists: Vec<List>,
+    lists: HashMap<String, Arc<List>>,
+    extra_lists: Vec<Arc<List>>,
     /// Blank lines skipped before the header, which the CSV parser never saw.
     line_offset: u64,
 }
@@ -231,8 +232,11 @@ impl ImportReader {
             columns,
             record: csv::ByteRecord::new(),
             seen: HashMap::new(),
-            lists: lists.into_iter().map(|l| (l.name.clone(), l)).collect(),
-            extra_lists,
+            lists: lists
+                .into_iter()
+                .map(|l| (l.name.clone(), Arc::new(l)))
+                .collect(),
+            extra_lists: extra_lists.into_iter().map(Arc::new).collect(),
         })
     }
 
@@ -316,7 +320,7 @@ impl ImportReader {
             check_attribute(column, &value).map_err(|e| e.to_string())?;
             attributes.insert(column.clone(), value);
         }
-        let mut lists: Vec<(List, Option<SubscriptionStatus>)> = Vec::new();
+        let mut lists: Vec<(Arc<List>, Option<SubscriptionStatus>)> = Vec::new();
         if let Some(i) = c.lists {
             for entry in self
                 .cell(i, "lists")?
@@ -329,12 +333,12 @@ impl ImportReader {
                         "unknown list `{name}`; create it first with `bulletin lists add {name}`"
                     )
                 })?;
-                lists.push((list.clone(), status));
+                lists.push((Arc::clone(list), status));
             }
         }
         for list in &self.extra_lists {
             if !lists.iter().any(|(l, _)| l.id == list.id) {
-                lists.push((list.clone(), None));
+                lists.push((Arc::clone(list), None));
             }
         }
         // Checked last, so that a bad row does not mark its address as seen.

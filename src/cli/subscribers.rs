@@ -318,7 +318,14 @@ async fn import(
         dry_run,
         source: format!("import:{label}"),
     };
-    let mut report = ImportReport::default();
+    let mut writer = BatchWriter {
+        store: store.clone(),
+        options,
+        report: ImportReport::default(),
+        in_flight: None,
+        shown: shown.clone(),
+        quiet: ctx.quiet,
+    };
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     let mut stopped = None;
     while let Some(row) = reader.next_row() {
@@ -326,15 +333,16 @@ async fn import(
             Ok(Row::Record(record)) => {
                 batch.push(record);
                 if batch.len() == IMPORT_BATCH {
-                    flush(ctx, store, &mut batch, &options, &mut report, &shown).await?;
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
+                    writer.submit(full).await?;
                 }
             }
             Ok(Row::Rejected { line, reason }) => {
                 if !ctx.quiet {
                     eprintln!("{shown}:{line}: {reason}");
                 }
-                report.rejected += 1;
-                report.notes.push((line, reason));
+                writer.report.rejected += 1;
+                writer.report.notes.push((line, reason));
             }
             Err(e) => {
                 stopped = Some(e);
@@ -342,7 +350,8 @@ async fn import(
             }
         }
     }
-    flush(ctx, store, &mut batch, &options, &mut report, &shown).await?;
+    writer.submit(batch).await?;
+    let report = writer.finish().await?;
     if let Some(e) = stopped {
         let done = summary(&report, dry_run);
         return Err(anyhow::Error::new(e).context(format!(
@@ -375,30 +384,58 @@ async fn import(
     })
 }
 
-async fn flush(
-    ctx: &Context,
-    store: &Store,
-    batch: &mut Vec<crate::store::ImportRecord>,
-    options: &ImportOptions,
-    report: &mut ImportReport,
-    shown: &str,
-) -> anyhow::Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let done = summary(report, options.dry_run);
-    let part = store
-        .import_batch(batch, options)
-        .await
-        .with_context(|| format!("import of {shown} stopped ({done} before this batch)"))?;
-    for (line, message) in &part.notes {
-        if !ctx.quiet {
-            eprintln!("{shown}:{line}: {message}");
+/// Writes batches in the background while the next one is parsed: reading and validating
+/// the CSV and SQLite's own work then run on the two cores side by side. One batch at a time
+/// is in flight, so batches still commit in file order.
+struct BatchWriter {
+    store: Store,
+    options: ImportOptions,
+    report: ImportReport,
+    in_flight:
+        Option<tokio::task::JoinHandle<(usize, Result<ImportReport, crate::store::StoreError>)>>,
+    shown: String,
+    quiet: bool,
+}
+
+impl BatchWriter {
+    async fn submit(&mut self, batch: Vec<crate::store::ImportRecord>) -> anyhow::Result<()> {
+        self.wait().await?;
+        if batch.is_empty() {
+            return Ok(());
         }
+        let store = self.store.clone();
+        let options = self.options.clone();
+        self.in_flight = Some(tokio::spawn(async move {
+            (batch.len(), store.import_batch(&batch, &options).await)
+        }));
+        Ok(())
     }
-    report.absorb(part);
-    batch.clear();
-    Ok(())
+
+    async fn wait(&mut self) -> anyhow::Result<()> {
+        let Some(handle) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let (_, result) = handle.await.context("the import's database task failed")?;
+        let done = summary(&self.report, self.options.dry_run);
+        let part = result.with_context(|| {
+            format!(
+                "import of {} stopped ({done} before this batch)",
+                self.shown
+            )
+        })?;
+        for (line, message) in &part.notes {
+            if !self.quiet {
+                eprintln!("{}:{line}: {message}", self.shown);
+            }
+        }
+        self.report.absorb(part);
+        Ok(())
+    }
+
+    async fn finish(mut self) -> anyhow::Result<ImportReport> {
+        self.wait().await?;
+        Ok(self.report)
+    }
 }
 
 fn summary(r: &ImportReport, dry_run: bool) -> String {
