@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The demo: the whole pipeline on the embedded defaults (bulletin.toml here, the SQLite file
+# bulletin.db, the sample subscriber list, the GLO.ACT example edition). Safe to run again:
+# every step is idempotent.
+set -euo pipefail
+cd "$(dirname "$0")"
+cargo build --release --quiet
+bulletin=./target/release/bulletin
+
+# Lists: created once; "already exists" on later runs is expected.
+$bulletin lists add glo-act-news 2>/dev/null || true
+$bulletin lists add practitioners --double-opt-in 2>/dev/null || true
+
+# Subscribers: the second run reports them all unchanged.
+$bulletin subscribers import subscribers/glo-act-sample.csv
+$bulletin lists list
+$bulletin subscribers list --list glo-act-news
