@@ -258,7 +258,9 @@ fn yaml_error(e: &serde_yaml::Error, front_line: usize, path: &Path) -> ContentE
     ContentError::FrontMatter {
         path: path.to_path_buf(),
         line,
-        message: format!("invalid YAML front matter: {message}"),
+        message: format!(
+            "invalid YAML front matter: {message} (check the quotes and indentation here and on the line above)"
+        ),
     }
 }
 

@@ -26,6 +26,8 @@ pub(crate) struct MarkdownIssue {
     pub(crate) offset: usize,
     pub(crate) code: &'static str,
     pub(crate) message: String,
+    /// The URL or placeholder text the issue is about.
+    pub(crate) subject: String,
 }
 
 /// Links that are not absolute, images without alt text, and `{{…}}` that are no slot.
@@ -40,6 +42,7 @@ pub(crate) fn check(markdown: &str) -> Vec<MarkdownIssue> {
                         offset: range.start,
                         code: "link",
                         message,
+                        subject: dest_url.to_string(),
                     });
                 }
             }
@@ -60,6 +63,7 @@ pub(crate) fn check(markdown: &str) -> Vec<MarkdownIssue> {
                             message: format!(
                                 "image `{url}` has no alt text; write it as ![what it shows]({url})"
                             ),
+                            subject: url.clone(),
                         });
                     }
                     if let Some(message) = link_problem(&url) {
@@ -67,6 +71,7 @@ pub(crate) fn check(markdown: &str) -> Vec<MarkdownIssue> {
                             offset,
                             code: "link",
                             message,
+                            subject: url,
                         });
                     }
                 }
@@ -80,6 +85,7 @@ pub(crate) fn check(markdown: &str) -> Vec<MarkdownIssue> {
                 offset,
                 code: "placeholder",
                 message: unresolved_message(inner),
+                subject: inner.to_string(),
             });
         }
     }

@@ -223,7 +223,7 @@ pub fn render(
     };
 
     let mut report = LintReport::default();
-    let content_placeholders = lint_content(edition, &mut report);
+    let reported = lint_content(edition, &mut report);
     if list
         .postal_address
         .as_deref()
@@ -257,12 +257,13 @@ pub fn render(
             .html
             .render(&layout, &data)
             .map_err(|e| hb_error(theme, &e))?;
+        check_elements(theme, &mjml)?;
         let parsed = mrml::parse(&mjml).map_err(|e| mjml_error(theme, &mjml, &e))?;
         for w in &parsed.warnings {
             let generated = line_of(&mjml, w.span.start);
             let snippet = mjml.lines().nth(generated - 1).unwrap_or("").trim();
             let (file, line) = theme
-                .locate(snippet)
+                .locate_in_context(&mjml, generated)
                 .map_or((None, None), |(f, l)| (Some(f), Some(l)));
             report.push(Finding {
                 severity: Severity::Warning,
@@ -296,7 +297,7 @@ pub fn render(
             &html,
             &text,
             &[&layout, &text_template],
-            &content_placeholders,
+            &reported,
         );
         lint_texts(
             &mut report,
@@ -593,16 +594,148 @@ fn hb_error(theme: &Theme, e: &handlebars::RenderError) -> RenderError {
     }
 }
 
+/// Elements MJML 4 defines. mrml skips unknown `mj-` elements without a word, so a typo such
+/// as `<mj-colum>` would silently drop its content; bulletin refuses them instead.
+const MJML_ELEMENTS: &[&str] = &[
+    "mjml",
+    "mj-head",
+    "mj-body",
+    "mj-attributes",
+    "mj-all",
+    "mj-class",
+    "mj-breakpoint",
+    "mj-font",
+    "mj-include",
+    "mj-preview",
+    "mj-raw",
+    "mj-style",
+    "mj-title",
+    "mj-accordion",
+    "mj-accordion-element",
+    "mj-accordion-text",
+    "mj-accordion-title",
+    "mj-button",
+    "mj-carousel",
+    "mj-carousel-image",
+    "mj-column",
+    "mj-divider",
+    "mj-group",
+    "mj-hero",
+    "mj-image",
+    "mj-navbar",
+    "mj-navbar-link",
+    "mj-section",
+    "mj-social",
+    "mj-social-element",
+    "mj-spacer",
+    "mj-table",
+    "mj-text",
+    "mj-wrapper",
+];
+
+/// The first unknown `<mj-…>` element of `mjml`, as an error naming the template line.
+fn check_elements(theme: &Theme, mjml: &str) -> Result<(), RenderError> {
+    for (offset, _) in mjml.match_indices("<mj-") {
+        let name: String = mjml[offset + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        if MJML_ELEMENTS.contains(&name.as_str()) {
+            continue;
+        }
+        let generated = line_of(mjml, offset);
+        let hint = crate::config::closest(&name, MJML_ELEMENTS)
+            .map(|b| format!("; did you mean `<{b}>`?"))
+            .unwrap_or_default();
+        let (file, line) = theme
+            .locate_in_context(mjml, generated)
+            .or_else(|| theme.locate(&format!("<{name}")))
+            .map_or(("generated MJML".to_string(), Some(generated)), |(f, l)| {
+                (f, Some(l))
+            });
+        return Err(RenderError::Mjml {
+            file,
+            line,
+            message: format!("unknown element `<{name}>`{hint}"),
+        });
+    }
+    check_nesting(theme, mjml)
+}
+
+/// Finds the first closing `</mj-…>` that does not close the innermost open element. mrml
+/// reports such a mistake later, at an innocent element; this names the line to fix.
+fn check_nesting(theme: &Theme, mjml: &str) -> Result<(), RenderError> {
+    let mut open: Vec<&str> = Vec::new();
+    let mut pos = 0;
+    while let Some(i) = mjml[pos..].find('<') {
+        let at = pos + i;
+        let rest = &mjml[at + 1..];
+        let closing = rest.starts_with('/');
+        let name_start = usize::from(closing);
+        let name_len = rest[name_start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .unwrap_or(rest.len() - name_start);
+        let name = &rest[name_start..name_start + name_len];
+        // Just past the `>` of this tag.
+        let end = rest.find('>').map_or(mjml.len(), |e| at + 2 + e);
+        pos = end.max(at + 1);
+        if !(name == "mjml" || name.starts_with("mj-")) {
+            continue;
+        }
+        // Text inside these is not MJML.
+        if !closing
+            && matches!(
+                name,
+                "mj-raw" | "mj-style" | "mj-text" | "mj-button" | "mj-table"
+            )
+        {
+            let close = format!("</{name}>");
+            if !mjml[at..end].ends_with("/>") {
+                if let Some(c) = mjml[end..].find(&close) {
+                    pos = end + c + close.len();
+                }
+            }
+            continue;
+        }
+        if closing {
+            if open.last() == Some(&name) {
+                open.pop();
+                continue;
+            }
+            let generated = line_of(mjml, at);
+            let (file, line) = theme
+                .locate_in_context(mjml, generated)
+                .map_or(("generated MJML".to_string(), Some(generated)), |(f, l)| {
+                    (f, Some(l))
+                });
+            let inner = open.last().map_or_else(
+                || "nothing is open".to_string(),
+                |o| format!("the innermost open element is `<{o}>`"),
+            );
+            return Err(RenderError::Mjml {
+                file,
+                line,
+                message: format!("`</{name}>` closes an element that is not open here ({inner})"),
+            });
+        }
+        if !mjml[at..end].ends_with("/>") {
+            open.push(name);
+        }
+    }
+    Ok(())
+}
+
 /// An mrml parse error, traced back to the template line that wrote the bad MJML.
 fn mjml_error(theme: &Theme, mjml: &str, e: &mrml::prelude::parser::Error) -> RenderError {
     use mrml::prelude::parser::Error as E;
-    let position = match e {
+    let generated = match e {
         E::UnexpectedElement { position, .. }
         | E::UnexpectedToken { position, .. }
         | E::MissingAttribute { position, .. }
         | E::InvalidAttribute { position, .. }
         | E::InvalidFormat { position, .. }
-        | E::IncludeLoaderError { position, .. } => Some(position.start),
+        | E::IncludeLoaderError { position, .. } => Some(line_of(mjml, position.start)),
+        E::ParserError { source, .. } => usize::try_from(source.pos().row).ok(),
         _ => None,
     };
     let reason = e.to_string();
@@ -611,39 +744,33 @@ fn mjml_error(theme: &Theme, mjml: &str, e: &mrml::prelude::parser::Error) -> Re
         .next()
         .unwrap_or(&reason)
         .to_string();
-    let Some(offset) = position else {
+    let Some(generated) = generated.filter(|l| *l > 0) else {
         return RenderError::Mjml {
             file: "generated MJML".into(),
             line: None,
-            message: reason,
+            message: format!("{reason} (compose writes the MJML to email.mjml when it renders)"),
         };
     };
-    let generated = line_of(mjml, offset);
     let line_text = mjml.lines().nth(generated - 1).unwrap_or("").trim();
-    // The element at the error, `<mj-colum`, is the most specific thing to look for.
-    let element: String = mjml[offset.min(mjml.len())..]
-        .chars()
-        .take_while(|c| !c.is_whitespace() && *c != '>')
-        .collect();
-    let found = theme.locate(line_text).or_else(|| theme.locate(&element));
-    match found {
+    let message = format!("{reason} at `{line_text}`");
+    match theme.locate_in_context(mjml, generated) {
         Some((file, line)) => RenderError::Mjml {
             file,
             line: Some(line),
-            message: format!("{reason}: `{line_text}`"),
+            message,
         },
         None => RenderError::Mjml {
             file: "generated MJML".into(),
             line: Some(generated),
-            message: format!("{reason}: `{line_text}`"),
+            message,
         },
     }
 }
 
-/// Checks made on the content files, where file and line are known. Returns the inner text of
-/// the placeholders reported, so the checks on the output do not report them again.
+/// Checks made on the content files, where file and line are known. Returns the placeholders
+/// (their inner text) and URLs reported, so the checks on the output do not report them again.
 fn lint_content(edition: &Edition, report: &mut LintReport) -> BTreeSet<String> {
-    let mut placeholders = BTreeSet::new();
+    let mut reported = BTreeSet::new();
     let push_issue = |report: &mut LintReport,
                       file: &std::path::Path,
                       line: usize,
@@ -661,17 +788,13 @@ fn lint_content(edition: &Edition, report: &mut LintReport) -> BTreeSet<String> 
         for a in versions.values() {
             for issue in markdown::check(&a.body) {
                 let line = a.body_line + line_of(&a.body, issue.offset) - 1;
-                if issue.code == "placeholder" {
-                    for (_, inner) in markdown::placeholders(&a.body) {
-                        placeholders.insert(inner.to_string());
-                    }
-                }
+                reported.insert(issue.subject.clone());
                 push_issue(report, &a.path, line, issue);
             }
             for (key, text) in [("title", &a.meta.title), ("summary", &a.meta.summary)] {
                 for (_, inner) in markdown::placeholders(text) {
                     if slots::placeholder_slot(inner).is_none() {
-                        placeholders.insert(inner.to_string());
+                        reported.insert(inner.to_string());
                         report.push(Finding {
                             severity: Severity::Error,
                             code: "placeholder",
@@ -695,6 +818,7 @@ fn lint_content(edition: &Edition, report: &mut LintReport) -> BTreeSet<String> 
             urls.extend(m.documents.iter().map(|d| ("documents", d.url.as_str())));
             for (key, url) in urls {
                 if let Some(message) = markdown::link_problem(url) {
+                    reported.insert(url.to_string());
                     // The key's own line, or the line of the URL inside a list.
                     let text = std::fs::read_to_string(&a.path).unwrap_or_default();
                     let line = text
@@ -716,18 +840,14 @@ fn lint_content(edition: &Edition, report: &mut LintReport) -> BTreeSet<String> 
     for texts in edition.texts.values() {
         if let Some(intro) = &texts.intro {
             for issue in markdown::check(intro) {
-                if issue.code == "placeholder" {
-                    for (_, inner) in markdown::placeholders(intro) {
-                        placeholders.insert(inner.to_string());
-                    }
-                }
+                reported.insert(issue.subject.clone());
                 // The intro starts on the line after `intro = """`.
                 let line = texts.intro_line + line_of(intro, issue.offset);
                 push_issue(report, &edition.manifest_path, line, issue);
             }
         }
     }
-    placeholders
+    reported
 }
 
 /// Checks made on one variant's output.
@@ -738,7 +858,7 @@ fn lint_variant(
     html: &CompiledTemplate,
     text: &CompiledTemplate,
     templates: &[&str; 2],
-    reported_placeholders: &BTreeSet<String>,
+    reported: &BTreeSet<String>,
 ) {
     let lang = Some(language.to_string());
     let finding = |code: &'static str, located: Option<(String, usize)>, message: String| {
@@ -798,7 +918,7 @@ fn lint_variant(
             if inner.starts_with("subscriber.") && inner.contains(" |") {
                 continue; // a slot, as `with_placeholders` shows it
             }
-            if reported_placeholders.contains(inner) {
+            if reported.contains(inner) {
                 continue;
             }
             let generated = line_of(&literal, offset);
@@ -814,14 +934,18 @@ fn lint_variant(
     }
     let literal = html.with_placeholders();
     for (_, url) in lint::urls(&literal) {
-        if url.starts_with("{{subscriber.") {
+        let url = url.replace("&amp;", "&");
+        if url.starts_with("{{subscriber.") || reported.contains(&url) {
             continue;
         }
-        if let Some(message) = markdown::link_problem(&url.replace("&amp;", "&")) {
-            report.push(finding("link", theme.locate(url), message));
+        if let Some(message) = markdown::link_problem(&url) {
+            report.push(finding("link", theme.locate(&url), message));
         }
     }
     for (_, src) in lint::images_without_alt(&literal) {
+        if reported.contains(&src) {
+            continue;
+        }
         report.push(finding(
             "image-alt",
             theme.locate(&src),

@@ -170,10 +170,25 @@ impl Theme {
                 .register_template_string(name, &source.text)
                 .map_err(|e| {
                     let (line, _) = e.pos().unwrap_or((0, 0));
+                    // The parser notices an unclosed block only at the end of the file; the
+                    // line that opened it is the one to fix.
+                    let (line, message) = match unclosed_block(&source.text) {
+                        Some((opened, name)) => (
+                            opened,
+                            format!("`{{{{#{name}}}}}` is never closed; add `{{{{/{name}}}}}`"),
+                        ),
+                        None => (
+                            line,
+                            format!(
+                                "invalid Handlebars syntax near this line ({})",
+                                e.reason().to_string().chars().take(80).collect::<String>()
+                            ),
+                        ),
+                    };
                     RenderError::Template {
                         file: source.display.clone(),
                         line: (line > 0).then_some(line),
-                        message: e.reason().to_string(),
+                        message,
                     }
                 })?;
         }
@@ -200,6 +215,45 @@ impl Theme {
             .map_or_else(|| name.to_string(), |s| s.display.clone())
     }
 
+    /// The template line that most likely wrote line `line` (1-based) of `generated`: among the
+    /// template lines equal to it, the one whose neighbours also match the generated
+    /// neighbours best. Partials are copied line by line into the output, so context is a
+    /// good witness of where a line came from.
+    pub(crate) fn locate_in_context(
+        &self,
+        generated: &str,
+        line: usize,
+    ) -> Option<(String, usize)> {
+        let lines: Vec<&str> = generated.lines().map(str::trim).collect();
+        let target = *lines.get(line.checked_sub(1)?)?;
+        if target.is_empty() {
+            return None;
+        }
+        let mut best: Option<(usize, String, usize)> = None;
+        for s in self.sources.values() {
+            let source: Vec<&str> = s.text.lines().map(str::trim).collect();
+            for (i, l) in source.iter().enumerate() {
+                if *l != target {
+                    continue;
+                }
+                let mut score = 0;
+                for k in 1..=3 {
+                    let before = (i.checked_sub(k), (line - 1).checked_sub(k));
+                    if let (Some(a), Some(b)) = before {
+                        score += usize::from(source.get(a) == lines.get(b));
+                    }
+                    score += usize::from(
+                        source.get(i + k).is_some() && source.get(i + k) == lines.get(line - 1 + k),
+                    );
+                }
+                if best.as_ref().is_none_or(|(b, _, _)| score > *b) {
+                    best = Some((score, s.display.clone(), i + 1));
+                }
+            }
+        }
+        best.map(|(_, file, line)| (file, line))
+    }
+
     /// The first template line that contains `needle`, as `(display, line)`: how a problem
     /// found in generated MJML or HTML is traced back to the template that wrote it.
     pub(crate) fn locate(&self, needle: &str) -> Option<(String, usize)> {
@@ -214,6 +268,32 @@ impl Theme {
                 .map(|i| (s.display.clone(), i + 1))
         })
     }
+}
+
+/// The line and name of the first `{{#block}}` without its `{{/block}}`.
+fn unclosed_block(text: &str) -> Option<(usize, String)> {
+    let mut open: Vec<(usize, String)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut rest = line;
+        while let Some(start) = rest.find("{{") {
+            let tag = rest[start + 2..].trim_start_matches('~');
+            let name = |t: &str| -> String {
+                t.chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '}' && *c != '~')
+                    .collect()
+            };
+            if let Some(t) = tag.strip_prefix('#') {
+                open.push((i + 1, name(t.trim_start_matches(['>', '*']))));
+            } else if let Some(t) = tag.strip_prefix('/') {
+                let n = name(t);
+                if let Some(pos) = open.iter().rposition(|(_, o)| *o == n) {
+                    open.truncate(pos);
+                }
+            }
+            rest = &rest[start + 2..];
+        }
+    }
+    open.into_iter().next()
 }
 
 /// A parameter as text; missing values are errors in strict mode, null is "".
