@@ -298,6 +298,7 @@ table.headers th, table.headers td { text-align: left; padding: 4px 10px; border
 pre.text { background: #fff; padding: 14px; border: 1px solid #cbd2d9; max-width: 80ch; white-space: pre-wrap; font-size: 13px; }
 ul.lint { background: #fff; padding: 10px 10px 10px 30px; border: 1px solid #cbd2d9; }
 .error { color: #b42318; } .warning { color: #8a5a00; } .ok { color: #1d7a3a; }
+header .status.ok { color: #b7f5c8; } header .status.warning { color: #ffe08a; } header .status.error { color: #ffc4bd; }
 details { margin-top: 14px; } summary { cursor: pointer; font-weight: 600; }
 "#;
 

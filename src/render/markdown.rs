@@ -290,7 +290,7 @@ pub(crate) fn wrap_into(out: &mut String, text: &str, first: &str, rest: &str, w
         let mut line = String::from(if n == 0 { first } else { rest });
         let mut empty = true;
         for word in paragraph_line.split_whitespace() {
-            let len = line.chars().count() + usize::from(!empty) + word.chars().count();
+            let len = line.chars().count() + usize::from(!empty) + shown_len(word);
             if !empty && len > width {
                 out.push_str(line.trim_end());
                 out.push('\n');
@@ -306,6 +306,27 @@ pub(crate) fn wrap_into(out: &mut String, text: &str, first: &str, rest: &str, w
         out.push_str(line.trim_end());
         out.push('\n');
     }
+}
+
+/// The width `word` will have once filled: a slot token counts as its fallback, or as a
+/// typical value (a name) when it has none, not as the long token it is until then.
+fn shown_len(word: &str) -> usize {
+    let mut len = 0;
+    let mut rest = word;
+    while let Some(i) = rest.find("BxSLOT") {
+        len += rest[..i].chars().count();
+        match super::slots::parse_token(&rest[i..]) {
+            Some((_, fallback, token_len)) => {
+                len += fallback.chars().count().max(10);
+                rest = &rest[i + token_len..];
+            }
+            None => {
+                len += "BxSLOT".len();
+                rest = &rest[i + "BxSLOT".len()..];
+            }
+        }
+    }
+    len + rest.chars().count()
 }
 
 #[cfg(test)]
