@@ -168,6 +168,8 @@ pub struct EditionTexts {
     pub intro: Option<String>,
     /// Line of `intro` in edition.toml, for messages about its content.
     pub intro_line: usize,
+    /// Line of `subject` in edition.toml.
+    pub subject_line: usize,
 }
 
 /// A whole edition, read and checked.
@@ -238,15 +240,6 @@ impl Edition {
             return Some((a, false));
         }
         versions.get(&self.default_language).map(|a| (a, true))
-    }
-
-    /// Every file the edition was read from, for change detection.
-    pub fn files(&self) -> Vec<PathBuf> {
-        let mut files = vec![self.manifest_path.clone()];
-        for versions in self.articles.values() {
-            files.extend(versions.values().map(|a| a.path.clone()));
-        }
-        files
     }
 }
 
@@ -682,7 +675,18 @@ fn build(
         }
     }
 
-    let intro_line = line_of_key("intro");
+    // Lines of the text keys, for messages: the first `key` line after the table's header
+    // (the top level for the default language).
+    let key_line_after = |start: usize, key: &str| -> usize {
+        text[start..]
+            .lines()
+            .position(|l| {
+                l.trim_start()
+                    .strip_prefix(key)
+                    .is_some_and(|r| r.trim_start().starts_with('='))
+            })
+            .map_or(line_of(text, start), |i| line_of(text, start) + i)
+    };
     let mut texts = BTreeMap::new();
     texts.insert(
         default.clone(),
@@ -691,15 +695,12 @@ fn build(
             subject: Some(m.subject.clone()),
             preheader: m.preheader.clone(),
             intro: m.intro.clone(),
-            intro_line,
+            intro_line: key_line_after(0, "intro"),
+            subject_line: key_line_after(0, "subject"),
         },
     );
     for (lang, t) in &m.translations {
-        // The intro's line: the first `intro` key after this translation's table header.
         let header = text.find(&format!("[translations.{lang}]")).unwrap_or(0);
-        let intro_line = text[header..]
-            .find("\nintro")
-            .map_or(line_of(text, header), |o| line_of(text, header + o + 1));
         texts.insert(
             lang.clone(),
             EditionTexts {
@@ -707,7 +708,8 @@ fn build(
                 subject: t.subject.clone(),
                 preheader: t.preheader.clone(),
                 intro: t.intro.clone(),
-                intro_line,
+                intro_line: key_line_after(header, "intro"),
+                subject_line: key_line_after(header, "subject"),
             },
         );
     }

@@ -962,20 +962,6 @@ fn lint_texts(
     subject: &str,
     preheader: Option<&str>,
 ) {
-    let manifest = std::fs::read_to_string(&edition.manifest_path).unwrap_or_default();
-    let key_line = |key: &str| -> Option<usize> {
-        // The key in this language's `[translations.xx]` table, else the top-level one.
-        let table = format!("[translations.{language}]");
-        let start = if language == edition.default_language {
-            0
-        } else {
-            manifest.find(&table).unwrap_or(0)
-        };
-        manifest[start..]
-            .lines()
-            .position(|l| l.trim_start().starts_with(key))
-            .map(|i| line_of(&manifest, start) + i)
-    };
     let file = Some(edition.manifest_path.display().to_string());
     let chars = subject.chars().count();
     if chars > lint::SUBJECT_MAX_CHARS {
@@ -983,7 +969,13 @@ fn lint_texts(
             severity: Severity::Warning,
             code: "subject",
             file: file.clone(),
-            line: key_line("subject"),
+            // The translation's own subject line, or the default one it fell back to.
+            line: edition
+                .texts
+                .get(language)
+                .filter(|t| t.subject.is_some())
+                .or_else(|| edition.texts.get(&edition.default_language))
+                .map(|t| t.subject_line),
             language: Some(language.to_string()),
             message: format!(
                 "the subject has {chars} characters; inboxes cut it after about {}",

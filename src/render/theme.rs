@@ -200,14 +200,6 @@ impl Theme {
         })
     }
 
-    /// The override files in use, for change detection.
-    pub fn files(&self) -> Vec<PathBuf> {
-        self.sources
-            .values()
-            .filter_map(|s| s.path.clone())
-            .collect()
-    }
-
     /// Where a registered template's text comes from, for messages.
     pub(crate) fn display(&self, name: &str) -> String {
         self.sources
