@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
 
-use super::{Context, Outcome};
+use super::{Context, Outcome, UsageError};
 use crate::content::{ContentError, Edition};
 use crate::render::{self, ListIdentity, RenderError, RenderedEdition, SubscriberSlots, Theme};
 
@@ -30,15 +30,23 @@ pub struct ComposeArgs {
     pub templates: Option<PathBuf>,
 }
 
-/// The theme folder: the flag, else `templates/` beside the configuration file, else `./templates`.
-pub(crate) fn templates_dir(ctx: &Context, flag: Option<&Path>) -> PathBuf {
+/// The theme folder: the flag (which must exist), else `templates/` beside the configuration
+/// file, else `./templates` (either may be absent: the built-in theme is then used whole).
+pub(crate) fn templates_dir(ctx: &Context, flag: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = flag {
-        return dir.to_path_buf();
+        if !dir.is_dir() {
+            return Err(UsageError(format!(
+                "--templates {}: no such folder; give the folder holding your *.mjml.hbs files",
+                dir.display()
+            ))
+            .into());
+        }
+        return Ok(dir.to_path_buf());
     }
-    match ctx.config.source.as_ref().and_then(|p| p.parent()) {
+    Ok(match ctx.config.source.as_ref().and_then(|p| p.parent()) {
         Some(dir) if !dir.as_os_str().is_empty() => dir.join("templates"),
         _ => PathBuf::from("templates"),
-    }
+    })
 }
 
 /// The `[list]` part of the configuration, as the renderer needs it.
@@ -134,7 +142,7 @@ fn location(error: &anyhow::Error) -> (Option<String>, Option<usize>) {
 
 pub(crate) fn run(ctx: &Context, args: ComposeArgs) -> anyhow::Result<Outcome> {
     let list = identity(ctx);
-    let templates = templates_dir(ctx, args.templates.as_deref());
+    let templates = templates_dir(ctx, args.templates.as_deref())?;
     let (edition, _theme, rendered) =
         match load_and_render(&args.edition, &templates, &list, args.lang.as_deref()) {
             Ok(r) => r,

@@ -139,7 +139,7 @@ pub(crate) async fn run(ctx: &Context, args: PreviewArgs) -> anyhow::Result<Outc
         .into());
     }
     let list = identity(ctx);
-    let templates = templates_dir(ctx, args.templates.as_deref());
+    let templates = templates_dir(ctx, args.templates.as_deref())?;
     let meta = HeaderInfo {
         from: &ctx.config.list.from,
         reply_to: ctx.config.list.reply_to.as_deref(),
