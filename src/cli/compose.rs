@@ -24,6 +24,14 @@ pub struct ComposeArgs {
     /// Compose only this language
     #[arg(long, value_name = "xx")]
     pub lang: Option<String>,
+    /// The theme.
+    #[command(flatten)]
+    pub theme: ThemeArgs,
+}
+
+/// The theme option `compose` and `preview` share.
+#[derive(Debug, Args)]
+pub struct ThemeArgs {
     /// Theme folder whose *.mjml.hbs / *.txt.hbs files replace the built-in ones
     /// [default: templates/ beside bulletin.toml, or in the current folder]
     #[arg(long, value_name = "DIR")]
@@ -142,7 +150,7 @@ fn location(error: &anyhow::Error) -> (Option<String>, Option<usize>) {
 
 pub(crate) fn run(ctx: &Context, args: ComposeArgs) -> anyhow::Result<Outcome> {
     let list = identity(ctx);
-    let templates = templates_dir(ctx, args.templates.as_deref())?;
+    let templates = templates_dir(ctx, args.theme.templates.as_deref())?;
     let (edition, _theme, rendered) =
         match load_and_render(&args.edition, &templates, &list, args.lang.as_deref()) {
             Ok(r) => r,

@@ -39,10 +39,9 @@ pub struct PreviewArgs {
     /// Without --serve, the page to write [default: out/<edition slug>/preview.html]
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Theme folder whose *.mjml.hbs / *.txt.hbs files replace the built-in ones
-    /// [default: templates/ beside bulletin.toml, or in the current folder]
-    #[arg(long, value_name = "DIR")]
-    pub templates: Option<PathBuf>,
+    /// The theme.
+    #[command(flatten)]
+    pub theme: super::compose::ThemeArgs,
 }
 
 /// Everything one render produced, ready to serve.
@@ -139,7 +138,7 @@ pub(crate) async fn run(ctx: &Context, args: PreviewArgs) -> anyhow::Result<Outc
         .into());
     }
     let list = identity(ctx);
-    let templates = templates_dir(ctx, args.templates.as_deref())?;
+    let templates = templates_dir(ctx, args.theme.templates.as_deref())?;
     let meta = HeaderInfo {
         from: &ctx.config.list.from,
         reply_to: ctx.config.list.reply_to.as_deref(),
