@@ -577,7 +577,8 @@ fn read_secret_file(
     Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n']))))
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// 1-based line number of byte `offset` in `text`.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 

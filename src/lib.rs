@@ -8,6 +8,8 @@
 pub mod address;
 pub mod cli;
 pub mod config;
+pub mod content;
+pub mod render;
 pub mod store;
 pub mod subscriber_csv;
 pub mod subscriber_input;

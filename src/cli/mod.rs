@@ -6,8 +6,10 @@
 //! success (some rows or recipients failed). [`exit_code`] maps an error to 1 or 2 by looking
 //! for an input error anywhere in its cause chain.
 
+mod compose;
 mod lists;
 mod output;
+mod preview;
 mod scaffold;
 mod subscribers;
 
@@ -67,6 +69,11 @@ pub enum Command {
     /// Add, import, show, unsubscribe, erase and export subscribers
     #[command(subcommand)]
     Subscribers(subscribers::SubscribersCommand),
+    /// Render an edition into email.html, email.txt and archive.html per language, and lint it
+    Compose(compose::ComposeArgs),
+    /// Look at an edition before sending: a page per language with the email at desktop and
+    /// phone widths, the text part, the headers and the lint report
+    Preview(preview::PreviewArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell.
@@ -168,6 +175,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Lists(cmd) => lists::run(&ctx, cmd).await,
         Command::Subscribers(cmd) => subscribers::run(&ctx, cmd).await,
+        Command::Compose(args) => compose::run(&ctx, args),
+        Command::Preview(args) => preview::run(&ctx, args).await,
         Command::Completions { .. } | Command::Manpage { .. } | Command::Init(_) => {
             Ok(Outcome::Success)
         }
@@ -209,6 +218,8 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause.is::<crate::subscriber_csv::CsvError>()
             || cause.is::<crate::address::AddressError>()
             || cause.is::<crate::subscriber_input::FieldError>()
+            || cause.is::<crate::content::ContentError>()
+            || cause.is::<crate::render::RenderError>()
         {
             return 2;
         }

@@ -1,0 +1,442 @@
+//! `bulletin preview`: one page showing, per language, the email at desktop and phone widths,
+//! the text part, the message headers and the lint report. Written to a file, or served on
+//! 127.0.0.1 and re-rendered whenever a file of the edition or the theme changes.
+//!
+//! Changes are found by comparing file modification times and sizes on each request (the page
+//! asks every second). Polling a few dozen files is cheap, needs no platform file-watching
+//! API, and cannot miss an editor's save-by-rename.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use clap::Args;
+
+use super::compose::{identity, load_and_render, sample_subscriber, templates_dir};
+use super::{Context, Outcome, UsageError};
+use crate::content::Edition;
+use crate::render::{ListIdentity, RenderedEdition, Severity, Theme};
+
+/// Where `--serve` listens when no address is given.
+const DEFAULT_ADDR: &str = "127.0.0.1:8025";
+
+/// Arguments of `bulletin preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The edition folder (edition.toml and articles/)
+    pub edition: PathBuf,
+    /// Serve the preview on ADDR and re-render when a file changes [default: 127.0.0.1:8025]
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DEFAULT_ADDR)]
+    pub serve: Option<String>,
+    /// Send a test message to this address (needs the mail transport of `send`)
+    #[arg(long, value_name = "EMAIL")]
+    pub to: Vec<String>,
+    /// Without --serve, the page to write [default: out/<edition slug>/preview.html]
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The theme.
+    #[command(flatten)]
+    pub theme: super::compose::ThemeArgs,
+}
+
+/// Everything one render produced, ready to serve.
+struct Rendered {
+    page: String,
+    emails: BTreeMap<String, String>,
+    texts: BTreeMap<String, String>,
+}
+
+/// What the server keeps between requests.
+struct Preview {
+    edition_dir: PathBuf,
+    templates: PathBuf,
+    list: ListIdentity,
+    from: String,
+    reply_to: Option<String>,
+    list_id: String,
+    fingerprint: Vec<(PathBuf, Option<SystemTime>, u64)>,
+    version: u64,
+    current: Rendered,
+}
+
+impl Preview {
+    /// Re-renders when a watched file changed since the last render.
+    fn refresh(&mut self) {
+        let now = fingerprint(&self.edition_dir, &self.templates);
+        if now != self.fingerprint {
+            self.fingerprint = now;
+            self.version += 1;
+            self.current = self.render();
+        }
+    }
+
+    fn render(&self) -> Rendered {
+        let meta = HeaderInfo {
+            from: &self.from,
+            reply_to: self.reply_to.as_deref(),
+            list_id: &self.list_id,
+        };
+        match load_and_render(&self.edition_dir, &self.templates, &self.list, None) {
+            Ok((edition, theme, rendered)) => build(
+                &edition,
+                &theme,
+                &rendered,
+                &self.list,
+                &meta,
+                Some(self.version),
+            ),
+            Err(e) => Rendered {
+                page: error_page(&super::describe(&e), Some(self.version)),
+                emails: BTreeMap::new(),
+                texts: BTreeMap::new(),
+            },
+        }
+    }
+}
+
+/// Modification time and size of every file that can change the output.
+fn fingerprint(edition: &Path, templates: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    let mut files = Vec::new();
+    for dir in [
+        edition.to_path_buf(),
+        edition.join("articles"),
+        templates.to_path_buf(),
+    ] {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if let Ok(meta) = entry.metadata() {
+                    if meta.is_file() {
+                        files.push((path, meta.modified().ok(), meta.len()));
+                    }
+                }
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+struct HeaderInfo<'a> {
+    from: &'a str,
+    reply_to: Option<&'a str>,
+    list_id: &'a str,
+}
+
+pub(crate) async fn run(ctx: &Context, args: PreviewArgs) -> anyhow::Result<Outcome> {
+    if !args.to.is_empty() {
+        return Err(UsageError(
+            "`preview --to` sends through the mail transport, which arrives with `bulletin send`; \
+             for now, open the preview page or the files of `bulletin compose`"
+                .into(),
+        )
+        .into());
+    }
+    let list = identity(ctx);
+    let templates = templates_dir(ctx, args.theme.templates.as_deref())?;
+    let meta = HeaderInfo {
+        from: &ctx.config.list.from,
+        reply_to: ctx.config.list.reply_to.as_deref(),
+        list_id: &ctx.config.list.id,
+    };
+    let Some(addr) = args.serve else {
+        let (edition, theme, rendered) = load_and_render(&args.edition, &templates, &list, None)?;
+        let built = build(&edition, &theme, &rendered, &list, &meta, None);
+        let path = args
+            .out
+            .unwrap_or_else(|| Path::new("out").join(&edition.slug).join("preview.html"));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(&path, built.page)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        ctx.info(format!(
+            "preview written to {} ({})",
+            path.display(),
+            summary(&rendered)
+        ));
+        return Ok(Outcome::Success);
+    };
+    let mut state = Preview {
+        edition_dir: args.edition.clone(),
+        templates,
+        list,
+        from: meta.from.to_string(),
+        reply_to: meta.reply_to.map(str::to_string),
+        list_id: meta.list_id.to_string(),
+        fingerprint: Vec::new(),
+        version: 0,
+        current: Rendered {
+            page: String::new(),
+            emails: BTreeMap::new(),
+            texts: BTreeMap::new(),
+        },
+    };
+    // A broken edition at start is an input error; later breakage is shown on the page.
+    load_and_render(&state.edition_dir, &state.templates, &state.list, None)?;
+    state.refresh();
+    serve(&addr, Arc::new(Mutex::new(state)), ctx).await
+}
+
+fn summary(rendered: &RenderedEdition) -> String {
+    format!(
+        "{} language(s), lint: {} error(s), {} warning(s)",
+        rendered.variants.len(),
+        rendered.lint.errors(),
+        rendered.lint.warnings()
+    )
+}
+
+type Shared = Arc<Mutex<Preview>>;
+
+async fn serve(addr: &str, state: Shared, ctx: &Context) -> anyhow::Result<Outcome> {
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(page))
+        .route("/version", axum::routing::get(version))
+        .route("/email/{lang}", axum::routing::get(email))
+        .route("/text/{lang}", axum::routing::get(text))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| UsageError(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener.local_addr().context("no local address")?;
+    // Always printed, even with --quiet: it is how a person (or a test) finds the page.
+    eprintln!("preview: serving http://{local}/ (Ctrl-C to stop)");
+    ctx.info("preview: the page re-renders when a file of the edition or theme changes");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("the preview server stopped")?;
+    Ok(Outcome::Success)
+}
+
+fn with_state<T>(state: &Shared, f: impl FnOnce(&mut Preview) -> T) -> Result<T, StatusCode> {
+    let mut guard = state
+        .lock()
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    guard.refresh();
+    Ok(f(&mut guard))
+}
+
+fn html(body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn page(State(state): State<Shared>) -> Response {
+    match with_state(&state, |p| p.current.page.clone()) {
+        Ok(body) => html(body),
+        Err(code) => code.into_response(),
+    }
+}
+
+async fn version(State(state): State<Shared>) -> Response {
+    match with_state(&state, |p| p.version.to_string()) {
+        Ok(v) => ([(header::CACHE_CONTROL, "no-store")], v).into_response(),
+        Err(code) => code.into_response(),
+    }
+}
+
+async fn email(State(state): State<Shared>, UrlPath(lang): UrlPath<String>) -> Response {
+    match with_state(&state, |p| p.current.emails.get(&lang).cloned()) {
+        Ok(Some(body)) => html(body),
+        Ok(None) => (StatusCode::NOT_FOUND, format!("no `{lang}` variant\n")).into_response(),
+        Err(code) => code.into_response(),
+    }
+}
+
+async fn text(State(state): State<Shared>, UrlPath(lang): UrlPath<String>) -> Response {
+    match with_state(&state, |p| p.current.texts.get(&lang).cloned()) {
+        Ok(Some(body)) => (
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, format!("no `{lang}` variant\n")).into_response(),
+        Err(code) => code.into_response(),
+    }
+}
+
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    crate::render::slots::escape_html(&mut out, text);
+    out
+}
+
+const STYLE: &str = r#"
+body { margin: 0; font: 15px/1.5 -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif; background: #e9edf2; color: #1f2933; }
+header { background: #0b4f8a; color: #fff; padding: 14px 24px; position: sticky; top: 0; z-index: 2; }
+header h1 { margin: 0; font-size: 18px; }
+header nav a { color: #cfe3f6; margin-right: 14px; }
+.status { font-size: 14px; color: #cfe3f6; }
+section.variant { padding: 18px 24px 30px; border-bottom: 1px solid #cbd2d9; }
+.frames { display: flex; gap: 24px; align-items: flex-start; overflow-x: auto; }
+figure { margin: 0; }
+figcaption { font-size: 13px; color: #52606d; margin-bottom: 6px; }
+iframe { border: 1px solid #cbd2d9; background: #fff; height: 1400px; border-radius: 6px; }
+.desktop iframe { width: 700px; } .phone iframe { width: 375px; }
+table.headers { border-collapse: collapse; background: #fff; font-size: 13px; }
+table.headers th, table.headers td { text-align: left; padding: 4px 10px; border-bottom: 1px solid #e4e7eb; vertical-align: top; }
+pre.text { background: #fff; padding: 14px; border: 1px solid #cbd2d9; max-width: 80ch; white-space: pre-wrap; font-size: 13px; }
+ul.lint { background: #fff; padding: 10px 10px 10px 30px; border: 1px solid #cbd2d9; }
+.error { color: #b42318; } .warning { color: #8a5a00; } .ok { color: #1d7a3a; }
+header .status.ok { color: #b7f5c8; } header .status.warning { color: #ffe08a; } header .status.error { color: #ffc4bd; }
+details { margin-top: 14px; } summary { cursor: pointer; font-weight: 600; }
+"#;
+
+fn reload_script(version: Option<u64>) -> String {
+    match version {
+        // Ask the server every second whether a file changed, and reload when it did.
+        Some(v) => format!(
+            "<script>setInterval(function(){{fetch('/version',{{cache:'no-store'}}).then(function(r){{return r.text()}}).then(function(t){{if(t.trim()!=='{v}')location.reload()}}).catch(function(){{}})}},1000);</script>"
+        ),
+        None => String::new(),
+    }
+}
+
+fn error_page(message: &str, version: Option<u64>) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>bulletin preview: error</title>\
+         <style>{STYLE}</style></head><body><header><h1>bulletin preview</h1></header>\
+         <section class=\"variant\"><h2 class=\"error\">The edition does not render</h2>\
+         <pre class=\"text error\" id=\"error\">{}</pre><p>Fix the file; this page reloads by itself.</p></section>{}</body></html>",
+        esc(message),
+        reload_script(version)
+    )
+}
+
+fn build(
+    edition: &Edition,
+    theme: &Theme,
+    rendered: &RenderedEdition,
+    list: &ListIdentity,
+    meta: &HeaderInfo<'_>,
+    version: Option<u64>,
+) -> Rendered {
+    let mut emails = BTreeMap::new();
+    let mut texts = BTreeMap::new();
+    let mut body = String::new();
+    let lint = &rendered.lint;
+    let status_class = if lint.errors() > 0 {
+        "error"
+    } else if lint.warnings() > 0 {
+        "warning"
+    } else {
+        "ok"
+    };
+    let nav: String = rendered
+        .variants
+        .keys()
+        .map(|l| format!("<a href=\"#lang-{l}\">{}</a>", esc(l)))
+        .collect();
+    body.push_str(&format!(
+        "<header><h1>{} — preview</h1><nav>{nav}</nav><div class=\"status {status_class}\" id=\"lint-status\">lint: {} error(s), {} warning(s) · theme: {}</div></header>",
+        esc(&edition.slug),
+        lint.errors(),
+        lint.warnings(),
+        esc(&theme
+            .override_dir
+            .as_ref()
+            .map_or_else(|| "built-in".to_string(), |d| format!("built-in + {}", d.display()))),
+    ));
+    for (lang, variant) in &rendered.variants {
+        let sample = sample_subscriber(list, &edition.slug, lang);
+        let html = variant.html.fill(&sample);
+        let text = variant.text.fill(&sample);
+        let mut headers = vec![
+            ("From", meta.from.to_string()),
+            ("To", format!("{} <{}>", sample.name, sample.email)),
+            ("Subject", variant.subject.clone()),
+            ("List-Id", format!("{} <{}>", list.name, meta.list_id)),
+            ("List-Unsubscribe", format!("<{}>", sample.unsubscribe_url)),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()),
+            ("Content-Language", lang.clone()),
+            (
+                "Content-Type",
+                "multipart/alternative (text/plain + text/html, UTF-8)".into(),
+            ),
+        ];
+        if let Some(r) = meta.reply_to {
+            headers.insert(1, ("Reply-To", r.to_string()));
+        }
+        if let Some(p) = &variant.preheader {
+            headers.push(("Preheader (in the HTML)", p.clone()));
+        }
+        let header_rows: String = headers
+            .iter()
+            .map(|(k, v)| format!("<tr><th>{k}</th><td>{}</td></tr>", esc(v)))
+            .collect();
+        let findings: String = lint
+            .findings
+            .iter()
+            .filter(|f| f.language.as_deref().is_none_or(|l| l == lang))
+            .map(|f| {
+                let class = match f.severity {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                };
+                format!("<li class=\"{class}\">{}</li>", esc(&f.to_string()))
+            })
+            .collect();
+        let findings = if findings.is_empty() {
+            "<li class=\"ok\">no findings</li>".to_string()
+        } else {
+            findings
+        };
+        let fell_back = if variant.fell_back.is_empty() {
+            String::new()
+        } else {
+            let parts: Vec<String> = variant.fell_back.iter().map(|f| esc(&f.part)).collect();
+            format!(
+                "<p class=\"warning\">Shown in `{}` (no translation): {}</p>",
+                esc(&edition.default_language),
+                parts.join(", ")
+            )
+        };
+        body.push_str(&format!(
+            "<section class=\"variant\" id=\"lang-{l}\"><h2>{l}: {subject}</h2>{fell_back}\
+             <div class=\"frames\"><figure class=\"desktop\"><figcaption>Desktop (700 px)</figcaption>\
+             <iframe title=\"{l} email, desktop\" srcdoc=\"{doc}\"></iframe></figure>\
+             <figure class=\"phone\"><figcaption>Phone (375 px)</figcaption>\
+             <iframe title=\"{l} email, phone\" srcdoc=\"{doc}\"></iframe></figure></div>\
+             <details open><summary>Message headers</summary><table class=\"headers\">{header_rows}</table></details>\
+             <details open><summary>Lint</summary><ul class=\"lint\">{findings}</ul></details>\
+             <details><summary>Text part</summary><pre class=\"text\">{text_esc}</pre></details></section>",
+            l = esc(lang),
+            subject = esc(&variant.subject),
+            doc = esc(&html),
+            text_esc = esc(&text),
+        ));
+        emails.insert(lang.clone(), html);
+        texts.insert(lang.clone(), text);
+    }
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} — bulletin preview</title><style>{STYLE}</style></head><body>{body}{}</body></html>",
+        esc(&edition.slug),
+        reload_script(version)
+    );
+    Rendered {
+        page,
+        emails,
+        texts,
+    }
+}

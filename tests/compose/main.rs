@@ -1,0 +1,78 @@
+//! Integration tests of `compose` and `preview`: snapshots of the rendered editions, every
+//! broken fixture edition with the error it must give, the real binary, the preview server
+//! over real HTTP, and the email and preview page in a real headless Chromium.
+
+mod broken;
+mod browser;
+mod cli;
+mod preview;
+mod snapshots;
+
+use std::path::{Path, PathBuf};
+
+use bulletin::render::ListIdentity;
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fixture edition folder.
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures/editions").join(name)
+}
+
+/// The example edition.
+pub fn example() -> PathBuf {
+    root().join("editions/glo-act-special-edition")
+}
+
+/// The identity the tests render with (what bulletin.toml's [list] would give).
+pub fn list() -> ListIdentity {
+    ListIdentity {
+        name: "GLO.ACT Newsletter".into(),
+        from: "GLO.ACT <newsletter@example.org>".into(),
+        reply_to: Some("glo-act@example.org".into()),
+        postal_address: Some(
+            "GLO.ACT, UNODC, Vienna International Centre, PO Box 500, 1400 Vienna, Austria".into(),
+        ),
+        public_url: "https://newsletter.example.org".into(),
+    }
+}
+
+/// A configuration file for the binary, written into `dir`.
+pub fn write_config(dir: &Path) -> PathBuf {
+    let path = dir.join("bulletin.toml");
+    std::fs::write(
+        &path,
+        "[list]\nname = \"GLO.ACT Newsletter\"\nid = \"glo-act.newsletter.example.org\"\n\
+         from = \"GLO.ACT <newsletter@example.org>\"\nreply_to = \"glo-act@example.org\"\n\
+         postal_address = \"GLO.ACT, UNODC, Vienna International Centre, 1400 Vienna, Austria\"\n\
+         public_url = \"https://newsletter.example.org\"\n",
+    )
+    .expect("write config");
+    path
+}
+
+/// Copies a folder tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+/// The binary, run in `dir` with a configuration there.
+pub fn bulletin(dir: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("bulletin").expect("binary");
+    cmd.current_dir(dir)
+        .env_remove("BULLETIN_CONFIG")
+        .env("BULLETIN_CONFIG", write_config(dir));
+    cmd
+}
