@@ -15,3 +15,8 @@ $bulletin lists add practitioners --double-opt-in 2>/dev/null || true
 $bulletin subscribers import subscribers/glo-act-sample.csv
 $bulletin lists list
 $bulletin subscribers list --list glo-act-news
+
+# The edition: HTML, text and archive page per language, with the lint report.
+$bulletin compose editions/glo-act-special-edition
+$bulletin preview editions/glo-act-special-edition
+echo "open out/glo-act-special-edition/preview.html to see every language at desktop and phone widths"
