@@ -22,6 +22,8 @@ CREATE TABLE subscribers (
     language        TEXT,
     attributes      TEXT    NOT NULL DEFAULT '{}',
     status          TEXT    NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'blocklisted')),
+    -- Mixed into every unsubscribe/confirm token of this subscriber; changing it revokes them.
+    token_nonce     TEXT    NOT NULL DEFAULT (lower(hex(randomblob(8)))),
     created_at      TEXT    NOT NULL,
     updated_at      TEXT    NOT NULL
 );

@@ -13,3 +13,4 @@ pub mod render;
 pub mod store;
 pub mod subscriber_csv;
 pub mod subscriber_input;
+pub mod token;
