@@ -17,6 +17,14 @@ $bulletin lists list
 $bulletin subscribers list --list glo-act-news
 
 # The edition: HTML, text and archive page per language, with the lint report.
+# Unsubscribe links are signed; a real deployment keeps its own secret (see README).
+export BULLETIN_SECRET="${BULLETIN_SECRET:-demo-only-secret-change-me-0123456789abcdef}"
 $bulletin compose editions/glo-act-special-edition
 $bulletin preview editions/glo-act-special-edition
 echo "open out/glo-act-special-edition/preview.html to see every language at desktop and phone widths"
+
+# The send: one message per confirmed subscriber into the Maildir outbox. A second run
+# resumes the same campaign and sends nothing twice.
+$bulletin send editions/glo-act-special-edition --list glo-act-news --outbox outbox --yes
+$bulletin campaigns list
+echo "messages in outbox/new: $(ls outbox/new | wc -l)"

@@ -81,6 +81,8 @@ CREATE TABLE deliveries (
     status          TEXT    NOT NULL DEFAULT 'queued'
                     CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'skipped')),
     attempts        INTEGER NOT NULL DEFAULT 0,
+    -- After a temporary failure: not before this time (exponential backoff with jitter).
+    next_attempt_at TEXT,
     last_reply      TEXT,
     message_id      TEXT,
     created_at      TEXT    NOT NULL,

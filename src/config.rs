@@ -174,6 +174,8 @@ pub struct SmtpConfig {
     pub hourly_cap: u32,
     /// Attempts per message before a transient failure becomes final.
     pub max_attempts: u32,
+    /// Delay before the first retry, in milliseconds; doubled at each further attempt.
+    pub retry_base_ms: u64,
     /// The password, from `BULLETIN_SMTP_PASSWORD` (never from the file).
     #[serde(skip)]
     pub password: Option<Secret>,
@@ -238,6 +240,7 @@ impl Default for SmtpConfig {
             rate: 0.0,
             hourly_cap: 0,
             max_attempts: 5,
+            retry_base_ms: 60_000,
             password: None,
         }
     }
@@ -279,6 +282,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "rate",
             "hourly_cap",
             "max_attempts",
+            "retry_base_ms",
         ],
     ),
     ("dkim", &["domain", "selector", "key_file"]),
@@ -401,6 +405,7 @@ impl Config {
                     self.smtp.hourly_cap =
                         u32::try_from(number(value)?).map_err(|_| invalid("too large".into()))?;
                 }
+                "SMTP_RETRY_BASE_MS" => self.smtp.retry_base_ms = number(value)?,
                 "SMTP_MAX_ATTEMPTS" => {
                     self.smtp.max_attempts =
                         u32::try_from(number(value)?).map_err(|_| invalid("too large".into()))?;

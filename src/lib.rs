@@ -9,6 +9,8 @@ pub mod address;
 pub mod cli;
 pub mod config;
 pub mod content;
+pub mod delivery;
+pub mod mail;
 pub mod render;
 pub mod store;
 pub mod subscriber_csv;

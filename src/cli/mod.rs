@@ -11,6 +11,7 @@ mod lists;
 mod output;
 mod preview;
 mod scaffold;
+mod send;
 mod subscribers;
 
 use std::io::IsTerminal;
@@ -74,6 +75,11 @@ pub enum Command {
     /// Look at an edition before sending: a page per language with the email at desktop and
     /// phone widths, the text part, the headers and the lint report
     Preview(preview::PreviewArgs),
+    /// Send an edition to a list: creates the campaign, or resumes it
+    Send(send::SendArgs),
+    /// List, show, pause and cancel campaigns
+    #[command(subcommand)]
+    Campaigns(send::CampaignsCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell.
@@ -177,6 +183,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Subscribers(cmd) => subscribers::run(&ctx, cmd).await,
         Command::Compose(args) => compose::run(&ctx, args),
         Command::Preview(args) => preview::run(&ctx, args).await,
+        Command::Send(args) => send::send(&ctx, args).await,
+        Command::Campaigns(cmd) => send::campaigns(&ctx, cmd).await,
         Command::Completions { .. } | Command::Manpage { .. } | Command::Init(_) => {
             Ok(Outcome::Success)
         }
@@ -222,6 +230,18 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause.is::<crate::render::RenderError>()
         {
             return 2;
+        }
+        if cause.is::<crate::mail::MailError>()
+            || cause.is::<crate::mail::PersonaliseError>()
+            || cause.is::<crate::token::TokenError>()
+        {
+            return 2;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::store::CampaignError>() {
+            return match e {
+                crate::store::CampaignError::Store(s) if !s.is_input_error() => 1,
+                _ => 2,
+            };
         }
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             return if e.is_input_error() { 2 } else { 1 };

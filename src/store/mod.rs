@@ -10,6 +10,7 @@
 //! (WAL, a busy timeout, foreign keys, `synchronous=NORMAL`) and applies the migrations in
 //! `migrations/`, after checking that the file was not written by a newer bulletin.
 
+mod campaigns;
 mod lists;
 mod subscribers;
 
@@ -19,6 +20,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+pub use campaigns::{
+    Campaign, CampaignError, DeliveryCounts, DeliveryRow, Outcome, Recipient, Start,
+};
 pub use lists::{List, ListSummary};
 pub use subscribers::{
     AddOutcome, ImportOptions, ImportRecord, ImportReport, NewSubscriber, Subscriber,

@@ -1,0 +1,531 @@
+//! `bulletin send` and `bulletin campaigns …`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use super::compose::{ThemeArgs, identity, templates_dir};
+use super::output::print_table;
+use super::{Context, Outcome, UsageError};
+use crate::content::Edition;
+use crate::delivery::{self, MaildirOutbox, Progress, RunReport, Settings, SmtpRelay};
+use crate::mail::{Personaliser, RecipientData, Sender};
+use crate::render::{self, Theme};
+use crate::store::{Start, Store, SubscriberFilter, SubscriptionStatus};
+use crate::token::Keys;
+
+/// Arguments of `bulletin send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The edition folder
+    pub edition: PathBuf,
+    /// The list to send to
+    #[arg(long, value_name = "L")]
+    pub list: String,
+    /// Build every message and report counts and size; deliver nothing, record nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Deliver into this Maildir folder instead of the SMTP relay
+    #[arg(long, value_name = "DIR")]
+    pub outbox: Option<PathBuf>,
+    /// Messages per second (overrides [smtp] rate; 0 = no limit)
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+    /// Parallel connections (overrides [smtp] pool)
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// After a crash, do not send again to recipients whose delivery was under way
+    #[arg(long)]
+    pub skip_uncertain: bool,
+    /// The theme.
+    #[command(flatten)]
+    pub theme: ThemeArgs,
+}
+
+/// Campaign commands.
+#[derive(Debug, Subcommand)]
+pub enum CampaignsCommand {
+    /// Every campaign with its counts
+    List,
+    /// One campaign: counts, and every recipient that was not plainly sent (who failed and why)
+    Show {
+        /// Campaign id
+        id: i64,
+        /// List every recipient, sent ones too
+        #[arg(long)]
+        all: bool,
+    },
+    /// Stop a running campaign after the messages in flight; `send` resumes it
+    Pause {
+        /// Campaign id
+        id: i64,
+    },
+    /// Stop a campaign for good; its remaining recipients are skipped
+    Cancel {
+        /// Campaign id
+        id: i64,
+    },
+}
+
+pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcome> {
+    let list_identity = identity(ctx);
+    let edition = Edition::load(&args.edition)?;
+    let theme = Theme::load(Some(&templates_dir(ctx, args.theme.templates.as_deref())?))?;
+    let rendered = render::render(&edition, &theme, &list_identity, None)?;
+    if rendered.lint.errors() > 0 {
+        return Err(UsageError(format!(
+            "{} does not compose cleanly ({} lint error(s)); run `bulletin compose {}` to see them",
+            args.edition.display(),
+            rendered.lint.errors(),
+            args.edition.display()
+        ))
+        .into());
+    }
+    let rendered = Arc::new(rendered);
+    let l = &ctx.config.list;
+    let sender = Sender::new(&l.name, &l.id, &l.from, l.reply_to.as_deref())?;
+    let store = ctx.store().await?;
+    let list = store.list_named(&args.list).await?;
+    let audience = store.audience_size(list.id).await?;
+    if audience == 0 {
+        return Err(crate::store::CampaignError::EmptyAudience(list.name.clone()).into());
+    }
+    let secret = ctx.config.token_secret()?.ok_or_else(|| {
+        UsageError(
+            "no token secret for unsubscribe links: set BULLETIN_SECRET or [server] secret_file (32+ characters)"
+                .into(),
+        )
+    })?;
+    let previous: Vec<crate::config::Secret> = Vec::new();
+    let keys = Keys::new(&secret, &previous)?;
+    let default_subject = rendered
+        .variants
+        .get(&rendered.default_language)
+        .map(|v| v.subject.clone())
+        .unwrap_or_default();
+
+    if args.dry_run {
+        return dry_run(ctx, &store, &list, rendered, sender, keys, audience).await;
+    }
+
+    let relay_text = match &args.outbox {
+        Some(dir) => format!("the Maildir outbox {}", dir.display()),
+        None => ctx.config.smtp.url.clone(),
+    };
+    if !args.yes && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        let languages: Vec<&str> = rendered.variants.keys().map(String::as_str).collect();
+        println!(
+            "Send \"{default_subject}\" to {audience} subscriber(s) of {} ({}) through {relay_text}? [y/N] ",
+            list.name,
+            languages.join(", ")
+        );
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            ctx.info("nothing sent");
+            return Ok(Outcome::Success);
+        }
+    }
+
+    let settings = Settings {
+        concurrency: args
+            .concurrency
+            .unwrap_or(ctx.config.smtp.pool as usize)
+            .max(1),
+        rate: args.rate.unwrap_or(ctx.config.smtp.rate),
+        hourly_cap: ctx.config.smtp.hourly_cap,
+        max_attempts: ctx.config.smtp.max_attempts,
+        retry_base: Duration::from_millis(ctx.config.smtp.retry_base_ms),
+        pause_after_failures: 20,
+    };
+    // Check the relay before a campaign exists, so a typo in [smtp] url records nothing.
+    let outbox = match &args.outbox {
+        Some(dir) => Some(
+            MaildirOutbox::new(dir.clone())
+                .with_context(|| format!("cannot create the outbox {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let relay = match outbox {
+        Some(_) => None,
+        None => {
+            let credentials = match &ctx.config.smtp.username {
+                Some(user) => Some((
+                    user.clone(),
+                    ctx.config.smtp_password()?.ok_or_else(|| {
+                        UsageError(format!(
+                            "[smtp] username is `{user}` but no password: set BULLETIN_SMTP_PASSWORD or [smtp] password_file"
+                        ))
+                    })?,
+                )),
+                None => None,
+            };
+            Some(
+                SmtpRelay::from_url(&ctx.config.smtp.url, credentials)
+                    .map_err(|e| UsageError(e.to_string()))?,
+            )
+        }
+    };
+
+    let (campaign, created) = match store
+        .start_campaign(
+            &rendered.slug,
+            &list,
+            &rendered.content_hash,
+            &default_subject,
+        )
+        .await?
+    {
+        Start::Created(c, n) => {
+            ctx.info(format!("campaign #{} created: {n} recipient(s)", c.id));
+            (c, true)
+        }
+        Start::Resumed(c) => {
+            ctx.info(format!("resuming campaign #{} ({})", c.id, c.status));
+            (c, false)
+        }
+    };
+    if !created {
+        let uncertain = store
+            .settle_uncertain(campaign.id, !args.skip_uncertain)
+            .await?;
+        if uncertain > 0 {
+            let what = if args.skip_uncertain {
+                "marked skipped (--skip-uncertain)"
+            } else {
+                "will be sent again (pass --skip-uncertain to skip them)"
+            };
+            ctx.info(format!(
+                "{uncertain} recipient(s) were being sent to when the last run stopped; the relay may have them: {what}"
+            ));
+        }
+        store.set_campaign_status(campaign.id, "running").await?;
+    }
+    let personaliser = Arc::new(Personaliser::new(
+        Arc::clone(&rendered),
+        sender,
+        keys,
+        &ctx.config.list.public_url,
+        list.id,
+        campaign.id,
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nstopping after the messages in flight (Ctrl-C again to kill)…");
+                stop.store(true, Ordering::Relaxed);
+                let _ = tokio::signal::ctrl_c().await;
+                std::process::exit(130);
+            }
+        });
+    }
+    let total = store.delivery_counts(campaign.id).await?.total();
+    let mut progress = Reporter::new(ctx.quiet, total);
+    let result = match (args.outbox.as_ref(), relay) {
+        (Some(dir), _) => {
+            let outbox = MaildirOutbox::new(dir.clone())?;
+            delivery::run(
+                &store,
+                campaign.id,
+                list.id,
+                personaliser,
+                Arc::new(outbox),
+                &settings,
+                stop,
+                &mut progress,
+            )
+            .await
+        }
+        (None, Some(relay)) => {
+            delivery::run(
+                &store,
+                campaign.id,
+                list.id,
+                personaliser,
+                Arc::new(relay),
+                &settings,
+                stop,
+                &mut progress,
+            )
+            .await
+        }
+        (None, None) => unreachable!("a relay is built whenever there is no outbox"),
+    };
+    progress.finish();
+    let report = result?;
+    let counts = store.delivery_counts(campaign.id).await?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({
+            "campaign": campaign.id,
+            "run": report,
+            "totals": counts,
+        }))?;
+    } else if !ctx.quiet {
+        println!(
+            "campaign #{}: {} sent, {} failed, {} skipped, {} waiting (this run: {} sent in {:.1} s, {:.0}/s, {:.1} MB)",
+            campaign.id,
+            counts.sent,
+            counts.failed,
+            counts.skipped,
+            counts.queued + counts.sending,
+            report.sent,
+            report.seconds,
+            report.sent as f64 / report.seconds.max(0.001),
+            report.bytes as f64 / 1e6
+        );
+    }
+    store.close().await;
+    if let Some(why) = &report.stopped {
+        return Err(anyhow::anyhow!("campaign #{} {why}", campaign.id));
+    }
+    Ok(if counts.failed > 0 {
+        Outcome::Partial
+    } else {
+        Outcome::Success
+    })
+}
+
+/// Builds every message of the audience and reports counts and size; writes nothing.
+async fn dry_run(
+    ctx: &Context,
+    store: &Store,
+    list: &crate::store::List,
+    rendered: Arc<render::RenderedEdition>,
+    sender: Sender,
+    keys: Keys,
+    audience: i64,
+) -> anyhow::Result<Outcome> {
+    let personaliser = Personaliser::new(
+        rendered,
+        sender,
+        keys,
+        &ctx.config.list.public_url,
+        list.id,
+        0,
+    );
+    let filter = SubscriberFilter {
+        list_id: Some(list.id),
+        subscription: Some(SubscriptionStatus::Confirmed),
+        subscriber: Some(crate::store::SubscriberStatus::Active),
+    };
+    let started = Instant::now();
+    let (mut count, mut bytes, mut largest) = (0u64, 0u64, 0usize);
+    let mut by_language: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut after = 0;
+    let now = time::OffsetDateTime::now_utc();
+    loop {
+        let page = store.subscribers_page(&filter, after, 2_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for s in &page {
+            let built = personaliser.build(
+                &RecipientData {
+                    subscriber_id: s.id,
+                    delivery_id: 0,
+                    email: &s.email,
+                    name: &s.name,
+                    language: s.language.as_deref(),
+                    attributes: &s.attributes,
+                    token_nonce: "dry-run",
+                },
+                now,
+            )?;
+            count += 1;
+            bytes += built.bytes.len() as u64;
+            largest = largest.max(built.bytes.len());
+            *by_language.entry(built.language).or_default() += 1;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({
+            "dry_run": true, "list": list.name, "audience": audience, "messages": count,
+            "bytes": bytes, "largest": largest, "languages": by_language, "seconds": seconds,
+        }))?;
+    } else {
+        let langs: Vec<String> = by_language
+            .iter()
+            .map(|(l, n)| format!("{l}: {n}"))
+            .collect();
+        println!(
+            "dry run: {count} message(s) for list {} ({}), {:.1} MB in all, largest {:.0} KB, built in {:.2} s; nothing delivered or recorded",
+            list.name,
+            langs.join(", "),
+            bytes as f64 / 1e6,
+            largest as f64 / 1024.0,
+            seconds
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+/// A progress line on a terminal, a log line every few seconds otherwise.
+struct Reporter {
+    quiet: bool,
+    terminal: bool,
+    total: i64,
+    started: Instant,
+    last: Instant,
+}
+
+impl Reporter {
+    fn new(quiet: bool, total: i64) -> Self {
+        Self {
+            quiet,
+            terminal: std::io::stderr().is_terminal(),
+            total,
+            started: Instant::now(),
+            last: Instant::now(),
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal && !self.quiet {
+            eprintln!();
+        }
+    }
+}
+
+impl Progress for Reporter {
+    fn update(&mut self, r: &RunReport, in_flight: usize) {
+        let every = if self.terminal {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(5)
+        };
+        if self.quiet || self.last.elapsed() < every {
+            return;
+        }
+        self.last = Instant::now();
+        let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = r.sent as f64 / elapsed;
+        let left = (self.total as f64 - (r.sent + r.failed + r.skipped) as f64).max(0.0);
+        let eta = if rate > 0.0 { left / rate } else { 0.0 };
+        let line = format!(
+            "sent {} / {}, failed {}, retrying {}, in flight {in_flight}, {rate:.0}/s, ETA {eta:.0} s",
+            r.sent, self.total, r.failed, r.retried
+        );
+        if self.terminal {
+            eprint!("\r{line}   ");
+            let _ = std::io::stderr().flush();
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::Result<Outcome> {
+    let store = ctx.store().await?;
+    match cmd {
+        CampaignsCommand::List => {
+            let all = store.campaigns().await?;
+            let mut rows = Vec::new();
+            let mut json = Vec::new();
+            for c in &all {
+                let n = store.delivery_counts(c.id).await?;
+                json.push(serde_json::json!({ "campaign": c, "counts": n }));
+                rows.push(vec![
+                    c.id.to_string(),
+                    c.edition_slug.clone(),
+                    c.list_name.clone(),
+                    c.status.clone(),
+                    n.total().to_string(),
+                    n.sent.to_string(),
+                    n.failed.to_string(),
+                    n.skipped.to_string(),
+                    (n.queued + n.sending).to_string(),
+                    c.created_at.clone(),
+                ]);
+            }
+            if ctx.json {
+                ctx.print_json(&json)?;
+            } else if rows.is_empty() {
+                ctx.info("no campaigns yet; `bulletin send EDITION --list L` starts one");
+            } else {
+                print_table(
+                    &[
+                        "id", "edition", "list", "status", "total", "sent", "failed", "skipped",
+                        "waiting", "created",
+                    ],
+                    &rows,
+                );
+            }
+        }
+        CampaignsCommand::Show { id, all } => {
+            let c = store.campaign(id).await?;
+            let n = store.delivery_counts(id).await?;
+            let rows = store.deliveries(id, all).await?;
+            if ctx.json {
+                ctx.print_json(
+                    &serde_json::json!({ "campaign": c, "counts": n, "deliveries": rows }),
+                )?;
+            } else {
+                println!(
+                    "campaign #{}: {} → {} ({})",
+                    c.id, c.edition_slug, c.list_name, c.status
+                );
+                println!("subject:  {}", c.subject);
+                println!(
+                    "total {}: {} sent, {} failed, {} skipped, {} queued, {} uncertain (were being sent when a run stopped)",
+                    n.total(),
+                    n.sent,
+                    n.failed,
+                    n.skipped,
+                    n.queued,
+                    n.sending
+                );
+                if !rows.is_empty() {
+                    println!();
+                    let table: Vec<Vec<String>> = rows
+                        .iter()
+                        .map(|d| {
+                            vec![
+                                d.email.clone().unwrap_or_else(|| "(erased)".into()),
+                                if d.status == "sending" {
+                                    "uncertain".into()
+                                } else {
+                                    d.status.clone()
+                                },
+                                d.attempts.to_string(),
+                                d.last_reply.clone().unwrap_or_default(),
+                            ]
+                        })
+                        .collect();
+                    print_table(&["recipient", "status", "attempts", "last reply"], &table);
+                }
+            }
+        }
+        CampaignsCommand::Pause { id } => {
+            let c = store.campaign(id).await?;
+            if c.status != "running" {
+                return Err(
+                    UsageError(format!("campaign #{id} is {}, not running", c.status)).into(),
+                );
+            }
+            store.set_campaign_status(id, "paused").await?;
+            ctx.info(format!(
+                "campaign #{id} paused; `bulletin send` with the same edition and list resumes it"
+            ));
+        }
+        CampaignsCommand::Cancel { id } => {
+            let c = store.campaign(id).await?;
+            if matches!(c.status.as_str(), "finished" | "cancelled") {
+                return Err(UsageError(format!("campaign #{id} is already {}", c.status)).into());
+            }
+            store.cancel_campaign(id).await?;
+            ctx.info(format!("campaign #{id} cancelled"));
+        }
+    }
+    store.close().await;
+    Ok(Outcome::Success)
+}
