@@ -212,8 +212,9 @@ impl Default for ListConfig {
     fn default() -> Self {
         Self {
             name: "Newsletter".into(),
-            id: "newsletter.localhost".into(),
-            from: "Newsletter <newsletter@localhost>".into(),
+            // Reserved example domains: valid, and obviously placeholders to replace.
+            id: "newsletter.example.org".into(),
+            from: "Newsletter <newsletter@example.org>".into(),
             reply_to: None,
             postal_address: None,
             public_url: "http://127.0.0.1:8080".into(),

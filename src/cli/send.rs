@@ -13,7 +13,7 @@ use super::compose::{ThemeArgs, identity, templates_dir};
 use super::output::print_table;
 use super::{Context, Outcome, UsageError};
 use crate::content::Edition;
-use crate::delivery::{self, MaildirOutbox, Progress, RunReport, Settings, SmtpRelay};
+use crate::delivery::{self, MaildirOutbox, Progress, RunReport, Settings, SmtpRelay, Transport};
 use crate::mail::{Personaliser, RecipientData, Sender};
 use crate::render::{self, Theme};
 use crate::store::{Start, Store, SubscriberFilter, SubscriptionStatus};
@@ -154,7 +154,7 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
         ),
         None => None,
     };
-    let relay = match outbox {
+    let relay = match &outbox {
         Some(_) => None,
         None => {
             let credentials = match &ctx.config.smtp.username {
@@ -175,94 +175,43 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
         }
     };
 
-    let (campaign, created) = match store
-        .start_campaign(
-            &rendered.slug,
-            &list,
-            &rendered.content_hash,
-            &default_subject,
-        )
-        .await?
-    {
-        Start::Created(c, n) => {
-            ctx.info(format!("campaign #{} created: {n} recipient(s)", c.id));
-            (c, true)
-        }
-        Start::Resumed(c) => {
-            ctx.info(format!("resuming campaign #{} ({})", c.id, c.status));
-            (c, false)
-        }
-    };
-    if !created {
-        let uncertain = store
-            .settle_uncertain(campaign.id, !args.skip_uncertain)
-            .await?;
-        if uncertain > 0 {
-            let what = if args.skip_uncertain {
-                "marked skipped (--skip-uncertain)"
-            } else {
-                "will be sent again (pass --skip-uncertain to skip them)"
-            };
-            ctx.info(format!(
-                "{uncertain} recipient(s) were being sent to when the last run stopped; the relay may have them: {what}"
-            ));
-        }
-        store.set_campaign_status(campaign.id, "running").await?;
-    }
-    let personaliser = Arc::new(Personaliser::new(
-        Arc::clone(&rendered),
-        sender,
-        keys,
-        &ctx.config.list.public_url,
-        list.id,
-        campaign.id,
-    ));
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nstopping after the messages in flight (Ctrl-C again to kill)…");
-                stop.store(true, Ordering::Relaxed);
-                let _ = tokio::signal::ctrl_c().await;
-                std::process::exit(130);
-            }
-        });
-    }
-    let total = store.delivery_counts(campaign.id).await?.total();
-    let mut progress = Reporter::new(ctx.quiet, total);
-    let result = match (args.outbox.as_ref(), relay) {
-        (Some(dir), _) => {
-            let outbox = MaildirOutbox::new(dir.clone())?;
-            delivery::run(
+    let (campaign, report) = match (outbox, relay) {
+        (Some(outbox), _) => {
+            deliver(
+                ctx,
+                &args,
                 &store,
-                campaign.id,
-                list.id,
-                personaliser,
-                Arc::new(outbox),
+                &list,
+                &rendered,
+                sender,
+                keys,
+                &default_subject,
                 &settings,
-                stop,
-                &mut progress,
+                Arc::new(outbox),
             )
-            .await
+            .await?
         }
         (None, Some(relay)) => {
-            delivery::run(
+            deliver(
+                ctx,
+                &args,
                 &store,
-                campaign.id,
-                list.id,
-                personaliser,
-                Arc::new(relay),
+                &list,
+                &rendered,
+                sender,
+                keys,
+                &default_subject,
                 &settings,
-                stop,
-                &mut progress,
+                Arc::new(relay),
             )
-            .await
+            .await?
         }
-        (None, None) => unreachable!("a relay is built whenever there is no outbox"),
+        (None, None) => {
+            return Err(anyhow::anyhow!(
+                "internal error: neither an outbox nor a relay to send through"
+            ));
+        }
     };
-    progress.finish();
-    let report = result?;
     let counts = store.delivery_counts(campaign.id).await?;
     if ctx.json {
         ctx.print_json(&serde_json::json!({
@@ -293,6 +242,93 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
     } else {
         Outcome::Success
     })
+}
+
+/// Checks the transport, creates or resumes the campaign, and runs it.
+#[allow(clippy::too_many_arguments)]
+async fn deliver<T: Transport>(
+    ctx: &Context,
+    args: &SendArgs,
+    store: &Store,
+    list: &crate::store::List,
+    rendered: &Arc<render::RenderedEdition>,
+    sender: Sender,
+    keys: Keys,
+    default_subject: &str,
+    settings: &Settings,
+    transport: Arc<T>,
+) -> anyhow::Result<(crate::store::Campaign, RunReport)> {
+    // Before a campaign exists, so a typo in [smtp] url records nothing.
+    delivery::check(transport.as_ref()).await?;
+    let (campaign, created) = match store
+        .start_campaign(
+            &rendered.slug,
+            list,
+            &rendered.content_hash,
+            default_subject,
+        )
+        .await?
+    {
+        Start::Created(c, n) => {
+            ctx.info(format!("campaign #{} created: {n} recipient(s)", c.id));
+            (c, true)
+        }
+        Start::Resumed(c) => {
+            ctx.info(format!("resuming campaign #{} ({})", c.id, c.status));
+            (c, false)
+        }
+    };
+    if !created {
+        let uncertain = store
+            .settle_uncertain(campaign.id, !args.skip_uncertain)
+            .await?;
+        if uncertain > 0 {
+            let what = if args.skip_uncertain {
+                "marked skipped (--skip-uncertain)"
+            } else {
+                "will be sent again (pass --skip-uncertain to skip them)"
+            };
+            ctx.info(format!(
+                "{uncertain} recipient(s) were being sent to when the last run stopped; the relay may have them: {what}"
+            ));
+        }
+        store.set_campaign_status(campaign.id, "running").await?;
+    }
+    let personaliser = Arc::new(Personaliser::new(
+        Arc::clone(rendered),
+        sender,
+        keys,
+        &ctx.config.list.public_url,
+        list.id,
+        campaign.id,
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nstopping after the messages in flight (Ctrl-C again to kill)…");
+                stop.store(true, Ordering::Relaxed);
+                let _ = tokio::signal::ctrl_c().await;
+                std::process::exit(130);
+            }
+        });
+    }
+    let total = store.delivery_counts(campaign.id).await?.total();
+    let mut progress = Reporter::new(ctx.quiet, total);
+    let result = delivery::run(
+        store,
+        campaign.id,
+        list.id,
+        personaliser,
+        transport,
+        settings,
+        stop,
+        &mut progress,
+    )
+    .await;
+    progress.finish();
+    Ok((campaign, result?))
 }
 
 /// Builds every message of the audience and reports counts and size; writes nothing.

@@ -141,6 +141,17 @@ struct Done {
     result: Result<String, SendError>,
 }
 
+/// Opens and closes one session: the relay is reachable and accepts our credentials. Called
+/// before a campaign is created, so a wrong `[smtp] url` records nothing.
+pub async fn check<T: Transport>(transport: &T) -> Result<(), DeliveryError> {
+    let session = transport.open().await.map_err(|e| DeliveryError::Relay {
+        relay: transport.describe(),
+        cause: e.to_string(),
+    })?;
+    session.close().await;
+    Ok(())
+}
+
 /// Runs a campaign until every recipient has an outcome, or until it is paused, interrupted
 /// (`stop`), or the relay looks down.
 #[allow(clippy::too_many_arguments)]
@@ -156,11 +167,7 @@ pub async fn run<T: Transport>(
 ) -> Result<RunReport, DeliveryError> {
     let started = Instant::now();
     // Fail before anything is claimed if the relay cannot be reached at all.
-    let probe = transport.open().await.map_err(|e| DeliveryError::Relay {
-        relay: transport.describe(),
-        cause: e.to_string(),
-    })?;
-    probe.close().await;
+    check(transport.as_ref()).await?;
 
     let concurrency = settings.concurrency.max(1);
     let (job_tx, job_rx) = mpsc::channel::<Job>(concurrency);

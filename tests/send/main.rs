@@ -1,0 +1,9 @@
+//! Integration tests of `send` and `campaigns`: the real binary, a real SQLite file, and a
+//! real SMTP server process (aiosmtpd, installed by `.ci/run`) receiving into a Maildir.
+
+#[path = "../foundation/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+mod smtp;
+mod smtp_server;
