@@ -232,6 +232,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             return 2;
         }
         if cause.is::<crate::mail::MailError>()
+            || cause.is::<crate::mail::dkim::DkimError>()
             || cause.is::<crate::mail::PersonaliseError>()
             || cause.is::<crate::token::TokenError>()
         {

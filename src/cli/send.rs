@@ -112,6 +112,8 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
         .map(|v| v.subject.clone())
         .unwrap_or_default();
 
+    // A bad key must stop the send before a campaign exists.
+    dkim_signer(ctx)?;
     if args.dry_run {
         return dry_run(ctx, &store, &list, rendered, sender, keys, audience).await;
     }
@@ -244,6 +246,18 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
     })
 }
 
+/// The `[dkim]` key, if configured.
+fn dkim_signer(ctx: &Context) -> anyhow::Result<Option<crate::mail::dkim::Signer>> {
+    match &ctx.config.dkim {
+        None => Ok(None),
+        Some(d) => Ok(Some(crate::mail::dkim::Signer::load(
+            &d.domain,
+            &d.selector,
+            &d.key_file,
+        )?)),
+    }
+}
+
 /// Checks the transport, creates or resumes the campaign, and runs it.
 #[allow(clippy::too_many_arguments)]
 async fn deliver<T: Transport>(
@@ -294,14 +308,18 @@ async fn deliver<T: Transport>(
         }
         store.set_campaign_status(campaign.id, "running").await?;
     }
-    let personaliser = Arc::new(Personaliser::new(
+    let mut personaliser = Personaliser::new(
         Arc::clone(rendered),
         sender,
         keys,
         &ctx.config.list.public_url,
         list.id,
         campaign.id,
-    ));
+    );
+    if let Some(signer) = dkim_signer(ctx)? {
+        personaliser = personaliser.with_dkim(signer);
+    }
+    let personaliser = Arc::new(personaliser);
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&stop);

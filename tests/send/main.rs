@@ -5,5 +5,6 @@
 #[allow(dead_code)]
 mod support;
 
+mod dkim;
 mod smtp;
 mod smtp_server;

@@ -10,7 +10,7 @@ use crate::support::Project;
 
 const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
-fn edition() -> String {
+pub(crate) fn edition() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("editions/glo-act-special-edition")
         .display()

@@ -12,6 +12,8 @@
 //! header. Non-ASCII text is RFC 2047-encoded; the bodies are quoted-printable with lines of at
 //! most 76 characters, well inside RFC 5322's limit of 998.
 
+pub mod dkim;
+
 use std::fmt::Write as _;
 
 use base64::Engine as _;
@@ -476,6 +478,7 @@ pub struct Personaliser {
     list_id: i64,
     campaign_id: i64,
     feedback_id: Option<String>,
+    signer: Option<dkim::Signer>,
 }
 
 /// The recipient facts a message needs.
@@ -545,7 +548,14 @@ impl Personaliser {
             public_url: public_url.trim_end_matches('/').to_string(),
             list_id,
             campaign_id,
+            signer: None,
         }
+    }
+
+    /// Signs every message with this DKIM key.
+    pub fn with_dkim(mut self, signer: dkim::Signer) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     /// The envelope sender (bounces go there).
@@ -618,6 +628,10 @@ impl Personaliser {
                 feedback_id: self.feedback_id.as_deref(),
             },
         );
+        let bytes = match &self.signer {
+            Some(signer) => signer.sign(&bytes, now.unix_timestamp()),
+            None => bytes,
+        };
         Ok(Built {
             bytes,
             message_id,
