@@ -5,6 +5,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod campaigns;
 mod dkim;
 mod smtp;
 mod smtp_server;

@@ -8,7 +8,7 @@ use mail_parser::MessageParser;
 use crate::smtp_server::SmtpServer;
 use crate::support::Project;
 
-const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+pub(crate) const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
 pub(crate) fn edition() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -18,7 +18,7 @@ pub(crate) fn edition() -> String {
 }
 
 /// A project with list `news` holding `n` confirmed subscribers, every third one French.
-fn project_with(n: usize) -> Project {
+pub(crate) fn project_with(n: usize) -> Project {
     let p = Project::new();
     p.ok(&["lists", "add", "news"]);
     let mut csv = String::from("email,name,lang,lists,city\n");
@@ -34,7 +34,7 @@ fn project_with(n: usize) -> Project {
 }
 
 /// Runs `bulletin` with the relay and secret set; returns (code, stdout, stderr).
-fn run(
+pub(crate) fn run(
     p: &Project,
     relay: &str,
     extra_env: &[(&str, &str)],
@@ -55,7 +55,7 @@ fn run(
 }
 
 /// Recipient address → number of messages received for it.
-fn per_recipient(messages: &[Vec<u8>]) -> BTreeMap<String, usize> {
+pub(crate) fn per_recipient(messages: &[Vec<u8>]) -> BTreeMap<String, usize> {
     let mut seen = BTreeMap::new();
     for raw in messages {
         let m = MessageParser::default()
