@@ -131,14 +131,15 @@ struct Job {
     delivery_id: i64,
     subscriber_id: i64,
     attempts: i64,
-    to: String,
     message_id: String,
-    bytes: Vec<u8>,
+    bytes: u64,
 }
 
 struct Done {
     job: Job,
     result: Result<String, SendError>,
+    /// The message could not be built (a stored address that no longer parses).
+    unbuildable: Option<String>,
 }
 
 /// Opens and closes one session: the relay is reachable and accepts our credentials. Called
@@ -170,7 +171,7 @@ pub async fn run<T: Transport>(
     check(transport.as_ref()).await?;
 
     let concurrency = settings.concurrency.max(1);
-    let (job_tx, job_rx) = mpsc::channel::<Job>(concurrency);
+    let (job_tx, job_rx) = mpsc::channel::<Recipient>(concurrency);
     let (done_tx, mut done_rx) = mpsc::channel::<Done>(concurrency * 2);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let from = personaliser.envelope_from().to_string();
@@ -180,23 +181,46 @@ pub async fn run<T: Transport>(
         let done_tx = done_tx.clone();
         let transport = Arc::clone(&transport);
         let from = from.clone();
+        let personaliser = Arc::clone(&personaliser);
         workers.push(tokio::spawn(async move {
             let mut session: Option<T::Session> = None;
             loop {
-                let job = { job_rx.lock().await.recv().await };
-                let Some(job) = job else { break };
-                let result = match session.as_mut() {
-                    Some(s) => s.send(&from, &job.to, &job.bytes).await,
-                    None => match transport.open().await {
-                        Ok(mut s) => {
-                            let r = s.send(&from, &job.to, &job.bytes).await;
-                            session = Some(s);
-                            r
-                        }
-                        Err(e) => Err(e),
+                let recipient = { job_rx.lock().await.recv().await };
+                let Some(recipient) = recipient else { break };
+                // Built here, in the worker, so that personalising, encoding and signing use
+                // every core instead of queueing behind the dispatcher.
+                let done = match build_job(&personaliser, &recipient) {
+                    Err(reason) => Done {
+                        job: Job {
+                            delivery_id: recipient.delivery_id,
+                            subscriber_id: recipient.subscriber_id,
+                            attempts: recipient.attempts,
+                            message_id: String::new(),
+                            bytes: 0,
+                        },
+                        result: Err(SendError::Permanent(reason.clone())),
+                        unbuildable: Some(reason),
                     },
+                    Ok((job, to, bytes)) => {
+                        let result = match session.as_mut() {
+                            Some(s) => s.send(&from, &to, &bytes).await,
+                            None => match transport.open().await {
+                                Ok(mut s) => {
+                                    let r = s.send(&from, &to, &bytes).await;
+                                    session = Some(s);
+                                    r
+                                }
+                                Err(e) => Err(e),
+                            },
+                        };
+                        Done {
+                            job,
+                            result,
+                            unbuildable: None,
+                        }
+                    }
                 };
-                if done_tx.send(Done { job, result }).await.is_err() {
+                if done_tx.send(done).await.is_err() {
                     break;
                 }
             }
@@ -240,18 +264,9 @@ pub async fn run<T: Transport>(
         finished.clear();
         for recipient in claimed {
             pacer.wait().await;
-            match build_job(&personaliser, &recipient) {
-                Ok(job) => {
-                    report.bytes += job.bytes.len() as u64;
-                    in_flight += 1;
-                    if job_tx.send(job).await.is_err() {
-                        in_flight -= 1;
-                    }
-                }
-                Err(reason) => {
-                    report.failed += 1;
-                    finished.push((recipient.delivery_id, Outcome::Failed { reply: reason }));
-                }
+            in_flight += 1;
+            if job_tx.send(recipient).await.is_err() {
+                in_flight -= 1;
             }
         }
         progress.update(&report, in_flight);
@@ -282,14 +297,25 @@ pub async fn run<T: Transport>(
         }
         for done in batch {
             in_flight -= 1;
-            let outcome = judge(
-                store,
-                &done,
-                settings,
-                &mut report,
-                &mut consecutive_failures,
-            )
-            .await?;
+            report.bytes += done.job.bytes;
+            let outcome = match &done.unbuildable {
+                Some(reason) => {
+                    report.failed += 1;
+                    Outcome::Failed {
+                        reply: reason.clone(),
+                    }
+                }
+                None => {
+                    judge(
+                        store,
+                        &done,
+                        settings,
+                        &mut report,
+                        &mut consecutive_failures,
+                    )
+                    .await?
+                }
+            };
             finished.push((done.job.delivery_id, outcome));
         }
         if settings.pause_after_failures > 0
@@ -320,7 +346,7 @@ pub async fn run<T: Transport>(
     Ok(report)
 }
 
-fn build_job(personaliser: &Personaliser, r: &Recipient) -> Result<Job, String> {
+fn build_job(personaliser: &Personaliser, r: &Recipient) -> Result<(Job, String, Vec<u8>), String> {
     let built = personaliser
         .build(
             &RecipientData {
@@ -335,14 +361,17 @@ fn build_job(personaliser: &Personaliser, r: &Recipient) -> Result<Job, String> 
             time::OffsetDateTime::now_utc(),
         )
         .map_err(|e| e.to_string())?;
-    Ok(Job {
-        delivery_id: r.delivery_id,
-        subscriber_id: r.subscriber_id,
-        attempts: r.attempts,
-        to: built.to,
-        message_id: built.message_id,
-        bytes: built.bytes,
-    })
+    Ok((
+        Job {
+            delivery_id: r.delivery_id,
+            subscriber_id: r.subscriber_id,
+            attempts: r.attempts,
+            message_id: built.message_id,
+            bytes: built.bytes.len() as u64,
+        },
+        built.to,
+        built.bytes,
+    ))
 }
 
 /// Turns a worker's result into the delivery's outcome.

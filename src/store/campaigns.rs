@@ -322,7 +322,9 @@ impl Store {
                 .await
                 .map_err(|e| self.classify(e))?;
         }
-        // Recipients no longer entitled to the mail are skipped before they are claimed.
+        // Recipients no longer entitled to the mail are skipped as they come up for claiming
+        // (only the next `limit` rows are looked at: checking the whole queue every turn made
+        // a campaign quadratic in its size).
         sqlx::query(
             "UPDATE deliveries SET status = 'skipped', updated_at = ?1,
                     last_reply = CASE
@@ -330,7 +332,11 @@ impl Store {
                         WHEN (SELECT status FROM subscribers WHERE id = subscriber_id) <> 'active'
                             THEN 'blocklisted since the campaign started'
                         ELSE 'unsubscribed since the campaign started' END
-             WHERE campaign_id = ?2 AND status = 'queued' AND (
+             WHERE id IN (SELECT id FROM deliveries
+                          WHERE campaign_id = ?2 AND status = 'queued'
+                            AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
+                          ORDER BY id LIMIT ?4)
+               AND (
                  subscriber_id IS NULL
                  OR NOT EXISTS (SELECT 1 FROM subscriptions x JOIN subscribers s ON s.id = x.subscriber_id
                                 WHERE x.subscriber_id = deliveries.subscriber_id AND x.list_id = ?3
@@ -339,6 +345,7 @@ impl Store {
         .bind(&now)
         .bind(campaign_id)
         .bind(list_id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await
         .map_err(|e| self.classify(e))?;
