@@ -33,7 +33,8 @@ pub struct PreviewArgs {
     /// Serve the preview on ADDR and re-render when a file changes [default: 127.0.0.1:8025]
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DEFAULT_ADDR)]
     pub serve: Option<String>,
-    /// Send a test message to this address (needs the mail transport of `send`)
+    /// Send a test copy of every language to this address through the SMTP relay, subject
+    /// prefixed [TEST]; no campaign is created (repeatable)
     #[arg(long, value_name = "EMAIL")]
     pub to: Vec<String>,
     /// Without --serve, the page to write [default: out/<edition slug>/preview.html]
@@ -130,12 +131,8 @@ struct HeaderInfo<'a> {
 
 pub(crate) async fn run(ctx: &Context, args: PreviewArgs) -> anyhow::Result<Outcome> {
     if !args.to.is_empty() {
-        return Err(UsageError(
-            "`preview --to` sends through the mail transport, which arrives with `bulletin send`; \
-             for now, open the preview page or the files of `bulletin compose`"
-                .into(),
-        )
-        .into());
+        let templates = templates_dir(ctx, args.theme.templates.as_deref())?;
+        return super::send::test_send(ctx, &args.edition, &templates, &args.to).await;
     }
     let list = identity(ctx);
     let templates = templates_dir(ctx, args.theme.templates.as_deref())?;

@@ -13,7 +13,9 @@ use super::compose::{ThemeArgs, identity, templates_dir};
 use super::output::print_table;
 use super::{Context, Outcome, UsageError};
 use crate::content::Edition;
-use crate::delivery::{self, MaildirOutbox, Progress, RunReport, Settings, SmtpRelay, Transport};
+use crate::delivery::{
+    self, MaildirOutbox, Progress, RunReport, Session, Settings, SmtpRelay, Transport,
+};
 use crate::mail::{Personaliser, RecipientData, Sender};
 use crate::render::{self, Theme};
 use crate::store::{Start, Store, SubscriberFilter, SubscriptionStatus};
@@ -159,17 +161,7 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
     let relay = match &outbox {
         Some(_) => None,
         None => {
-            let credentials = match &ctx.config.smtp.username {
-                Some(user) => Some((
-                    user.clone(),
-                    ctx.config.smtp_password()?.ok_or_else(|| {
-                        UsageError(format!(
-                            "[smtp] username is `{user}` but no password: set BULLETIN_SMTP_PASSWORD or [smtp] password_file"
-                        ))
-                    })?,
-                )),
-                None => None,
-            };
+            let credentials = smtp_credentials(ctx)?;
             Some(
                 SmtpRelay::from_url(&ctx.config.smtp.url, credentials)
                     .map_err(|e| UsageError(e.to_string()))?,
@@ -244,6 +236,91 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
     } else {
         Outcome::Success
     })
+}
+
+/// `preview --to`: one copy of every language variant to each address, through the same
+/// message path as a campaign (personalisation, headers, DKIM), subject prefixed `[TEST]`.
+/// No campaign and no delivery rows are created; the database is not opened.
+pub(crate) async fn test_send(
+    ctx: &Context,
+    edition_dir: &std::path::Path,
+    templates: &std::path::Path,
+    to: &[String],
+) -> anyhow::Result<Outcome> {
+    let addresses = to
+        .iter()
+        .map(|a| crate::address::Address::parse(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let edition = Edition::load(edition_dir)?;
+    let theme = Theme::load(Some(templates))?;
+    let mut rendered = render::render(&edition, &theme, &identity(ctx), None)?;
+    for variant in rendered.variants.values_mut() {
+        variant.subject = format!("[TEST] {}", variant.subject);
+    }
+    let l = &ctx.config.list;
+    let sender = Sender::new(&l.name, &l.id, &l.from, l.reply_to.as_deref())?;
+    // Test copies carry a link that looks real but is signed with a throw-away key: it must
+    // never unsubscribe anyone.
+    let keys = Keys::new(
+        &crate::config::Secret::new(format!("test-copy-{}", "x".repeat(32))),
+        &[],
+    )?;
+    let languages: Vec<String> = rendered.variants.keys().cloned().collect();
+    let mut personaliser = Personaliser::new(Arc::new(rendered), sender, keys, &l.public_url, 0, 0);
+    if let Some(signer) = dkim_signer(ctx)? {
+        personaliser = personaliser.with_dkim(signer);
+    }
+    let relay = SmtpRelay::from_url(&ctx.config.smtp.url, smtp_credentials(ctx)?)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let mut session = relay
+        .open()
+        .await
+        .map_err(|e| crate::delivery::DeliveryError::Relay {
+            relay: relay.describe(),
+            cause: e.to_string(),
+        })?;
+    let mut sent = 0;
+    for (i, address) in addresses.iter().enumerate() {
+        for (j, language) in languages.iter().enumerate() {
+            let built = personaliser.build(
+                &RecipientData {
+                    subscriber_id: 0,
+                    delivery_id: -(i64::try_from(i * languages.len() + j).unwrap_or(0) + 1),
+                    email: address.as_str(),
+                    name: "",
+                    language: Some(language),
+                    attributes: "{}",
+                    token_nonce: "test",
+                },
+                time::OffsetDateTime::now_utc(),
+            )?;
+            let reply = session
+                .send(personaliser.envelope_from(), &built.to, &built.bytes)
+                .await
+                .map_err(|e| anyhow::anyhow!("test copy to {address} ({language}) refused: {e}"))?;
+            sent += 1;
+            ctx.info(format!("test copy ({language}) to {address}: {reply}"));
+        }
+    }
+    session.close().await;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({ "test_copies": sent, "languages": languages }))?;
+    }
+    Ok(Outcome::Success)
+}
+
+fn smtp_credentials(ctx: &Context) -> anyhow::Result<Option<(String, crate::config::Secret)>> {
+    match &ctx.config.smtp.username {
+        Some(user) => Ok(Some((
+            user.clone(),
+            ctx.config.smtp_password()?.ok_or_else(|| {
+                UsageError(format!(
+                    "[smtp] username is `{user}` but no password: set BULLETIN_SMTP_PASSWORD or [smtp] password_file"
+                ))
+            })?,
+        ))),
+        None => Ok(None),
+    }
 }
 
 /// The `[dkim]` key, if configured.

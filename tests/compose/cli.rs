@@ -103,9 +103,9 @@ fn preview_writes_one_page_with_everything() {
         assert!(page.contains(part), "missing {part}");
     }
     super::bulletin(dir.path())
-        .args(["preview", "--to", "me@example.org"])
+        .args(["preview", "--to", "not-an-address"])
         .arg(super::fixture("minimal"))
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("arrives with `bulletin send`"));
+        .stderr(predicate::str::contains("is not an address"));
 }

@@ -427,3 +427,40 @@ fn the_rate_limit_is_held() {
         "25 messages at 20/s took only {elapsed:.2} s"
     );
 }
+
+#[test]
+fn preview_to_sends_a_test_copy_of_each_language_without_a_campaign() {
+    let p = project_with(1);
+    let server = SmtpServer::start(p.path());
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &["preview", &edition(), "--to", "operator@example.org"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let messages = server.messages();
+    assert_eq!(messages.len(), 2, "one copy per language (en, fr)");
+    let mut subjects: Vec<String> = messages
+        .iter()
+        .map(|raw| {
+            let m = MessageParser::default().parse(raw).expect("parses");
+            assert!(m.header_raw("List-Unsubscribe").is_some());
+            m.subject().expect("subject").to_string()
+        })
+        .collect();
+    subjects.sort();
+    assert!(
+        subjects.iter().all(|s| s.starts_with("[TEST] ")),
+        "{subjects:?}"
+    );
+    assert_eq!(p.scalar("SELECT COUNT(*) FROM campaigns"), 0);
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &["preview", &edition(), "--to", "Op <op@example.org>"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("display name"), "{err}");
+}
