@@ -464,3 +464,48 @@ fn preview_to_sends_a_test_copy_of_each_language_without_a_campaign() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("display name"), "{err}");
 }
+
+#[test]
+fn tls_and_credentials_problems_are_named_before_anything_is_recorded() {
+    let p = project_with(2);
+    let server = SmtpServer::start(p.path());
+    // aiosmtpd here offers neither STARTTLS nor AUTH.
+    let url = format!("{}?tls=required", server.url());
+    let (code, _, err) = run(
+        &p,
+        &url,
+        &[],
+        &["send", &edition(), "--list", "news", "--yes"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("does not offer STARTTLS"), "{err}");
+
+    let env = [
+        ("BULLETIN_SMTP_USERNAME", "sender"),
+        ("BULLETIN_SMTP_PASSWORD", "s3cret-password"),
+    ];
+    let (code, out, err) = run(
+        &p,
+        &server.url(),
+        &env,
+        &["send", &edition(), "--list", "news", "--yes"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("refused the credentials of `sender`"), "{err}");
+    assert!(
+        !err.contains("s3cret-password") && !out.contains("s3cret-password"),
+        "secret printed"
+    );
+
+    let env = [("BULLETIN_SMTP_USERNAME", "sender")];
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &env,
+        &["send", &edition(), "--list", "news", "--yes"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no password"), "{err}");
+    assert_eq!(p.scalar("SELECT COUNT(*) FROM campaigns"), 0);
+    assert!(server.messages().is_empty());
+}
