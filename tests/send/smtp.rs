@@ -509,3 +509,41 @@ fn tls_and_credentials_problems_are_named_before_anything_is_recorded() {
     assert_eq!(p.scalar("SELECT COUNT(*) FROM campaigns"), 0);
     assert!(server.messages().is_empty());
 }
+
+#[test]
+fn a_relay_that_keeps_failing_pauses_the_campaign() {
+    let p = project_with(30);
+    let spec: Vec<String> = (0..30)
+        .map(|i| format!("temp=reader{i}@example.org:99"))
+        .collect();
+    let server = SmtpServer::faulty(p.path(), &spec.join(","));
+    let env = [("BULLETIN_SMTP_RETRY_BASE_MS", "60000")];
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &env,
+        &[
+            "send",
+            &edition(),
+            "--list",
+            "news",
+            "--yes",
+            "--concurrency",
+            "2",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("temporary failures in a row: the relay looks down"),
+        "{err}"
+    );
+    assert_eq!(
+        p.strings("SELECT status FROM campaigns"),
+        vec!["paused".to_string()]
+    );
+    assert_eq!(
+        p.scalar("SELECT COUNT(*) FROM deliveries WHERE status IN ('sent', 'failed')"),
+        0
+    );
+    assert!(server.messages().is_empty());
+}
