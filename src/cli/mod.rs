@@ -11,6 +11,7 @@ mod lists;
 mod output;
 mod preview;
 mod scaffold;
+mod serve;
 mod subscribers;
 
 use std::io::IsTerminal;
@@ -74,6 +75,8 @@ pub enum Command {
     /// Look at an edition before sending: a page per language with the email at desktop and
     /// phone widths, the text part, the headers and the lint report
     Preview(preview::PreviewArgs),
+    /// Serve the public pages: one-click unsubscribe, subscribe and confirm, the archive
+    Serve(serve::ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell.
@@ -177,6 +180,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Subscribers(cmd) => subscribers::run(&ctx, cmd).await,
         Command::Compose(args) => compose::run(&ctx, args),
         Command::Preview(args) => preview::run(&ctx, args).await,
+        Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Completions { .. } | Command::Manpage { .. } | Command::Init(_) => {
             Ok(Outcome::Success)
         }
@@ -220,8 +224,12 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause.is::<crate::subscriber_input::FieldError>()
             || cause.is::<crate::content::ContentError>()
             || cause.is::<crate::render::RenderError>()
+            || cause.is::<crate::token::TokenError>()
         {
             return 2;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::web::WebError>() {
+            return if e.is_input_error() { 2 } else { 1 };
         }
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             return if e.is_input_error() { 2 } else { 1 };

@@ -1,0 +1,2 @@
+//! Placeholder, replaced by the wrk harness.
+fn main() {}
