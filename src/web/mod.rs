@@ -336,6 +336,10 @@ pub fn router(state: AppState) -> Router {
         .route("/preferences", get(generic_unsubscribe))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversized,
+        ))
         .layer(middleware::from_fn(security_headers))
         .with_state(state);
     if log {
@@ -451,6 +455,21 @@ async fn generic_unsubscribe(State(state): State<AppState>, headers: HeaderMap) 
 
 async fn fallback(State(state): State<AppState>, headers: HeaderMap) -> Response {
     denied(&state, browser_lang(&headers), Denied::NotFound)
+}
+
+/// Refuses a body announced larger than [`BODY_LIMIT`] before reading any of it: the body
+/// extractors would first answer `100 Continue` and read up to the limit.
+async fn refuse_oversized(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > BODY_LIMIT as u64) {
+        let lang = browser_lang(request.headers());
+        return rejected(&state, lang, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    next.run(request).await
 }
 
 /// Adds the security headers every response needs; a handler that sets its own CSP (the
