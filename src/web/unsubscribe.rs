@@ -16,7 +16,7 @@ use axum::response::Response;
 
 use super::pages::{self, Lang, button_form, escape, fill, para};
 use super::{AppState, Denied, browser_lang, denied, html, rejected, unix_now};
-use crate::store::{LinkTarget, SubscriptionStatus};
+use crate::store::{LinkTarget, SubscriptionStatus, WebOutcome};
 use crate::token::{self, Claims, Purpose};
 
 /// Verifies an unsubscribe token: returns its claims and what it points at, or `Denied`.
@@ -126,13 +126,15 @@ fn unsubscribed_page(state: &AppState, token: &str, target: &LinkTarget, lang: L
     let s = lang.strings();
     let list = target.list_name.as_str();
     let mut body = para(&fill(s.unsubscribed_body, &[("list", list)]));
-    body.push_str(&para(&escape(s.resubscribe_hint)));
-    body.push_str(&button_form(
-        &action(state, token, "/resubscribe"),
-        &[],
-        s.resubscribe_button,
-        false,
-    ));
+    if target.status.is_some() {
+        body.push_str(&para(&escape(s.resubscribe_hint)));
+        body.push_str(&button_form(
+            &action(state, token, "/resubscribe"),
+            &[],
+            s.resubscribe_button,
+            false,
+        ));
+    }
     if target.other_active_lists > 0 {
         let n = target.other_active_lists.to_string();
         body.push_str(&para(&fill(s.others_hint, &[("n", &n)])));
@@ -169,11 +171,14 @@ pub(super) async fn resubscribe(
         Err(why) => return denied(&state, browser_lang(&headers), why),
     };
     let lang = lang_of(&target, &headers);
-    if let Err(why) = state
+    match state
         .write(|store| store.resubscribe(claims.subscriber_id, claims.list_id, "page"))
         .await
     {
-        return denied(&state, lang, why);
+        Ok(WebOutcome::Changed | WebOutcome::Unchanged) => {}
+        // Never on this list: there is nothing to undo, and no consent to restore.
+        Ok(WebOutcome::Missing) => return denied(&state, lang, Denied::NotFound),
+        Err(why) => return denied(&state, lang, why),
     }
     let s = lang.strings();
     let list = target.list_name.as_str();

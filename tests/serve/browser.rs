@@ -47,9 +47,19 @@ fn screenshots() -> PathBuf {
     dir
 }
 
+/// Kills the process when dropped, so that a test failing half-way leaves no Chromium behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A headless Chromium and a DevTools connection to its one tab.
 struct Browser {
-    child: Child,
+    _child: KillOnDrop,
     ws: WebSocket<MaybeTlsStream<TcpStream>>,
     next_id: u64,
     events: Vec<Value>,
@@ -59,25 +69,27 @@ struct Browser {
 impl Browser {
     fn launch() -> Self {
         let profile = tempfile::tempdir().expect("profile");
-        let mut child = Command::new(chromium())
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--remote-debugging-port=0",
-                "--window-size=800,900",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg("about:blank")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start chromium");
-        let stderr = child.stderr.take().expect("stderr");
+        let mut child = KillOnDrop(
+            Command::new(chromium())
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--remote-debugging-port=0",
+                    "--window-size=800,900",
+                ])
+                .arg(format!("--user-data-dir={}", profile.path().display()))
+                .arg("about:blank")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start chromium"),
+        );
+        let stderr = child.0.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
@@ -126,7 +138,7 @@ impl Browser {
                 .expect("timeout");
         }
         let mut browser = Self {
-            child,
+            _child: child,
             ws,
             next_id: 0,
             events: Vec::new(),
@@ -226,13 +238,6 @@ impl Browser {
             .decode(r["data"].as_str().expect("png data"))
             .expect("base64");
         std::fs::write(screenshots().join(name), png).expect("write screenshot");
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
