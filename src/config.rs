@@ -203,6 +203,15 @@ pub struct ServerConfig {
     pub secret_file: Option<PathBuf>,
     /// Earlier secrets' files, still accepted so that links already in inboxes keep working.
     pub previous_secret_files: Vec<PathBuf>,
+    /// Folder that `compose` wrote into: `/archive/` serves `<slug>/<lang>/archive.html` from it.
+    pub archive_dir: PathBuf,
+    /// How long a confirmation link stays valid (double opt-in), in hours.
+    pub confirm_ttl_hours: u64,
+    /// Subscription requests accepted per client address and hour (each sends a mail).
+    pub subscribe_limit_per_hour: u32,
+    /// Header a trusted reverse proxy sets to the client's address (`X-Real-IP`, or
+    /// `X-Forwarded-For`, of which the last entry is used); unset means the peer address.
+    pub client_ip_header: Option<String>,
     /// The token secret, from `BULLETIN_SECRET` (never from the file).
     #[serde(skip)]
     pub secret: Option<Secret>,
@@ -253,6 +262,10 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             secret_file: None,
             previous_secret_files: Vec::new(),
+            archive_dir: PathBuf::from("out"),
+            confirm_ttl_hours: 168,
+            subscribe_limit_per_hour: 10,
+            client_ip_header: None,
             secret: None,
         }
     }
@@ -289,7 +302,15 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("dkim", &["domain", "selector", "key_file"]),
     (
         "server",
-        &["listen", "secret_file", "previous_secret_files"],
+        &[
+            "listen",
+            "secret_file",
+            "previous_secret_files",
+            "archive_dir",
+            "confirm_ttl_hours",
+            "subscribe_limit_per_hour",
+            "client_ip_header",
+        ],
     ),
 ];
 
@@ -426,6 +447,20 @@ impl Config {
                 "SERVER_LISTEN" => self.server.listen = value.clone(),
                 "SECRET" => self.server.secret = Some(Secret::new(value.clone())),
                 "SERVER_SECRET_FILE" => self.server.secret_file = Some(value.into()),
+                // A path list, like PATH: `old.key:older.key`.
+                "SERVER_PREVIOUS_SECRET_FILES" => {
+                    self.server.previous_secret_files = std::env::split_paths(value).collect();
+                }
+                "SERVER_ARCHIVE_DIR" => self.server.archive_dir = value.into(),
+                "SERVER_CONFIRM_TTL_HOURS" => self.server.confirm_ttl_hours = number(value)?,
+                "SERVER_SUBSCRIBE_LIMIT_PER_HOUR" => {
+                    self.server.subscribe_limit_per_hour =
+                        u32::try_from(number(value)?).map_err(|_| invalid("too large".into()))?;
+                }
+                "SERVER_CLIENT_IP_HEADER" => {
+                    self.server.client_ip_header =
+                        Some(value.clone()).filter(|v| !v.trim().is_empty());
+                }
                 _ => warnings.push(unknown_env_warning(name)),
             }
         }
@@ -465,6 +500,7 @@ impl Config {
             fix(p);
         }
         self.server.previous_secret_files.iter_mut().for_each(fix);
+        fix(&mut self.server.archive_dir);
         if let Some(d) = self.dkim.as_mut() {
             fix(&mut d.key_file);
         }
@@ -534,6 +570,13 @@ impl Config {
                 ));
             }
         }
+        if self.server.confirm_ttl_hours == 0 {
+            return Err(invalid(
+                "server",
+                "confirm_ttl_hours",
+                "must be at least 1 (168 = 7 days is usual)".into(),
+            ));
+        }
         if let Some(d) = &self.dkim {
             for (key, empty) in [
                 ("domain", d.domain.is_empty()),
@@ -566,6 +609,17 @@ impl Config {
             return Ok(Some(s.clone()));
         }
         read_secret_file(self.server.secret_file.as_deref(), "the token secret")
+    }
+
+    /// Earlier token secrets, from `previous_secret_files`, still accepted after a rotation.
+    pub fn previous_token_secrets(&self) -> Result<Vec<Secret>, ConfigError> {
+        let mut out = Vec::new();
+        for path in &self.server.previous_secret_files {
+            if let Some(s) = read_secret_file(Some(path), "a previous token secret")? {
+                out.push(s);
+            }
+        }
+        Ok(out)
     }
 }
 

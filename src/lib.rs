@@ -16,3 +16,4 @@ pub mod store;
 pub mod subscriber_csv;
 pub mod subscriber_input;
 pub mod token;
+pub mod web;

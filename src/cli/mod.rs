@@ -12,6 +12,7 @@ mod output;
 mod preview;
 mod scaffold;
 mod send;
+mod serve;
 mod subscribers;
 
 use std::io::IsTerminal;
@@ -80,6 +81,8 @@ pub enum Command {
     /// List, show, pause and cancel campaigns
     #[command(subcommand)]
     Campaigns(send::CampaignsCommand),
+    /// Serve the public pages: one-click unsubscribe, subscribe and confirm, the archive
+    Serve(serve::ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell.
@@ -185,6 +188,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Preview(args) => preview::run(&ctx, args).await,
         Command::Send(args) => send::send(&ctx, args).await,
         Command::Campaigns(cmd) => send::campaigns(&ctx, cmd).await,
+        Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Completions { .. } | Command::Manpage { .. } | Command::Init(_) => {
             Ok(Outcome::Success)
         }
@@ -228,6 +232,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause.is::<crate::subscriber_input::FieldError>()
             || cause.is::<crate::content::ContentError>()
             || cause.is::<crate::render::RenderError>()
+            || cause.is::<crate::token::TokenError>()
         {
             return 2;
         }
@@ -243,6 +248,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
                 crate::store::CampaignError::Store(s) if !s.is_input_error() => 1,
                 _ => 2,
             };
+        }
+        if let Some(e) = cause.downcast_ref::<crate::web::WebError>() {
+            return if e.is_input_error() { 2 } else { 1 };
         }
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             return if e.is_input_error() { 2 } else { 1 };

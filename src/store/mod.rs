@@ -13,6 +13,7 @@
 mod campaigns;
 mod lists;
 mod subscribers;
+mod web;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use subscribers::{
     AddOutcome, ImportOptions, ImportRecord, ImportReport, NewSubscriber, Subscriber,
     SubscriberFilter, SubscriberStatus, Subscription, SubscriptionStatus, suppression_hash,
 };
+pub use web::{LinkTarget, PendingOutcome, WebOutcome};
 
 /// Everything the store can fail with. Messages name the database file and the fix.
 #[derive(Debug, thiserror::Error)]

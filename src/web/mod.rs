@@ -1,0 +1,548 @@
+//! The public web service (`bulletin serve`): what subscribers meet when they press
+//! "unsubscribe" in their mail program, open the link in a footer, fill in the subscription
+//! form, confirm it, or read a past edition.
+//!
+//! It is built to sit on the public internet, behind a TLS-terminating reverse proxy:
+//!
+//! - Links carry signed tokens ([`crate::token`]); anything that does not verify gets the same
+//!   friendly 404 and changes nothing, so a forger learns nothing.
+//! - A GET never changes state, because mail scanners and link previewers follow every link;
+//!   only POSTs do (RFC 8058 one-click, or a button on the page).
+//! - Bodies are capped at [`BODY_LIMIT`]; the subscription form is rate limited per client
+//!   address; every database call has a deadline and answers 503 rather than hanging.
+//! - Pages carry a strict Content-Security-Policy, `Referrer-Policy: no-referrer` and
+//!   `X-Content-Type-Options: nosniff`, load nothing from elsewhere and track nobody.
+//! - One log line per request names the route pattern (`/u/{token}`), never the token, the
+//!   address or the client's IP.
+//!
+//! The database is opened lazily and re-tried on every request while it is unavailable, so
+//! a service started before its volume is mounted (or while the file is missing) answers 503
+//! and recovers by itself.
+
+mod archive;
+mod confirmation_mail;
+mod limits;
+mod pages;
+mod subscribe;
+mod unsubscribe;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::config::Config;
+use crate::store::{Store, StoreError};
+use crate::token::Keys;
+
+pub use confirmation_mail::ConfirmationMailer;
+pub use pages::{Lang, escape};
+
+/// Largest request body accepted. A one-click POST is 26 bytes, the subscription form a few
+/// hundred; anything bigger is not from a mail program or our own pages.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// How many confirmation mails may be in flight at once; more wait their turn.
+const MAIL_CONCURRENCY: u32 = 16;
+
+/// What can stop the service from starting, or a request from being served.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// A setting that cannot work (the `[list] from` address, the SMTP URL, ...).
+    #[error("{origin}: {message}")]
+    Config {
+        /// Where the value came from.
+        origin: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The confirmation mail could not be built.
+    #[error("cannot build the confirmation mail: {0}")]
+    Mail(String),
+    /// The SMTP relay refused or could not be reached.
+    #[error("cannot send the confirmation mail through {relay}: {message}")]
+    Smtp {
+        /// The relay's URL, without credentials.
+        relay: String,
+        /// The transport's error.
+        message: String,
+    },
+    /// The address to listen on is taken or not ours.
+    #[error("cannot listen on {addr}: {source}; pick another with --listen or [server] listen")]
+    Listen {
+        /// As given.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The server stopped with an I/O error.
+    #[error("the web service stopped: {0}")]
+    Serve(std::io::Error),
+}
+
+impl WebError {
+    /// True when the error is the operator's to fix in the configuration or arguments.
+    pub fn is_input_error(&self) -> bool {
+        matches!(self, Self::Config { .. } | Self::Listen { .. })
+    }
+}
+
+/// The settings of the service, taken from the configuration once at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The newsletter's name, shown at the top of every page and in the mail.
+    pub site_name: String,
+    /// Base of the links in mails (`https://news.example.org`).
+    pub public_url: String,
+    /// Path prefix of `public_url` (`""` or `/news`), for the forms' actions.
+    pub base_path: String,
+    /// Validity of confirm links, in seconds.
+    pub confirm_ttl_secs: i64,
+    /// Where `compose` writes: `<slug>/<lang>/archive.html`.
+    pub archive_dir: PathBuf,
+    /// Subscription requests per client and hour.
+    pub subscribe_limit_per_hour: u32,
+    /// Header that a trusted proxy sets to the client address.
+    pub client_ip_header: Option<HeaderName>,
+    /// The database URL and busy timeout, for the lazy open.
+    pub database_url: String,
+    /// SQLite's busy timeout.
+    pub busy_timeout_ms: u64,
+    /// Print one line per request on stderr.
+    pub log_requests: bool,
+}
+
+impl Settings {
+    /// The settings `config` describes.
+    pub fn from_config(config: &Config) -> Result<Self, WebError> {
+        let public_url = config.list.public_url.trim_end_matches('/').to_string();
+        let base_path = public_url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
+            .unwrap_or_default();
+        let client_ip_header = match &config.server.client_ip_header {
+            None => None,
+            Some(name) => Some(HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                WebError::Config {
+                    origin: "[server] client_ip_header".into(),
+                    message: format!(
+                        "`{name}` is not a header name; use X-Real-IP or X-Forwarded-For"
+                    ),
+                }
+            })?),
+        };
+        let hours = i64::try_from(config.server.confirm_ttl_hours).unwrap_or(i64::MAX / 3600);
+        Ok(Self {
+            site_name: config.list.name.clone(),
+            public_url,
+            base_path,
+            confirm_ttl_secs: hours.saturating_mul(3600),
+            archive_dir: config.server.archive_dir.clone(),
+            subscribe_limit_per_hour: config.server.subscribe_limit_per_hour,
+            client_ip_header,
+            database_url: config.database.url.clone(),
+            busy_timeout_ms: config.database.busy_timeout_ms,
+            log_requests: true,
+        })
+    }
+}
+
+/// Everything the handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    keys: Keys,
+    store: OnceCell<Store>,
+    mailer: ConfirmationMailer,
+    limiter: limits::RateLimiter,
+    /// Serialises this process's writes. SQLite has one writer; several pooled connections
+    /// racing for it fall back on SQLite's sleeping busy handler, which under a burst of
+    /// one-clicks turns milliseconds into seconds and can run out the busy timeout. Waiting
+    /// here instead is first come, first served, and costs nothing when there is no burst.
+    write_gate: tokio::sync::Mutex<()>,
+    /// Bounds the confirmation mails in flight, and lets shutdown wait for them.
+    mail_slots: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a request could not be served as asked; each becomes a page.
+#[derive(Debug)]
+pub(crate) enum Denied {
+    /// Invalid, forged, truncated or revoked link, or an unknown page.
+    NotFound,
+    /// A confirm link past its validity.
+    Expired,
+    /// The database did not answer in time or failed.
+    Unavailable,
+}
+
+impl AppState {
+    /// The state for `settings`; `store` is an already open database, or `None` to open it on
+    /// the first request that needs it.
+    pub fn new(
+        settings: Settings,
+        keys: Keys,
+        mailer: ConfirmationMailer,
+        store: Option<Store>,
+    ) -> Self {
+        let limiter = limits::RateLimiter::new(settings.subscribe_limit_per_hour);
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                keys,
+                store: OnceCell::new_with(store),
+                mailer,
+                limiter,
+                write_gate: tokio::sync::Mutex::new(()),
+                mail_slots: Arc::new(Semaphore::new(MAIL_CONCURRENCY as usize)),
+            }),
+        }
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    /// How long a database call may take before the request gets a 503: the busy timeout
+    /// (SQLite's own wait for another process's lock) and a little more.
+    fn db_deadline(&self) -> Duration {
+        Duration::from_millis(self.inner.settings.busy_timeout_ms) + Duration::from_secs(2)
+    }
+
+    /// The store, opening it if that has not succeeded yet.
+    async fn store(&self) -> Result<&Store, Denied> {
+        let settings = &self.inner.settings;
+        let opened = self
+            .inner
+            .store
+            .get_or_try_init(|| Store::open(&settings.database_url, settings.busy_timeout_ms));
+        match tokio::time::timeout(self.db_deadline(), opened).await {
+            Ok(Ok(store)) => Ok(store),
+            Ok(Err(e)) => {
+                log_store_error(&e);
+                Err(Denied::Unavailable)
+            }
+            Err(_) => {
+                eprintln!("serve: the database did not open in time");
+                Err(Denied::Unavailable)
+            }
+        }
+    }
+
+    /// Runs a read against the store with a deadline.
+    pub(crate) async fn read<'a, T, F, Fut>(&'a self, f: F) -> Result<T, Denied>
+    where
+        F: FnOnce(&'a Store) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + 'a,
+    {
+        let store = self.store().await?;
+        match tokio::time::timeout(self.db_deadline(), f(store)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                log_store_error(&e);
+                Err(Denied::Unavailable)
+            }
+            Err(_) => {
+                eprintln!("serve: a database read took too long");
+                Err(Denied::Unavailable)
+            }
+        }
+    }
+
+    /// Runs a write against the store, one at a time in this process, with a deadline that
+    /// includes the wait for the turn.
+    pub(crate) async fn write<'a, T, F, Fut>(&'a self, f: F) -> Result<T, Denied>
+    where
+        F: FnOnce(&'a Store) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + 'a,
+    {
+        let store = self.store().await?;
+        let work = async {
+            let _turn = self.inner.write_gate.lock().await;
+            f(store).await
+        };
+        match tokio::time::timeout(self.db_deadline(), work).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                log_store_error(&e);
+                Err(Denied::Unavailable)
+            }
+            Err(_) => {
+                eprintln!("serve: a database write took too long");
+                Err(Denied::Unavailable)
+            }
+        }
+    }
+
+    /// Waits (at most `within`) for confirmation mails still being sent, before exiting.
+    pub async fn drain(&self, within: Duration) -> bool {
+        let all = self.inner.mail_slots.acquire_many(MAIL_CONCURRENCY);
+        matches!(tokio::time::timeout(within, all).await, Ok(Ok(_)))
+    }
+}
+
+fn log_store_error(e: &StoreError) {
+    // Store errors name the database file and the driver's message, never an address.
+    eprintln!("serve: database unavailable: {e}");
+}
+
+/// The router of every public route. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so that the rate limit sees the
+/// client's address.
+pub fn router(state: AppState) -> Router {
+    let log = state.settings().log_requests;
+    let mut app = Router::new()
+        .route("/", get(home))
+        .route("/healthz", get(healthz))
+        .route(
+            "/u/{token}",
+            get(unsubscribe::page).post(unsubscribe::one_click),
+        )
+        .route("/u/{token}/resubscribe", post(unsubscribe::resubscribe))
+        .route("/u/{token}/all", post(unsubscribe::leave_all))
+        .route("/subscribe", get(subscribe::form).post(subscribe::submit))
+        .route(
+            "/confirm/{token}",
+            get(subscribe::confirm_page).post(subscribe::confirm),
+        )
+        .route("/archive", get(archive::redirect))
+        .route("/archive/", get(archive::index))
+        .route("/archive/{slug}/{lang}", get(archive::edition))
+        .route("/archive/{slug}/{lang}/", get(archive::edition))
+        // The web version's footer links here: there is no subscriber to act for.
+        .route("/unsubscribe", get(generic_unsubscribe))
+        .route("/preferences", get(generic_unsubscribe))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversized,
+        ))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state);
+    if log {
+        app = app.layer(middleware::from_fn(log_request));
+    }
+    app
+}
+
+/// The language of a request without a subscriber: `?lang=` is handled by the handlers that
+/// take a query; this looks at `Accept-Language`.
+pub(crate) fn browser_lang(headers: &HeaderMap) -> Lang {
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    Lang::negotiate(None, None, accept)
+}
+
+/// A page with a status.
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// The page for a refusal, in `lang`.
+pub(crate) fn denied(state: &AppState, lang: Lang, why: Denied) -> Response {
+    let s = lang.strings();
+    let site = &state.settings().site_name;
+    match why {
+        Denied::NotFound => html(
+            StatusCode::NOT_FOUND,
+            pages::page(
+                lang,
+                site,
+                s.not_found_title,
+                &pages::para(&pages::escape(s.not_found_body)),
+            ),
+        ),
+        Denied::Expired => {
+            let days = (state.settings().confirm_ttl_secs / 86_400)
+                .max(1)
+                .to_string();
+            let body = format!(
+                "{}<p><a href=\"{}/subscribe?lang={}\">{}</a></p>",
+                pages::para(&pages::fill(s.expired_body, &[("days", &days)])),
+                pages::escape(&state.settings().base_path),
+                lang.tag(),
+                pages::escape(s.home_subscribe)
+            );
+            html(
+                StatusCode::GONE,
+                pages::page(lang, site, s.expired_title, &body),
+            )
+        }
+        Denied::Unavailable => {
+            let mut response = html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                pages::page(
+                    lang,
+                    site,
+                    s.unavailable_title,
+                    &pages::para(&pages::escape(s.unavailable_body)),
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            response
+        }
+    }
+}
+
+async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let lang = browser_lang(&headers);
+    let s = lang.strings();
+    let base = pages::escape(&state.settings().base_path);
+    let body = format!(
+        "<ul><li><a href=\"{base}/subscribe?lang={tag}\">{sub}</a></li>\
+         <li><a href=\"{base}/archive/\">{arch}</a></li></ul>",
+        tag = lang.tag(),
+        sub = pages::escape(s.home_subscribe),
+        arch = pages::escape(s.home_archive),
+    );
+    let site = &state.settings().site_name;
+    html(StatusCode::OK, pages::page(lang, site, site, &body))
+}
+
+/// For load balancers and the tests: 200 when the database answers, 503 when not.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.read(|store| store.ping()).await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response(),
+    }
+}
+
+/// The archive's "unsubscribe" link has no token: explain where the personal link is.
+async fn generic_unsubscribe(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let lang = browser_lang(&headers);
+    let s = lang.strings();
+    html(
+        StatusCode::OK,
+        pages::page(
+            lang,
+            &state.settings().site_name,
+            s.generic_unsubscribe_title,
+            &pages::para(&pages::escape(s.generic_unsubscribe_body)),
+        ),
+    )
+}
+
+async fn fallback(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    denied(&state, browser_lang(&headers), Denied::NotFound)
+}
+
+/// Refuses a body announced larger than [`BODY_LIMIT`] before reading any of it: the body
+/// extractors would first answer `100 Continue` and read up to the limit.
+async fn refuse_oversized(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > BODY_LIMIT as u64) {
+        let lang = browser_lang(request.headers());
+        return rejected(&state, lang, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    next.run(request).await
+}
+
+/// Adds the security headers every response needs; a handler that sets its own CSP (the
+/// archive) keeps it.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        if let Ok(csp) = HeaderValue::from_str(&pages::PAGE_CSP) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+        }
+    }
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        // Pages reached by a personal link must not sit in a shared cache.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// One line per request: method, route pattern, status, time. The pattern, not the path,
+/// so that tokens (which identify a subscriber) never reach the log.
+async fn log_request(request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    eprintln!(
+        "serve: {method} {route} {} {:.1}ms",
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64() * 1000.0
+    );
+    response
+}
+
+/// Unix seconds now, for token ages.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Turns a body or form rejection into a page with the right status.
+pub(crate) fn rejected(state: &AppState, lang: Lang, status: StatusCode) -> Response {
+    let s = lang.strings();
+    let site = &state.settings().site_name;
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        html(status, pages::page(lang, site, s.too_large_title, ""))
+    } else {
+        let status = if status.is_client_error() {
+            status
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        html(
+            status,
+            pages::page(
+                lang,
+                site,
+                s.bad_request_title,
+                &pages::para(&pages::escape(s.bad_request_body)),
+            ),
+        )
+    }
+}

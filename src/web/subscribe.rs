@@ -1,0 +1,357 @@
+//! `/subscribe` and `/confirm/{token}`: the subscription form and its double opt-in.
+//!
+//! The form's answer is the same page whatever the address: new, pending, confirmed,
+//! blocklisted or erased, so that nobody can use it to learn who subscribes. The mail is sent
+//! after the response, in the background, so that the response time does not tell either.
+//! A hidden honeypot field catches the simplest bots (they fill every field), and a per-IP
+//! limit bounds how many mails one client can make us send.
+//!
+//! `GET /confirm/{token}` only shows a button; the `POST` it makes confirms. Mail scanners
+//! open confirmation links too, and must not subscribe anybody by doing so.
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::body::Bytes;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::rejection::{BytesRejection, FormRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::pages::{self, Lang, button_form, escape, fill, para};
+use super::{AppState, Denied, browser_lang, denied, html, rejected, unix_now};
+use crate::address::Address;
+use crate::store::{LinkTarget, List, PendingOutcome, WebOutcome};
+use crate::token::{self, Claims, Purpose};
+
+/// `?lang=fr&list=news` on the form.
+#[derive(Debug, Deserialize)]
+pub(super) struct FormQuery {
+    lang: Option<String>,
+    list: Option<String>,
+}
+
+/// The posted form.
+#[derive(Debug, Deserialize)]
+pub(super) struct SubscribeForm {
+    email: String,
+    list: String,
+    #[serde(default)]
+    lang: Option<String>,
+    /// The honeypot: hidden from people, filled in by naive bots.
+    #[serde(default)]
+    website: String,
+}
+
+fn form_lang(explicit: Option<&str>, headers: &HeaderMap) -> Lang {
+    let accept = headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    Lang::negotiate(explicit, None, accept)
+}
+
+/// The form's HTML: one list preselected (or a choice), the address, the honeypot.
+fn form_page(
+    state: &AppState,
+    lang: Lang,
+    lists: &[List],
+    selected: Option<&str>,
+    email: &str,
+    error: Option<&str>,
+) -> String {
+    let s = lang.strings();
+    let site = &state.settings().site_name;
+    if lists.is_empty() {
+        return pages::page(lang, site, s.subscribe_title, &para(&escape(s.no_lists)));
+    }
+    let mut body = String::new();
+    if let Some(error) = error {
+        body.push_str(&format!(
+            "<p class=\"error\" role=\"alert\" id=\"email-error\">{}</p>\n",
+            escape(error)
+        ));
+    }
+    let list_field = match (
+        selected.and_then(|n| lists.iter().find(|l| l.name == n)),
+        lists,
+    ) {
+        (Some(list), _) | (None, [list]) => format!(
+            "<input type=\"hidden\" name=\"list\" value=\"{}\"><p>{}</p>",
+            escape(&list.name),
+            escape(&list.name)
+        ),
+        (None, _) => {
+            let options: String = lists
+                .iter()
+                .map(|l| format!("<option value=\"{n}\">{n}</option>", n = escape(&l.name)))
+                .collect();
+            format!(
+                "<label for=\"list\">{}</label><select id=\"list\" name=\"list\">{options}</select>",
+                escape(s.list_label)
+            )
+        }
+    };
+    let described = if error.is_some() {
+        " aria-invalid=\"true\" aria-describedby=\"email-error\""
+    } else {
+        ""
+    };
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"{base}/subscribe\">\
+         {list_field}\
+         <input type=\"hidden\" name=\"lang\" value=\"{lang}\">\
+         <label for=\"email\">{email_label}</label>\
+         <input type=\"email\" id=\"email\" name=\"email\" required autocomplete=\"email\" value=\"{email}\"{described}>\
+         <div class=\"hp\" aria-hidden=\"true\"><label for=\"website\">{hp}</label>\
+         <input type=\"text\" id=\"website\" name=\"website\" tabindex=\"-1\" autocomplete=\"off\"></div>\
+         <p><button type=\"submit\">{button}</button></p></form>\n{note}",
+        base = escape(&state.settings().base_path),
+        lang = lang.tag(),
+        email_label = escape(s.email_label),
+        email = escape(email),
+        hp = escape(s.honeypot_label),
+        button = escape(s.subscribe_button),
+        note = para(&escape(s.subscribe_note)),
+    ));
+    pages::page(lang, site, s.subscribe_title, &body)
+}
+
+/// `GET /subscribe[?list=NAME][&lang=fr]`.
+pub(super) async fn form(
+    State(state): State<AppState>,
+    Query(query): Query<FormQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = form_lang(query.lang.as_deref(), &headers);
+    let lists = match state.read(|store| store.all_lists()).await {
+        Ok(l) => l,
+        Err(why) => return denied(&state, lang, why),
+    };
+    if let Some(name) = &query.list {
+        if !lists.iter().any(|l| &l.name == name) {
+            return denied(&state, lang, Denied::NotFound);
+        }
+    }
+    html(
+        StatusCode::OK,
+        form_page(&state, lang, &lists, query.list.as_deref(), "", None),
+    )
+}
+
+/// The client's address: the trusted proxy's header when configured, else the peer.
+fn client_ip(state: &AppState, headers: &HeaderMap, ext: &Extensions) -> Option<std::net::IpAddr> {
+    if let Some(name) = &state.settings().client_ip_header {
+        // X-Forwarded-For grows by one entry per proxy; the last is the one our proxy added.
+        return headers
+            .get(name)?
+            .to_str()
+            .ok()?
+            .rsplit(',')
+            .next()?
+            .trim()
+            .parse()
+            .ok();
+    }
+    ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// `POST /subscribe`.
+pub(super) async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ext: Extensions,
+    form: Result<Form<SubscribeForm>, FormRejection>,
+) -> Response {
+    let fallback_lang = browser_lang(&headers);
+    let Form(form) = match form {
+        Ok(f) => f,
+        Err(e) => return rejected(&state, fallback_lang, e.status()),
+    };
+    let lang = form_lang(form.lang.as_deref(), &headers);
+    let s = lang.strings();
+    // Every attempt counts, the honeypot's too: a bot that learns the trap still hits the limit.
+    let allowed = match client_ip(&state, &headers, &ext) {
+        Some(ip) => state.inner.limiter.allow(ip, std::time::Instant::now()),
+        // No address to count by (a proxy header missing): refuse rather than run unlimited.
+        None => false,
+    };
+    if !allowed {
+        let mut response = html(
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::page(
+                lang,
+                &state.settings().site_name,
+                s.too_many_title,
+                &para(&escape(s.too_many_body)),
+            ),
+        );
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("3600"),
+        );
+        return response;
+    }
+    let list = match state.read(|store| store.all_lists()).await {
+        Ok(lists) => match lists.into_iter().find(|l| l.name == form.list) {
+            Some(list) => list,
+            None => return denied(&state, lang, Denied::NotFound),
+        },
+        Err(why) => return denied(&state, lang, why),
+    };
+    let check_inbox = || {
+        html(
+            StatusCode::OK,
+            pages::page(
+                lang,
+                &state.settings().site_name,
+                s.check_inbox_title,
+                &para(&escape(s.check_inbox_body)),
+            ),
+        )
+    };
+    if !form.website.is_empty() {
+        return check_inbox();
+    }
+    let address = match Address::parse(&form.email) {
+        Ok(a) => a,
+        Err(_) => {
+            let lists = std::slice::from_ref(&list);
+            return html(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form_page(
+                    &state,
+                    lang,
+                    lists,
+                    Some(&list.name),
+                    &form.email,
+                    Some(s.bad_address),
+                ),
+            );
+        }
+    };
+    let outcome = state
+        .write(|store| store.subscribe_pending(&address, list.id, Some(lang.tag()), "form"))
+        .await;
+    match outcome {
+        Ok(PendingOutcome::Confirm {
+            subscriber_id,
+            list_id,
+            nonce,
+            language,
+        }) => {
+            let token = state.keys().issue(
+                Claims {
+                    purpose: Purpose::Confirm,
+                    subscriber_id,
+                    list_id,
+                    issued_at: unix_now(),
+                },
+                &nonce,
+            );
+            let link = format!("{}/confirm/{token}", state.settings().public_url);
+            // The person's own language if we knew them, else the form's.
+            let mail_lang = language.as_deref().and_then(Lang::from_tag).unwrap_or(lang);
+            state.send_confirmation(address, list.name.clone(), link, mail_lang);
+        }
+        Ok(PendingOutcome::Nothing) => {}
+        Err(why) => return denied(&state, lang, why),
+    }
+    check_inbox()
+}
+
+/// Verifies a confirm token (signature, purpose, age).
+async fn resolve(state: &AppState, token: &str) -> Result<(Claims, LinkTarget), Denied> {
+    let claims = token::read(token).map_err(|_| Denied::NotFound)?;
+    if claims.purpose != Purpose::Confirm {
+        return Err(Denied::NotFound);
+    }
+    let target = state
+        .read(|store| store.link_target(claims.subscriber_id, claims.list_id))
+        .await?
+        .ok_or(Denied::NotFound)?;
+    let ttl = state.settings().confirm_ttl_secs;
+    match state.keys().verify(
+        token,
+        &target.nonce,
+        Purpose::Confirm,
+        unix_now(),
+        Some(ttl),
+    ) {
+        Ok(_) => Ok((claims, target)),
+        Err(token::TokenError::Expired) => Err(Denied::Expired),
+        Err(_) => Err(Denied::NotFound),
+    }
+}
+
+/// `GET /confirm/{token}`: a button, nothing else.
+pub(super) async fn confirm_page(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (_, target) = match resolve(&state, &token).await {
+        Ok(found) => found,
+        Err(why) => return denied(&state, browser_lang(&headers), why),
+    };
+    let accept = headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let lang = Lang::negotiate(None, target.language.as_deref(), accept);
+    let s = lang.strings();
+    let list = target.list_name.as_str();
+    let body = format!(
+        "{}{}",
+        para(&fill(s.confirm_body, &[("list", list)])),
+        button_form(
+            &format!("{}/confirm/{token}", state.settings().base_path),
+            &[],
+            s.confirm_button,
+            true
+        )
+    );
+    html(
+        StatusCode::OK,
+        pages::page(lang, &state.settings().site_name, s.confirm_title, &body),
+    )
+}
+
+/// `POST /confirm/{token}`: the subscription starts.
+pub(super) async fn confirm(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Err(e) = body {
+        return rejected(&state, browser_lang(&headers), e.status());
+    }
+    let (claims, target) = match resolve(&state, &token).await {
+        Ok(found) => found,
+        Err(why) => return denied(&state, browser_lang(&headers), why),
+    };
+    let accept = headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let lang = Lang::negotiate(None, target.language.as_deref(), accept);
+    match state
+        .write(|store| store.confirm_subscription(claims.subscriber_id, claims.list_id, "page"))
+        .await
+    {
+        Ok(WebOutcome::Changed | WebOutcome::Unchanged) => {}
+        // The subscription was removed meanwhile (list removed, erased): nothing to confirm.
+        Ok(WebOutcome::Missing) => return denied(&state, lang, Denied::NotFound),
+        Err(why) => return denied(&state, lang, why),
+    }
+    let s = lang.strings();
+    html(
+        StatusCode::OK,
+        pages::page(
+            lang,
+            &state.settings().site_name,
+            s.confirmed_title,
+            &para(&fill(s.confirmed_body, &[("list", &target.list_name)])),
+        ),
+    )
+}

@@ -1,0 +1,13 @@
+//! Integration tests of `bulletin serve`: the real binary on a loopback port, a real SQLite
+//! file, real HTTP written byte by byte, a real SMTP server process (aiosmtpd) for the
+//! confirmation mail, and a real headless Chromium clicking the buttons.
+//!
+//! Nothing here skips: a missing aiosmtpd or Chromium fails the test with the command that
+//! installs it, because a check that silently does not run proves nothing.
+
+mod archive;
+mod browser;
+mod one_click;
+mod robustness;
+mod subscribe;
+mod support;

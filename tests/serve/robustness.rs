@@ -1,0 +1,247 @@
+//! What happens under load, at shutdown, and when the database is locked or missing, and
+//! how `serve` refuses to start without a real secret.
+
+use std::io::Write;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use crate::support::{Project, SECRET, Server, block_on, bulletin};
+
+#[test]
+fn hundreds_of_simultaneous_one_clicks_lose_nothing() {
+    const N: usize = 300;
+    let project = Project::new();
+    let lists = project.lists(&["news", "events"]);
+    let emails: Vec<String> = (0..N).map(|i| format!("reader{i}@example.org")).collect();
+    let subs = project.subscribers(&emails, &["news", "events"], None);
+    let tokens: Vec<String> = subs
+        .iter()
+        .map(|&s| project.unsubscribe_token(SECRET, s, lists[0]))
+        .collect();
+    let server = Server::start(&project, &[]);
+    let addr = server.addr;
+    let barrier = Arc::new(Barrier::new(N));
+    let handles: Vec<_> = tokens
+        .into_iter()
+        .map(|token| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                crate::support::http(
+                    addr,
+                    "POST",
+                    &format!("/u/{token}"),
+                    &[("Content-Type", "application/x-www-form-urlencoded")],
+                    b"List-Unsubscribe=One-Click",
+                )
+                .status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    let ok = statuses.iter().filter(|&&s| s == 200).count();
+    assert_eq!(ok, N, "statuses: {statuses:?}\n{}", server.log());
+    assert_eq!(
+        project.scalar(&format!(
+            "SELECT COUNT(*) FROM subscriptions WHERE list_id = {} AND status = 'unsubscribed'",
+            lists[0]
+        )),
+        N as i64
+    );
+    assert_eq!(
+        project.scalar(&format!(
+            "SELECT COUNT(*) FROM subscriptions WHERE list_id = {} AND status = 'confirmed'",
+            lists[1]
+        )),
+        N as i64,
+        "the other list is untouched"
+    );
+    assert_eq!(
+        project.scalar("SELECT COUNT(*) FROM events WHERE source = 'one-click'"),
+        N as i64
+    );
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_then_exits() {
+    let project = Project::new();
+    let lists = project.lists(&["news"]);
+    let subs = project.subscribers(&["slow@example.org".into()], &["news"], None);
+    let token = project.unsubscribe_token(SECRET, subs[0], lists[0]);
+    let mut server = Server::start(&project, &[]);
+
+    // A slow client: the head and half the body, then SIGTERM, then the rest.
+    let body = b"List-Unsubscribe=One-Click";
+    let mut stream = std::net::TcpStream::connect(server.addr).expect("connect");
+    write!(
+        stream,
+        "POST /u/{token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .expect("head");
+    stream.write_all(&body[..10]).expect("half body");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = server.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(&body[10..]).expect("rest of body");
+    let r = crate::support::read_response(&mut stream);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let status = server.terminate(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status}\n{}", server.log());
+    assert_eq!(
+        project.status(subs[0], lists[0]).as_deref(),
+        Some("unsubscribed")
+    );
+    let log = server.log();
+    assert!(log.contains("serve: stopped"), "{log}");
+    // New connections are refused once it has stopped.
+    assert!(std::net::TcpStream::connect(server.addr).is_err());
+}
+
+#[test]
+fn a_locked_database_gives_503_quickly_not_a_hang() {
+    let project = Project::new();
+    let lists = project.lists(&["news"]);
+    let subs = project.subscribers(&["locked@example.org".into()], &["news"], None);
+    let token = project.unsubscribe_token(SECRET, subs[0], lists[0]);
+    let server = Server::start(&project, &[("BULLETIN_DATABASE_BUSY_TIMEOUT_MS", "300")]);
+
+    // Another process (here: another connection) holds the write lock.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let url = project.db_url();
+    let holder = std::thread::spawn(move || {
+        block_on(async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&url)
+                .await
+                .expect("connect");
+            sqlx::query("BEGIN EXCLUSIVE")
+                .execute(&mut conn)
+                .await
+                .expect("lock");
+            locked_tx.send(()).expect("signal");
+            let _ = release_rx.recv();
+            sqlx::query("ROLLBACK")
+                .execute(&mut conn)
+                .await
+                .expect("unlock");
+        });
+    });
+    locked_rx.recv().expect("lock taken");
+    let start = Instant::now();
+    let r = server.one_click(&token);
+    let took = start.elapsed();
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(r.header("retry-after"), Some("30"));
+    assert!(r.body.contains("Nothing was changed"), "{}", r.body);
+    // Reading still works while writes wait (WAL): the page shows.
+    assert_eq!(server.get(&format!("/u/{token}")).status, 200);
+    release_tx.send(()).expect("release");
+    holder.join().expect("holder");
+    // Once the lock is gone, the same click goes through.
+    assert_eq!(server.one_click(&token).status, 200);
+    assert_eq!(
+        project.status(subs[0], lists[0]).as_deref(),
+        Some("unsubscribed")
+    );
+}
+
+#[test]
+fn a_missing_database_gives_503_then_recovers() {
+    let project = Project::new();
+    let folder = project.path().join("not-mounted-yet");
+    let url = format!("sqlite://{}/bulletin.db", folder.display());
+    let server = Server::start(
+        &project,
+        &[
+            ("BULLETIN_DATABASE_URL", &url),
+            ("BULLETIN_DATABASE_BUSY_TIMEOUT_MS", "300"),
+        ],
+    );
+    assert!(
+        server.log().contains("serving 503 until it opens"),
+        "{}",
+        server.log()
+    );
+    let start = Instant::now();
+    assert_eq!(server.get("/healthz").status, 503);
+    // A well-formed token still cannot be checked without the database.
+    let token = crate::support::keys(SECRET).unsubscribe(1, 1, "n", 0);
+    assert_eq!(server.one_click(&token).status, 503);
+    assert_eq!(server.get("/subscribe").status, 503);
+    assert!(start.elapsed() < Duration::from_secs(15));
+    // The volume appears: the next request opens (and migrates) it.
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(server.get("/subscribe").status, 200);
+}
+
+#[test]
+fn refuses_to_start_without_a_real_secret() {
+    let project = Project::new();
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = bulletin(project.path());
+        cmd.arg("serve")
+            .args(if args.is_empty() {
+                &["--listen", "127.0.0.1:0"][..]
+            } else {
+                args
+            })
+            .env("BULLETIN_DATABASE_URL", project.db_url());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&[], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("BULLETIN_SECRET") && err.contains("--insecure-dev-secret"),
+        "{err}"
+    );
+    let (code, err) = run(&[("BULLETIN_SECRET", "short")], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("at least 32 characters"), "{err}");
+    assert!(!err.contains("short\""), "the secret is not echoed: {err}");
+    let (code, err) = run(&[], &["--insecure-dev-secret", "--listen", "0.0.0.0:0"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("local previews"), "{err}");
+    // On loopback the development secret is accepted, with a warning.
+    let mut child = bulletin(project.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--insecure-dev-secret"])
+        .env("BULLETIN_DATABASE_URL", project.db_url())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    use std::io::BufRead;
+    while !seen.contains("listening on") {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).expect("read") == 0 {
+            break;
+        }
+        seen.push_str(&line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("insecure development secret"), "{seen}");
+    assert!(seen.contains("listening on"), "{seen}");
+}

@@ -1,0 +1,166 @@
+//! `/subscribe` → confirmation mail through a real SMTP server → `/confirm/{token}`.
+
+use std::time::Duration;
+
+use crate::support::{Project, Server, SmtpSink, confirm_path, unix_now};
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+fn subscribe(server: &Server, email: &str, list: &str, extra: &str) -> crate::support::Response {
+    let body = format!(
+        "email={}&list={list}&lang=en{extra}",
+        email.replace('@', "%40")
+    );
+    server.post("/subscribe", Some(FORM), body.as_bytes())
+}
+
+#[test]
+fn double_opt_in_end_to_end_with_a_real_smtp_server() {
+    let project = Project::new();
+    let list = project.lists(&["doi-news"])[0];
+    let sink = SmtpSink::start(project.path());
+    let smtp = sink.url();
+    let server = Server::start(&project, &[("BULLETIN_SMTP_URL", &smtp)]);
+
+    let form = server.get("/subscribe?list=doi-news");
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("name=\"website\""), "honeypot present");
+
+    let r = subscribe(&server, "new.person@example.org", "doi-news", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("Check your inbox"));
+    let id = project.scalar("SELECT id FROM subscribers WHERE email = 'new.person@example.org'");
+    assert_eq!(project.status(id, list).as_deref(), Some("unconfirmed"));
+
+    let mail = sink.wait_for(1, Duration::from_secs(20)).remove(0);
+    assert!(mail.contains("To: new.person@example.org"), "{mail}");
+    assert!(
+        mail.contains("From: Newsletter <newsletter@localhost>"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("Subject: Confirm your subscription to doi-news"),
+        "{mail}"
+    );
+    assert!(mail.contains("https://news.example.org/confirm/"), "{mail}");
+    let path = confirm_path(&mail);
+
+    // Opening the link (a scanner, a preview) confirms nothing.
+    let page = server.get(&path);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Confirm"), "{}", page.body);
+    assert_eq!(project.status(id, list).as_deref(), Some("unconfirmed"));
+    // The button does.
+    let r = server.post(&path, Some(FORM), b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("Subscription confirmed"), "{}", r.body);
+    assert_eq!(project.status(id, list).as_deref(), Some("confirmed"));
+    assert_eq!(
+        project.scalar(&format!(
+            "SELECT COUNT(*) FROM events WHERE subscriber_id = {id} AND kind = 'confirmed' AND source = 'page'"
+        )),
+        1
+    );
+    assert_eq!(
+        project.scalar(&format!(
+            "SELECT COUNT(*) FROM events WHERE subscriber_id = {id} AND kind = 'subscribed' AND source = 'form'"
+        )),
+        1
+    );
+    // Confirming twice is harmless.
+    assert_eq!(server.post(&path, Some(FORM), b"").status, 200);
+    assert!(!server.log().contains("new.person"), "the log names nobody");
+}
+
+#[test]
+fn the_answer_never_reveals_whether_an_address_is_known() {
+    let project = Project::new();
+    project.lists(&["news"]);
+    project.subscribers(&["known@example.org".into()], &["news"], None);
+    let sink = SmtpSink::start(project.path());
+    let smtp = sink.url();
+    let server = Server::start(&project, &[("BULLETIN_SMTP_URL", &smtp)]);
+    let known = subscribe(&server, "known@example.org", "news", "");
+    let unknown = subscribe(&server, "stranger@example.org", "news", "");
+    assert_eq!(known.status, unknown.status);
+    assert_eq!(known.body, unknown.body);
+    // The confirmed subscriber is not mailed again; the stranger is.
+    let mails = sink.wait_for(1, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sink.messages().len(), 1, "{mails:?}");
+    assert!(mails[0].contains("To: stranger@example.org"));
+}
+
+#[test]
+fn honeypot_bad_input_and_rate_limit() {
+    let project = Project::new();
+    project.lists(&["news"]);
+    let sink = SmtpSink::start(project.path());
+    let smtp = sink.url();
+    let server = Server::start(
+        &project,
+        &[
+            ("BULLETIN_SMTP_URL", &smtp),
+            ("BULLETIN_SERVER_SUBSCRIBE_LIMIT_PER_HOUR", "3"),
+        ],
+    );
+    // A bot fills the hidden field: same answer, nothing stored, nothing sent.
+    let r = subscribe(
+        &server,
+        "bot@example.org",
+        "news",
+        "&website=http%3A%2F%2Fspam",
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("Check your inbox"));
+    assert_eq!(project.scalar("SELECT COUNT(*) FROM subscribers"), 0);
+    // Not an address: the form again, with the error, and what was typed.
+    let r = subscribe(&server, "not-an-address", "news", "");
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("role=\"alert\""), "{}", r.body);
+    // Unknown list.
+    assert_eq!(subscribe(&server, "a@example.org", "nope", "").status, 404);
+    // Missing fields.
+    assert_eq!(
+        server.post("/subscribe", Some(FORM), b"list=news").status,
+        422
+    );
+    // The fourth counted request within the hour from this address is refused (the
+    // unreadable form never reached the limiter).
+    let r = subscribe(&server, "b@example.org", "news", "");
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sink.messages().len(), 0);
+}
+
+#[test]
+fn expired_and_forged_confirm_links() {
+    let project = Project::new();
+    let list = project.lists(&["doi-news"])[0];
+    let sink = SmtpSink::start(project.path());
+    let smtp = sink.url();
+    let server = Server::start(&project, &[("BULLETIN_SMTP_URL", &smtp)]);
+    assert_eq!(
+        subscribe(&server, "late@example.org", "doi-news", "").status,
+        200
+    );
+    let id = project.scalar("SELECT id FROM subscribers WHERE email = 'late@example.org'");
+    // Issued eight days ago: past the default seven.
+    let old = project.confirm_token(id, list, unix_now() - 8 * 86_400);
+    let r = server.post(&format!("/confirm/{old}"), Some(FORM), b"");
+    assert_eq!(r.status, 410, "{}", r.body);
+    assert!(r.body.contains("expired"), "{}", r.body);
+    assert_eq!(project.status(id, list).as_deref(), Some("unconfirmed"));
+    // An unsubscribe token is not a confirm token.
+    let wrong = project.unsubscribe_token(crate::support::SECRET, id, list);
+    assert_eq!(
+        server
+            .post(&format!("/confirm/{wrong}"), Some(FORM), b"")
+            .status,
+        404
+    );
+    assert_eq!(server.get("/confirm/garbage").status, 404);
+    assert_eq!(project.status(id, list).as_deref(), Some("unconfirmed"));
+    drop(sink);
+}
