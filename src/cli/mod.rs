@@ -239,7 +239,6 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         if cause.is::<crate::mail::MailError>()
             || cause.is::<crate::mail::dkim::DkimError>()
             || cause.is::<crate::mail::PersonaliseError>()
-            || cause.is::<crate::token::TokenError>()
         {
             return 2;
         }

@@ -9,3 +9,4 @@ mod campaigns;
 mod dkim;
 mod smtp;
 mod smtp_server;
+mod unsubscribe;
