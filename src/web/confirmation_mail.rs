@@ -219,7 +219,7 @@ mod tests {
         let message = mailer.message(&to, "news", link, Lang::Fr).expect("builds");
         let raw = String::from_utf8_lossy(&message.formatted()).to_string();
         assert!(
-            raw.contains("From: Newsletter <newsletter@localhost>"),
+            raw.contains("From: Newsletter <newsletter@example.org>"),
             "{raw}"
         );
         assert!(raw.contains("To: ana@example.org"), "{raw}");

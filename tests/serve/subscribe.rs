@@ -35,7 +35,7 @@ fn double_opt_in_end_to_end_with_a_real_smtp_server() {
     let mail = sink.wait_for(1, Duration::from_secs(20)).remove(0);
     assert!(mail.contains("To: new.person@example.org"), "{mail}");
     assert!(
-        mail.contains("From: Newsletter <newsletter@localhost>"),
+        mail.contains("From: Newsletter <newsletter@example.org>"),
         "{mail}"
     );
     assert!(
