@@ -106,8 +106,9 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
                 .into(),
         )
     })?;
-    let previous: Vec<crate::config::Secret> = Vec::new();
-    let keys = Keys::new(&secret, &previous)?;
+    // Links are signed with the current secret only; previous ones matter to `serve`, which
+    // verifies.
+    let keys = Keys::new(&secret, &[])?;
     let default_subject = rendered
         .variants
         .get(&rendered.default_language)
