@@ -342,8 +342,9 @@ impl ImportReader {
             }
         }
         // Checked last, so that a bad row does not mark its address as seen.
+        let key = address.key();
         let mut hasher = DefaultHasher::new();
-        address.key().hash(&mut hasher);
+        key.hash(&mut hasher);
         let fingerprint = hasher.finish();
         if let Some(first) = self.seen.get(&fingerprint) {
             return Err(format!(
@@ -351,12 +352,16 @@ impl ImportReader {
             ));
         }
         self.seen.insert(fingerprint, line);
+        // Serialising a map of strings cannot fail; the fallback is never used.
+        let attributes_json = serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into());
         Ok(ImportRecord {
             line,
             address,
+            key,
             name,
             language,
             attributes,
+            attributes_json,
             lists,
         })
     }

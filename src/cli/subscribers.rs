@@ -384,6 +384,13 @@ async fn import(
     })
 }
 
+/// A batch back from the database task: its rows (freed by the caller, see `submit`) and the
+/// outcome.
+type WrittenBatch = (
+    Vec<crate::store::ImportRecord>,
+    Result<ImportReport, crate::store::StoreError>,
+);
+
 /// Writes batches in the background while the next one is parsed: reading and validating
 /// the CSV and SQLite's own work then run on the two cores side by side. One batch at a time
 /// is in flight, so batches still commit in file order.
@@ -391,31 +398,34 @@ struct BatchWriter {
     store: Store,
     options: ImportOptions,
     report: ImportReport,
-    in_flight:
-        Option<tokio::task::JoinHandle<(usize, Result<ImportReport, crate::store::StoreError>)>>,
+    in_flight: Option<tokio::task::JoinHandle<WrittenBatch>>,
     shown: String,
     quiet: bool,
 }
 
 impl BatchWriter {
     async fn submit(&mut self, batch: Vec<crate::store::ImportRecord>) -> anyhow::Result<()> {
-        self.wait().await?;
-        if batch.is_empty() {
-            return Ok(());
+        let written = self.wait().await?;
+        if !batch.is_empty() {
+            let store = self.store.clone();
+            let options = self.options.clone();
+            self.in_flight = Some(tokio::spawn(async move {
+                let result = store.import_batch(&batch, &options).await;
+                (batch, result)
+            }));
         }
-        let store = self.store.clone();
-        let options = self.options.clone();
-        self.in_flight = Some(tokio::spawn(async move {
-            (batch.len(), store.import_batch(&batch, &options).await)
-        }));
+        // Freeing thousands of rows takes a while: done here, once the next batch is already
+        // being written, rather than while the database waits for it.
+        drop(written);
         Ok(())
     }
 
-    async fn wait(&mut self) -> anyhow::Result<()> {
+    /// Waits for the batch in flight, if any, and hands its rows back.
+    async fn wait(&mut self) -> anyhow::Result<Vec<crate::store::ImportRecord>> {
         let Some(handle) = self.in_flight.take() else {
-            return Ok(());
+            return Ok(Vec::new());
         };
-        let (_, result) = handle.await.context("the import's database task failed")?;
+        let (written, result) = handle.await.context("the import's database task failed")?;
         let done = summary(&self.report, self.options.dry_run);
         let part = result.with_context(|| {
             format!(
@@ -429,7 +439,7 @@ impl BatchWriter {
             }
         }
         self.report.absorb(part);
-        Ok(())
+        Ok(written)
     }
 
     async fn finish(mut self) -> anyhow::Result<ImportReport> {

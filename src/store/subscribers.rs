@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{List, Store, StoreError, col, now};
 use crate::address::Address;
@@ -208,12 +208,16 @@ pub struct ImportRecord {
     pub line: u64,
     /// Validated address.
     pub address: Address,
+    /// `address.key()`, computed once while parsing (off the database's critical path).
+    pub key: String,
     /// Name, when the file has a `name` column.
     pub name: Option<String>,
     /// Language, when the file has a `lang` column and the cell is not empty.
     pub language: Option<String>,
     /// Attributes from the `attributes` column and any extra columns.
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// `attributes` as the JSON text stored in the database, serialised while parsing.
+    pub attributes_json: String,
     /// Lists to join, with an explicit status when the file gives one (`news:unconfirmed`).
     pub lists: Vec<(Arc<List>, Option<SubscriptionStatus>)>,
 }
@@ -547,15 +551,53 @@ impl Store {
 
     /// Writes one batch of imported rows in one transaction (rolled back on a dry run).
     ///
-    /// The batch is read with three `IN (...)` queries and written with multi-row inserts, so a
-    /// batch of a few thousand rows costs a handful of statements rather than several per row.
+    /// The batch is read with `IN (...)`-style queries and written with multi-row and
+    /// set-based inserts, so a batch of a few thousand rows costs a handful of statements
+    /// rather than several per row.
+    ///
+    /// SQLite's per-row foreign-key checks are switched off for the batch's connection, as
+    /// bulk loaders do (`pg_restore`, `mysqldump`'s `FOREIGN_KEY_CHECKS=0`): they cost a third
+    /// of the subscriptions and events inserts, and here they cannot fail. Every subscriber id
+    /// written comes from `subscribers` inside the same transaction, and the lists are checked
+    /// to exist under the same write lock first (`lists_still_exist`), so no row can point at
+    /// nothing. The connection goes back to the pool only after the checks are on again.
     pub async fn import_batch(
         &self,
         records: &[ImportRecord],
         options: &ImportOptions,
     ) -> Result<ImportReport, StoreError> {
-        let mut tx = self.write().await?;
-        let report = import_in_transaction(&mut tx, records, options)
+        let conn = self.pool.acquire().await.map_err(|e| self.classify(e))?;
+        let mut conn = UncheckedForeignKeys::switch_off(conn)
+            .await
+            .map_err(|e| self.classify(e))?;
+        let outcome = self
+            .import_batch_on(conn.connection(), records, options)
+            .await;
+        conn.switch_on().await.map_err(|e| self.classify(e))?;
+        outcome
+    }
+
+    async fn import_batch_on(
+        &self,
+        conn: &mut SqliteConnection,
+        records: &[ImportRecord],
+        options: &ImportOptions,
+    ) -> Result<ImportReport, StoreError> {
+        let nonces = token_nonces(records.len())?;
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.classify(e))?;
+        lists_still_exist(&mut tx, records)
+            .await
+            .map_err(|e| match e {
+                ListCheck::Gone(name) => StoreError::ListNotFound {
+                    name,
+                    hint: "; it was removed while the import ran: create it again and re-run the import (rows already imported are kept and not duplicated)".into(),
+                },
+                ListCheck::Database(e) => self.classify(e),
+            })?;
+        let report = import_in_transaction(&mut tx, records, &nonces, options)
             .await
             .map_err(|e| self.classify(e))?;
         if options.dry_run {
@@ -565,6 +607,89 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// A pooled connection with SQLite's foreign-key checks off, for one bulk import batch.
+///
+/// `PRAGMA foreign_keys` is a connection setting, so a connection must never go back to the
+/// pool with the checks off: `switch_on` turns them on again, and if that fails, or the guard
+/// is dropped before (an error or a cancelled task), the connection is detached from the pool
+/// and closed instead.
+struct UncheckedForeignKeys {
+    conn: Option<sqlx::pool::PoolConnection<Sqlite>>,
+}
+
+impl UncheckedForeignKeys {
+    async fn switch_off(mut conn: sqlx::pool::PoolConnection<Sqlite>) -> Result<Self, sqlx::Error> {
+        // Outside any transaction (SQLite ignores the pragma inside one): a pooled connection
+        // never holds one open between uses.
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
+            .await?;
+        Ok(Self { conn: Some(conn) })
+    }
+
+    fn connection(&mut self) -> &mut SqliteConnection {
+        // `conn` is `Some` from `switch_off` until `switch_on` or drop take it.
+        self.conn
+            .as_deref_mut()
+            .expect("connection present until switched on")
+    }
+
+    async fn switch_on(mut self) -> Result<(), sqlx::Error> {
+        if let Some(mut conn) = self.conn.take() {
+            if let Err(e) = sqlx::query("PRAGMA foreign_keys = ON")
+                .execute(&mut *conn)
+                .await
+            {
+                drop(conn.detach());
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for UncheckedForeignKeys {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Closed rather than returned with the checks still off.
+            drop(conn.detach());
+        }
+    }
+}
+
+/// Why `lists_still_exist` said no.
+enum ListCheck {
+    /// This list was removed since the import read the list names.
+    Gone(String),
+    /// The query itself failed.
+    Database(sqlx::Error),
+}
+
+/// Checks, under the batch's write lock, that every list the batch joins still exists: the
+/// one foreign key of an import that does not come from the transaction's own rows.
+async fn lists_still_exist(
+    conn: &mut SqliteConnection,
+    records: &[ImportRecord],
+) -> Result<(), ListCheck> {
+    let mut lists: Vec<&List> = records
+        .iter()
+        .flat_map(|r| r.lists.iter().map(|(list, _)| list.as_ref()))
+        .collect();
+    lists.sort_by_key(|l| l.id);
+    lists.dedup_by_key(|l| l.id);
+    for list in lists {
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM lists WHERE id = ?")
+            .bind(list.id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(ListCheck::Database)?;
+        if found.is_none() {
+            return Err(ListCheck::Gone(list.name.clone()));
+        }
+    }
+    Ok(())
 }
 
 async fn insert_subscription(
@@ -638,33 +763,35 @@ async fn set_subscription_status(
     .await
 }
 
-/// One subscriber of a batch, as bound to the set-based statements below.
-#[derive(Serialize)]
+/// One subscriber new to the database, as bound to the multi-row insert below.
 struct NewRow<'a> {
     id: i64,
-    e: &'a str,
-    k: &'a str,
-    n: &'a str,
-    l: Option<&'a str>,
-    a: &'a str,
+    nonce: &'a str,
+    email: &'a str,
+    key: &'a str,
+    name: &'a str,
+    language: Option<&'a str>,
+    attributes: &'a str,
 }
 
-/// One subscription (and its event) of a batch.
-#[derive(Serialize)]
+/// The lists a new subscriber joins, with the status on each. A run of new subscribers with
+/// the same memberships has consecutive ids, so their subscriptions and events are written by
+/// one `INSERT ... SELECT` over the id range instead of row by row.
+type Memberships = Vec<(i64, SubscriptionStatus)>;
+
+/// One subscription (and its event) of an existing subscriber joining a list.
 struct JoinRow {
     id: i64,
     list: i64,
-    st: &'static str,
-    kind: &'static str,
+    status: SubscriptionStatus,
 }
 
 /// One `events` row of a batch that is not a subscription.
-#[derive(Serialize)]
 struct EventRow {
     id: i64,
     list: Option<i64>,
     kind: &'static str,
-    d: String,
+    detail: String,
 }
 
 /// Reads and writes a whole batch with a handful of statements.
@@ -679,16 +806,12 @@ struct EventRow {
 async fn import_in_transaction(
     conn: &mut SqliteConnection,
     records: &[ImportRecord],
+    nonces: &str,
     options: &ImportOptions,
 ) -> Result<ImportReport, sqlx::Error> {
     let mut report = ImportReport::default();
     let now = now();
-    let keys: Vec<String> = records.iter().map(|r| r.address.key()).collect();
-    let hashes: Vec<String> = keys.iter().map(|k| suppression_hash(k)).collect();
-    let attributes: Vec<String> = records
-        .iter()
-        .map(|r| serde_json::Value::Object(r.attributes.clone()).to_string())
-        .collect();
+    let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
 
     // Who is known already, and who was erased: one pass over the batch.
     // Most lists never had anyone erased: skip that lookup when there is nothing to find.
@@ -698,6 +821,7 @@ async fn import_in_transaction(
     // Arrays of plain strings: json_each hands scalars over without re-encoding them.
     let mut erased = vec![false; records.len()];
     if any_erased {
+        let hashes: Vec<String> = keys.iter().map(|k| suppression_hash(k)).collect();
         let rows = sqlx::query(
             "SELECT j.key AS idx FROM json_each(?1) j JOIN suppressions sp ON sp.email_hash = j.value",
         )
@@ -746,21 +870,13 @@ async fn import_in_transaction(
     }
 
     // Decide, row by row, then write in bulk.
-    let mut next_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM subscribers")
-        .fetch_one(&mut *conn)
-        .await?;
-    let mut new_rows: Vec<NewRow<'_>> = Vec::new();
+    let mut fresh: Vec<(usize, Memberships)> = Vec::new();
     let mut joins: Vec<JoinRow> = Vec::new();
     let mut events: Vec<EventRow> = Vec::new();
     let mut updates: Vec<(i64, &ImportRecord, &str)> = Vec::new();
     let mut status_changes: Vec<(i64, i64, SubscriptionStatus)> = Vec::new();
-    let event_kind = |status: SubscriptionStatus| match status {
-        // A file may record people who had already left (a migration from another tool).
-        SubscriptionStatus::Unsubscribed => "unsubscribed",
-        _ => "subscribed",
-    };
 
-    for (index, (record, key)) in records.iter().zip(&keys).enumerate() {
+    for (index, record) in records.iter().enumerate() {
         if erased[index] {
             report.suppressed += 1;
             report.notes.push((
@@ -774,35 +890,17 @@ async fn import_in_transaction(
         }
         match &existing[index] {
             None => {
-                let id = next_id;
-                next_id += 1;
-                new_rows.push(NewRow {
-                    id,
-                    e: record.address.as_str(),
-                    k: key,
-                    n: record.name.as_deref().unwrap_or(""),
-                    l: record.language.as_deref(),
-                    a: &attributes[index],
-                });
-                // Joining a list is recorded by its `subscribed` event; a subscriber who
-                // joins none gets a `created` event so that no change goes unrecorded.
-                if record.lists.is_empty() {
-                    events.push(EventRow {
-                        id,
-                        list: None,
-                        kind: "created",
-                        d: "{}".into(),
-                    });
-                }
-                for (list, status) in &record.lists {
-                    let status = status.unwrap_or_else(|| SubscriptionStatus::initial_for(list));
-                    joins.push(JoinRow {
-                        id,
-                        list: list.id,
-                        st: status.as_str(),
-                        kind: event_kind(status),
-                    });
-                }
+                let memberships = record
+                    .lists
+                    .iter()
+                    .map(|(list, status)| {
+                        (
+                            list.id,
+                            status.unwrap_or_else(|| SubscriptionStatus::initial_for(list)),
+                        )
+                    })
+                    .collect();
+                fresh.push((index, memberships));
                 report.added += 1;
             }
             Some(current) => {
@@ -827,13 +925,11 @@ async fn import_in_transaction(
                 for (list, status) in &record.lists {
                     match memberships.get(&(current.id, list.id)).map(String::as_str) {
                         None => {
-                            let status =
-                                status.unwrap_or_else(|| SubscriptionStatus::initial_for(list));
                             joins.push(JoinRow {
                                 id: current.id,
                                 list: list.id,
-                                st: status.as_str(),
-                                kind: event_kind(status),
+                                status: status
+                                    .unwrap_or_else(|| SubscriptionStatus::initial_for(list)),
                             });
                             joined = true;
                         }
@@ -860,12 +956,12 @@ async fn import_in_transaction(
                     ));
                 }
                 if !changed_fields.is_empty() {
-                    updates.push((current.id, record, &attributes[index]));
+                    updates.push((current.id, record, &record.attributes_json));
                     events.push(EventRow {
                         id: current.id,
                         list: None,
                         kind: "updated",
-                        d: serde_json::json!({ "fields": changed_fields }).to_string(),
+                        detail: serde_json::json!({ "fields": changed_fields }).to_string(),
                     });
                 }
                 if joined || !changed_fields.is_empty() {
@@ -877,23 +973,134 @@ async fn import_in_transaction(
         }
     }
 
+    // New subscribers get consecutive ids in file order (so that an export lists them as the
+    // file did), counting up from the largest one: safe because `BEGIN IMMEDIATE` holds the
+    // write lock, so nobody else inserts meanwhile. (PostgreSQL would take a block of ids
+    // from its sequence instead.)
+    let first_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM subscribers")
+        .fetch_one(&mut *conn)
+        .await?;
+    let new_rows: Vec<NewRow<'_>> = fresh
+        .iter()
+        .zip(first_id..)
+        .enumerate()
+        .map(|(n, ((index, _), id))| {
+            let record = &records[*index];
+            NewRow {
+                nonce: &nonces[n * NONCE_LEN..(n + 1) * NONCE_LEN],
+                id,
+                email: record.address.as_str(),
+                key: &record.key,
+                name: record.name.as_deref().unwrap_or(""),
+                language: record.language.as_deref(),
+                attributes: &record.attributes_json,
+            }
+        })
+        .collect();
+    // The timestamp is bound once per statement, not twice per row (binding is most of the
+    // import's cost), and the SQL text stays the same from batch to batch, so the prepared
+    // statement is reused. (VALUES names its columns column1..N in SQLite and PostgreSQL.)
     for chunk in new_rows.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO subscribers (id, email, email_key, name, language, attributes, status, created_at, updated_at) ",
+            "INSERT INTO subscribers (id, email, email_key, name, language, attributes, token_nonce,
+                                      status, created_at, updated_at)
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7,
+                    'active', t.at, t.at
+             FROM (SELECT ",
         );
+        q.push_bind(now.as_str()).push(" AS at) t, (");
         q.push_values(chunk, |mut b, r| {
             b.push_bind(r.id)
-                .push_bind(r.e)
-                .push_bind(r.k)
-                .push_bind(r.n)
-                .push_bind(r.l)
-                .push_bind(r.a)
-                .push_bind("active")
-                .push_bind(now.as_str())
-                .push_bind(now.as_str());
+                .push_bind(r.email)
+                .push_bind(r.key)
+                .push_bind(r.name)
+                .push_bind(r.language)
+                .push_bind(r.attributes)
+                .push_bind(r.nonce);
         });
+        q.push(") v");
         q.build().execute(&mut *conn).await?;
     }
+    // Their subscriptions and events. Files list people with the same lists in long runs
+    // (most files have a single run): each run is written by one statement per list, over its
+    // id range. A file whose rows keep changing lists falls back to binding row by row.
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (index, (_, memberships)) in fresh.iter().enumerate() {
+        match runs.last_mut() {
+            Some((start, len)) if fresh[*start].1 == *memberships => *len += 1,
+            _ => runs.push((index, 1)),
+        }
+    }
+    if runs.len() > SET_BASED_RUNS {
+        for ((_, memberships), id) in fresh.iter().zip(first_id..) {
+            if memberships.is_empty() {
+                events.push(EventRow {
+                    id,
+                    list: None,
+                    kind: "created",
+                    detail: "{}".into(),
+                });
+            }
+            for (list, status) in memberships {
+                joins.push(JoinRow {
+                    id,
+                    list: *list,
+                    status: *status,
+                });
+            }
+        }
+        runs.clear();
+    }
+    for (start, len) in runs {
+        let memberships = &fresh[start].1;
+        let first = first_id + start as i64;
+        let last = first + len as i64 - 1;
+        if memberships.is_empty() {
+            // Joining a list is recorded by its `subscribed` event; a subscriber who joins
+            // none gets a `created` event so that no change goes unrecorded.
+            sqlx::query(
+                "INSERT INTO events (occurred_at, kind, subscriber_id, source)
+                 SELECT ?, 'created', id, ? FROM subscribers WHERE id BETWEEN ? AND ?",
+            )
+            .bind(&now)
+            .bind(&options.source)
+            .bind(first)
+            .bind(last)
+            .execute(&mut *conn)
+            .await?;
+        }
+        for (list, status) in memberships {
+            sqlx::query(
+                "INSERT INTO subscriptions (subscriber_id, list_id, status, consent_source, created_at,
+                                            updated_at, confirmed_at, unsubscribed_at)
+                 SELECT id, ?1, ?2, ?3, ?4, ?4, ?5, ?6 FROM subscribers WHERE id BETWEEN ?7 AND ?8",
+            )
+            .bind(list)
+            .bind(status.as_str())
+            .bind(&options.source)
+            .bind(&now)
+            .bind((*status == SubscriptionStatus::Confirmed).then_some(&now))
+            .bind((*status == SubscriptionStatus::Unsubscribed).then_some(&now))
+            .bind(first)
+            .bind(last)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO events (occurred_at, kind, subscriber_id, list_id, source, detail)
+                 SELECT ?1, ?2, id, ?3, ?4, ?5 FROM subscribers WHERE id BETWEEN ?6 AND ?7",
+            )
+            .bind(&now)
+            .bind(subscription_event_kind(*status))
+            .bind(list)
+            .bind(&options.source)
+            .bind(status_detail(*status))
+            .bind(first)
+            .bind(last)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+
     for (id, record, attributes) in &updates {
         sqlx::query(
             "UPDATE subscribers SET name = COALESCE(?, name), language = COALESCE(?, language),
@@ -918,6 +1125,7 @@ async fn import_in_transaction(
         )
         .await?;
     }
+    // Existing subscribers joining a list: rare enough to bind row by row in bulk.
     for chunk in joins.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO subscriptions (subscriber_id, list_id, status, consent_source, created_at, updated_at,
@@ -926,22 +1134,22 @@ async fn import_in_transaction(
         q.push_values(chunk, |mut b, j| {
             b.push_bind(j.id)
                 .push_bind(j.list)
-                .push_bind(j.st)
+                .push_bind(j.status.as_str())
                 .push_bind(options.source.as_str())
                 .push_bind(now.as_str())
                 .push_bind(now.as_str())
-                .push_bind((j.st == "confirmed").then_some(now.as_str()))
-                .push_bind((j.st == "unsubscribed").then_some(now.as_str()));
+                .push_bind((j.status == SubscriptionStatus::Confirmed).then_some(now.as_str()))
+                .push_bind((j.status == SubscriptionStatus::Unsubscribed).then_some(now.as_str()));
         });
         q.build().execute(&mut *conn).await?;
     }
-    let subscription_events = joins.iter().map(|j| EventRow {
+    let join_events = joins.iter().map(|j| EventRow {
         id: j.id,
         list: Some(j.list),
-        kind: j.kind,
-        d: format!("{{\"status\":\"{}\"}}", j.st),
+        kind: subscription_event_kind(j.status),
+        detail: status_detail(j.status).to_owned(),
     });
-    let all_events: Vec<EventRow> = subscription_events.chain(events).collect();
+    let all_events: Vec<EventRow> = join_events.chain(events).collect();
     for chunk in all_events.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (occurred_at, kind, subscriber_id, list_id, source, detail) ",
@@ -952,11 +1160,55 @@ async fn import_in_transaction(
                 .push_bind(e.id)
                 .push_bind(e.list)
                 .push_bind(options.source.as_str())
-                .push_bind(e.d.as_str());
+                .push_bind(e.detail.as_str());
         });
         q.build().execute(&mut *conn).await?;
     }
     Ok(report)
+}
+
+/// The event that records joining a list with this status: a file may record people who had
+/// already left (a migration from another tool).
+fn subscription_event_kind(status: SubscriptionStatus) -> &'static str {
+    match status {
+        SubscriptionStatus::Unsubscribed => "unsubscribed",
+        _ => "subscribed",
+    }
+}
+
+/// The `detail` of a subscription event.
+fn status_detail(status: SubscriptionStatus) -> &'static str {
+    match status {
+        SubscriptionStatus::Unconfirmed => r#"{"status":"unconfirmed"}"#,
+        SubscriptionStatus::Confirmed => r#"{"status":"confirmed"}"#,
+        SubscriptionStatus::Unsubscribed => r#"{"status":"unsubscribed"}"#,
+    }
+}
+
+/// Above this many runs of new subscribers joining the same lists, a batch binds their
+/// subscriptions row by row instead of writing one `INSERT ... SELECT` per run and list.
+const SET_BASED_RUNS: usize = 16;
+
+/// Characters of a token nonce: 8 random bytes in lower-case hex, as the schema's default.
+const NONCE_LEN: usize = 16;
+
+/// `count` token nonces, end to end in one string, from one call to the system's generator.
+///
+/// The column's default (`lower(hex(randomblob(8)))`) costs SQLite about 0.9 s per million
+/// rows, as much as the rest of the row; one `getrandom` for the whole batch costs nothing.
+fn token_nonces(count: usize) -> Result<String, StoreError> {
+    use ring::rand::SecureRandom;
+    let mut bytes = vec![0u8; count * NONCE_LEN / 2];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| StoreError::Randomness)?;
+    let mut hex = String::with_capacity(count * NONCE_LEN);
+    for byte in bytes {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    Ok(hex)
 }
 
 /// Rows per multi-row INSERT: 9 parameters a row stays well under SQLite's 32,766.
@@ -970,4 +1222,107 @@ fn batch_index(row: &sqlx::sqlite::SqliteRow) -> Result<usize, sqlx::Error> {
 
 fn json(value: &impl Serialize) -> Result<String, sqlx::Error> {
     serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{ImportOptions, ImportRecord};
+    use crate::address::Address;
+    use crate::store::{Store, StoreError};
+
+    fn record(line: u64, email: &str, list: &Arc<crate::store::List>) -> ImportRecord {
+        let address = Address::parse(email).expect("valid test address");
+        ImportRecord {
+            line,
+            key: address.key(),
+            address,
+            name: None,
+            language: None,
+            attributes: serde_json::Map::new(),
+            attributes_json: "{}".into(),
+            lists: vec![(Arc::clone(list), None)],
+        }
+    }
+
+    fn options() -> ImportOptions {
+        ImportOptions {
+            update: false,
+            dry_run: false,
+            source: "import:test.csv".into(),
+        }
+    }
+
+    /// A fresh database in a temporary folder (kept alive by the returned guard) with a list.
+    async fn store_with_list() -> (tempfile::TempDir, Store, Arc<crate::store::List>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::open(&url, 1_000).await.expect("open");
+        let news = store
+            .create_list("news", false, "test")
+            .await
+            .expect("list");
+        (dir, store, Arc::new(news))
+    }
+
+    async fn foreign_keys_on_every_connection(store: &Store) -> Vec<i64> {
+        // Hold every connection of the pool at once, so each one is looked at.
+        let mut held = Vec::new();
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let mut conn = store.pool().acquire().await.expect("connection");
+            seen.push(
+                sqlx::query_scalar::<_, i64>("PRAGMA foreign_keys")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .expect("pragma"),
+            );
+            held.push(conn);
+        }
+        seen
+    }
+
+    /// The batch switches SQLite's foreign-key checks off for its own connection only, and
+    /// every connection the pool hands out afterwards has them on again.
+    #[tokio::test]
+    async fn an_import_leaves_foreign_keys_on_in_the_pool() {
+        let (_dir, store, news) = store_with_list().await;
+        let batch = [
+            record(2, "ana@example.org", &news),
+            record(3, "bo@example.org", &news),
+        ];
+        let report = store
+            .import_batch(&batch, &options())
+            .await
+            .expect("import");
+        assert_eq!(report.added, 2);
+        assert_eq!(foreign_keys_on_every_connection(&store).await, [1, 1, 1, 1]);
+    }
+
+    /// A list removed after the import looked it up (another process, mid-import) is caught
+    /// under the write lock, before anything of the batch is written.
+    #[tokio::test]
+    async fn a_list_removed_during_the_import_stops_the_batch() {
+        let (_dir, store, news) = store_with_list().await;
+        store
+            .remove_list("news", false, "test")
+            .await
+            .expect("remove");
+        let batch = [record(2, "ana@example.org", &news)];
+        let err = store
+            .import_batch(&batch, &options())
+            .await
+            .expect_err("the list is gone");
+        assert!(
+            matches!(&err, StoreError::ListNotFound { name, hint } if name == "news" && hint.contains("removed while the import ran")),
+            "{err}"
+        );
+        let subscribers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM subscribers")
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+        assert_eq!(subscribers, 0);
+        assert_eq!(foreign_keys_on_every_connection(&store).await, [1, 1, 1, 1]);
+    }
 }

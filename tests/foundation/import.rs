@@ -253,3 +253,88 @@ fn the_sample_list_imports_cleanly() {
     let languages = p.scalar("SELECT COUNT(DISTINCT language) FROM subscribers");
     assert!(languages >= 4, "several languages: {languages}");
 }
+
+/// Everything about a database that an import decides, without ids or times: who is there,
+/// in what order, on which lists, and which events record it.
+fn imported_state(p: &Project) -> Vec<Vec<String>> {
+    vec![
+        p.strings("SELECT email FROM subscribers ORDER BY id"),
+        p.strings(
+            "SELECT u.email || ' ' || l.name || ' ' || s.status || ' ' || s.consent_source
+             FROM subscriptions s JOIN subscribers u ON u.id = s.subscriber_id
+             JOIN lists l ON l.id = s.list_id ORDER BY 1",
+        ),
+        p.strings(
+            "SELECT u.email || ' ' || e.kind || ' ' || COALESCE(l.name, '-') || ' ' || e.detail
+                    || ' ' || e.source
+             FROM events e JOIN subscribers u ON u.id = e.subscriber_id
+             LEFT JOIN lists l ON l.id = e.list_id ORDER BY 1",
+        ),
+    ]
+}
+
+/// New subscribers are written one of two ways: runs of rows joining the same lists with one
+/// `INSERT ... SELECT` per run, or, when the lists change from row to row, row by row. The
+/// same people must come out the same either way, in file order, each with a fresh nonce.
+#[test]
+fn runs_of_the_same_lists_and_mixed_rows_are_written_alike() {
+    let kinds = ["news", "", "news|partners:confirmed", "partners"];
+    let row = |i: usize, lists: &str| format!("p{i:02}@example.org,Person {i},en,{lists}\n");
+    let mut interleaved = String::from("email,name,lang,lists\n");
+    let mut grouped = String::from("email,name,lang,lists\n");
+    for i in 0..40 {
+        interleaved.push_str(&row(i, kinds[i % 4]));
+    }
+    for (k, lists) in kinds.iter().enumerate() {
+        for i in (0..40).filter(|i| i % 4 == k) {
+            grouped.push_str(&row(i, lists));
+        }
+    }
+
+    let mixed = Project::with_lists();
+    mixed.write("people.csv", &interleaved);
+    let out = mixed.ok(&["subscribers", "import", "people.csv"]);
+    assert_eq!(out.trim(), "40 added, 0 updated, 0 unchanged, 0 rejected");
+    let runs = Project::with_lists();
+    runs.write("people.csv", &grouped);
+    runs.ok(&["subscribers", "import", "people.csv"]);
+
+    let (a, b) = (imported_state(&mixed), imported_state(&runs));
+    assert_eq!(
+        a[0][..3],
+        ["p00@example.org", "p01@example.org", "p02@example.org"]
+    );
+    assert_eq!(
+        b[0][..3],
+        ["p00@example.org", "p04@example.org", "p08@example.org"]
+    );
+    assert_eq!(a[1], b[1], "the same subscriptions");
+    assert_eq!(a[2], b[2], "the same events");
+    // 10 on news, 10 on nothing, 10 on both, 10 on partners (double opt-in: unconfirmed).
+    assert_eq!(a[1].len(), 40);
+    assert!(a[1].contains(&"p02@example.org partners confirmed import:people.csv".to_string()));
+    assert!(a[1].contains(&"p03@example.org partners unconfirmed import:people.csv".to_string()));
+    assert_eq!(
+        a[2].len(),
+        50,
+        "one event a subscription, one `created` each for the rest"
+    );
+    assert!(a[2].contains(&"p01@example.org created - {} import:people.csv".to_string()));
+    assert!(
+        a[2].contains(
+            &r#"p03@example.org subscribed partners {"status":"unconfirmed"} import:people.csv"#
+                .to_string()
+        )
+    );
+    for p in [&mixed, &runs] {
+        assert_eq!(
+            p.scalar(
+                "SELECT COUNT(DISTINCT token_nonce) FROM subscribers
+                 WHERE length(token_nonce) = 16 AND token_nonce NOT GLOB '*[^0-9a-f]*'"
+            ),
+            40,
+            "every subscriber has its own 16-hex-digit nonce"
+        );
+        assert_eq!(p.scalar("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+    }
+}

@@ -113,3 +113,113 @@ fn pragmas_make_the_file_safe_for_several_processes() {
     std::thread::sleep(Duration::from_millis(10));
     assert_eq!(p.scalar("SELECT COUNT(*) FROM subscribers"), 2);
 }
+
+/// A database made by the first release (schema 0001 only) is brought up to date on open,
+/// keeping every row, and the rebuilt tables still refuse a status that is not in the model.
+#[test]
+fn a_database_from_the_first_schema_is_upgraded_with_its_rows() {
+    let p = Project::new();
+    let db = p.db_path();
+    let first_only = p.path().join("first-migration");
+    std::fs::create_dir(&first_only).expect("mkdir");
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        manifest.join("migrations/0001_initial_schema.sql"),
+        first_only.join("0001_initial_schema.sql"),
+    )
+    .expect("copy the first migration");
+    block_on(async {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true);
+        let mut conn = sqlx::ConnectOptions::connect(&options)
+            .await
+            .expect("create the old database");
+        sqlx::migrate::Migrator::new(first_only.as_path())
+            .await
+            .expect("read the first migration")
+            .run(&mut conn)
+            .await
+            .expect("apply it");
+        sqlx::raw_sql(
+            "INSERT INTO lists (id, name, created_at, updated_at) VALUES (1, 'news', 't', 't');
+             INSERT INTO subscribers (id, email, email_key, created_at, updated_at)
+                 VALUES (1, 'Ana@example.org', 'ana@example.org', 't', 't'),
+                        (2, 'bo@example.org', 'bo@example.org', 't', 't');
+             INSERT INTO subscriptions (subscriber_id, list_id, status, consent_source, created_at, updated_at)
+                 VALUES (1, 1, 'confirmed', 'cli', 't', 't'), (2, 1, 'unsubscribed', 'cli', 't', 't');
+             INSERT INTO campaigns (id, edition_slug, list_id, list_name, content_hash, subject, created_at, updated_at)
+                 VALUES (1, 'ed', 1, 'news', 'h', 'S', 't', 't');
+             INSERT INTO deliveries (campaign_id, subscriber_id, status, created_at, updated_at)
+                 VALUES (1, 1, 'sent', 't', 't'), (1, 2, 'skipped', 't', 't');",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("rows in the old schema");
+    });
+
+    // Any command opens the store, which migrates.
+    p.ok(&["lists", "list"]);
+    assert_eq!(
+        p.strings(
+            "SELECT subscriber_id || ':' || list_id || ':' || status FROM subscriptions ORDER BY 1"
+        ),
+        vec!["1:1:confirmed", "2:1:unsubscribed"]
+    );
+    assert_eq!(
+        p.strings("SELECT subscriber_id || ':' || status FROM deliveries ORDER BY 1"),
+        vec!["1:sent", "2:skipped"]
+    );
+    assert_eq!(p.scalar("SELECT COUNT(*) FROM _sqlx_migrations"), 2);
+    assert_eq!(
+        p.scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'subscriptions' AND sql LIKE '%WITHOUT ROWID%'"
+        ),
+        1
+    );
+    assert_eq!(
+        p.strings("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY 1"),
+        vec![
+            "deliveries_by_status",
+            "deliveries_by_subscriber",
+            "events_by_subscriber",
+            "subscriptions_by_list"
+        ]
+    );
+    // The foreign keys still hold: a subscription cannot point at nobody, and erasing a
+    // subscriber cascades to the rebuilt table.
+    block_on(async {
+        let mut conn = sqlx::ConnectOptions::connect(
+            &sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&db)
+                .foreign_keys(true),
+        )
+        .await
+        .expect("open");
+        let bad_status =
+            sqlx::query("UPDATE subscriptions SET status = 'maybe' WHERE subscriber_id = 1")
+                .execute(&mut conn)
+                .await;
+        assert!(bad_status.is_err(), "the CHECK survived the rebuild");
+        let bad_delivery = sqlx::query("UPDATE deliveries SET status = 'lost' WHERE id = 1")
+            .execute(&mut conn)
+            .await;
+        assert!(bad_delivery.is_err(), "the CHECK survived the rebuild");
+        let orphan = sqlx::query(
+            "INSERT INTO subscriptions (subscriber_id, list_id, status, consent_source, created_at, updated_at)
+             VALUES (99, 1, 'confirmed', 'cli', 't', 't')",
+        )
+        .execute(&mut conn)
+        .await;
+        assert!(orphan.is_err(), "the foreign key survived the rebuild");
+    });
+    p.ok(&["subscribers", "remove", "Ana@example.org"]);
+    assert_eq!(
+        p.strings("SELECT subscriber_id || ':' || status FROM subscriptions"),
+        vec!["2:unsubscribed"]
+    );
+    assert_eq!(
+        p.scalar("SELECT COUNT(*) FROM deliveries WHERE subscriber_id IS NULL"),
+        1
+    );
+}
