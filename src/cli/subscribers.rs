@@ -10,7 +10,7 @@ use super::output::print_table;
 use super::{Context, Outcome, UsageError};
 use crate::address::Address;
 use crate::store::{
-    AddOutcome, ImportOptions, ImportReport, List, NewSubscriber, Store, Subscriber,
+    AddOutcome, ImportOptions, ImportReport, Importer, List, NewSubscriber, Store, Subscriber,
     SubscriberFilter, SubscriberStatus, SubscriptionStatus,
 };
 use crate::subscriber_csv::{ExportWriter, ImportReader, Row};
@@ -319,7 +319,7 @@ async fn import(
         source: format!("import:{label}"),
     };
     let mut writer = BatchWriter {
-        store: store.clone(),
+        importer: Some(store.importer().await?),
         options,
         report: ImportReport::default(),
         in_flight: None,
@@ -384,9 +384,10 @@ async fn import(
     })
 }
 
-/// A batch back from the database task: its rows (freed by the caller, see `submit`) and the
-/// outcome.
+/// A batch back from the database task: the importer, to write the next one, the batch's
+/// rows (freed by the caller, see `submit`) and the outcome.
 type WrittenBatch = (
+    Importer,
     Vec<crate::store::ImportRecord>,
     Result<ImportReport, crate::store::StoreError>,
 );
@@ -395,7 +396,9 @@ type WrittenBatch = (
 /// the CSV and SQLite's own work then run on the two cores side by side. One batch at a time
 /// is in flight, so batches still commit in file order.
 struct BatchWriter {
-    store: Store,
+    /// Between batches; `None` while a batch is in flight (the task owns it then) or after a
+    /// batch failed (dropping it closed its connection).
+    importer: Option<Importer>,
     options: ImportOptions,
     report: ImportReport,
     in_flight: Option<tokio::task::JoinHandle<WrittenBatch>>,
@@ -406,12 +409,13 @@ struct BatchWriter {
 impl BatchWriter {
     async fn submit(&mut self, batch: Vec<crate::store::ImportRecord>) -> anyhow::Result<()> {
         let written = self.wait().await?;
-        if !batch.is_empty() {
-            let store = self.store.clone();
+        if !batch.is_empty()
+            && let Some(mut importer) = self.importer.take()
+        {
             let options = self.options.clone();
             self.in_flight = Some(tokio::spawn(async move {
-                let result = store.import_batch(&batch, &options).await;
-                (batch, result)
+                let result = importer.import_batch(&batch, &options).await;
+                (importer, batch, result)
             }));
         }
         // Freeing thousands of rows takes a while: done here, once the next batch is already
@@ -425,7 +429,8 @@ impl BatchWriter {
         let Some(handle) = self.in_flight.take() else {
             return Ok(Vec::new());
         };
-        let (written, result) = handle.await.context("the import's database task failed")?;
+        let (importer, written, result) =
+            handle.await.context("the import's database task failed")?;
         let done = summary(&self.report, self.options.dry_run);
         let part = result.with_context(|| {
             format!(
@@ -433,6 +438,7 @@ impl BatchWriter {
                 self.shown
             )
         })?;
+        self.importer = Some(importer);
         for (line, message) in &part.notes {
             if !self.quiet {
                 eprintln!("{}:{line}: {message}", self.shown);
@@ -444,6 +450,9 @@ impl BatchWriter {
 
     async fn finish(mut self) -> anyhow::Result<ImportReport> {
         self.wait().await?;
+        if let Some(importer) = self.importer.take() {
+            importer.finish().await?;
+        }
         Ok(self.report)
     }
 }

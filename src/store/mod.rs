@@ -26,7 +26,7 @@ pub use campaigns::{
 };
 pub use lists::{List, ListSummary};
 pub use subscribers::{
-    AddOutcome, ImportOptions, ImportRecord, ImportReport, NewSubscriber, Subscriber,
+    AddOutcome, ImportOptions, ImportRecord, ImportReport, Importer, NewSubscriber, Subscriber,
     SubscriberFilter, SubscriberStatus, Subscription, SubscriptionStatus, suppression_hash,
 };
 pub use web::{LinkTarget, PendingOutcome, WebOutcome};

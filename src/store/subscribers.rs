@@ -549,45 +549,54 @@ impl Store {
         Ok(found.is_some())
     }
 
+    /// Starts a bulk import: see [`Importer`].
+    pub async fn importer(&self) -> Result<Importer, StoreError> {
+        let conn = self.pool.acquire().await.map_err(|e| self.classify(e))?;
+        let conn = UncheckedForeignKeys::switch_off(conn)
+            .await
+            .map_err(|e| self.classify(e))?;
+        Ok(Importer {
+            store: self.clone(),
+            conn,
+        })
+    }
+}
+
+/// A bulk import in progress: one connection of the pool, held from the first batch to
+/// [`Importer::finish`], that writes batch after batch.
+///
+/// SQLite's per-row foreign-key checks are off on that connection, as bulk loaders do
+/// (`pg_restore`, `mysqldump`'s `FOREIGN_KEY_CHECKS=0`): they cost a third of the
+/// subscriptions and events inserts, and here they cannot fail. Every subscriber id written
+/// comes from `subscribers` inside the same transaction, and the lists are checked to exist
+/// under the same write lock first (`lists_still_exist`), so no row can point at nothing.
+/// The setting is switched once for the whole import, not per batch, because changing it
+/// makes SQLite re-prepare every cached statement. The connection goes back to the pool only
+/// with the checks on again; dropped early (an error), it is closed instead.
+pub struct Importer {
+    store: Store,
+    conn: UncheckedForeignKeys,
+}
+
+impl Importer {
     /// Writes one batch of imported rows in one transaction (rolled back on a dry run).
     ///
     /// The batch is read with `IN (...)`-style queries and written with multi-row and
     /// set-based inserts, so a batch of a few thousand rows costs a handful of statements
     /// rather than several per row.
-    ///
-    /// SQLite's per-row foreign-key checks are switched off for the batch's connection, as
-    /// bulk loaders do (`pg_restore`, `mysqldump`'s `FOREIGN_KEY_CHECKS=0`): they cost a third
-    /// of the subscriptions and events inserts, and here they cannot fail. Every subscriber id
-    /// written comes from `subscribers` inside the same transaction, and the lists are checked
-    /// to exist under the same write lock first (`lists_still_exist`), so no row can point at
-    /// nothing. The connection goes back to the pool only after the checks are on again.
     pub async fn import_batch(
-        &self,
+        &mut self,
         records: &[ImportRecord],
         options: &ImportOptions,
     ) -> Result<ImportReport, StoreError> {
-        let conn = self.pool.acquire().await.map_err(|e| self.classify(e))?;
-        let mut conn = UncheckedForeignKeys::switch_off(conn)
-            .await
-            .map_err(|e| self.classify(e))?;
-        let outcome = self
-            .import_batch_on(conn.connection(), records, options)
-            .await;
-        conn.switch_on().await.map_err(|e| self.classify(e))?;
-        outcome
-    }
-
-    async fn import_batch_on(
-        &self,
-        conn: &mut SqliteConnection,
-        records: &[ImportRecord],
-        options: &ImportOptions,
-    ) -> Result<ImportReport, StoreError> {
+        let store = &self.store;
         let nonces = token_nonces(records.len())?;
-        let mut tx = conn
+        let mut tx = self
+            .conn
+            .connection()
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(|e| self.classify(e))?;
+            .map_err(|e| store.classify(e))?;
         lists_still_exist(&mut tx, records)
             .await
             .map_err(|e| match e {
@@ -595,21 +604,27 @@ impl Store {
                     name,
                     hint: "; it was removed while the import ran: create it again and re-run the import (rows already imported are kept and not duplicated)".into(),
                 },
-                ListCheck::Database(e) => self.classify(e),
+                ListCheck::Database(e) => store.classify(e),
             })?;
         let report = import_in_transaction(&mut tx, records, &nonces, options)
             .await
-            .map_err(|e| self.classify(e))?;
+            .map_err(|e| store.classify(e))?;
         if options.dry_run {
-            tx.rollback().await.map_err(|e| self.classify(e))?;
+            tx.rollback().await.map_err(|e| store.classify(e))?;
         } else {
-            tx.commit().await.map_err(|e| self.classify(e))?;
+            tx.commit().await.map_err(|e| store.classify(e))?;
         }
         Ok(report)
     }
+
+    /// Ends the import, handing the connection back to the pool with its checks on.
+    pub async fn finish(self) -> Result<(), StoreError> {
+        let store = self.store;
+        self.conn.switch_on().await.map_err(|e| store.classify(e))
+    }
 }
 
-/// A pooled connection with SQLite's foreign-key checks off, for one bulk import batch.
+/// A pooled connection with SQLite's foreign-key checks off, for one bulk import.
 ///
 /// `PRAGMA foreign_keys` is a connection setting, so a connection must never go back to the
 /// pool with the checks off: `switch_on` turns them on again, and if that fails, or the guard
@@ -1292,11 +1307,13 @@ mod tests {
             record(2, "ana@example.org", &news),
             record(3, "bo@example.org", &news),
         ];
-        let report = store
+        let mut importer = store.importer().await.expect("importer");
+        let report = importer
             .import_batch(&batch, &options())
             .await
             .expect("import");
         assert_eq!(report.added, 2);
+        importer.finish().await.expect("finish");
         assert_eq!(foreign_keys_on_every_connection(&store).await, [1, 1, 1, 1]);
     }
 
@@ -1310,10 +1327,12 @@ mod tests {
             .await
             .expect("remove");
         let batch = [record(2, "ana@example.org", &news)];
-        let err = store
+        let mut importer = store.importer().await.expect("importer");
+        let err = importer
             .import_batch(&batch, &options())
             .await
             .expect_err("the list is gone");
+        drop(importer);
         assert!(
             matches!(&err, StoreError::ListNotFound { name, hint } if name == "news" && hint.contains("removed while the import ran")),
             "{err}"
