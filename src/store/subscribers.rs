@@ -847,40 +847,46 @@ async fn import_in_transaction(
             erased[batch_index(&row)?] = true;
         }
     }
-    let rows = sqlx::query(
-        "SELECT j.key AS idx, s.id, s.name, s.language, s.attributes
-         FROM json_each(?1) j JOIN subscribers s ON s.email_key = j.value",
-    )
-    .bind(json(&keys)?)
-    .fetch_all(&mut *conn)
-    .await?;
+    // Both lookups come back as one JSON array each rather than a row per subscriber: the
+    // driver hands rows over one at a time through a channel, which cost more than the
+    // lookups themselves when a file is imported again (every row already known).
+    let probe = if options.update {
+        "SELECT json_group_array(json_array(j.key, s.id, s.name, s.language, s.attributes))
+         FROM json_each(?1) j JOIN subscribers s ON s.email_key = j.value"
+    } else {
+        // Without --update the current fields are never compared: not worth reading.
+        "SELECT json_group_array(json_array(j.key, s.id, '', NULL, '{}'))
+         FROM json_each(?1) j JOIN subscribers s ON s.email_key = j.value"
+    };
+    let found: String = sqlx::query_scalar(probe)
+        .bind(json(&keys)?)
+        .fetch_one(&mut *conn)
+        .await?;
+    let found: Vec<(usize, i64, String, Option<String>, String)> = from_json(&found)?;
     let mut existing: Vec<Option<Existing>> = (0..records.len()).map(|_| None).collect();
-    for row in rows {
-        let idx = batch_index(&row)?;
-        if let Some(id) = col::<Option<i64>>(&row, "id")? {
-            existing[idx] = Some(Existing {
+    for (idx, id, name, language, attributes) in found {
+        if let Some(slot) = existing.get_mut(idx) {
+            *slot = Some(Existing {
                 id,
-                name: col(&row, "name")?,
-                language: col(&row, "language")?,
-                attributes: col(&row, "attributes")?,
+                name,
+                language,
+                attributes,
             });
         }
     }
     let mut memberships: HashMap<(i64, i64), String> = HashMap::new();
     let ids: Vec<i64> = existing.iter().flatten().map(|e| e.id).collect();
     if !ids.is_empty() {
-        let rows = sqlx::query(
-            "SELECT subscriber_id, list_id, status FROM subscriptions
+        let found: String = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(subscriber_id, list_id, status)) FROM subscriptions
              WHERE subscriber_id IN (SELECT value FROM json_each(?1))",
         )
         .bind(json(&ids)?)
-        .fetch_all(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
-        for row in rows {
-            memberships.insert(
-                (col(&row, "subscriber_id")?, col(&row, "list_id")?),
-                col(&row, "status")?,
-            );
+        let found: Vec<(i64, i64, String)> = from_json(&found)?;
+        for (subscriber_id, list_id, status) in found {
+            memberships.insert((subscriber_id, list_id), status);
         }
     }
 
@@ -1233,6 +1239,10 @@ const ROWS_PER_STATEMENT: usize = 1_000;
 fn batch_index(row: &sqlx::sqlite::SqliteRow) -> Result<usize, sqlx::Error> {
     usize::try_from(col::<i64>(row, "idx")?)
         .map_err(|_| sqlx::Error::Protocol("negative batch index".into()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
+    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 fn json(value: &impl Serialize) -> Result<String, sqlx::Error> {
