@@ -185,24 +185,70 @@ pub fn build(sender: &Sender, prepared: &Prepared, p: &Personal<'_>) -> Vec<u8> 
     if let Some(f) = p.feedback_id {
         push_header(&mut out, "Feedback-ID", &sanitize(f));
     }
-    // "=_" never occurs in quoted-printable output, so the boundary cannot occur in a part.
-    let boundary = format!("=_bulletin_{}", boundary_token(p.message_id));
+    push_alternatives(&mut out, p.message_id, p.text, p.html);
+    out.into_bytes()
+}
+
+/// A message sent to one person because of something they did (a confirmation request), not
+/// an edition: no List-Unsubscribe, and `Auto-Submitted` so that autoresponders stay quiet.
+#[derive(Debug, Clone)]
+pub struct Transactional<'a> {
+    /// The recipient.
+    pub to: &'a Mailbox,
+    /// `Subject`.
+    pub subject: &'a str,
+    /// Our Message-ID, without angle brackets.
+    pub message_id: &'a str,
+    /// `Date` header value.
+    pub date: &'a str,
+    /// The text part.
+    pub text: &'a str,
+    /// The HTML part.
+    pub html: &'a str,
+}
+
+/// Builds a transactional message with the list's `From` and `Reply-To`, the same MIME
+/// structure and header hygiene as editions.
+pub fn build_transactional(sender: &Sender, m: &Transactional<'_>) -> Vec<u8> {
+    let mut out = String::with_capacity(m.html.len() * 11 / 10 + m.text.len() * 11 / 10 + 1024);
+    push_header(&mut out, "From", &sender.from.header_value());
+    if let Some(r) = &sender.reply_to {
+        push_header(&mut out, "Reply-To", &r.header_value());
+    }
+    push_header(&mut out, "Subject", &encode_text(&sanitize(m.subject)));
+    push_header(&mut out, "MIME-Version", "1.0");
+    push_header(&mut out, "To", &m.to.header_value());
+    push_header(&mut out, "Date", m.date);
     push_header(
         &mut out,
+        "Message-ID",
+        &format!("<{}>", sanitize(m.message_id)),
+    );
+    // RFC 3834: sent by software on a person's request; autoresponders must not answer.
+    push_header(&mut out, "Auto-Submitted", "auto-generated");
+    push_alternatives(&mut out, m.message_id, m.text, m.html);
+    out.into_bytes()
+}
+
+/// The `Content-Type` header, the blank line and the text and HTML parts, quoted-printable.
+fn push_alternatives(out: &mut String, message_id: &str, text: &str, html: &str) {
+    // "=_" never occurs in quoted-printable output, so the boundary cannot occur in a part.
+    let boundary = format!("=_bulletin_{}", boundary_token(message_id));
+    push_header(
+        out,
         "Content-Type",
         &format!("multipart/alternative; boundary=\"{boundary}\""),
     );
     out.push_str("\r\n");
-    for (kind, body) in [("plain", p.text), ("html", p.html)] {
+    for (kind, body) in [("plain", text), ("html", html)] {
         let _ = write!(
             out,
             "--{boundary}\r\nContent-Type: text/{kind}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
         );
-        quoted_printable(body, &mut out);
+        quoted_printable(body, out);
         out.push_str("\r\n");
     }
     let _ = write!(out, "--{boundary}--\r\n");
-    out.into_bytes()
 }
 
 /// `Date` in RFC 5322 form, e.g. `Sat, 28 Nov 2026 16:30:00 +0000`.

@@ -5,6 +5,9 @@
 #[allow(dead_code)]
 mod support;
 
+#[path = "../support/dkim.rs"]
+mod dkim_support;
+
 mod campaigns;
 mod dkim;
 mod smtp;

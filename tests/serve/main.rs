@@ -5,6 +5,11 @@
 //! Nothing here skips: a missing aiosmtpd or Chromium fails the test with the command that
 //! installs it, because a check that silently does not run proves nothing.
 
+#[path = "../support/dkim.rs"]
+// Shared with the send tests; these use Ed25519 keys only.
+#[allow(dead_code)]
+mod dkim_support;
+
 mod archive;
 mod browser;
 mod one_click;

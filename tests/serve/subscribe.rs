@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::dkim_support::{KeyKind, assert_maildir_verifies, generate_key};
 use crate::support::{Project, Server, SmtpSink, confirm_path, unix_now};
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -33,7 +34,13 @@ fn double_opt_in_end_to_end_with_a_real_smtp_server() {
     assert_eq!(project.status(id, list).as_deref(), Some("unconfirmed"));
 
     let mail = sink.wait_for(1, Duration::from_secs(20)).remove(0);
-    assert!(mail.contains("To: new.person@example.org"), "{mail}");
+    let header = |line: &str| mail.lines().any(|l| l.trim_end() == line);
+    assert!(header("To: <new.person@example.org>"), "{mail}");
+    assert!(header("Auto-Submitted: auto-generated"), "{mail}");
+    assert!(
+        !mail.contains("List-Unsubscribe"),
+        "nobody is subscribed yet: {mail}"
+    );
     assert!(
         mail.contains("From: Newsletter <newsletter@example.org>"),
         "{mail}"
@@ -163,4 +170,30 @@ fn expired_and_forged_confirm_links() {
     assert_eq!(server.get("/confirm/garbage").status, 404);
     assert_eq!(project.status(id, list).as_deref(), Some("unconfirmed"));
     drop(sink);
+}
+
+/// With `[dkim]` set, the confirmation mail is signed like an edition, and dkimpy verifies it
+/// over the bytes the SMTP server received.
+#[test]
+fn the_confirmation_mail_is_dkim_signed() {
+    let project = Project::new();
+    project.lists(&["doi-news"]);
+    let key = project.path().join("dkim.pem");
+    generate_key(&key, KeyKind::Ed25519);
+    std::fs::write(
+        project.path().join("bulletin.toml"),
+        "[dkim]\ndomain = \"example.org\"\nselector = \"news\"\nkey_file = \"dkim.pem\"\n",
+    )
+    .expect("write config");
+    let sink = SmtpSink::start(project.path());
+    let smtp = sink.url();
+    let server = Server::start(&project, &[("BULLETIN_SMTP_URL", &smtp)]);
+    let r = subscribe(&server, "signed@example.org", "doi-news", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mail = sink.wait_for(1, Duration::from_secs(20)).remove(0);
+    assert!(
+        mail.contains("DKIM-Signature: v=1; a=ed25519-sha256;"),
+        "{mail}"
+    );
+    assert_maildir_verifies(&sink.maildir, &key, KeyKind::Ed25519);
 }
