@@ -603,6 +603,21 @@ impl Config {
         read_secret_file(self.smtp.password_file.as_deref(), "the SMTP password")
     }
 
+    /// The relay's user name and password, when `[smtp] username` is set; a user name without
+    /// a password is an error rather than an anonymous attempt.
+    pub fn smtp_credentials(&self) -> Result<Option<(String, Secret)>, ConfigError> {
+        let Some(user) = &self.smtp.username else {
+            return Ok(None);
+        };
+        let password = self.smtp_password()?.ok_or_else(|| ConfigError::Invalid {
+            origin: "[smtp] username".into(),
+            message: format!(
+                "is `{user}` but no password is set: set BULLETIN_SMTP_PASSWORD or [smtp] password_file"
+            ),
+        })?;
+        Ok(Some((user.clone(), password)))
+    }
+
     /// The token secret: `BULLETIN_SECRET`, else the contents of `secret_file`.
     pub fn token_secret(&self) -> Result<Option<Secret>, ConfigError> {
         if let Some(s) = &self.server.secret {

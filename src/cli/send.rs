@@ -116,7 +116,7 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
         .unwrap_or_default();
 
     // A bad key must stop the send before a campaign exists.
-    dkim_signer(ctx)?;
+    crate::mail::dkim::Signer::from_config(&ctx.config)?;
     if args.dry_run {
         return dry_run(ctx, &store, &list, rendered, sender, keys, audience).await;
     }
@@ -162,7 +162,7 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
     let relay = match &outbox {
         Some(_) => None,
         None => {
-            let credentials = smtp_credentials(ctx)?;
+            let credentials = ctx.config.smtp_credentials()?;
             Some(
                 SmtpRelay::from_url(&ctx.config.smtp.url, credentials)
                     .map_err(|e| UsageError(e.to_string()))?,
@@ -268,10 +268,10 @@ pub(crate) async fn test_send(
     )?;
     let languages: Vec<String> = rendered.variants.keys().cloned().collect();
     let mut personaliser = Personaliser::new(Arc::new(rendered), sender, keys, &l.public_url, 0, 0);
-    if let Some(signer) = dkim_signer(ctx)? {
+    if let Some(signer) = crate::mail::dkim::Signer::from_config(&ctx.config)? {
         personaliser = personaliser.with_dkim(signer);
     }
-    let relay = SmtpRelay::from_url(&ctx.config.smtp.url, smtp_credentials(ctx)?)
+    let relay = SmtpRelay::from_url(&ctx.config.smtp.url, ctx.config.smtp_credentials()?)
         .map_err(|e| UsageError(e.to_string()))?;
     let mut session = relay
         .open()
@@ -308,32 +308,6 @@ pub(crate) async fn test_send(
         ctx.print_json(&serde_json::json!({ "test_copies": sent, "languages": languages }))?;
     }
     Ok(Outcome::Success)
-}
-
-fn smtp_credentials(ctx: &Context) -> anyhow::Result<Option<(String, crate::config::Secret)>> {
-    match &ctx.config.smtp.username {
-        Some(user) => Ok(Some((
-            user.clone(),
-            ctx.config.smtp_password()?.ok_or_else(|| {
-                UsageError(format!(
-                    "[smtp] username is `{user}` but no password: set BULLETIN_SMTP_PASSWORD or [smtp] password_file"
-                ))
-            })?,
-        ))),
-        None => Ok(None),
-    }
-}
-
-/// The `[dkim]` key, if configured.
-fn dkim_signer(ctx: &Context) -> anyhow::Result<Option<crate::mail::dkim::Signer>> {
-    match &ctx.config.dkim {
-        None => Ok(None),
-        Some(d) => Ok(Some(crate::mail::dkim::Signer::load(
-            &d.domain,
-            &d.selector,
-            &d.key_file,
-        )?)),
-    }
 }
 
 /// Checks the transport, creates or resumes the campaign, and runs it.
@@ -394,7 +368,7 @@ async fn deliver<T: Transport>(
         list.id,
         campaign.id,
     );
-    if let Some(signer) = dkim_signer(ctx)? {
+    if let Some(signer) = crate::mail::dkim::Signer::from_config(&ctx.config)? {
         personaliser = personaliser.with_dkim(signer);
     }
     let personaliser = Arc::new(personaliser);

@@ -75,6 +75,14 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
+    /// The signer for `[dkim]`, when the section is present.
+    pub fn from_config(config: &crate::config::Config) -> Result<Option<Self>, DkimError> {
+        match &config.dkim {
+            None => Ok(None),
+            Some(d) => Self::load(&d.domain, &d.selector, &d.key_file).map(Some),
+        }
+    }
+
     /// Loads `key_file` (PEM).
     pub fn load(
         domain: &str,

@@ -264,16 +264,21 @@ impl ImportReport {
 
 /// The only trace kept of an erased address: a SHA-256 of its lower-cased form.
 pub fn suppression_hash(email_key: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hasher = Sha256::new();
     hasher.update(b"bulletin-erased:");
     hasher.update(email_key.as_bytes());
     let mut out = String::with_capacity(64);
-    for b in hasher.finalize() {
+    push_lower_hex(&hasher.finalize(), &mut out);
+    out
+}
+
+/// Appends `bytes` as lower-case hex (the form of hashes and nonces in the schema).
+fn push_lower_hex(bytes: &[u8], out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
-    out
 }
 
 const SUBSCRIBER_COLUMNS: &str =
@@ -1224,15 +1229,11 @@ fn token_nonces(count: usize) -> Result<String, StoreError> {
         .fill(&mut bytes)
         .map_err(|_| StoreError::Randomness)?;
     let mut hex = String::with_capacity(count * NONCE_LEN);
-    for byte in bytes {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
+    push_lower_hex(&bytes, &mut hex);
     Ok(hex)
 }
 
-/// Rows per multi-row INSERT: 9 parameters a row stays well under SQLite's 32,766.
+/// Rows per multi-row INSERT: at most 8 parameters a row stays well under SQLite's 32,766.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// The position in the batch that a `json_each` row came from.

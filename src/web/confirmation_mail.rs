@@ -5,7 +5,7 @@
 //! its rules (STARTTLS required off loopback, the relay's password from env or a file).
 
 use crate::address::Address;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::delivery::{Session, SmtpRelay, Transport};
 use crate::mail::{self, Mailbox, Sender, Transactional};
 
@@ -30,33 +30,17 @@ impl ConfirmationMailer {
             origin: origin.to_string(),
             message,
         };
-        let credentials = match &config.smtp.username {
-            None => None,
-            Some(user) => {
-                let password = config
-                    .smtp_password()
-                    .map_err(|e| invalid("[smtp] password_file", e.to_string()))?
-                    .ok_or_else(|| {
-                        invalid(
-                            "[smtp] username",
-                            "is set but no password is: set BULLETIN_SMTP_PASSWORD or [smtp] password_file".into(),
-                        )
-                    })?;
-                Some((user.clone(), password))
-            }
-        };
+        let credentials = config.smtp_credentials().map_err(|e| match e {
+            ConfigError::Invalid { origin, message } => invalid(&origin, message),
+            other => invalid("[smtp] password_file", other.to_string()),
+        })?;
         let relay = SmtpRelay::from_url(&config.smtp.url, credentials)
             .map_err(|e| invalid("[smtp] url", e.to_string()))?;
         let l = &config.list;
         let sender = Sender::new(&l.name, &l.id, &l.from, l.reply_to.as_deref())
             .map_err(|e| invalid("[list]", e.to_string()))?;
-        let signer = match &config.dkim {
-            None => None,
-            Some(d) => Some(
-                mail::dkim::Signer::load(&d.domain, &d.selector, &d.key_file)
-                    .map_err(|e| invalid("[dkim] key_file", e.to_string()))?,
-            ),
-        };
+        let signer = mail::dkim::Signer::from_config(config)
+            .map_err(|e| invalid("[dkim] key_file", e.to_string()))?;
         Ok(Self {
             relay,
             sender,

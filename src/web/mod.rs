@@ -39,8 +39,8 @@ use axum::routing::{get, post};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::config::Config;
-use crate::store::{Store, StoreError};
-use crate::token::Keys;
+use crate::store::{LinkTarget, Store, StoreError};
+use crate::token::{Claims, Keys, Purpose, TokenError};
 
 pub use confirmation_mail::ConfirmationMailer;
 pub use pages::{Lang, escape};
@@ -351,10 +351,54 @@ pub fn router(state: AppState) -> Router {
 /// The language of a request without a subscriber: `?lang=` is handled by the handlers that
 /// take a query; this looks at `Accept-Language`.
 pub(crate) fn browser_lang(headers: &HeaderMap) -> Lang {
-    let accept = headers
+    Lang::negotiate(None, None, accept_language(headers))
+}
+
+/// The language of a page about one subscriber: theirs, else the browser's.
+pub(crate) fn subscriber_lang(target: &LinkTarget, headers: &HeaderMap) -> Lang {
+    Lang::negotiate(None, target.language.as_deref(), accept_language(headers))
+}
+
+/// The `Accept-Language` header, when it is text.
+pub(crate) fn accept_language(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok());
-    Lang::negotiate(None, None, accept)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Verifies a signed link of `purpose` (unsubscribe links never expire: laws require a link
+/// in an old message to keep working; confirm links last `[server] confirm_ttl_hours`) and
+/// returns its claims and what it points at.
+pub(crate) async fn resolve_link(
+    state: &AppState,
+    token: &str,
+    purpose: Purpose,
+) -> Result<(Claims, LinkTarget), Denied> {
+    let claims = crate::token::read(token).map_err(|_| Denied::NotFound)?;
+    if claims.purpose != purpose {
+        return Err(Denied::NotFound);
+    }
+    let target = state
+        .read(|store| store.link_target(claims.subscriber_id, claims.list_id))
+        .await?
+        .ok_or(Denied::NotFound)?;
+    let ttl = (purpose == Purpose::Confirm).then(|| state.settings().confirm_ttl_secs);
+    match state
+        .keys()
+        .verify(token, &target.nonce, purpose, unix_now(), ttl)
+    {
+        Ok(_) => Ok((claims, target)),
+        Err(TokenError::Expired) => Err(Denied::Expired),
+        Err(_) => Err(Denied::NotFound),
+    }
+}
+
+/// A 200 page in `lang` with the site's name.
+pub(crate) fn page_ok(state: &AppState, lang: Lang, title: &str, body: &str) -> Response {
+    html(
+        StatusCode::OK,
+        pages::page(lang, &state.settings().site_name, title, body),
+    )
 }
 
 /// A page with a status.

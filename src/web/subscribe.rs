@@ -21,10 +21,13 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::pages::{self, Lang, button_form, escape, fill, para};
-use super::{AppState, Denied, browser_lang, denied, html, rejected, unix_now};
+use super::{
+    AppState, Denied, accept_language, browser_lang, denied, html, page_ok, rejected, resolve_link,
+    subscriber_lang, unix_now,
+};
 use crate::address::Address;
-use crate::store::{LinkTarget, List, PendingOutcome, WebOutcome};
-use crate::token::{self, Claims, Purpose};
+use crate::store::{List, PendingOutcome, WebOutcome};
+use crate::token::{Claims, Purpose};
 
 /// `?lang=fr&list=news` on the form.
 #[derive(Debug, Deserialize)]
@@ -46,10 +49,7 @@ pub(super) struct SubscribeForm {
 }
 
 fn form_lang(explicit: Option<&str>, headers: &HeaderMap) -> Lang {
-    let accept = headers
-        .get(axum::http::header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok());
-    Lang::negotiate(explicit, None, accept)
+    Lang::negotiate(explicit, None, accept_language(headers))
 }
 
 /// The form's HTML: one list preselected (or a choice), the address, the honeypot.
@@ -261,44 +261,17 @@ pub(super) async fn submit(
     check_inbox()
 }
 
-/// Verifies a confirm token (signature, purpose, age).
-async fn resolve(state: &AppState, token: &str) -> Result<(Claims, LinkTarget), Denied> {
-    let claims = token::read(token).map_err(|_| Denied::NotFound)?;
-    if claims.purpose != Purpose::Confirm {
-        return Err(Denied::NotFound);
-    }
-    let target = state
-        .read(|store| store.link_target(claims.subscriber_id, claims.list_id))
-        .await?
-        .ok_or(Denied::NotFound)?;
-    let ttl = state.settings().confirm_ttl_secs;
-    match state.keys().verify(
-        token,
-        &target.nonce,
-        Purpose::Confirm,
-        unix_now(),
-        Some(ttl),
-    ) {
-        Ok(_) => Ok((claims, target)),
-        Err(token::TokenError::Expired) => Err(Denied::Expired),
-        Err(_) => Err(Denied::NotFound),
-    }
-}
-
 /// `GET /confirm/{token}`: a button, nothing else.
 pub(super) async fn confirm_page(
     State(state): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let (_, target) = match resolve(&state, &token).await {
+    let (_, target) = match resolve_link(&state, &token, Purpose::Confirm).await {
         Ok(found) => found,
         Err(why) => return denied(&state, browser_lang(&headers), why),
     };
-    let accept = headers
-        .get(axum::http::header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok());
-    let lang = Lang::negotiate(None, target.language.as_deref(), accept);
+    let lang = subscriber_lang(&target, &headers);
     let s = lang.strings();
     let list = target.list_name.as_str();
     let body = format!(
@@ -311,10 +284,7 @@ pub(super) async fn confirm_page(
             true
         )
     );
-    html(
-        StatusCode::OK,
-        pages::page(lang, &state.settings().site_name, s.confirm_title, &body),
-    )
+    page_ok(&state, lang, s.confirm_title, &body)
 }
 
 /// `POST /confirm/{token}`: the subscription starts.
@@ -327,14 +297,11 @@ pub(super) async fn confirm(
     if let Err(e) = body {
         return rejected(&state, browser_lang(&headers), e.status());
     }
-    let (claims, target) = match resolve(&state, &token).await {
+    let (claims, target) = match resolve_link(&state, &token, Purpose::Confirm).await {
         Ok(found) => found,
         Err(why) => return denied(&state, browser_lang(&headers), why),
     };
-    let accept = headers
-        .get(axum::http::header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok());
-    let lang = Lang::negotiate(None, target.language.as_deref(), accept);
+    let lang = subscriber_lang(&target, &headers);
     match state
         .write(|store| store.confirm_subscription(claims.subscriber_id, claims.list_id, "page"))
         .await
@@ -345,13 +312,10 @@ pub(super) async fn confirm(
         Err(why) => return denied(&state, lang, why),
     }
     let s = lang.strings();
-    html(
-        StatusCode::OK,
-        pages::page(
-            lang,
-            &state.settings().site_name,
-            s.confirmed_title,
-            &para(&fill(s.confirmed_body, &[("list", &target.list_name)])),
-        ),
+    page_ok(
+        &state,
+        lang,
+        s.confirmed_title,
+        &para(&fill(s.confirmed_body, &[("list", &target.list_name)])),
     )
 }

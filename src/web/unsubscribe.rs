@@ -11,38 +11,15 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::pages::{self, Lang, button_form, escape, fill, para};
-use super::{AppState, Denied, browser_lang, denied, html, rejected, unix_now};
+use super::pages::{Lang, button_form, escape, fill, para};
+use super::{
+    AppState, Denied, browser_lang, denied, page_ok, rejected, resolve_link, subscriber_lang,
+};
 use crate::store::{LinkTarget, SubscriptionStatus, WebOutcome};
-use crate::token::{self, Claims, Purpose};
-
-/// Verifies an unsubscribe token: returns its claims and what it points at, or `Denied`.
-async fn resolve(state: &AppState, token: &str) -> Result<(Claims, LinkTarget), Denied> {
-    let claims = token::read(token).map_err(|_| Denied::NotFound)?;
-    if claims.purpose != Purpose::Unsubscribe {
-        return Err(Denied::NotFound);
-    }
-    let target = state
-        .read(|store| store.link_target(claims.subscriber_id, claims.list_id))
-        .await?
-        .ok_or(Denied::NotFound)?;
-    // Unsubscribe links never expire: laws require a link in an old message to keep working.
-    state
-        .keys()
-        .verify(token, &target.nonce, Purpose::Unsubscribe, unix_now(), None)
-        .map_err(|_| Denied::NotFound)?;
-    Ok((claims, target))
-}
-
-fn lang_of(target: &LinkTarget, headers: &HeaderMap) -> Lang {
-    let accept = headers
-        .get(axum::http::header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok());
-    Lang::negotiate(None, target.language.as_deref(), accept)
-}
+use crate::token::Purpose;
 
 fn action(state: &AppState, token: &str, suffix: &str) -> String {
     format!("{}/u/{token}{suffix}", state.settings().base_path)
@@ -54,11 +31,11 @@ pub(super) async fn page(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let (_, target) = match resolve(&state, &token).await {
+    let (_, target) = match resolve_link(&state, &token, Purpose::Unsubscribe).await {
         Ok(found) => found,
         Err(why) => return denied(&state, browser_lang(&headers), why),
     };
-    let lang = lang_of(&target, &headers);
+    let lang = subscriber_lang(&target, &headers);
     if target.status != Some(SubscriptionStatus::Confirmed)
         && target.status != Some(SubscriptionStatus::Unconfirmed)
     {
@@ -77,10 +54,7 @@ pub(super) async fn page(
         )
     );
     let title = s.unsubscribe_title.replace("{list}", list);
-    html(
-        StatusCode::OK,
-        pages::page(lang, &state.settings().site_name, &title, &body),
-    )
+    page_ok(&state, lang, &title, &body)
 }
 
 /// `POST /u/{token}`: leave the list the message came from. Always 200 once the token
@@ -95,11 +69,11 @@ pub(super) async fn one_click(
         Ok(b) => b,
         Err(e) => return rejected(&state, browser_lang(&headers), e.status()),
     };
-    let (claims, mut target) = match resolve(&state, &token).await {
+    let (claims, mut target) = match resolve_link(&state, &token, Purpose::Unsubscribe).await {
         Ok(found) => found,
         Err(why) => return denied(&state, browser_lang(&headers), why),
     };
-    let lang = lang_of(&target, &headers);
+    let lang = subscriber_lang(&target, &headers);
     let source = if body.as_ref() == b"from=page" {
         "page"
     } else {
@@ -145,15 +119,7 @@ fn unsubscribed_page(state: &AppState, token: &str, target: &LinkTarget, lang: L
             false,
         ));
     }
-    html(
-        StatusCode::OK,
-        pages::page(
-            lang,
-            &state.settings().site_name,
-            s.unsubscribed_title,
-            &body,
-        ),
-    )
+    page_ok(state, lang, s.unsubscribed_title, &body)
 }
 
 /// `POST /u/{token}/resubscribe`: undo.
@@ -166,11 +132,11 @@ pub(super) async fn resubscribe(
     if let Err(e) = body {
         return rejected(&state, browser_lang(&headers), e.status());
     }
-    let (claims, target) = match resolve(&state, &token).await {
+    let (claims, target) = match resolve_link(&state, &token, Purpose::Unsubscribe).await {
         Ok(found) => found,
         Err(why) => return denied(&state, browser_lang(&headers), why),
     };
-    let lang = lang_of(&target, &headers);
+    let lang = subscriber_lang(&target, &headers);
     match state
         .write(|store| store.resubscribe(claims.subscriber_id, claims.list_id, "page"))
         .await
@@ -192,15 +158,7 @@ pub(super) async fn resubscribe(
             false
         )
     );
-    html(
-        StatusCode::OK,
-        pages::page(
-            lang,
-            &state.settings().site_name,
-            s.resubscribed_title,
-            &body,
-        ),
-    )
+    page_ok(&state, lang, s.resubscribed_title, &body)
 }
 
 /// `POST /u/{token}/all`: leave every list of this subscriber.
@@ -213,11 +171,11 @@ pub(super) async fn leave_all(
     if let Err(e) = body {
         return rejected(&state, browser_lang(&headers), e.status());
     }
-    let (claims, target) = match resolve(&state, &token).await {
+    let (claims, target) = match resolve_link(&state, &token, Purpose::Unsubscribe).await {
         Ok(found) => found,
         Err(why) => return denied(&state, browser_lang(&headers), why),
     };
-    let lang = lang_of(&target, &headers);
+    let lang = subscriber_lang(&target, &headers);
     if let Err(why) = state
         .write(|store| store.unsubscribe_everywhere(claims.subscriber_id, "page"))
         .await
@@ -225,13 +183,10 @@ pub(super) async fn leave_all(
         return denied(&state, lang, why);
     }
     let s = lang.strings();
-    html(
-        StatusCode::OK,
-        pages::page(
-            lang,
-            &state.settings().site_name,
-            s.left_all_title,
-            &para(&escape(s.left_all_body)),
-        ),
+    page_ok(
+        &state,
+        lang,
+        s.left_all_title,
+        &para(&escape(s.left_all_body)),
     )
 }
