@@ -1,36 +1,19 @@
 //! Interrupting and steering a campaign: Ctrl-C, `campaigns pause`, `campaigns cancel`.
 
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::smtp::{SECRET, edition, per_recipient, project_with, run};
+use crate::smtp::{
+    edition, per_recipient, project_with, run, send_command, send_news, wait_for_messages,
+};
 use crate::smtp_server::SmtpServer;
 use crate::support::Project;
 
 fn spawn_send(p: &Project, server: &SmtpServer) -> Child {
-    let mut cmd = p.std_cmd();
-    cmd.env("BULLETIN_SECRET", SECRET)
-        .env("BULLETIN_SMTP_URL", server.url())
-        .args([
-            "send",
-            &edition(),
-            "--list",
-            "news",
-            "--yes",
-            "--concurrency",
-            "2",
-        ])
+    send_command(p, server, 2)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    cmd.spawn().expect("spawn send")
-}
-
-fn wait_for_messages(server: &SmtpServer, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while server.messages().len() < n {
-        assert!(Instant::now() < deadline, "send made no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn send")
 }
 
 #[test]
@@ -60,12 +43,7 @@ fn ctrl_c_pauses_cleanly_and_the_same_command_resumes() {
         0,
         "in-flight messages finished and were recorded"
     );
-    let (code, _, err) = run(
-        &p,
-        &server.url(),
-        &[],
-        &["send", &edition(), "--list", "news", "--yes"],
-    );
+    let (code, _, err) = send_news(&p, &server.url(), &[], "--yes");
     assert_eq!(code, 0, "{err}");
     let seen = per_recipient(&server.messages());
     assert_eq!(seen.len(), 60);
@@ -100,12 +78,7 @@ fn pause_from_another_command_then_cancel() {
 
     let (code, _, err) = run(&p, &server.url(), &[], &["campaigns", "cancel", "1"]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run(
-        &p,
-        &server.url(),
-        &[],
-        &["send", &edition(), "--list", "news", "--yes"],
-    );
+    let (code, _, err) = send_news(&p, &server.url(), &[], "--yes");
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("was cancelled; it will not be resumed"),

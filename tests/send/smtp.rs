@@ -54,6 +54,55 @@ pub(crate) fn run(
     )
 }
 
+/// `bulletin send <the test edition> --list news FLAG` through `relay`.
+pub(crate) fn send_news(
+    p: &Project,
+    relay: &str,
+    extra_env: &[(&str, &str)],
+    flag: &str,
+) -> (i32, String, String) {
+    run(
+        p,
+        relay,
+        extra_env,
+        &["send", &edition(), "--list", "news", flag],
+    )
+}
+
+/// `bulletin send <the test edition> --list news --yes` with `concurrency` workers, to spawn
+/// and interrupt.
+pub(crate) fn send_command(
+    p: &Project,
+    server: &SmtpServer,
+    concurrency: usize,
+) -> std::process::Command {
+    let mut cmd = p.std_cmd();
+    cmd.env("BULLETIN_SECRET", SECRET)
+        .env("BULLETIN_SMTP_URL", server.url())
+        .args([
+            "send",
+            &edition(),
+            "--list",
+            "news",
+            "--yes",
+            "--concurrency",
+        ])
+        .arg(concurrency.to_string());
+    cmd
+}
+
+/// Waits (30 s at most) until the server has received `n` messages.
+pub(crate) fn wait_for_messages(server: &SmtpServer, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server.messages().len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "send made no progress"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Recipient address → number of messages received for it.
 pub(crate) fn per_recipient(messages: &[Vec<u8>]) -> BTreeMap<String, usize> {
     let mut seen = BTreeMap::new();
@@ -76,12 +125,7 @@ pub(crate) fn per_recipient(messages: &[Vec<u8>]) -> BTreeMap<String, usize> {
 fn every_recipient_gets_exactly_one_well_formed_message_and_a_rerun_sends_nothing() {
     let p = project_with(30);
     let server = SmtpServer::start(p.path());
-    let (code, out, err) = run(
-        &p,
-        &server.url(),
-        &[],
-        &["send", &edition(), "--list", "news", "--yes"],
-    );
+    let (code, out, err) = send_news(&p, &server.url(), &[], "--yes");
     assert_eq!(code, 0, "{out}\n{err}");
     let messages = server.messages();
     let seen = per_recipient(&messages);
@@ -129,12 +173,7 @@ fn every_recipient_gets_exactly_one_well_formed_message_and_a_rerun_sends_nothin
     );
 
     // The same command again resumes the finished campaign: nothing new is delivered.
-    let (code, _, err) = run(
-        &p,
-        &server.url(),
-        &[],
-        &["send", &edition(), "--list", "news", "--yes"],
-    );
+    let (code, _, err) = send_news(&p, &server.url(), &[], "--yes");
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("resuming campaign #1"), "{err}");
     assert_eq!(server.messages().len(), 30);
@@ -152,12 +191,7 @@ fn an_unsubscribe_is_honoured_by_the_next_send() {
         "--list",
         "news",
     ]);
-    let (code, _, err) = run(
-        &p,
-        &server.url(),
-        &[],
-        &["send", &edition(), "--list", "news", "--yes"],
-    );
+    let (code, _, err) = send_news(&p, &server.url(), &[], "--yes");
     assert_eq!(code, 0, "{err}");
     let seen = per_recipient(&server.messages());
     assert_eq!(seen.len(), 5);
@@ -172,12 +206,7 @@ fn a_relay_that_is_down_is_named_before_anything_is_recorded() {
         .expect("port")
         .port();
     let url = format!("smtp://127.0.0.1:{port}");
-    let (code, _, err) = run(
-        &p,
-        &url,
-        &[],
-        &["send", &edition(), "--list", "news", "--yes"],
-    );
+    let (code, _, err) = send_news(&p, &url, &[], "--yes");
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains(&format!("cannot deliver through smtp://127.0.0.1:{port}")),
@@ -252,12 +281,7 @@ fn bad_input_is_refused_before_sending() {
 fn dry_run_builds_every_message_and_records_nothing() {
     let p = project_with(9);
     let server = SmtpServer::start(p.path());
-    let (code, out, err) = run(
-        &p,
-        &server.url(),
-        &[],
-        &["send", &edition(), "--list", "news", "--dry-run"],
-    );
+    let (code, out, err) = send_news(&p, &server.url(), &[], "--dry-run");
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("dry run: 9 message(s)") && out.contains("en: 6, fr: 3"),
@@ -337,32 +361,13 @@ fn temporary_and_permanent_failures_and_dropped_connections_end_as_specified() {
 fn a_killed_send_resumes_and_only_in_flight_recipients_can_get_two_copies() {
     let p = project_with(120);
     let server = SmtpServer::faulty(p.path(), "delay=0.02");
-    let mut child = {
-        let mut cmd = p.std_cmd();
-        cmd.env("BULLETIN_SECRET", SECRET)
-            .env("BULLETIN_SMTP_URL", server.url())
-            .args([
-                "send",
-                &edition(),
-                "--list",
-                "news",
-                "--yes",
-                "--concurrency",
-                "4",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        cmd.spawn().expect("spawn send")
-    };
+    let mut child = send_command(&p, &server, 4)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn send");
     // Kill -9 once part of the list is through.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while server.messages().len() < 30 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "send made no progress"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_messages(&server, 30);
     child.kill().expect("kill -9");
     child.wait().expect("reap");
     let uncertain = p.scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'sending'");
@@ -376,12 +381,7 @@ fn a_killed_send_resumes_and_only_in_flight_recipients_can_get_two_copies() {
     let (_, shown, _) = run(&p, &server.url(), &[], &["campaigns", "show", "1"]);
     assert!(shown.contains(&format!("{uncertain} uncertain")), "{shown}");
 
-    let (code, _, err) = run(
-        &p,
-        &server.url(),
-        &[],
-        &["send", &edition(), "--list", "news", "--yes"],
-    );
+    let (code, _, err) = send_news(&p, &server.url(), &[], "--yes");
     assert_eq!(code, 0, "{err}");
     let seen = per_recipient(&server.messages());
     assert_eq!(seen.len(), 120, "nobody skipped");
@@ -471,12 +471,7 @@ fn tls_and_credentials_problems_are_named_before_anything_is_recorded() {
     let server = SmtpServer::start(p.path());
     // aiosmtpd here offers neither STARTTLS nor AUTH.
     let url = format!("{}?tls=required", server.url());
-    let (code, _, err) = run(
-        &p,
-        &url,
-        &[],
-        &["send", &edition(), "--list", "news", "--yes"],
-    );
+    let (code, _, err) = send_news(&p, &url, &[], "--yes");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("does not offer STARTTLS"), "{err}");
 
@@ -484,12 +479,7 @@ fn tls_and_credentials_problems_are_named_before_anything_is_recorded() {
         ("BULLETIN_SMTP_USERNAME", "sender"),
         ("BULLETIN_SMTP_PASSWORD", "s3cret-password"),
     ];
-    let (code, out, err) = run(
-        &p,
-        &server.url(),
-        &env,
-        &["send", &edition(), "--list", "news", "--yes"],
-    );
+    let (code, out, err) = send_news(&p, &server.url(), &env, "--yes");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("refused the credentials of `sender`"), "{err}");
     assert!(
@@ -498,12 +488,7 @@ fn tls_and_credentials_problems_are_named_before_anything_is_recorded() {
     );
 
     let env = [("BULLETIN_SMTP_USERNAME", "sender")];
-    let (code, _, err) = run(
-        &p,
-        &server.url(),
-        &env,
-        &["send", &edition(), "--list", "news", "--yes"],
-    );
+    let (code, _, err) = send_news(&p, &server.url(), &env, "--yes");
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no password"), "{err}");
     assert_eq!(p.scalar("SELECT COUNT(*) FROM campaigns"), 0);

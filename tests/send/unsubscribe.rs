@@ -9,19 +9,14 @@ use std::time::Duration;
 
 use mail_parser::MessageParser;
 
-use crate::smtp::{SECRET, edition, per_recipient, project_with, run};
+use crate::smtp::{SECRET, per_recipient, project_with, run, send_news};
 use crate::smtp_server::SmtpServer;
 
 #[test]
 fn a_one_click_post_from_the_mail_unsubscribes_and_the_next_send_skips_them() {
     let p = project_with(4);
     let server = SmtpServer::start(p.path());
-    let (code, _, err) = run(
-        &p,
-        &server.url(),
-        &[],
-        &["send", &edition(), "--list", "news", "--yes"],
-    );
+    let (code, _, err) = send_news(&p, &server.url(), &[], "--yes");
     assert_eq!(code, 0, "{err}");
     let raw = server
         .messages()
