@@ -10,22 +10,100 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 
 use crate::config::Secret;
 
-/// Why one message was not accepted.
+use super::reply::{self, Problem, Reply, Stage, Verdict};
+
+/// Why one message was not accepted: where in the conversation it failed, what happened there,
+/// and with whom. The engine decides what to do from these fields ([`SendError::verdict`]),
+/// never from the words of a reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// Try again later: 4xx replies, timeouts, dropped connections.
-    #[error("{0}")]
-    Transient(String),
-    /// Do not try again: 5xx replies, an address the relay refuses.
-    #[error("{0}")]
-    Permanent(String),
+#[error("{peer} at {stage}: {problem}")]
+pub struct SendError {
+    /// Where it failed.
+    pub stage: Stage,
+    /// What happened.
+    pub problem: Problem,
+    /// The relay (`host:port`) or the outbox.
+    pub peer: String,
+}
+
+impl SendError {
+    /// A failure at `stage` with `peer`.
+    pub fn new(peer: impl Into<String>, stage: Stage, problem: Problem) -> Self {
+        Self {
+            stage,
+            problem,
+            peer: peer.into(),
+        }
+    }
+
+    /// What the engine should do about it.
+    pub fn verdict(&self) -> Verdict {
+        reply::verdict(self.stage, &self.problem)
+    }
+
+    /// The text recorded as a delivery's last reply: the server's own reply where there was
+    /// one, with the stage.
+    pub fn reply_text(&self) -> String {
+        format!("{} (at {})", self.problem, self.stage)
+    }
+}
+
+/// The time limits of RFC 5321 §4.5.3.2 for each stage of the conversation, plus one for
+/// opening the connection. A relay that never greets, or never answers the final dot, cannot
+/// hang a send for longer than these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SmtpTimeouts {
+    /// Opening the TCP connection (and implicit TLS).
+    pub connect: Duration,
+    /// The greeting and the EHLO reply (RFC: 5 minutes); also STARTTLS and AUTH.
+    pub greeting: Duration,
+    /// The MAIL FROM reply (5 minutes).
+    pub mail: Duration,
+    /// The RCPT TO reply (5 minutes).
+    pub rcpt: Duration,
+    /// The DATA reply (2 minutes).
+    pub data_init: Duration,
+    /// Each block of the message written (3 minutes).
+    pub data_block: Duration,
+    /// The reply to the final dot (10 minutes).
+    pub data_end: Duration,
+}
+
+impl SmtpTimeouts {
+    /// The limits set in `[smtp]`.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let s = Duration::from_secs;
+        let c = &config.smtp;
+        Self {
+            connect: s(c.connect_timeout_secs),
+            greeting: s(c.greeting_timeout_secs),
+            mail: s(c.mail_timeout_secs),
+            rcpt: s(c.rcpt_timeout_secs),
+            data_init: s(c.data_timeout_secs),
+            data_block: s(c.data_block_timeout_secs),
+            data_end: s(c.data_end_timeout_secs),
+        }
+    }
+}
+
+impl Default for SmtpTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(30),
+            greeting: Duration::from_secs(300),
+            mail: Duration::from_secs(300),
+            rcpt: Duration::from_secs(300),
+            data_init: Duration::from_secs(120),
+            data_block: Duration::from_secs(180),
+            data_end: Duration::from_secs(600),
+        }
+    }
 }
 
 /// A way to deliver messages.
@@ -49,6 +127,8 @@ pub trait Session: Send + 'static {
     ) -> impl Future<Output = Result<String, SendError>> + Send;
     /// Ends the session politely (SMTP QUIT).
     fn close(self) -> impl Future<Output = ()> + Send;
+    /// Whether addresses with a non-ASCII local part can go through (SMTPUTF8, RFC 6531).
+    fn smtputf8(&self) -> bool;
 }
 
 /// Delivers into a Maildir folder: `tmp/`, then an atomic rename into `new/`, as mail servers
@@ -69,6 +149,18 @@ impl MaildirOutbox {
             dir,
             counter: Arc::new(AtomicU64::new(0)),
         })
+    }
+}
+
+impl MaildirOutbox {
+    /// Nothing was made visible in `new/`: like a relay that cannot be reached, not the
+    /// recipient's fault.
+    fn unwritable(&self, message: String) -> SendError {
+        SendError::new(
+            self.dir.display().to_string(),
+            Stage::Connect,
+            Problem::Connection(message),
+        )
     }
 }
 
@@ -116,12 +208,19 @@ impl Session for MaildirSession {
             std::fs::rename(&tmp, &new)
         })
         .await
-        .map_err(|e| SendError::Transient(format!("outbox writer failed: {e}")))?
-        .map_err(|e| SendError::Transient(format!("cannot write to the outbox: {e}")))?;
+        .map_err(|e| self.outbox.unwritable(format!("outbox writer failed: {e}")))?
+        .map_err(|e| {
+            self.outbox
+                .unwritable(format!("cannot write to the outbox: {e}"))
+        })?;
         Ok(format!("250 delivered to outbox as {name}"))
     }
 
     async fn close(self) {}
+
+    fn smtputf8(&self) -> bool {
+        true
+    }
 }
 
 /// How to reach the relay, parsed once from `[smtp] url`.
@@ -132,7 +231,7 @@ pub struct SmtpRelay {
     implicit_tls: bool,
     starttls: bool,
     credentials: Option<(String, Secret)>,
-    timeout: Duration,
+    timeouts: SmtpTimeouts,
 }
 
 /// `[smtp] url` problems.
@@ -141,6 +240,32 @@ pub struct SmtpRelay {
 pub struct RelayUrlError {
     url: String,
     reason: String,
+}
+
+/// Runs one step of the conversation under its time limit, turning lettre's error into a
+/// [`Problem`] with the server's reply kept as data.
+async fn step<T>(
+    limit: Duration,
+    future: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
+) -> Result<T, Problem> {
+    match tokio::time::timeout(limit, future).await {
+        Err(_) => Err(Problem::Timeout(limit)),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(problem_of(&e)),
+    }
+}
+
+fn problem_of(e: &lettre::transport::smtp::Error) -> Problem {
+    match e.status() {
+        // lettre keeps the reply's lines, joined, as the error's source.
+        Some(code) => Problem::Reply(Reply::new(
+            u16::from(code),
+            std::error::Error::source(e)
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+        )),
+        None => Problem::Connection(e.to_string()),
+    }
 }
 
 impl SmtpRelay {
@@ -190,70 +315,131 @@ impl SmtpRelay {
             implicit_tls,
             starttls,
             credentials,
-            timeout: Duration::from_secs(30),
+            timeouts: SmtpTimeouts::default(),
         })
+    }
+
+    /// The same relay with other time limits.
+    pub fn with_timeouts(mut self, timeouts: SmtpTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    fn peer(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    fn fail(&self, stage: Stage, problem: Problem) -> SendError {
+        SendError::new(self.peer(), stage, problem)
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
         let hello = ClientId::Domain(
             hostname_for_helo().unwrap_or_else(|| "bulletin.localhost".to_string()),
         );
-        let transient = |what: &str, e: &dyn std::fmt::Display| {
-            SendError::Transient(format!("cannot {what} {}:{}: {e}", self.host, self.port))
+        let t = self.timeouts;
+        let tls_parameters = || {
+            TlsParameters::new(self.host.clone()).map_err(|e| {
+                self.fail(
+                    Stage::StartTls,
+                    Problem::Local(format!("cannot set up TLS: {e}")),
+                )
+            })
         };
         let mut conn = if self.implicit_tls {
-            let tls = TlsParameters::new(self.host.clone())
-                .map_err(|e| transient("set up TLS for", &e))?;
-            AsyncSmtpConnection::connect_tokio1(
-                (self.host.as_str(), self.port),
-                Some(self.timeout),
-                &hello,
-                Some(tls),
-                None,
+            let tls = tls_parameters()?;
+            // lettre connects, negotiates TLS and reads the greeting in one call.
+            step(
+                t.connect + t.greeting,
+                AsyncSmtpConnection::connect_tokio1(
+                    (self.host.as_str(), self.port),
+                    Some(t.connect),
+                    &hello,
+                    Some(tls),
+                    None,
+                ),
             )
             .await
-            .map_err(|e| transient("connect to", &e))?
+            .map_err(|p| self.fail(Stage::Greeting, p))?
         } else {
             let stream = tokio::time::timeout(
-                self.timeout,
+                t.connect,
                 tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
             )
             .await
-            .map_err(|_| transient("connect to", &"timed out"))?
-            .map_err(|e| transient("connect to", &e))?;
+            .map_err(|_| self.fail(Stage::Connect, Problem::Timeout(t.connect)))?
+            .map_err(|e| {
+                self.fail(
+                    Stage::Connect,
+                    Problem::Connection(format!("cannot connect: {e}")),
+                )
+            })?;
             // lettre's own connector leaves Nagle on: with the body and the final "." written
             // separately, every message then waits for a delayed ACK (~40 ms).
-            stream
-                .set_nodelay(true)
-                .map_err(|e| transient("configure", &e))?;
-            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
-                .await
-                .map_err(|e| transient("greet", &e))?
+            stream.set_nodelay(true).map_err(|e| {
+                self.fail(
+                    Stage::Connect,
+                    Problem::Connection(format!("cannot configure the socket: {e}")),
+                )
+            })?;
+            step(
+                t.greeting,
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello),
+            )
+            .await
+            .map_err(|p| self.fail(Stage::Greeting, p))?
         };
         if self.starttls {
             if !conn.can_starttls() {
-                return Err(SendError::Permanent(format!(
-                    "{}:{} does not offer STARTTLS, which is required for a relay that is not on this machine \
-                     (add ?tls=none to [smtp] url only if the network is trusted)",
-                    self.host, self.port
-                )));
+                return Err(self.fail(
+                    Stage::StartTls,
+                    Problem::Local(format!(
+                        "{} does not offer STARTTLS, which is required for a relay that is not on this machine \
+                         (add ?tls=none to [smtp] url only if the network is trusted)",
+                        self.peer()
+                    )),
+                ));
             }
-            let tls = TlsParameters::new(self.host.clone())
-                .map_err(|e| transient("set up TLS for", &e))?;
-            conn.starttls(tls, &hello).await.map_err(|e| {
-                SendError::Permanent(format!("TLS with {}:{} failed: {e}", self.host, self.port))
-            })?;
+            let tls = tls_parameters()?;
+            step(t.greeting, conn.starttls(tls, &hello))
+                .await
+                .map_err(|p| match p {
+                    Problem::Connection(m) => Problem::Local(format!("TLS failed: {m}")),
+                    other => other,
+                })
+                .map_err(|p| self.fail(Stage::StartTls, p))?;
         }
         if let Some((user, password)) = &self.credentials {
+            let offered = [Mechanism::Plain, Mechanism::Login]
+                .into_iter()
+                .any(|m| conn.server_info().supports_auth_mechanism(m));
+            if !offered {
+                // Sending without the configured credentials would be a surprise: the relay
+                // might accept and relay on our address alone, or refuse mid-campaign.
+                return Err(self.fail(
+                    Stage::Auth,
+                    Problem::Local(format!(
+                        "credentials are configured ([smtp] username `{user}`), but {} offers no AUTH PLAIN or LOGIN \
+                         in its EHLO reply; bulletin will not send unauthenticated. Use the relay's submission port \
+                         (often 587, with STARTTLS), or remove [smtp] username if it authorises by address",
+                        self.peer(),
+                    )),
+                ));
+            }
             let creds = Credentials::new(user.clone(), password.expose().to_string());
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)
-                .await
-                .map_err(|e| {
-                    SendError::Permanent(format!(
-                        "{}:{} refused the credentials of `{user}`: {e}",
-                        self.host, self.port
-                    ))
-                })?;
+            step(
+                t.mail,
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds),
+            )
+            .await
+            .map_err(|p| match p {
+                Problem::Reply(r) => Problem::Reply(Reply {
+                    text: format!("{} (credentials of `{user}` refused)", r.text),
+                    ..r
+                }),
+                other => other,
+            })
+            .map_err(|p| self.fail(Stage::Auth, p))?;
         }
         Ok(conn)
     }
@@ -299,19 +485,156 @@ impl Transport for SmtpRelay {
     }
 }
 
+/// The message's content in blocks, noting when each block is asked for (the previous one was
+/// written) and when none is left (everything but the final dot was written): the first
+/// paces the data-block time limit, the second starts the wait for the final reply.
+struct Blocks<'a> {
+    rest: &'a [u8],
+    progress: &'a std::sync::Mutex<WriteProgress>,
+    /// Wakes the waiting loop so that it moves its deadline.
+    moved: &'a tokio::sync::Notify,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct WriteProgress {
+    last_block: tokio::time::Instant,
+    all_written: Option<tokio::time::Instant>,
+}
+
+/// Large enough that a typical newsletter is one write, small enough that a slow link still
+/// shows progress within the data-block limit.
+const BLOCK: usize = 64 * 1024;
+
+impl<'a> Iterator for Blocks<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let now = tokio::time::Instant::now();
+        if let Ok(mut p) = self.progress.lock() {
+            p.last_block = now;
+            if self.rest.is_empty() {
+                p.all_written = Some(now);
+            }
+        }
+        self.moved.notify_one();
+        if self.rest.is_empty() {
+            return None;
+        }
+        let (block, rest) = self.rest.split_at(self.rest.len().min(BLOCK));
+        self.rest = rest;
+        Some(block)
+    }
+}
+
+impl SmtpSession {
+    /// One transaction on an open connection: MAIL, RCPT, DATA, content, final reply, each
+    /// with its own stage and time limit.
+    async fn transaction(
+        relay: &SmtpRelay,
+        conn: &mut AsyncSmtpConnection,
+        from: &lettre::Address,
+        to: &lettre::Address,
+        message: &[u8],
+    ) -> Result<String, SendError> {
+        use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+        use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+        let t = relay.timeouts;
+        let info = conn.server_info();
+        let mut parameters = Vec::new();
+        if !AsRef::<str>::as_ref(to).is_ascii() || !AsRef::<str>::as_ref(from).is_ascii() {
+            if !info.supports_feature(Extension::SmtpUtfEight) {
+                // RFC 6531: such an address can only cross a relay that announces SMTPUTF8;
+                // retrying will not change that.
+                return Err(relay.fail(
+                    Stage::RcptTo,
+                    Problem::Local(format!(
+                        "{to} has a non-ASCII local part, which needs a relay that announces SMTPUTF8 (RFC 6531); {} does not",
+                        relay.peer()
+                    )),
+                ));
+            }
+            parameters.push(MailParameter::SmtpUtfEight);
+        }
+        if !message.is_ascii() && info.supports_feature(Extension::EightBitMime) {
+            parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        step(
+            t.mail,
+            conn.command(Mail::new(Some(from.clone()), parameters)),
+        )
+        .await
+        .map_err(|p| relay.fail(Stage::MailFrom, p))?;
+        step(t.rcpt, conn.command(Rcpt::new(to.clone(), Vec::new())))
+            .await
+            .map_err(|p| relay.fail(Stage::RcptTo, p))?;
+        step(t.data_init, conn.command(Data))
+            .await
+            .map_err(|p| relay.fail(Stage::Data, p))?;
+
+        let progress = std::sync::Mutex::new(WriteProgress {
+            last_block: tokio::time::Instant::now(),
+            all_written: None,
+        });
+        let moved = tokio::sync::Notify::new();
+        let sent = conn.message_iter(Blocks {
+            rest: message,
+            progress: &progress,
+            moved: &moved,
+        });
+        tokio::pin!(sent);
+        loop {
+            // Each block written moves the data-block deadline; once everything is written,
+            // the wait for the final reply has its own, longer limit.
+            let (stage, limit, deadline) = match progress.lock().map(|p| *p) {
+                Ok(WriteProgress {
+                    all_written: Some(at),
+                    ..
+                }) => (Stage::DataEnd, t.data_end, at + t.data_end),
+                Ok(p) => (Stage::Content, t.data_block, p.last_block + t.data_block),
+                // Poisoned only if a block's bookkeeping panicked; wait no longer.
+                Err(_) => (
+                    Stage::DataEnd,
+                    t.data_end,
+                    tokio::time::Instant::now() + t.data_end,
+                ),
+            };
+            tokio::select! {
+                result = &mut sent => {
+                    return match result {
+                        Ok(response) => Ok(format!(
+                            "{} {}",
+                            response.code(),
+                            response.message().collect::<Vec<_>>().join(" ")
+                        )),
+                        Err(e) => {
+                            // The content is written before the final reply is read, so an
+                            // error once everything was written is about the final reply.
+                            let stage = match progress.lock().map(|p| p.all_written.is_some()) {
+                                Ok(false) => Stage::Content,
+                                _ => Stage::DataEnd,
+                            };
+                            Err(relay.fail(stage, problem_of(&e)))
+                        }
+                    };
+                }
+                () = moved.notified() => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(relay.fail(stage, Problem::Timeout(limit)));
+                }
+            }
+        }
+    }
+}
+
 impl Session for SmtpSession {
     async fn send(&mut self, from: &str, to: &str, message: &[u8]) -> Result<String, SendError> {
-        let envelope = Envelope::new(
-            Some(
-                from.parse()
-                    .map_err(|e| SendError::Permanent(format!("sender {from}: {e}")))?,
-            ),
-            vec![
-                to.parse()
-                    .map_err(|e| SendError::Permanent(format!("recipient {to}: {e}")))?,
-            ],
-        )
-        .map_err(|e| SendError::Permanent(e.to_string()))?;
+        let local = |stage: Stage, m: String| self.relay.fail(stage, Problem::Local(m));
+        let from: lettre::Address = from
+            .parse()
+            .map_err(|e| local(Stage::MailFrom, format!("sender {from}: {e}")))?;
+        let to: lettre::Address = to
+            .parse()
+            .map_err(|e| local(Stage::RcptTo, format!("recipient {to}: {e}")))?;
         let conn = match self.conn.as_mut() {
             Some(c) if !c.has_broken() => c,
             _ => {
@@ -319,40 +642,42 @@ impl Session for SmtpSession {
                 self.conn.insert(self.relay.connect().await?)
             }
         };
-        match tokio::time::timeout(self.relay.timeout * 2, conn.send(&envelope, message)).await {
-            Err(_) => {
-                self.conn = None;
-                Err(SendError::Transient(format!(
-                    "{}:{} did not answer within {:?}",
-                    self.relay.host,
-                    self.relay.port,
-                    self.relay.timeout * 2
-                )))
-            }
-            Ok(Ok(response)) => Ok(format!(
-                "{} {}",
-                response.code(),
-                response.message().collect::<Vec<_>>().join(" ")
-            )),
-            Ok(Err(e)) => {
-                let text = e.to_string();
-                if e.is_permanent() {
-                    Err(SendError::Permanent(text))
-                } else {
-                    // Transient replies, timeouts, I/O errors and anything unexpected: the
-                    // connection may be unusable, so the next message opens a new one.
-                    if conn.has_broken() || !e.is_transient() {
-                        self.conn = None;
-                    }
-                    Err(SendError::Transient(text))
+        let result = Self::transaction(&self.relay, conn, &from, &to, message).await;
+        if let Err(e) = &result {
+            let reusable = match (&e.problem, e.stage) {
+                // After a refusal the transaction is over at the end of data; before it, RSET
+                // ends it so the connection can carry the next message.
+                (Problem::Reply(_) | Problem::Local(_), Stage::DataEnd) => true,
+                (
+                    Problem::Reply(_) | Problem::Local(_),
+                    Stage::MailFrom | Stage::RcptTo | Stage::Data,
+                ) => {
+                    use lettre::transport::smtp::commands::Rset;
+                    step(self.relay.timeouts.mail, conn.command(Rset))
+                        .await
+                        .is_ok()
                 }
+                // A timeout or a broken connection leaves the conversation out of step.
+                _ => false,
+            };
+            if !reusable {
+                // Dropping closes the socket; a polite QUIT could hang on the same broken peer.
+                self.conn = None;
             }
         }
+        result
+    }
+
+    fn smtputf8(&self) -> bool {
+        use lettre::transport::smtp::extension::Extension;
+        self.conn
+            .as_ref()
+            .is_some_and(|c| c.server_info().supports_feature(Extension::SmtpUtfEight))
     }
 
     async fn close(mut self) {
         if let Some(mut c) = self.conn.take() {
-            let _ = c.quit().await;
+            let _ = tokio::time::timeout(self.relay.timeouts.mail, c.quit()).await;
         }
     }
 }
