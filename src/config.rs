@@ -176,6 +176,23 @@ pub struct SmtpConfig {
     pub max_attempts: u32,
     /// Delay before the first retry, in milliseconds; doubled at each further attempt.
     pub retry_base_ms: u64,
+    /// Seconds a sender's lease on a campaign lasts without renewal (renewed every quarter of
+    /// it); a second `send` of the same campaign is refused while the lease stands.
+    pub lease_secs: u64,
+    /// Seconds to wait for the TCP connection (and implicit TLS).
+    pub connect_timeout_secs: u64,
+    /// Seconds to wait for the greeting and the EHLO reply (RFC 5321 §4.5.3.2: 5 minutes).
+    pub greeting_timeout_secs: u64,
+    /// Seconds to wait for the MAIL FROM reply (5 minutes).
+    pub mail_timeout_secs: u64,
+    /// Seconds to wait for the RCPT TO reply (5 minutes).
+    pub rcpt_timeout_secs: u64,
+    /// Seconds to wait for the DATA reply (2 minutes).
+    pub data_timeout_secs: u64,
+    /// Seconds a block of the message may take to be written (3 minutes).
+    pub data_block_timeout_secs: u64,
+    /// Seconds to wait for the reply to the final dot (10 minutes).
+    pub data_end_timeout_secs: u64,
     /// The password, from `BULLETIN_SMTP_PASSWORD` (never from the file).
     #[serde(skip)]
     pub password: Option<Secret>,
@@ -251,6 +268,14 @@ impl Default for SmtpConfig {
             hourly_cap: 0,
             max_attempts: 5,
             retry_base_ms: 60_000,
+            lease_secs: 60,
+            connect_timeout_secs: 30,
+            greeting_timeout_secs: 300,
+            mail_timeout_secs: 300,
+            rcpt_timeout_secs: 300,
+            data_timeout_secs: 120,
+            data_block_timeout_secs: 180,
+            data_end_timeout_secs: 600,
             password: None,
         }
     }
@@ -297,6 +322,14 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "hourly_cap",
             "max_attempts",
             "retry_base_ms",
+            "lease_secs",
+            "connect_timeout_secs",
+            "greeting_timeout_secs",
+            "mail_timeout_secs",
+            "rcpt_timeout_secs",
+            "data_timeout_secs",
+            "data_block_timeout_secs",
+            "data_end_timeout_secs",
         ],
     ),
     ("dkim", &["domain", "selector", "key_file"]),
@@ -428,6 +461,16 @@ impl Config {
                         u32::try_from(number(value)?).map_err(|_| invalid("too large".into()))?;
                 }
                 "SMTP_RETRY_BASE_MS" => self.smtp.retry_base_ms = number(value)?,
+                "SMTP_LEASE_SECS" => self.smtp.lease_secs = number(value)?,
+                "SMTP_CONNECT_TIMEOUT_SECS" => self.smtp.connect_timeout_secs = number(value)?,
+                "SMTP_GREETING_TIMEOUT_SECS" => self.smtp.greeting_timeout_secs = number(value)?,
+                "SMTP_MAIL_TIMEOUT_SECS" => self.smtp.mail_timeout_secs = number(value)?,
+                "SMTP_RCPT_TIMEOUT_SECS" => self.smtp.rcpt_timeout_secs = number(value)?,
+                "SMTP_DATA_TIMEOUT_SECS" => self.smtp.data_timeout_secs = number(value)?,
+                "SMTP_DATA_BLOCK_TIMEOUT_SECS" => {
+                    self.smtp.data_block_timeout_secs = number(value)?;
+                }
+                "SMTP_DATA_END_TIMEOUT_SECS" => self.smtp.data_end_timeout_secs = number(value)?,
                 "SMTP_MAX_ATTEMPTS" => {
                     self.smtp.max_attempts =
                         u32::try_from(number(value)?).map_err(|_| invalid("too large".into()))?;
@@ -549,6 +592,20 @@ impl Config {
                 "rate",
                 "must be 0 (no limit) or a positive number of messages per second".into(),
             ));
+        }
+        for (key, value) in [
+            ("lease_secs", self.smtp.lease_secs),
+            ("connect_timeout_secs", self.smtp.connect_timeout_secs),
+            ("greeting_timeout_secs", self.smtp.greeting_timeout_secs),
+            ("mail_timeout_secs", self.smtp.mail_timeout_secs),
+            ("rcpt_timeout_secs", self.smtp.rcpt_timeout_secs),
+            ("data_timeout_secs", self.smtp.data_timeout_secs),
+            ("data_block_timeout_secs", self.smtp.data_block_timeout_secs),
+            ("data_end_timeout_secs", self.smtp.data_end_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid("smtp", key, "must be at least 1 (seconds)".into()));
+            }
         }
         if self.smtp.max_attempts == 0 {
             return Err(invalid("smtp", "max_attempts", "must be at least 1".into()));

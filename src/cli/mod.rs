@@ -135,6 +135,13 @@ impl Context {
         }
     }
 
+    /// A warning on stderr, unless `--quiet`.
+    pub(crate) fn warn(&self, message: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("warning: {}", message.as_ref());
+        }
+    }
+
     /// Prints `value` as JSON on stdout.
     pub(crate) fn print_json(&self, value: &impl serde::Serialize) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(value).context("cannot encode JSON output")?;
@@ -245,6 +252,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<crate::store::CampaignError>() {
             return match e {
                 crate::store::CampaignError::Store(s) if !s.is_input_error() => 1,
+                // Another sender at work, or this one cut off: not the operator's input.
+                crate::store::CampaignError::Busy { .. }
+                | crate::store::CampaignError::LeaseLost(_) => 1,
                 _ => 2,
             };
         }

@@ -14,11 +14,11 @@ use super::output::print_table;
 use super::{Context, Outcome, UsageError};
 use crate::content::Edition;
 use crate::delivery::{
-    self, MaildirOutbox, Progress, RunReport, Session, Settings, SmtpRelay, Transport,
+    self, MaildirOutbox, Progress, RunReport, Session, Settings, SmtpRelay, SmtpTimeouts, Transport,
 };
 use crate::mail::{Personaliser, RecipientData, Sender};
 use crate::render::{self, Theme};
-use crate::store::{Start, Store, SubscriberFilter, SubscriptionStatus};
+use crate::store::{LeaseHolder, Start, Store, SubscriberFilter, SubscriptionStatus};
 use crate::token::Keys;
 
 /// Arguments of `bulletin send`.
@@ -44,9 +44,14 @@ pub struct SendArgs {
     /// Do not ask for confirmation
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// After a crash, do not send again to recipients whose delivery was under way
+    /// Do not send again to recipients whose delivery is uncertain (under way when a sender
+    /// stopped, or handed over with no final reply)
     #[arg(long)]
     pub skip_uncertain: bool,
+    /// Before resuming, queue the campaign's failed deliveries again (after their cause was
+    /// fixed); each is a new attempt
+    #[arg(long)]
+    pub retry_failed: bool,
     /// The theme.
     #[command(flatten)]
     pub theme: ThemeArgs,
@@ -72,6 +77,12 @@ pub enum CampaignsCommand {
     },
     /// Stop a campaign for good; its remaining recipients are skipped
     Cancel {
+        /// Campaign id
+        id: i64,
+    },
+    /// Queue a campaign's failed deliveries again after their cause was fixed; `send` with the
+    /// same edition and list then delivers them, each as a new attempt
+    Retry {
         /// Campaign id
         id: i64,
     },
@@ -150,6 +161,7 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
         max_attempts: ctx.config.smtp.max_attempts,
         retry_base: Duration::from_millis(ctx.config.smtp.retry_base_ms),
         pause_after_failures: 20,
+        lease_ttl: Duration::from_secs(ctx.config.smtp.lease_secs),
     };
     // Check the relay before a campaign exists, so a typo in [smtp] url records nothing.
     let outbox = match &args.outbox {
@@ -165,7 +177,8 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
             let credentials = ctx.config.smtp_credentials()?;
             Some(
                 SmtpRelay::from_url(&ctx.config.smtp.url, credentials)
-                    .map_err(|e| UsageError(e.to_string()))?,
+                    .map_err(|e| UsageError(e.to_string()))?
+                    .with_timeouts(SmtpTimeouts::from_config(&ctx.config)),
             )
         }
     };
@@ -272,7 +285,8 @@ pub(crate) async fn test_send(
         personaliser = personaliser.with_dkim(signer);
     }
     let relay = SmtpRelay::from_url(&ctx.config.smtp.url, ctx.config.smtp_credentials()?)
-        .map_err(|e| UsageError(e.to_string()))?;
+        .map_err(|e| UsageError(e.to_string()))?
+        .with_timeouts(SmtpTimeouts::from_config(&ctx.config));
     let mut session = relay
         .open()
         .await
@@ -325,7 +339,18 @@ async fn deliver<T: Transport>(
     transport: Arc<T>,
 ) -> anyhow::Result<(crate::store::Campaign, RunReport)> {
     // Before a campaign exists, so a typo in [smtp] url records nothing.
-    delivery::check(transport.as_ref()).await?;
+    let capabilities = delivery::check(transport.as_ref()).await?;
+    if !capabilities.smtputf8 {
+        let international = store.audience_needing_smtputf8(list.id).await?;
+        if international > 0 {
+            ctx.warn(format!(
+                "{international} recipient(s) of list {} have an address with a non-ASCII local part, which needs \
+                 a relay that announces SMTPUTF8 (RFC 6531); {} does not, so their deliveries will fail at once",
+                list.name,
+                transport.describe()
+            ));
+        }
+    }
     let (campaign, created) = match store
         .start_campaign(
             &rendered.slug,
@@ -344,7 +369,31 @@ async fn deliver<T: Transport>(
             (c, false)
         }
     };
+    // One sender per campaign: refused here, before anything changes, while another holds it.
+    let (lease, orphaned) = store
+        .acquire_lease(
+            campaign.id,
+            &LeaseHolder::this_process(),
+            settings.lease_ttl,
+        )
+        .await?;
     if !created {
+        if orphaned > 0 {
+            ctx.info(format!(
+                "{orphaned} recipient(s) were being sent to when the last sender stopped: now uncertain"
+            ));
+        }
+        if args.retry_failed {
+            let (requeued, blocked) = store.retry_failed(campaign.id).await?;
+            ctx.info(format!(
+                "{requeued} failed deliver(y/ies) queued again{}",
+                if blocked > 0 {
+                    format!("; {blocked} stay failed because the address is blocklisted (lift with `bulletin subscribers unblock`)")
+                } else {
+                    String::new()
+                }
+            ));
+        }
         let uncertain = store
             .settle_uncertain(campaign.id, !args.skip_uncertain)
             .await?;
@@ -355,10 +404,12 @@ async fn deliver<T: Transport>(
                 "will be sent again (pass --skip-uncertain to skip them)"
             };
             ctx.info(format!(
-                "{uncertain} recipient(s) were being sent to when the last run stopped; the relay may have them: {what}"
+                "{uncertain} recipient(s) are uncertain (the relay may have their message): {what}"
             ));
         }
-        store.set_campaign_status(campaign.id, "running").await?;
+        store
+            .set_campaign_status(campaign.id, "running", None)
+            .await?;
     }
     let mut personaliser = Personaliser::new(
         Arc::clone(rendered),
@@ -373,22 +424,12 @@ async fn deliver<T: Transport>(
     }
     let personaliser = Arc::new(personaliser);
     let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nstopping after the messages in flight (Ctrl-C again to kill)…");
-                stop.store(true, Ordering::Relaxed);
-                let _ = tokio::signal::ctrl_c().await;
-                std::process::exit(130);
-            }
-        });
-    }
+    stop_on_signals(Arc::clone(&stop))?;
     let total = store.delivery_counts(campaign.id).await?.total();
     let mut progress = Reporter::new(ctx.quiet, total);
     let result = delivery::run(
         store,
-        campaign.id,
+        &lease,
         list.id,
         personaliser,
         transport,
@@ -399,6 +440,36 @@ async fn deliver<T: Transport>(
     .await;
     progress.finish();
     Ok((campaign, result?))
+}
+
+/// Ctrl-C, SIGTERM (systemd stop, `timeout`, `kill`) and SIGHUP (the terminal went away) all
+/// ask the run to stop claiming, finish and record the messages in flight, and leave the
+/// campaign paused. A second signal ends the process at once; the rows still in flight are
+/// then uncertain, as after a crash.
+fn stop_on_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
+    tokio::spawn(async move {
+        let mut received = 0;
+        loop {
+            let code = tokio::select! {
+                _ = interrupt.recv() => 130,
+                _ = term.recv() => 143,
+                _ = hangup.recv() => 129,
+            };
+            received += 1;
+            if received > 1 {
+                std::process::exit(code);
+            }
+            eprintln!(
+                "\nstopping after the messages in flight (signal again to stop at once, leaving them uncertain)…"
+            );
+            stop.store(true, Ordering::Relaxed);
+        }
+    });
+    Ok(())
 }
 
 /// Builds every message of the audience and reports counts and size; writes nothing.
@@ -453,10 +524,18 @@ async fn dry_run(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    let international = store.audience_needing_smtputf8(list.id).await?;
+    if international > 0 {
+        ctx.warn(format!(
+            "{international} recipient(s) have an address with a non-ASCII local part: they need a relay that \
+             announces SMTPUTF8 (RFC 6531), or their deliveries fail"
+        ));
+    }
     if ctx.json {
         ctx.print_json(&serde_json::json!({
             "dry_run": true, "list": list.name, "audience": audience, "messages": count,
             "bytes": bytes, "largest": largest, "languages": by_language, "seconds": seconds,
+            "need_smtputf8": international,
         }))?;
     } else {
         let langs: Vec<String> = by_language
@@ -475,13 +554,15 @@ async fn dry_run(
     Ok(Outcome::Success)
 }
 
-/// A progress line on a terminal, a log line every few seconds otherwise.
+/// A progress line on a terminal; off a terminal (a log, a cron mail) a line every 30 seconds
+/// at most, and one whenever the run's state changes (it starts stopping).
 struct Reporter {
     quiet: bool,
     terminal: bool,
     total: i64,
     started: Instant,
     last: Instant,
+    stopping: bool,
 }
 
 impl Reporter {
@@ -492,6 +573,7 @@ impl Reporter {
             total,
             started: Instant::now(),
             last: Instant::now(),
+            stopping: false,
         }
     }
 
@@ -507,9 +589,11 @@ impl Progress for Reporter {
         let every = if self.terminal {
             Duration::from_millis(200)
         } else {
-            Duration::from_secs(5)
+            Duration::from_secs(30)
         };
-        if self.quiet || self.last.elapsed() < every {
+        let changed = r.stopped.is_some() != self.stopping;
+        self.stopping = r.stopped.is_some();
+        if self.quiet || (self.last.elapsed() < every && !changed) {
             return;
         }
         self.last = Instant::now();
@@ -540,11 +624,17 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
             for c in &all {
                 let n = store.delivery_counts(c.id).await?;
                 json.push(serde_json::json!({ "campaign": c, "counts": n }));
+                // A campaign left `running` by a sender that is gone is waiting for `send`.
+                let status = if c.status == "running" && store.live_lease(c.id).await?.is_none() {
+                    "running (no sender; `send` resumes)".to_string()
+                } else {
+                    c.status.clone()
+                };
                 rows.push(vec![
                     c.id.to_string(),
                     c.edition_slug.clone(),
                     c.list_name.clone(),
-                    c.status.clone(),
+                    status,
                     n.total().to_string(),
                     n.sent.to_string(),
                     n.failed.to_string(),
@@ -581,15 +671,29 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
                     c.id, c.edition_slug, c.list_name, c.status
                 );
                 println!("subject:  {}", c.subject);
+                let sender = store.live_lease(id).await?;
+                // Rows in flight are uncertain only once no live sender holds them.
+                let (in_flight, uncertain) = match &sender {
+                    Some(_) => (n.sending, n.uncertain),
+                    None => (0, n.uncertain + n.sending),
+                };
                 println!(
-                    "total {}: {} sent, {} failed, {} skipped, {} queued, {} uncertain (were being sent when a run stopped)",
+                    "total {}: {} sent, {} failed, {} skipped, {} queued, {in_flight} in flight, {uncertain} uncertain (the relay may have them)",
                     n.total(),
                     n.sent,
                     n.failed,
                     n.skipped,
                     n.queued,
-                    n.sending
                 );
+                if let Some(l) = &sender {
+                    println!(
+                        "sender:   pid {} on {}, since {}, last heard from {}",
+                        l.pid, l.host, l.acquired_at, l.heartbeat_at
+                    );
+                }
+                if let Some(reason) = c.halt_reason.as_deref().filter(|_| c.status == "paused") {
+                    println!("paused:   {reason}");
+                }
                 if !rows.is_empty() {
                     println!();
                     let table: Vec<Vec<String>> = rows
@@ -597,7 +701,7 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
                         .map(|d| {
                             vec![
                                 d.email.clone().unwrap_or_else(|| "(erased)".into()),
-                                if d.status == "sending" {
+                                if d.status == "sending" && sender.is_none() {
                                     "uncertain".into()
                                 } else {
                                     d.status.clone()
@@ -618,7 +722,9 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
                     UsageError(format!("campaign #{id} is {}, not running", c.status)).into(),
                 );
             }
-            store.set_campaign_status(id, "paused").await?;
+            store
+                .set_campaign_status(id, "paused", Some("paused by `bulletin campaigns pause`"))
+                .await?;
             ctx.info(format!(
                 "campaign #{id} paused; `bulletin send` with the same edition and list resumes it"
             ));
@@ -630,6 +736,21 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
             }
             store.cancel_campaign(id).await?;
             ctx.info(format!("campaign #{id} cancelled"));
+        }
+        CampaignsCommand::Retry { id } => {
+            let (requeued, blocked) = store.retry_failed(id).await?;
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({ "campaign": id, "requeued": requeued, "still_failed_blocklisted": blocked }))?;
+            } else {
+                ctx.info(format!(
+                    "campaign #{id}: {requeued} failed deliver(y/ies) queued again; `bulletin send` with the same edition and list delivers them{}",
+                    if blocked > 0 {
+                        format!(". {blocked} stay failed because the address is blocklisted (lift with `bulletin subscribers unblock ADDR`, then retry)")
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
         }
     }
     store.close().await;

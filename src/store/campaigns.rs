@@ -3,10 +3,12 @@
 //! A campaign is one edition (by slug and content hash) sent to one list. Its audience is
 //! frozen when it is created: one `deliveries` row per confirmed, active subscriber, all in the
 //! same transaction as the campaign row. From then on every recipient's fate is a row:
-//! `queued` → `sending` → `sent` | `failed` | `skipped`, with attempts, the relay's last reply
-//! and the Message-ID. A row is marked `sending` in the same transaction that hands it to a
-//! worker, and settled in the transaction that claims the next ones, so after a crash the only
-//! rows whose outcome is unknown are those still `sending`: at most the number in flight.
+//! `queued` → `sending` → `sent` | `failed` | `skipped` | `uncertain`, with attempts, the
+//! relay's last reply and the Message-ID. A row is marked `sending` in the same transaction that
+//! hands it to a worker (under the sender's lease, see [`super::leases`]), and settled in the
+//! transaction that claims the next ones, so after a crash the only rows whose outcome is
+//! unknown are those still `sending`: at most the number in flight. `uncertain` is a message
+//! handed over whole with no final reply; `send` treats those on resume like crash leftovers.
 
 use serde::Serialize;
 
@@ -35,6 +37,8 @@ pub struct Campaign {
     pub updated_at: String,
     /// When it finished.
     pub finished_at: Option<String>,
+    /// Why it is paused, when it is.
+    pub halt_reason: Option<String>,
 }
 
 /// Counts of a campaign's deliveries by status.
@@ -50,12 +54,15 @@ pub struct DeliveryCounts {
     pub failed: i64,
     /// Not sent: unsubscribed, blocklisted or erased since the campaign started.
     pub skipped: i64,
+    /// Handed over whole with no final reply, or left in flight by a sender that died: the
+    /// relay may have them.
+    pub uncertain: i64,
 }
 
 impl DeliveryCounts {
     /// All rows.
     pub fn total(&self) -> i64 {
-        self.queued + self.sending + self.sent + self.failed + self.skipped
+        self.queued + self.sending + self.sent + self.failed + self.skipped + self.uncertain
     }
 }
 
@@ -78,6 +85,8 @@ pub struct Recipient {
     pub token_nonce: String,
     /// Attempts so far, including this one.
     pub attempts: i64,
+    /// Attempts made before an operator last asked to retry failed deliveries.
+    pub retry_from: i64,
 }
 
 /// One delivery in detail, for `campaigns show`.
@@ -111,6 +120,8 @@ pub enum Outcome {
     Failed {
         /// The relay's reply or the error.
         reply: String,
+        /// Blocklist this subscriber in the same transaction: the mailbox does not exist.
+        blocklist: Option<i64>,
     },
     /// Refused for now: back to the queue, not before `not_before`.
     Retry {
@@ -123,6 +134,17 @@ pub enum Outcome {
     Skipped {
         /// Why.
         reason: String,
+    },
+    /// Not tried after all (the relay could not take mail, or refused us): back to the queue
+    /// as it was, the attempt not counted.
+    Requeue {
+        /// Not before this RFC 3339 time, if set.
+        not_before: Option<String>,
+    },
+    /// Handed over whole, but no final reply came: the relay may have it.
+    Uncertain {
+        /// What happened instead of the reply.
+        reply: String,
     },
 }
 
@@ -165,12 +187,31 @@ pub enum CampaignError {
     /// No campaign with that id.
     #[error("no campaign #{0}; see `bulletin campaigns list`")]
     NotFound(i64),
+    /// Another sender holds the campaign's lease.
+    #[error(
+        "campaign #{id} is being sent by another `bulletin send` (pid {} on host {}, since {}, last heard from {}); \
+         bulletin sends a campaign from one process at a time. Wait for it to finish, or stop it with \
+         `bulletin campaigns pause {id}`; if that process is gone for good, its lease lapses at {}",
+        holder.pid, holder.host, holder.acquired_at, holder.heartbeat_at, holder.expires_at
+    )]
+    Busy {
+        /// The campaign.
+        id: i64,
+        /// Who holds it.
+        holder: super::LeaseInfo,
+    },
+    /// Our lease lapsed and was taken or removed while we were sending.
+    #[error(
+        "lost the lease on campaign #{0}: this sender was not heard from for longer than the lease lasts \
+         (suspended, or the database unreachable), and another sender may have taken over; stopped"
+    )]
+    LeaseLost(i64),
     /// The database.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-const CAMPAIGN_COLUMNS: &str = "id, edition_slug, list_id, list_name, content_hash, subject, status, created_at, updated_at, finished_at";
+const CAMPAIGN_COLUMNS: &str = "id, edition_slug, list_id, list_name, content_hash, subject, status, created_at, updated_at, finished_at, halt_reason";
 
 impl Store {
     /// Creates the campaign for (edition, list, content) with its frozen audience, or finds the
@@ -263,6 +304,21 @@ impl Store {
         .map_err(|e| self.classify(e))
     }
 
+    /// How many of a send's audience have an address whose local part is not ASCII: they
+    /// need a relay that announces SMTPUTF8 (RFC 6531). Domains are stored IDNA-encoded, so
+    /// only the local part can hold such characters.
+    pub async fn audience_needing_smtputf8(&self, list_id: i64) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM subscriptions x JOIN subscribers s ON s.id = x.subscriber_id
+             WHERE x.list_id = ? AND x.status = 'confirmed' AND s.status = 'active'
+               AND s.email GLOB '*[^ -~]*'",
+        )
+        .bind(list_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.classify(e))
+    }
+
     /// Cancels a campaign: its waiting recipients are skipped, and `send` will not resume it.
     pub async fn cancel_campaign(&self, campaign_id: i64) -> Result<(), StoreError> {
         sqlx::query(
@@ -274,11 +330,14 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(|e| self.classify(e))?;
-        self.set_campaign_status(campaign_id, "cancelled").await
+        self.set_campaign_status(campaign_id, "cancelled", None)
+            .await
     }
 
-    /// Rows left `sending` by a process that stopped without recording their outcome: the
-    /// relay may or may not have them. `requeue` sends them again; otherwise they are skipped.
+    /// Uncertain rows (left in flight by a sender that stopped, or handed over with no final
+    /// reply): the relay may or may not have them. `requeue` sends them again; otherwise they
+    /// are skipped. Call with the campaign's lease held, after [`Store::acquire_lease`] turned a
+    /// dead sender's rows uncertain.
     pub async fn settle_uncertain(
         &self,
         campaign_id: i64,
@@ -287,12 +346,12 @@ impl Store {
         let now = now();
         let sql = if requeue {
             "UPDATE deliveries SET status = 'queued', next_attempt_at = NULL, updated_at = ?1,
-                    last_reply = 'uncertain: the sender stopped during delivery; sending again'
-             WHERE campaign_id = ?2 AND status = 'sending'"
+                    last_reply = 'was uncertain (' || COALESCE(last_reply, '') || '); sending again'
+             WHERE campaign_id = ?2 AND status = 'uncertain'"
         } else {
             "UPDATE deliveries SET status = 'skipped', updated_at = ?1,
-                    last_reply = 'uncertain: the sender stopped during delivery; not sent again (--skip-uncertain)'
-             WHERE campaign_id = ?2 AND status = 'sending'"
+                    last_reply = 'was uncertain (' || COALESCE(last_reply, '') || '); not sent again (--skip-uncertain)'
+             WHERE campaign_id = ?2 AND status = 'uncertain'"
         };
         let n = sqlx::query(sql)
             .bind(&now)
@@ -304,21 +363,25 @@ impl Store {
         Ok(i64::try_from(n).unwrap_or(i64::MAX))
     }
 
-    /// Records finished attempts and claims up to `limit` more recipients, in one transaction.
+    /// Renews `lease`, records finished attempts and claims up to `limit` more recipients, in
+    /// one transaction.
     ///
-    /// Claimed rows become `sending`. Recipients who left the list, were blocklisted or erased
-    /// since the campaign started are marked `skipped` instead of being returned.
+    /// Claimed rows become `sending`, marked as the lease owner's. Recipients who left the
+    /// list, were blocklisted or erased since the campaign started are marked `skipped` instead
+    /// of being returned. Fails with `LeaseLost`, writing nothing, if the lease lapsed.
     pub async fn settle_and_claim(
         &self,
-        campaign_id: i64,
+        lease: &super::Lease,
         list_id: i64,
         finished: &[(i64, Outcome)],
         limit: usize,
-    ) -> Result<Vec<Recipient>, StoreError> {
+    ) -> Result<Vec<Recipient>, CampaignError> {
+        let campaign_id = lease.campaign_id;
         let mut tx = self.write().await?;
+        self.renew_lease_in(&mut tx, lease).await?;
         let now = now();
         for (delivery_id, outcome) in finished {
-            settle_one(&mut tx, *delivery_id, outcome, &now)
+            settle_one(&mut tx, *delivery_id, &lease.owner, outcome, &now)
                 .await
                 .map_err(|e| self.classify(e))?;
         }
@@ -358,9 +421,10 @@ impl Store {
                      WHERE campaign_id = ?1 AND status = 'queued'
                        AND (next_attempt_at IS NULL OR next_attempt_at <= ?2)
                      ORDER BY id LIMIT ?3)
-                 UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ?2
+                 UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ?2,
+                                       claimed_by = ?4
                  WHERE id IN (SELECT id FROM picked)
-                 RETURNING id AS delivery_id, subscriber_id, attempts,
+                 RETURNING id AS delivery_id, subscriber_id, attempts, retry_from,
                      (SELECT email FROM subscribers WHERE id = subscriber_id) AS email,
                      (SELECT name FROM subscribers WHERE id = subscriber_id) AS name,
                      (SELECT language FROM subscribers WHERE id = subscriber_id) AS language,
@@ -370,6 +434,7 @@ impl Store {
             .bind(campaign_id)
             .bind(&now)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(&lease.owner)
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| self.classify(e))?
@@ -405,21 +470,24 @@ impl Store {
                 "sending" => c.sending = n,
                 "sent" => c.sent = n,
                 "failed" => c.failed = n,
+                "uncertain" => c.uncertain = n,
                 _ => c.skipped += n,
             }
         }
         Ok(c)
     }
 
-    /// Sets a campaign's status, and its counters from its deliveries.
+    /// Sets a campaign's status, and its counters from its deliveries; `reason` says why it
+    /// is paused (cleared otherwise).
     pub async fn set_campaign_status(
         &self,
         campaign_id: i64,
         status: &str,
+        reason: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = now();
         sqlx::query(
-            "UPDATE campaigns SET status = ?1, updated_at = ?2,
+            "UPDATE campaigns SET status = ?1, updated_at = ?2, halt_reason = ?4,
                     finished_at = CASE WHEN ?1 IN ('finished', 'cancelled') THEN ?2 ELSE finished_at END,
                     sent = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = ?3 AND status = 'sent'),
                     failed = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = ?3 AND status = 'failed'),
@@ -429,10 +497,69 @@ impl Store {
         .bind(status)
         .bind(&now)
         .bind(campaign_id)
+        .bind(reason)
         .execute(&self.pool)
         .await
         .map_err(|e| self.classify(e))?;
         Ok(())
+    }
+
+    /// Puts a campaign's failed deliveries back in the queue, after their cause was fixed (a
+    /// relay refusal, a full mailbox). Each retry is a new attempt: `attempts` keeps counting,
+    /// and the attempts limit counts afresh from here. Recipients who are blocklisted stay
+    /// failed (lift that first with `subscribers unblock`). Returns (requeued, still
+    /// blocklisted); a finished campaign becomes paused so that `send` resumes it.
+    pub async fn retry_failed(&self, campaign_id: i64) -> Result<(i64, i64), CampaignError> {
+        let campaign = self.campaign(campaign_id).await?;
+        if campaign.status == "cancelled" {
+            return Err(CampaignError::Cancelled(campaign_id));
+        }
+        let mut tx = self.write().await?;
+        let now = now();
+        let requeued = sqlx::query(
+            "UPDATE deliveries SET status = 'queued', next_attempt_at = NULL, retry_from = attempts,
+                    updated_at = ?1, last_reply = 'retry requested after: ' || COALESCE(last_reply, '')
+             WHERE campaign_id = ?2 AND status = 'failed'
+               AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
+        )
+        .bind(&now)
+        .bind(campaign_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.classify(e))?
+        .rows_affected();
+        let blocked: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'failed'",
+        )
+        .bind(campaign_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| self.classify(e))?;
+        let requeued = i64::try_from(requeued).unwrap_or(i64::MAX);
+        if requeued > 0 {
+            sqlx::query(
+                "UPDATE campaigns SET status = 'paused', finished_at = NULL, updated_at = ?1,
+                        halt_reason = 'failed deliveries queued again by `campaigns retry`'
+                 WHERE id = ?2 AND status = 'finished'",
+            )
+            .bind(&now)
+            .bind(campaign_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.classify(e))?;
+            Self::event(
+                &mut *tx,
+                "campaign_retry",
+                None,
+                None,
+                "cli",
+                serde_json::json!({ "campaign": campaign_id, "requeued": requeued }),
+            )
+            .await
+            .map_err(|e| self.classify(e))?;
+        }
+        tx.commit().await.map_err(|e| self.classify(e))?;
+        Ok((requeued, blocked))
     }
 
     /// Every campaign, newest first.
@@ -476,52 +603,45 @@ impl Store {
         .await
         .map_err(|e| self.classify(e))
     }
-
-    /// Blocklists a subscriber after a permanent "no such user" reply.
-    pub async fn blocklist(
-        &self,
-        subscriber_id: i64,
-        reply: &str,
-        source: &str,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
-        sqlx::query("UPDATE subscribers SET status = 'blocklisted', updated_at = ? WHERE id = ?")
-            .bind(now())
-            .bind(subscriber_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.classify(e))?;
-        Self::event(
-            &mut *tx,
-            "blocklisted",
-            Some(subscriber_id),
-            None,
-            source,
-            serde_json::json!({ "reply": reply }),
-        )
-        .await
-        .map_err(|e| self.classify(e))?;
-        tx.commit().await.map_err(|e| self.classify(e))
-    }
 }
 
+/// Records one outcome, only on a row this owner claimed and has not settled yet.
 async fn settle_one(
     conn: &mut sqlx::SqliteConnection,
     delivery_id: i64,
+    owner: &str,
     outcome: &Outcome,
     now: &str,
 ) -> Result<(), sqlx::Error> {
+    if let Outcome::Requeue { not_before } = outcome {
+        // As if never claimed: the attempt is not counted and the last reply stays.
+        sqlx::query(
+            "UPDATE deliveries SET status = 'queued', attempts = MAX(attempts - 1, 0),
+                    next_attempt_at = ?1, updated_at = ?2, claimed_by = NULL
+             WHERE id = ?3 AND status = 'sending' AND claimed_by = ?4",
+        )
+        .bind(not_before.as_deref())
+        .bind(now)
+        .bind(delivery_id)
+        .bind(owner)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(());
+    }
     let (status, reply, message_id, not_before): (&str, &str, Option<&str>, Option<&str>) =
         match outcome {
             Outcome::Sent { reply, message_id } => ("sent", reply, Some(message_id), None),
-            Outcome::Failed { reply } => ("failed", reply, None, None),
+            Outcome::Failed { reply, .. } => ("failed", reply, None, None),
             Outcome::Retry { reply, not_before } => ("queued", reply, None, Some(not_before)),
             Outcome::Skipped { reason } => ("skipped", reason, None, None),
+            Outcome::Uncertain { reply } => ("uncertain", reply, None, None),
+            Outcome::Requeue { .. } => return Ok(()),
         };
     sqlx::query(
         "UPDATE deliveries SET status = ?1, last_reply = ?2, message_id = ?3, next_attempt_at = ?4,
-                updated_at = ?5, sent_at = CASE WHEN ?1 = 'sent' THEN ?5 ELSE sent_at END
-         WHERE id = ?6 AND status = 'sending'",
+                updated_at = ?5, sent_at = CASE WHEN ?1 = 'sent' THEN ?5 ELSE sent_at END,
+                claimed_by = NULL
+         WHERE id = ?6 AND status = 'sending' AND claimed_by = ?7",
     )
     .bind(status)
     .bind(reply)
@@ -529,7 +649,33 @@ async fn settle_one(
     .bind(not_before)
     .bind(now)
     .bind(delivery_id)
+    .bind(owner)
     .execute(&mut *conn)
     .await?;
+    if let Outcome::Failed {
+        reply,
+        blocklist: Some(subscriber_id),
+    } = outcome
+    {
+        let changed = sqlx::query(
+            "UPDATE subscribers SET status = 'blocklisted', updated_at = ? WHERE id = ? AND status = 'active'",
+        )
+        .bind(now)
+        .bind(subscriber_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if changed > 0 {
+            Store::event(
+                &mut *conn,
+                "blocklisted",
+                Some(*subscriber_id),
+                None,
+                "bounce",
+                serde_json::json!({ "reply": reply }),
+            )
+            .await?;
+        }
+    }
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! `migrations/`, after checking that the file was not written by a newer bulletin.
 
 mod campaigns;
+mod leases;
 mod lists;
 mod subscribers;
 mod web;
@@ -24,6 +25,7 @@ use sqlx::{Row, SqlitePool};
 pub use campaigns::{
     Campaign, CampaignError, DeliveryCounts, DeliveryRow, Outcome, Recipient, Start,
 };
+pub use leases::{Lease, LeaseHolder, LeaseInfo};
 pub use lists::{List, ListSummary};
 pub use subscribers::{
     AddOutcome, ImportOptions, ImportRecord, ImportReport, Importer, NewSubscriber, Subscriber,
@@ -177,10 +179,16 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Current time as RFC 3339 UTC with milliseconds, the one timestamp format of the schema.
 pub fn now() -> String {
+    timestamp(time::OffsetDateTime::now_utc())
+}
+
+/// `t` as the store writes times: RFC 3339 in UTC with milliseconds, so that text order is time
+/// order.
+pub fn timestamp(t: time::OffsetDateTime) -> String {
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
-    time::OffsetDateTime::now_utc()
+    t.to_offset(time::UtcOffset::UTC)
         .format(&format)
         .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".into())
 }

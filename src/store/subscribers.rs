@@ -273,7 +273,7 @@ pub fn suppression_hash(email_key: &str) -> String {
 }
 
 /// Appends `bytes` as lower-case hex (the form of hashes and nonces in the schema).
-fn push_lower_hex(bytes: &[u8], out: &mut String) {
+pub(crate) fn push_lower_hex(bytes: &[u8], out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
         out.push(char::from(HEX[usize::from(b >> 4)]));

@@ -170,7 +170,7 @@ fn a_database_from_the_first_schema_is_upgraded_with_its_rows() {
         p.strings("SELECT subscriber_id || ':' || status FROM deliveries ORDER BY 1"),
         vec!["1:sent", "2:skipped"]
     );
-    assert_eq!(p.scalar("SELECT COUNT(*) FROM _sqlx_migrations"), 2);
+    assert_eq!(p.scalar("SELECT COUNT(*) FROM _sqlx_migrations"), 3);
     assert_eq!(
         p.scalar(
             "SELECT COUNT(*) FROM sqlite_master WHERE name = 'subscriptions' AND sql LIKE '%WITHOUT ROWID%'"

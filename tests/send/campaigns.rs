@@ -17,40 +17,45 @@ fn spawn_send(p: &Project, server: &SmtpServer) -> Child {
 }
 
 #[test]
-fn ctrl_c_pauses_cleanly_and_the_same_command_resumes() {
-    let p = project_with(60);
-    let server = SmtpServer::faulty(p.path(), "delay=0.03");
-    let child = spawn_send(&p, &server);
-    wait_for_messages(&server, 10);
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(status.success());
-    let out = child.wait_with_output().expect("send exits");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("interrupted; run the same command again to resume"),
-        "{err}"
-    );
-    assert_eq!(
-        p.strings("SELECT status FROM campaigns"),
-        vec!["paused".to_string()]
-    );
-    assert_eq!(
-        p.scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'sending'"),
-        0,
-        "in-flight messages finished and were recorded"
-    );
-    let (code, _, err) = send_news(&p, &server.url(), &[], "--yes");
-    assert_eq!(code, 0, "{err}");
-    let seen = per_recipient(&server.messages());
-    assert_eq!(seen.len(), 60);
-    assert!(
-        seen.values().all(|n| *n == 1),
-        "a clean pause never duplicates: {seen:?}"
-    );
+fn ctrl_c_sigterm_and_sighup_pause_cleanly_and_the_same_command_resumes() {
+    // Ctrl-C at a terminal, SIGTERM from systemd or `timeout`, SIGHUP when the terminal goes
+    // away: each stops claiming, records what was in flight and leaves the campaign paused.
+    for signal in ["INT", "TERM", "HUP"] {
+        let p = project_with(60);
+        let server = SmtpServer::faulty(p.path(), "delay=0.03");
+        let child = spawn_send(&p, &server);
+        wait_for_messages(&server, 10);
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let out = child.wait_with_output().expect("send exits");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "SIG{signal}: {err}");
+        assert!(
+            err.contains("interrupted; run the same command again to resume"),
+            "SIG{signal}: {err}"
+        );
+        assert_eq!(
+            p.strings("SELECT status FROM campaigns"),
+            vec!["paused".to_string()],
+            "SIG{signal}"
+        );
+        assert_eq!(
+            p.scalar("SELECT COUNT(*) FROM deliveries WHERE status IN ('sending', 'uncertain')"),
+            0,
+            "SIG{signal}: in-flight messages finished and were recorded"
+        );
+        let (code, _, err) = send_news(&p, &server.url(), &[], "--yes");
+        assert_eq!(code, 0, "SIG{signal}: {err}");
+        let seen = per_recipient(&server.messages());
+        assert_eq!(seen.len(), 60, "SIG{signal}");
+        assert!(
+            seen.values().all(|n| *n == 1),
+            "SIG{signal}: a clean pause never duplicates: {seen:?}"
+        );
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod dkim_support;
 
 mod campaigns;
 mod dkim;
+mod hardening;
 mod smtp;
 mod smtp_server;
 mod unsubscribe;

@@ -8,7 +8,11 @@ SPEC is a comma-separated list of rules (empty for none):
     temp=ADDR:N    answer the DATA of ADDR with 451 the first N times
     perm=ADDR      refuse ADDR at RCPT with 550 5.1.1 (no such user)
     drop=ADDR:N    close the connection during the DATA of ADDR the first N times
+    swallow=ADDR:N take the whole DATA of ADDR the first N times and never answer the final dot
     delay=SECONDS  wait this long before answering every DATA (a slow server)
+    mailfrom=REPLY answer every MAIL FROM with REPLY (underscores stand for spaces)
+    rcptall=REPLY  answer every RCPT TO with REPLY
+    rcpt=ADDR:REPLY answer the RCPT TO of ADDR with REPLY
 Every accepted message is stored in the Maildir MAILDIR.
 """
 
@@ -19,7 +23,8 @@ import mailbox
 class FaultyHandler:
     def __init__(self, maildir, spec=""):
         self.box = mailbox.Maildir(maildir, create=True)
-        self.temp, self.drop, self.perm, self.delay = {}, {}, set(), 0.0
+        self.temp, self.drop, self.swallow, self.perm, self.delay = {}, {}, {}, set(), 0.0
+        self.mailfrom, self.rcptall, self.rcpt = None, None, {}
         self.seen = {}
         for rule in filter(None, spec.split(",")):
             kind, _, arg = rule.partition("=")
@@ -27,6 +32,11 @@ class FaultyHandler:
                 self.delay = float(arg)
             elif kind == "perm":
                 self.perm.add(arg.lower())
+            elif kind in ("mailfrom", "rcptall"):
+                setattr(self, kind, arg.replace("_", " "))
+            elif kind == "rcpt":
+                addr, _, reply = arg.partition(":")
+                self.rcpt[addr.lower()] = reply.replace("_", " ")
             else:
                 addr, _, n = arg.rpartition(":")
                 getattr(self, kind)[addr.lower()] = int(n)
@@ -37,7 +47,18 @@ class FaultyHandler:
             parser.error("FaultyHandler takes MAILDIR [SPEC]")
         return cls(*args)
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.mailfrom:
+            return self.mailfrom
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.rcptall:
+            return self.rcptall
+        if address.lower() in self.rcpt:
+            return self.rcpt[address.lower()]
         if address.lower() in self.perm:
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
         envelope.rcpt_tos.append(address)
@@ -51,6 +72,9 @@ class FaultyHandler:
             await asyncio.sleep(self.delay)
         if n <= self.temp.get(rcpt, 0):
             return "451 4.3.0 Temporary failure, try again later"
+        if n <= self.swallow.get(rcpt, 0):
+            # The whole message arrived; the final reply never comes.
+            await asyncio.sleep(3600)
         if n <= self.drop.get(rcpt, 0):
             server.transport.close()
             return "421 4.4.2 Connection dropped"
