@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{Context, Outcome, UsageError};
+use crate::store::Store;
 use crate::token::Keys;
 use crate::web::{self, AppState, ConfirmationMailer, Settings, WebError};
 
@@ -74,20 +75,17 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Outcom
     settings.log_requests = !ctx.quiet;
     let mailer = ConfirmationMailer::from_config(config)?;
     // Open the database now to catch a wrong URL or schema at once; a database that is only
-    // unavailable (missing folder, locked) does not stop the service, which answers 503 and
-    // tries again on each request.
-    let store = match ctx.store().await {
+    // unavailable (missing, locked) does not stop the service, which answers 503 and tries
+    // again on each request. `serve` never creates the file: an unsubscribe recorded in a
+    // fresh file that `send` does not read would be lost.
+    let db = &config.database;
+    let store = match Store::open_existing(&db.url, db.busy_timeout_ms).await {
         Ok(store) => Some(store),
-        Err(e) => match e.downcast_ref::<crate::store::StoreError>() {
-            Some(se) if se.is_input_error() => return Err(e),
-            _ => {
-                eprintln!(
-                    "warning: {}; serving 503 until it opens",
-                    super::describe(&e)
-                );
-                None
-            }
-        },
+        Err(e) if e.is_input_error() => return Err(e.into()),
+        Err(e) => {
+            eprintln!("warning: {e}; serving 503 until it opens");
+            None
+        }
     };
     let state = AppState::new(settings, keys, mailer, store);
     let listener = tokio::net::TcpListener::bind(addr)

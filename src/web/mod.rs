@@ -15,9 +15,11 @@
 //! - One log line per request names the route pattern (`/u/{token}`), never the token, the
 //!   address or the client's IP.
 //!
-//! The database is opened lazily and re-tried on every request while it is unavailable, so
-//! a service started before its volume is mounted (or while the file is missing) answers 503
-//! and recovers by itself.
+//! The database is never created here (an operator's command does that). It is opened lazily
+//! and re-tried on every request while it is missing or unavailable, so a service started
+//! before its volume is mounted answers 503 on every route that needs it (and `/healthz` says
+//! so) and recovers by itself once the file exists. An unsubscribe that meets another
+//! process's write lock is held and retried (up to 25 s) rather than answered with a 503.
 
 mod archive;
 mod confirmation_mail;
@@ -51,6 +53,13 @@ pub const BODY_LIMIT: usize = 16 * 1024;
 
 /// How many confirmation mails may be in flight at once; more wait their turn.
 const MAIL_CONCURRENCY: u32 = 16;
+
+/// How long an unsubscribe is held while another process holds the database's write lock,
+/// before it gets a 503. Mail providers' one-click POSTs time out after 30 s or more.
+const OPT_OUT_PATIENCE: Duration = Duration::from_secs(25);
+
+/// The pause between two tries for a write lock held by another process.
+const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// What can stop the service from starting, or a request from being served.
 #[derive(Debug, thiserror::Error)]
@@ -237,7 +246,11 @@ impl AppState {
         let opened = self
             .inner
             .store
-            .get_or_try_init(|| Store::open(&settings.database_url, settings.busy_timeout_ms));
+            // Never `Store::open`, which creates a missing file: an opt-out recorded in a fresh
+            // file that `send` does not read would be lost.
+            .get_or_try_init(|| {
+                Store::open_existing(&settings.database_url, settings.busy_timeout_ms)
+            });
         match tokio::time::timeout(self.db_deadline(), opened).await {
             Ok(Ok(store)) => Ok(store),
             Ok(Err(e)) => {
@@ -272,18 +285,56 @@ impl AppState {
     }
 
     /// Runs a write against the store, one at a time in this process, with a deadline that
-    /// includes the wait for the turn.
+    /// includes the wait for the turn: a person at a browser gets a 503 ("nothing was
+    /// changed, try again") rather than a page that hangs.
     pub(crate) async fn write<'a, T, F, Fut>(&'a self, f: F) -> Result<T, Denied>
     where
-        F: FnOnce(&'a Store) -> Fut,
+        F: Fn(&'a Store) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + 'a,
+    {
+        self.write_within(f, self.db_deadline()).await
+    }
+
+    /// Runs an opt-out, which must not be lost: a mail provider's one-click POST is often never
+    /// retried. While another process holds the write lock (a long import, an operator's
+    /// `sqlite3`), the request is held and tried again until it is recorded, for up to
+    /// [`OPT_OUT_PATIENCE`]; only then does it get a 503.
+    pub(crate) async fn write_opt_out<'a, T, F, Fut>(&'a self, f: F) -> Result<T, Denied>
+    where
+        F: Fn(&'a Store) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + 'a,
+    {
+        self.write_within(f, OPT_OUT_PATIENCE.max(self.db_deadline()))
+            .await
+    }
+
+    /// Tries `f` until it succeeds, fails for another reason than the lock, or `patience`
+    /// runs out. Each try waits SQLite's busy timeout for the lock; a try that finds it still
+    /// taken is repeated after a short pause, so the last one ends near the deadline.
+    async fn write_within<'a, T, F, Fut>(&'a self, f: F, patience: Duration) -> Result<T, Denied>
+    where
+        F: Fn(&'a Store) -> Fut,
         Fut: Future<Output = Result<T, StoreError>> + 'a,
     {
         let store = self.store().await?;
+        let give_up = Instant::now() + patience;
         let work = async {
-            let _turn = self.inner.write_gate.lock().await;
-            f(store).await
+            loop {
+                let result = {
+                    let _turn = self.inner.write_gate.lock().await;
+                    f(store).await
+                };
+                match result {
+                    Err(StoreError::Locked { .. })
+                        if Instant::now() + LOCK_RETRY_PAUSE < give_up =>
+                    {
+                        tokio::time::sleep(LOCK_RETRY_PAUSE).await;
+                    }
+                    other => return other,
+                }
+            }
         };
-        match tokio::time::timeout(self.db_deadline(), work).await {
+        match tokio::time::timeout_at(give_up.into(), work).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 log_store_error(&e);

@@ -85,7 +85,9 @@ pub(super) async fn one_click(
         Some(SubscriptionStatus::Confirmed | SubscriptionStatus::Unconfirmed)
     ) {
         let done = state
-            .write(|store| store.unsubscribe_by_id(claims.subscriber_id, claims.list_id, source))
+            .write_opt_out(|store| {
+                store.unsubscribe_by_id(claims.subscriber_id, claims.list_id, source)
+            })
             .await;
         if let Err(why) = done {
             return denied(&state, lang, why);
@@ -177,7 +179,7 @@ pub(super) async fn leave_all(
     };
     let lang = subscriber_lang(&target, &headers);
     if let Err(why) = state
-        .write(|store| store.unsubscribe_everywhere(claims.subscriber_id, "page"))
+        .write_opt_out(|store| store.unsubscribe_everywhere(claims.subscriber_id, "page"))
         .await
     {
         return denied(&state, lang, why);
