@@ -298,6 +298,21 @@ impl Store {
         })
     }
 
+    /// The editions the archive may show because they were sent: at least one campaign of the
+    /// edition delivered at least one message. A campaign that was only created, or whose
+    /// every message failed, leaves its edition a draft.
+    pub async fn sent_editions(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT c.edition_slug FROM campaigns c
+             WHERE EXISTS (SELECT 1 FROM deliveries d
+                           WHERE d.campaign_id = c.id AND d.status = 'sent')
+             ORDER BY 1",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.classify(e))
+    }
+
     /// Answers whether the database can be read at all, for `/healthz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query_scalar::<_, i64>("SELECT 1")
