@@ -29,7 +29,7 @@ pub use subscribers::{
     AddOutcome, ImportOptions, ImportRecord, ImportReport, Importer, NewSubscriber, Subscriber,
     SubscriberFilter, SubscriberStatus, Subscription, SubscriptionStatus, suppression_hash,
 };
-pub use web::{LinkTarget, PendingOutcome, WebOutcome};
+pub use web::{BoundOutcome, LinkTarget, PendingOutcome, WebOutcome};
 
 /// Everything the store can fail with. Messages name the database file and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -364,7 +364,24 @@ impl Store {
     where
         E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
     {
-        sqlx::query(
+        Self::recorded_event(executor, kind, subscriber_id, list_id, source, detail)
+            .await
+            .map(|_| ())
+    }
+
+    /// Appends one row to the audit log and returns its id, for links bound to the event.
+    pub(crate) async fn recorded_event<'e, E>(
+        executor: E,
+        kind: &str,
+        subscriber_id: Option<i64>,
+        list_id: Option<i64>,
+        source: &str,
+        detail: serde_json::Value,
+    ) -> Result<i64, sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    {
+        let done = sqlx::query(
             "INSERT INTO events (occurred_at, kind, subscriber_id, list_id, source, detail)
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -376,7 +393,7 @@ impl Store {
         .bind(detail.to_string())
         .execute(executor)
         .await?;
-        Ok(())
+        Ok(done.last_insert_rowid())
     }
 
     /// Counts events, newest first, for `subscribers show` and the tests.

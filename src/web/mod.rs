@@ -199,6 +199,13 @@ pub(crate) enum Denied {
     NotFound,
     /// A confirm link past its validity.
     Expired,
+    /// A confirm or undo link whose event is no longer the subscription's latest change (used,
+    /// replaced, or overtaken by an opt-out), or an undo past its few minutes: only a fresh
+    /// sign-up on `list` can subscribe again.
+    Stale {
+        /// The list, for the form's link.
+        list: String,
+    },
     /// The database did not answer in time or failed.
     Unavailable,
 }
@@ -481,15 +488,24 @@ pub(crate) fn denied(state: &AppState, lang: Lang, why: Denied) -> Response {
                 .max(1)
                 .to_string();
             let body = format!(
-                "{}<p><a href=\"{}/subscribe?lang={}\">{}</a></p>",
+                "{}{}",
                 pages::para(&pages::fill(s.expired_body, &[("days", &days)])),
-                pages::escape(&state.settings().base_path),
-                lang.tag(),
-                pages::escape(s.home_subscribe)
+                subscribe_link(state, lang, None)
             );
             html(
                 StatusCode::GONE,
                 pages::page(lang, site, s.expired_title, &body),
+            )
+        }
+        Denied::Stale { list } => {
+            let body = format!(
+                "{}{}",
+                pages::para(&pages::escape(s.stale_body)),
+                subscribe_link(state, lang, Some(&list))
+            );
+            html(
+                StatusCode::GONE,
+                pages::page(lang, site, s.stale_title, &body),
             )
         }
         Denied::Unavailable => {
@@ -508,6 +524,33 @@ pub(crate) fn denied(state: &AppState, lang: Lang, why: Denied) -> Response {
             response
         }
     }
+}
+
+/// A paragraph with a link to the subscription form (for `list`, when given): the one way
+/// back after an opt-out, through a fresh double opt-in.
+pub(crate) fn subscribe_link(state: &AppState, lang: Lang, list: Option<&str>) -> String {
+    let list = list.map_or_else(String::new, |l| format!("&list={}", url_component(l)));
+    format!(
+        "<p><a href=\"{}/subscribe?lang={}{}\">{}</a></p>",
+        pages::escape(&state.settings().base_path),
+        lang.tag(),
+        pages::escape(&list),
+        pages::escape(lang.strings().home_subscribe)
+    )
+}
+
+/// Percent-encodes a query value (list names are plain, but nothing here relies on it).
+fn url_component(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -26,7 +26,7 @@ use super::{
     subscriber_lang, unix_now,
 };
 use crate::address::Address;
-use crate::store::{List, PendingOutcome, WebOutcome};
+use crate::store::{BoundOutcome, List, PendingOutcome};
 use crate::token::{Claims, Purpose};
 
 /// `?lang=fr&list=news` on the form.
@@ -240,6 +240,7 @@ pub(super) async fn submit(
             list_id,
             nonce,
             language,
+            event_id,
         }) => {
             let token = state.keys().issue(
                 Claims {
@@ -247,6 +248,8 @@ pub(super) async fn submit(
                     subscriber_id,
                     list_id,
                     issued_at: unix_now(),
+                    // Bound to this request: replayed after any later change, it does nothing.
+                    event_id: Some(event_id),
                 },
                 &nonce,
             );
@@ -302,13 +305,24 @@ pub(super) async fn confirm(
         Err(why) => return denied(&state, browser_lang(&headers), why),
     };
     let lang = subscriber_lang(&target, &headers);
+    let stale = Denied::Stale {
+        list: target.list_name.clone(),
+    };
+    // A link issued before links were bound to their sign-up cannot be checked: ask again.
+    let Some(request) = claims.event_id else {
+        return denied(&state, lang, stale);
+    };
     match state
-        .write(|store| store.confirm_subscription(claims.subscriber_id, claims.list_id, "page"))
+        .write(|store| {
+            store.confirm_subscription(claims.subscriber_id, claims.list_id, request, "page")
+        })
         .await
     {
-        Ok(WebOutcome::Changed | WebOutcome::Unchanged) => {}
+        Ok(BoundOutcome::Changed | BoundOutcome::AlreadyDone) => {}
+        // Used, replaced, or overtaken by an unsubscribe or a blocklisting: nothing changes.
+        Ok(BoundOutcome::Stale) => return denied(&state, lang, stale),
         // The subscription was removed meanwhile (list removed, erased): nothing to confirm.
-        Ok(WebOutcome::Missing) => return denied(&state, lang, Denied::NotFound),
+        Ok(BoundOutcome::Missing) => return denied(&state, lang, Denied::NotFound),
         Err(why) => return denied(&state, lang, why),
     }
     let s = lang.strings();
