@@ -186,10 +186,16 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Current time as RFC 3339 UTC with milliseconds, the one timestamp format of the schema.
 pub fn now() -> String {
+    timestamp(time::OffsetDateTime::now_utc())
+}
+
+/// `t` in the schema's one timestamp format (UTC, milliseconds), so that text comparisons
+/// order times.
+pub(crate) fn timestamp(t: time::OffsetDateTime) -> String {
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
-    time::OffsetDateTime::now_utc()
+    t.to_offset(time::UtcOffset::UTC)
         .format(&format)
         .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".into())
 }

@@ -14,7 +14,7 @@
 //! event, not two.
 
 use super::subscribers::SET_SUBSCRIPTION_STATUS;
-use super::{Store, StoreError, now, suppression_hash};
+use super::{Store, StoreError, now, suppression_hash, timestamp};
 use crate::address::Address;
 use crate::store::SubscriptionStatus;
 
@@ -370,22 +370,33 @@ impl Store {
     /// the person had left stays `unsubscribed` until they confirm: a stranger typing their
     /// address must not be able to change anything. Blocklisted and erased addresses get
     /// nothing, and the caller shows the same page in every case.
+    ///
+    /// At most one request per address in `cooldown_secs` (0: no limit) gets anywhere, the
+    /// others get [`PendingOutcome::Nothing`]. The cooldown is taken for every address alike,
+    /// known or not, so that neither the work done nor its outcome tells them apart.
     pub async fn subscribe_pending(
         &self,
         address: &Address,
         list_id: i64,
         language: Option<&str>,
         source: &str,
+        cooldown_secs: i64,
     ) -> Result<PendingOutcome, StoreError> {
         let key = address.key();
+        let hash = suppression_hash(&key);
         let mut tx = self.write().await?;
+        if cooldown_secs > 0 && !self.take_cooldown(&mut tx, &hash, cooldown_secs).await? {
+            tx.commit().await.map_err(|e| self.classify(e))?;
+            return Ok(PendingOutcome::Nothing);
+        }
         let erased: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM suppressions WHERE email_hash = ?")
-                .bind(suppression_hash(&key))
+                .bind(&hash)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(|e| self.classify(e))?;
         if erased.is_some() {
+            tx.commit().await.map_err(|e| self.classify(e))?;
             return Ok(PendingOutcome::Nothing);
         }
         let now = now();
@@ -483,6 +494,35 @@ impl Store {
             language,
             event_id,
         })
+    }
+
+    /// Records a confirmation request for the address hashed `hash`, unless one was recorded
+    /// less than `cooldown_secs` ago; says whether this one may proceed. Expired rows are
+    /// deleted first, so a row that remains is a recent one.
+    async fn take_cooldown(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        hash: &str,
+        cooldown_secs: i64,
+    ) -> Result<bool, StoreError> {
+        let now = time::OffsetDateTime::now_utc();
+        let cutoff = now - time::Duration::seconds(cooldown_secs);
+        sqlx::query("DELETE FROM confirmation_cooldowns WHERE requested_at <= ?")
+            .bind(timestamp(cutoff))
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| self.classify(e))?;
+        let taken = sqlx::query(
+            "INSERT INTO confirmation_cooldowns (email_hash, requested_at) VALUES (?, ?)
+             ON CONFLICT (email_hash) DO NOTHING",
+        )
+        .bind(hash)
+        .bind(timestamp(now))
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| self.classify(e))?
+        .rows_affected();
+        Ok(taken == 1)
     }
 
     /// The editions the archive may show because they were sent: at least one campaign of the

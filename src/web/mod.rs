@@ -118,6 +118,14 @@ pub struct Settings {
     pub archive_dir: PathBuf,
     /// Subscription requests per client and hour.
     pub subscribe_limit_per_hour: u32,
+    /// At most one confirmation mail per address in this many seconds (0: no limit).
+    pub confirm_cooldown_secs: i64,
+    /// Time allowed for a request's head (and an idle keep-alive connection).
+    pub header_timeout: Duration,
+    /// Time allowed for a request's body.
+    pub body_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
     /// Header that a trusted proxy sets to the client address.
     pub client_ip_header: Option<HeaderName>,
     /// The database URL and busy timeout, for the lazy open.
@@ -155,6 +163,12 @@ impl Settings {
             confirm_ttl_secs: hours.saturating_mul(3600),
             archive_dir: config.server.archive_dir.clone(),
             subscribe_limit_per_hour: config.server.subscribe_limit_per_hour,
+            confirm_cooldown_secs: i64::try_from(config.server.confirm_cooldown_minutes)
+                .unwrap_or(i64::MAX / 60)
+                .saturating_mul(60),
+            header_timeout: Duration::from_secs(config.server.header_timeout_secs),
+            body_timeout: Duration::from_secs(config.server.body_timeout_secs),
+            max_connections: usize::try_from(config.server.max_connections).unwrap_or(usize::MAX),
             client_ip_header,
             database_url: config.database.url.clone(),
             busy_timeout_ms: config.database.busy_timeout_ms,
@@ -620,10 +634,14 @@ async fn security_headers(request: Request, next: Next) -> Response {
             headers.insert(header::CONTENT_SECURITY_POLICY, csp);
         }
     }
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    // Pages reached by a personal link must not leak it. The subscription form sets its own
+    // (`same-origin`) so that its POST carries a real `Origin` for the cross-site check.
+    if !headers.contains_key(header::REFERRER_POLICY) {
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
