@@ -8,8 +8,10 @@
 //!   friendly 404 and changes nothing, so a forger learns nothing.
 //! - A GET never changes state, because mail scanners and link previewers follow every link;
 //!   only POSTs do (RFC 8058 one-click, or a button on the page).
-//! - Bodies are capped at [`BODY_LIMIT`]; the subscription form is rate limited per client
-//!   address; every database call has a deadline and answers 503 rather than hanging.
+//! - Bodies are capped at [`BODY_LIMIT`] and must arrive within `[server] body_timeout_secs`;
+//!   request heads within `header_timeout_secs`; at most `max_connections` are served at once
+//!   ([`serve`]). The subscription form is rate limited per client address and per recipient;
+//!   every database call has a deadline and answers 503 rather than hanging.
 //! - Pages carry a strict Content-Security-Policy, `Referrer-Policy: no-referrer` and
 //!   `X-Content-Type-Options: nosniff`, load nothing from elsewhere and track nobody.
 //! - One log line per request names the route pattern (`/u/{token}`), never the token, the
@@ -25,6 +27,7 @@ mod archive;
 mod confirmation_mail;
 mod limits;
 mod pages;
+mod server;
 mod subscribe;
 mod unsubscribe;
 
@@ -46,6 +49,7 @@ use crate::token::{Claims, Keys, Purpose, TokenError};
 
 pub use confirmation_mail::ConfirmationMailer;
 pub use pages::{Lang, escape};
+pub use server::{ConnectionLimits, serve};
 
 /// Largest request body accepted. A one-click POST is 26 bytes, the subscription form a few
 /// hundred; anything bigger is not from a mail program or our own pages.
@@ -410,6 +414,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            read_body_in_time,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             refuse_oversized,
         ))
         .layer(middleware::from_fn(security_headers))
@@ -622,6 +630,29 @@ async fn refuse_oversized(State(state): State<AppState>, request: Request, next:
         return rejected(&state, lang, StatusCode::PAYLOAD_TOO_LARGE);
     }
     next.run(request).await
+}
+
+/// Reads the whole body (at most [`BODY_LIMIT`]) within `[server] body_timeout_secs` before
+/// any handler runs, so that a client trickling its body cannot hold a handler (and, for a
+/// write, this process's turn at the database) for ever: 408 and the connection closed.
+async fn read_body_in_time(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let read = axum::body::to_bytes(body, BODY_LIMIT);
+    let status = match tokio::time::timeout(state.settings().body_timeout, read).await {
+        Ok(Ok(bytes)) => return next.run(Request::from_parts(parts, bytes.into())).await,
+        // Longer than the limit without announcing it (chunked), or the client went away.
+        Ok(Err(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+        Err(_) => StatusCode::REQUEST_TIMEOUT,
+    };
+    let mut response = rejected(&state, browser_lang(&parts.headers), status);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Adds the security headers every response needs; a handler that sets its own CSP (the

@@ -312,3 +312,115 @@ fn refuses_to_start_without_a_real_secret() {
     assert!(seen.contains("insecure development secret"), "{seen}");
     assert!(seen.contains("listening on"), "{seen}");
 }
+
+/// Reads until the server closes the connection (what it sent first, if anything, is
+/// ignored); fails when it is still open after `within`.
+fn assert_closed_within(stream: &mut std::net::TcpStream, within: Duration) {
+    use std::io::Read;
+    stream.set_read_timeout(Some(within)).expect("read timeout");
+    let mut sink = [0u8; 1024];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("the connection is still open after {within:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn hundreds_of_idle_sockets_starve_nothing_and_are_closed() {
+    let project = Project::new();
+    let lists = project.lists(&["news"]);
+    let subs = project.subscribers(&["busy@example.org".into()], &["news"], None);
+    let token = project.unsubscribe_token(SECRET, subs[0], lists[0]);
+    let server = Server::start(&project, &[("BULLETIN_SERVER_HEADER_TIMEOUT_SECS", "2")]);
+    // 300 clients: half send nothing, half half a request head.
+    let mut idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|i| {
+            let mut s = std::net::TcpStream::connect(server.addr).expect("connect");
+            if i % 2 == 1 {
+                write!(s, "POST /u/{token} HTTP/1.1\r\nHost: x\r\n").expect("partial head");
+            }
+            s
+        })
+        .collect();
+    let start = Instant::now();
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(server.one_click(&token).status, 200);
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert_eq!(
+        project.status(subs[0], lists[0]).as_deref(),
+        Some("unsubscribed")
+    );
+    // Each idle socket is closed once the header timeout has passed.
+    for s in idle.iter_mut().take(2) {
+        assert_closed_within(s, Duration::from_secs(5));
+    }
+    // So is a keep-alive connection left idle after its response.
+    let mut kept = std::net::TcpStream::connect(server.addr).expect("connect");
+    write!(kept, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    let r = crate::support::read_response(&mut kept);
+    assert_eq!(r.status, 200);
+    let start = Instant::now();
+    assert_closed_within(&mut kept, Duration::from_secs(5));
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "closed too early"
+    );
+}
+
+#[test]
+fn connections_beyond_the_cap_wait_for_a_slot() {
+    let project = Project::new();
+    project.lists(&["news"]);
+    let server = Server::start(
+        &project,
+        &[
+            ("BULLETIN_SERVER_MAX_CONNECTIONS", "20"),
+            ("BULLETIN_SERVER_HEADER_TIMEOUT_SECS", "2"),
+        ],
+    );
+    let _idle: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| std::net::TcpStream::connect(server.addr).expect("connect"))
+        .collect();
+    // Give the server the time to accept them all.
+    std::thread::sleep(Duration::from_millis(300));
+    // The 21st waits in the listen queue until the header timeout frees a slot.
+    let start = Instant::now();
+    assert_eq!(server.get("/healthz").status, 200);
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_secs(6),
+        "took {took:?}"
+    );
+}
+
+#[test]
+fn a_body_that_never_arrives_gets_408() {
+    let project = Project::new();
+    let lists = project.lists(&["news"]);
+    let subs = project.subscribers(&["slowpoke@example.org".into()], &["news"], None);
+    let token = project.unsubscribe_token(SECRET, subs[0], lists[0]);
+    let server = Server::start(&project, &[("BULLETIN_SERVER_BODY_TIMEOUT_SECS", "2")]);
+    let mut stream = std::net::TcpStream::connect(server.addr).expect("connect");
+    write!(
+        stream,
+        "POST /u/{token} HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 26\r\n\r\nList-"
+    )
+    .expect("head and a bit");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let start = Instant::now();
+    let r = crate::support::read_response(&mut stream);
+    assert_eq!(r.status, 408, "{}", r.body);
+    assert!(start.elapsed() < Duration::from_secs(6));
+    assert_eq!(
+        project.status(subs[0], lists[0]).as_deref(),
+        Some("confirmed")
+    );
+}
