@@ -229,6 +229,16 @@ pub struct ServerConfig {
     /// Header a trusted reverse proxy sets to the client's address (`X-Real-IP`, or
     /// `X-Forwarded-For`, of which the last entry is used); unset means the peer address.
     pub client_ip_header: Option<String>,
+    /// At most one confirmation mail per recipient address in this many minutes, whoever
+    /// asks (kept in the database, so it holds across restarts); 0 disables it.
+    pub confirm_cooldown_minutes: u64,
+    /// Seconds a connection may take to send a request's head, counted from its opening or
+    /// from the previous response: also how long an idle keep-alive connection stays open.
+    pub header_timeout_secs: u64,
+    /// Seconds a request may take to send its body.
+    pub body_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen queue until one closes.
+    pub max_connections: u32,
     /// The token secret, from `BULLETIN_SECRET` (never from the file).
     #[serde(skip)]
     pub secret: Option<Secret>,
@@ -291,6 +301,10 @@ impl Default for ServerConfig {
             confirm_ttl_hours: 168,
             subscribe_limit_per_hour: 10,
             client_ip_header: None,
+            confirm_cooldown_minutes: 15,
+            header_timeout_secs: 10,
+            body_timeout_secs: 10,
+            max_connections: 512,
             secret: None,
         }
     }
@@ -343,6 +357,10 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "confirm_ttl_hours",
             "subscribe_limit_per_hour",
             "client_ip_header",
+            "confirm_cooldown_minutes",
+            "header_timeout_secs",
+            "body_timeout_secs",
+            "max_connections",
         ],
     ),
 ];
@@ -500,6 +518,15 @@ impl Config {
                     self.server.subscribe_limit_per_hour =
                         u32::try_from(number(value)?).map_err(|_| invalid("too large".into()))?;
                 }
+                "SERVER_CONFIRM_COOLDOWN_MINUTES" => {
+                    self.server.confirm_cooldown_minutes = number(value)?;
+                }
+                "SERVER_HEADER_TIMEOUT_SECS" => self.server.header_timeout_secs = number(value)?,
+                "SERVER_BODY_TIMEOUT_SECS" => self.server.body_timeout_secs = number(value)?,
+                "SERVER_MAX_CONNECTIONS" => {
+                    self.server.max_connections =
+                        u32::try_from(number(value)?).map_err(|_| invalid("too large".into()))?;
+                }
                 "SERVER_CLIENT_IP_HEADER" => {
                     self.server.client_ip_header =
                         Some(value.clone()).filter(|v| !v.trim().is_empty());
@@ -633,6 +660,23 @@ impl Config {
                 "confirm_ttl_hours",
                 "must be at least 1 (168 = 7 days is usual)".into(),
             ));
+        }
+        for (key, value, hint) in [
+            ("header_timeout_secs", self.server.header_timeout_secs, "10"),
+            ("body_timeout_secs", self.server.body_timeout_secs, "10"),
+            (
+                "max_connections",
+                u64::from(self.server.max_connections),
+                "512",
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(
+                    "server",
+                    key,
+                    format!("must be at least 1 ({hint} is usual)"),
+                ));
+            }
         }
         if let Some(d) = &self.dkim {
             for (key, empty) in [

@@ -3,7 +3,12 @@
 //! (which does).
 //!
 //! A token is the URL-safe base64 of `version | purpose | subscriber id | list id | issued at`
-//! followed by a truncated HMAC-SHA256 over those bytes and the subscriber's nonce. The nonce
+//! (version 1), with `| event id` appended (version 2), followed by a truncated HMAC-SHA256
+//! over those bytes and the subscriber's nonce. The event id binds a confirm link to the
+//! sign-up that asked for it, and an undo link to the unsubscribe it undoes: the web service
+//! honours it only while that event is still the subscription's latest change, so a link
+//! replayed after any later change (an opt-out by another route above all) does nothing.
+//! Unsubscribe links carry no event and stay version 1: they must keep working for ever. The nonce
 //! lives in the database (`subscribers.token_nonce`): it is not in the token, so a token cannot
 //! be minted without the database *and* the secret, and changing a subscriber's nonce revokes
 //! every link they hold. Verification tries the current secret, then each previous one, so a
@@ -51,6 +56,8 @@ pub enum Purpose {
     Unsubscribe,
     /// Confirm a subscription (double opt-in).
     Confirm,
+    /// Undo the unsubscribe just made, from the page that made it (short-lived).
+    Undo,
 }
 
 impl Purpose {
@@ -58,6 +65,7 @@ impl Purpose {
         match self {
             Self::Unsubscribe => 1,
             Self::Confirm => 2,
+            Self::Undo => 3,
         }
     }
 }
@@ -73,10 +81,18 @@ pub struct Claims {
     pub list_id: i64,
     /// Unix seconds when it was issued.
     pub issued_at: i64,
+    /// The `events` row the link is bound to (confirm and undo links), `None` for unsubscribe
+    /// links.
+    pub event_id: Option<i64>,
 }
 
 const VERSION: u8 = 1;
+/// Tokens bound to an event.
+const VERSION_BOUND: u8 = 2;
 const BODY_LEN: usize = 1 + 1 + 8 + 8 + 8;
+const BOUND_BODY_LEN: usize = BODY_LEN + 8;
+/// Longer than any token issued (a bound one is 67 characters).
+const MAX_TOKEN_CHARS: usize = 80;
 /// 128 bits of MAC: far beyond guessing, and keeps URLs short.
 const MAC_LEN: usize = 16;
 /// Shortest secret accepted.
@@ -114,7 +130,7 @@ impl Keys {
     pub fn issue(&self, claims: Claims, nonce: &str) -> String {
         let body = encode_body(claims);
         let tag = sign(&self.current, &body, nonce);
-        let mut bytes = Vec::with_capacity(BODY_LEN + MAC_LEN);
+        let mut bytes = Vec::with_capacity(BOUND_BODY_LEN + MAC_LEN);
         bytes.extend_from_slice(&body);
         bytes.extend_from_slice(&tag.as_ref()[..MAC_LEN]);
         URL_SAFE_NO_PAD.encode(bytes)
@@ -128,6 +144,7 @@ impl Keys {
                 subscriber_id,
                 list_id,
                 issued_at: now,
+                event_id: None,
             },
             nonce,
         )
@@ -171,34 +188,46 @@ pub fn read(token: &str) -> Result<Claims, TokenError> {
     decode(token).map(|(claims, _, _)| claims)
 }
 
-fn encode_body(c: Claims) -> [u8; BODY_LEN] {
-    let mut body = [0u8; BODY_LEN];
-    body[0] = VERSION;
-    body[1] = c.purpose.byte();
-    body[2..10].copy_from_slice(&c.subscriber_id.to_be_bytes());
-    body[10..18].copy_from_slice(&c.list_id.to_be_bytes());
-    body[18..26].copy_from_slice(&c.issued_at.to_be_bytes());
+fn encode_body(c: Claims) -> Vec<u8> {
+    let mut body = Vec::with_capacity(BOUND_BODY_LEN);
+    body.push(if c.event_id.is_some() {
+        VERSION_BOUND
+    } else {
+        VERSION
+    });
+    body.push(c.purpose.byte());
+    body.extend_from_slice(&c.subscriber_id.to_be_bytes());
+    body.extend_from_slice(&c.list_id.to_be_bytes());
+    body.extend_from_slice(&c.issued_at.to_be_bytes());
+    if let Some(event) = c.event_id {
+        body.extend_from_slice(&event.to_be_bytes());
+    }
     body
 }
 
-fn decode(token: &str) -> Result<(Claims, [u8; BODY_LEN], [u8; MAC_LEN]), TokenError> {
+fn decode(token: &str) -> Result<(Claims, Vec<u8>, [u8; MAC_LEN]), TokenError> {
     // Longer than any token we issue: refuse before decoding attacker-sized input.
-    if token.len() > 64 {
+    if token.len() > MAX_TOKEN_CHARS {
         return Err(TokenError::Malformed);
     }
-    let bytes = URL_SAFE_NO_PAD
+    let mut body = URL_SAFE_NO_PAD
         .decode(token.as_bytes())
         .map_err(|_| TokenError::Malformed)?;
-    if bytes.len() != BODY_LEN + MAC_LEN || bytes[0] != VERSION {
+    let body_len = match body.first() {
+        Some(&VERSION) => BODY_LEN,
+        Some(&VERSION_BOUND) => BOUND_BODY_LEN,
+        _ => return Err(TokenError::Malformed),
+    };
+    if body.len() != body_len + MAC_LEN {
         return Err(TokenError::Malformed);
     }
-    let mut body = [0u8; BODY_LEN];
-    body.copy_from_slice(&bytes[..BODY_LEN]);
     let mut mac = [0u8; MAC_LEN];
-    mac.copy_from_slice(&bytes[BODY_LEN..]);
+    mac.copy_from_slice(&body[body_len..]);
+    body.truncate(body_len);
     let purpose = match body[1] {
         1 => Purpose::Unsubscribe,
         2 => Purpose::Confirm,
+        3 => Purpose::Undo,
         _ => return Err(TokenError::Malformed),
     };
     let int = |range: std::ops::Range<usize>| {
@@ -212,6 +241,7 @@ fn decode(token: &str) -> Result<(Claims, [u8; BODY_LEN], [u8; MAC_LEN]), TokenE
             subscriber_id: int(2..10),
             list_id: int(10..18),
             issued_at: int(18..26),
+            event_id: (body_len == BOUND_BODY_LEN).then(|| int(26..34)),
         },
         body,
         mac,
@@ -299,6 +329,7 @@ mod tests {
                 subscriber_id: 1,
                 list_id: 2,
                 issued_at: 100,
+                event_id: Some(9),
             },
             "n",
         );
@@ -310,6 +341,46 @@ mod tests {
             k.verify(&t, "n", Purpose::Confirm, 100 + 3601, Some(3600)),
             Err(TokenError::Expired)
         );
+    }
+
+    #[test]
+    fn the_bound_event_is_signed() {
+        let k = keys(A);
+        let claims = Claims {
+            purpose: Purpose::Undo,
+            subscriber_id: 1,
+            list_id: 2,
+            issued_at: 100,
+            event_id: Some(41),
+        };
+        let t = k.issue(claims, "n");
+        assert!(t.len() <= MAX_TOKEN_CHARS, "{}", t.len());
+        assert_eq!(k.verify(&t, "n", Purpose::Undo, 100, Some(60)), Ok(claims));
+        // The same link bound to another event: the MAC no longer matches.
+        let other = k.issue(
+            Claims {
+                event_id: Some(42),
+                ..claims
+            },
+            "n",
+        );
+        let mut forged = URL_SAFE_NO_PAD.decode(&t).expect("base64");
+        let mac = URL_SAFE_NO_PAD.decode(&other).expect("base64")[BOUND_BODY_LEN..].to_vec();
+        forged[BOUND_BODY_LEN..].copy_from_slice(&mac);
+        assert_eq!(
+            k.verify(
+                &URL_SAFE_NO_PAD.encode(forged),
+                "n",
+                Purpose::Undo,
+                100,
+                None
+            ),
+            Err(TokenError::BadSignature)
+        );
+        // Unsubscribe links stay unbound and short.
+        let u = k.unsubscribe(1, 2, "n", 100);
+        assert_eq!(read(&u).expect("readable").event_id, None);
+        assert!(u.len() <= 64);
     }
 
     #[test]

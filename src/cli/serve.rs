@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{Context, Outcome, UsageError};
+use crate::store::Store;
 use crate::token::Keys;
 use crate::web::{self, AppState, ConfirmationMailer, Settings, WebError};
 
@@ -74,22 +75,19 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Outcom
     settings.log_requests = !ctx.quiet;
     let mailer = ConfirmationMailer::from_config(config)?;
     // Open the database now to catch a wrong URL or schema at once; a database that is only
-    // unavailable (missing folder, locked) does not stop the service, which answers 503 and
-    // tries again on each request.
-    let store = match ctx.store().await {
+    // unavailable (missing, locked) does not stop the service, which answers 503 and tries
+    // again on each request. `serve` never creates the file: an unsubscribe recorded in a
+    // fresh file that `send` does not read would be lost.
+    let db = &config.database;
+    let store = match Store::open_existing(&db.url, db.busy_timeout_ms).await {
         Ok(store) => Some(store),
-        Err(e) => match e.downcast_ref::<crate::store::StoreError>() {
-            Some(se) if se.is_input_error() => return Err(e),
-            _ => {
-                eprintln!(
-                    "warning: {}; serving 503 until it opens",
-                    super::describe(&e)
-                );
-                None
-            }
-        },
+        Err(e) if e.is_input_error() => return Err(e.into()),
+        Err(e) => {
+            eprintln!("warning: {e}; serving 503 until it opens");
+            None
+        }
     };
-    let state = AppState::new(settings, keys, mailer, store);
+    let state = AppState::new(settings.clone(), keys, mailer, store);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| WebError::Listen {
@@ -99,21 +97,28 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Outcom
     let local = listener.local_addr().context("no local address")?;
     // Always printed, even with --quiet: it is how an operator (or a test) finds the port.
     eprintln!("serve: listening on http://{local}");
-    let app = web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let limits = web::ConnectionLimits {
+        max_connections: settings.max_connections,
+        header_timeout: settings.header_timeout,
+    };
+    let shutdown = async {
         shutdown_signal().await;
         eprintln!("serve: stopping: finishing requests in flight");
-        let _ = stop_tx.send(true);
-    });
-    let mut stop_rx = stop_rx;
-    tokio::select! {
-        result = server => result.map_err(WebError::Serve)?,
-        // A client holding a connection open must not keep the process alive for ever.
-        () = async {
-            let _ = stop_rx.wait_for(|stopped| *stopped).await;
-            tokio::time::sleep(DRAIN).await;
-        } => eprintln!("serve: requests still open after {}s; stopping anyway", DRAIN.as_secs()),
+    };
+    // A client holding a connection open must not keep the process alive for ever.
+    if !web::serve(
+        listener,
+        web::router(state.clone()),
+        limits,
+        shutdown,
+        DRAIN,
+    )
+    .await
+    {
+        eprintln!(
+            "serve: requests still open after {}s; stopping anyway",
+            DRAIN.as_secs()
+        );
     }
     if !state.drain(DRAIN).await {
         eprintln!("serve: confirmation mails still pending were abandoned");

@@ -31,7 +31,7 @@ pub use subscribers::{
     AddOutcome, ImportOptions, ImportRecord, ImportReport, Importer, NewSubscriber, Subscriber,
     SubscriberFilter, SubscriberStatus, Subscription, SubscriptionStatus, suppression_hash,
 };
-pub use web::{LinkTarget, PendingOutcome, WebOutcome};
+pub use web::{BoundOutcome, LinkTarget, PendingOutcome, WebOutcome};
 
 /// Everything the store can fail with. Messages name the database file and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +90,15 @@ pub enum StoreError {
          (or drop mode=ro from the URL)"
     )]
     ReadOnly {
+        /// The file.
+        path: String,
+    },
+    /// The file does not exist (yet), and the caller asked not to create it (`serve`).
+    #[error(
+        "database {path} does not exist yet; create it with any bulletin command run by the operator \
+         (e.g. `bulletin lists add NAME`): `serve` never creates it"
+    )]
+    Missing {
         /// The file.
         path: String,
     },
@@ -193,16 +202,54 @@ pub fn timestamp(t: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".into())
 }
 
+/// Whether opening a store may create the database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the file when it is missing (every command an operator runs).
+    Create,
+    /// Only open a file that already holds a bulletin database: `serve`, which must never
+    /// answer "unsubscribed" from a fresh, empty file that the next `send` would not read.
+    Existing,
+}
+
 impl Store {
     /// Opens (creating if missing) the database at `url` and brings its schema up to date.
     pub async fn open(url: &str, busy_timeout_ms: u64) -> Result<Self, StoreError> {
+        Self::open_with(url, busy_timeout_ms, OpenMode::Create).await
+    }
+
+    /// Opens the database at `url` only if it exists and is a bulletin database (it may still
+    /// be migrated to this binary's schema); [`StoreError::Missing`] otherwise.
+    pub async fn open_existing(url: &str, busy_timeout_ms: u64) -> Result<Self, StoreError> {
+        Self::open_with(url, busy_timeout_ms, OpenMode::Existing).await
+    }
+
+    /// Opens the database at `url` as `mode` allows and brings its schema up to date.
+    pub async fn open_with(
+        url: &str,
+        busy_timeout_ms: u64,
+        mode: OpenMode,
+    ) -> Result<Self, StoreError> {
         let path = sqlite_path(url)?;
+        let create = mode == OpenMode::Create;
+        // SQLite's own "cannot open" for a missing file names no file; say which one and why.
+        // An empty file (touched, or a volume not yet restored) is no database either, and
+        // connecting would write a header into it.
+        if !create && path != ":memory:" {
+            let size = std::fs::metadata(&path)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len());
+            if size.unwrap_or(0) == 0 {
+                return Err(StoreError::Missing { path });
+            }
+        }
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::BadUrl {
                 url: url.to_string(),
                 reason: e.to_string(),
             })?
-            .create_if_missing(true)
+            .create_if_missing(create)
             // For databases created from now on (SQLite fixes it at creation): 8 KiB pages
             // hold twice the index entries of the 4 KiB default, so the B-trees are shallower
             // and split half as often; measured 1.2-1.3x faster bulk import.
@@ -229,11 +276,11 @@ impl Store {
             path,
             busy_timeout_ms,
         };
-        store.migrate().await?;
+        store.migrate(mode).await?;
         Ok(store)
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    async fn migrate(&self, mode: OpenMode) -> Result<(), StoreError> {
         let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
         let has_table: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
@@ -259,6 +306,13 @@ impl Store {
             if MIGRATOR.iter().all(|m| applied.contains(&m.version)) {
                 return Ok(());
             }
+        } else if mode == OpenMode::Existing {
+            // An empty file (touched, or left by a failed first run) is not a database yet:
+            // giving it a schema would be creating it.
+            self.pool.close().await;
+            return Err(StoreError::Missing {
+                path: self.path.clone(),
+            });
         }
         MIGRATOR
             .run(&self.pool)
@@ -318,7 +372,24 @@ impl Store {
     where
         E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
     {
-        sqlx::query(
+        Self::recorded_event(executor, kind, subscriber_id, list_id, source, detail)
+            .await
+            .map(|_| ())
+    }
+
+    /// Appends one row to the audit log and returns its id, for links bound to the event.
+    pub(crate) async fn recorded_event<'e, E>(
+        executor: E,
+        kind: &str,
+        subscriber_id: Option<i64>,
+        list_id: Option<i64>,
+        source: &str,
+        detail: serde_json::Value,
+    ) -> Result<i64, sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    {
+        let done = sqlx::query(
             "INSERT INTO events (occurred_at, kind, subscriber_id, list_id, source, detail)
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -330,7 +401,7 @@ impl Store {
         .bind(detail.to_string())
         .execute(executor)
         .await?;
-        Ok(())
+        Ok(done.last_insert_rowid())
     }
 
     /// Counts events, newest first, for `subscribers show` and the tests.

@@ -745,6 +745,15 @@ async fn insert_subscription(
     .await
 }
 
+/// Moves one subscription to status `?1` at time `?2` (consent source `?3` unless leaving),
+/// for subscriber `?4` and list `?5`, keeping its timestamps right. The caller writes the event.
+pub(super) const SET_SUBSCRIPTION_STATUS: &str =
+    "UPDATE subscriptions SET status = ?1, updated_at = ?2,
+        confirmed_at = CASE WHEN ?1 = 'confirmed' THEN ?2 ELSE confirmed_at END,
+        unsubscribed_at = CASE WHEN ?1 = 'unsubscribed' THEN ?2 ELSE NULL END,
+        consent_source = CASE WHEN ?1 = 'unsubscribed' THEN consent_source ELSE ?3 END
+     WHERE subscriber_id = ?4 AND list_id = ?5";
+
 async fn set_subscription_status(
     conn: &mut SqliteConnection,
     subscriber_id: i64,
@@ -753,20 +762,14 @@ async fn set_subscription_status(
     source: &str,
     now: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE subscriptions SET status = ?1, updated_at = ?2,
-                confirmed_at = CASE WHEN ?1 = 'confirmed' THEN ?2 ELSE confirmed_at END,
-                unsubscribed_at = CASE WHEN ?1 = 'unsubscribed' THEN ?2 ELSE NULL END,
-                consent_source = CASE WHEN ?1 = 'unsubscribed' THEN consent_source ELSE ?3 END
-         WHERE subscriber_id = ?4 AND list_id = ?5",
-    )
-    .bind(status.as_str())
-    .bind(now)
-    .bind(source)
-    .bind(subscriber_id)
-    .bind(list_id)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(SET_SUBSCRIPTION_STATUS)
+        .bind(status.as_str())
+        .bind(now)
+        .bind(source)
+        .bind(subscriber_id)
+        .bind(list_id)
+        .execute(&mut *conn)
+        .await?;
     let kind = match status {
         SubscriptionStatus::Unsubscribed => "unsubscribed",
         SubscriptionStatus::Confirmed => "confirmed",

@@ -2,12 +2,19 @@
 //! names, unsubscribe, undo, leave every list, and the double opt-in of the subscription form.
 //!
 //! Everything here addresses a subscriber by id, because that is what a token carries; the
-//! address never travels in a link. Every change writes an `events` row in the same
+//! address never travels in a link.
+//!
+//! An opt-out is never reversed by an old link. The undo of an unsubscribe and the confirmation
+//! of a sign-up are each bound to one `events` row (the unsubscribe, the sign-up request), and
+//! act only while that row is still the subscription's latest change: any later change, by any
+//! route, makes the link stale. Blocklisted subscribers are never re-subscribed from the web,
+//! and erased ones no longer exist. Every change writes an `events` row in the same
 //! transaction, with the source the caller names (`one-click`, `page`, `form`), and nothing is
 //! written when nothing changes, so that a mail scanner or a user clicking twice leaves one
 //! event, not two.
 
-use super::{Store, StoreError, now, suppression_hash};
+use super::subscribers::SET_SUBSCRIPTION_STATUS;
+use super::{Store, StoreError, now, suppression_hash, timestamp};
 use crate::address::Address;
 use crate::store::SubscriptionStatus;
 
@@ -29,8 +36,11 @@ pub struct LinkTarget {
 /// What a web action did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebOutcome {
-    /// The state changed (and an event was written).
-    Changed,
+    /// The state changed, and this event records it.
+    Changed {
+        /// The `events` row written.
+        event_id: i64,
+    },
     /// It was already so: nothing written.
     Unchanged,
     /// The subscriber or subscription does not exist (erased, list removed).
@@ -50,10 +60,30 @@ pub enum PendingOutcome {
         nonce: String,
         /// The subscriber's language, for the mail.
         language: Option<String>,
+        /// The event recording this request; the confirm link is bound to it.
+        event_id: i64,
     },
     /// Nothing to do (already confirmed, blocklisted, erased): the page says the same anyway.
     Nothing,
 }
+
+/// What following a link bound to an event (undo, confirm) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoundOutcome {
+    /// Done: the subscription changed, and an event records it.
+    Changed,
+    /// Already in the state the link asks for: nothing written.
+    AlreadyDone,
+    /// The subscription changed since the link's event (or the subscriber is blocklisted):
+    /// the link does nothing; only a fresh sign-up can subscribe again.
+    Stale,
+    /// The subscriber or subscription does not exist (any more).
+    Missing,
+}
+
+/// The kind of event that records a sign-up request for a subscription that already exists
+/// (left earlier, or still unconfirmed): the new confirm link is bound to it.
+const CONFIRM_REQUESTED: &str = "confirm_requested";
 
 /// nonce, language, list name, subscription status, other active lists.
 type LinkRow = (String, Option<String>, Option<String>, Option<String>, i64);
@@ -97,60 +127,205 @@ impl Store {
         }))
     }
 
-    /// Leaves one list (the RFC 8058 one-click POST, or the page's button).
+    /// Leaves one list (the RFC 8058 one-click POST, or the page's button). The event records
+    /// the status left (`from`), which an undo restores. Writes nothing when already left, so
+    /// that a mail scanner or a user clicking twice leaves one event.
     pub async fn unsubscribe_by_id(
         &self,
         subscriber_id: i64,
         list_id: i64,
         source: &str,
     ) -> Result<WebOutcome, StoreError> {
-        self.move_subscription(
+        let mut tx = self.write().await?;
+        let Some(state) = self.bound_state(&mut tx, subscriber_id, list_id).await? else {
+            return Ok(WebOutcome::Missing);
+        };
+        if state.status == SubscriptionStatus::Unsubscribed {
+            return Ok(WebOutcome::Unchanged);
+        }
+        self.set_status(
+            &mut tx,
             subscriber_id,
             list_id,
-            &["confirmed", "unconfirmed"],
             SubscriptionStatus::Unsubscribed,
-            "unsubscribed",
             source,
         )
+        .await?;
+        let event_id = Self::recorded_event(
+            &mut *tx,
+            "unsubscribed",
+            Some(subscriber_id),
+            Some(list_id),
+            source,
+            serde_json::json!({ "status": "unsubscribed", "from": state.status.as_str() }),
+        )
         .await
+        .map_err(|e| self.classify(e))?;
+        tx.commit().await.map_err(|e| self.classify(e))?;
+        Ok(WebOutcome::Changed { event_id })
     }
 
-    /// Undoes an unsubscribe from the page that follows it: the person who just left, holding
-    /// the list's own link, asks to stay.
-    pub async fn resubscribe(
+    /// Undoes the unsubscribe recorded by event `unsubscribed_event`, from the page that made
+    /// it: the subscription goes back to what it was before (confirmed, or still unconfirmed).
+    /// Only while that unsubscribe is the subscription's latest change and the subscriber is
+    /// not blocklisted; a later opt-out by any route is never undone.
+    pub async fn undo_unsubscribe(
         &self,
         subscriber_id: i64,
         list_id: i64,
+        unsubscribed_event: i64,
         source: &str,
-    ) -> Result<WebOutcome, StoreError> {
-        self.move_subscription(
-            subscriber_id,
-            list_id,
-            &["unsubscribed"],
-            SubscriptionStatus::Confirmed,
+    ) -> Result<BoundOutcome, StoreError> {
+        let mut tx = self.write().await?;
+        let Some(state) = self.bound_state(&mut tx, subscriber_id, list_id).await? else {
+            return Ok(BoundOutcome::Missing);
+        };
+        let detail = |d: &str| serde_json::from_str::<serde_json::Value>(d).ok();
+        // A second press of the same undo button.
+        let repeated = state.latest.as_ref().is_some_and(|(_, kind, d)| {
+            kind == "resubscribed"
+                && detail(d).and_then(|v| v.get("undoes")?.as_i64()) == Some(unsubscribed_event)
+        });
+        if repeated {
+            return Ok(BoundOutcome::AlreadyDone);
+        }
+        // What the subscription was before the unsubscribe, as the event recorded it.
+        let before = state
+            .latest
+            .as_ref()
+            .filter(|(id, kind, _)| *id == unsubscribed_event && kind == "unsubscribed")
+            .and_then(|(_, _, d)| {
+                detail(d)?
+                    .get("from")?
+                    .as_str()?
+                    .parse::<SubscriptionStatus>()
+                    .ok()
+            })
+            .filter(|s| *s != SubscriptionStatus::Unsubscribed);
+        let (Some(before), true, SubscriptionStatus::Unsubscribed) =
+            (before, state.active, state.status)
+        else {
+            return Ok(BoundOutcome::Stale);
+        };
+        self.set_status(&mut tx, subscriber_id, list_id, before, source)
+            .await?;
+        Self::event(
+            &mut *tx,
             "resubscribed",
+            Some(subscriber_id),
+            Some(list_id),
             source,
+            serde_json::json!({ "status": before.as_str(), "undoes": unsubscribed_event }),
         )
         .await
+        .map_err(|e| self.classify(e))?;
+        tx.commit().await.map_err(|e| self.classify(e))?;
+        Ok(BoundOutcome::Changed)
     }
 
-    /// Confirms a subscription (double opt-in). A subscription the person had left is
-    /// confirmed too: the form and the confirm link together are new consent.
+    /// Confirms a subscription (double opt-in) from the link that the sign-up request
+    /// `request_event` sent. A subscription the person had left is confirmed too: the form and
+    /// the confirm link together are new consent. But only while that request is still the
+    /// subscription's latest change: a link replayed after an unsubscribe (or after a newer
+    /// request) does nothing.
     pub async fn confirm_subscription(
         &self,
         subscriber_id: i64,
         list_id: i64,
+        request_event: i64,
         source: &str,
-    ) -> Result<WebOutcome, StoreError> {
-        self.move_subscription(
+    ) -> Result<BoundOutcome, StoreError> {
+        let mut tx = self.write().await?;
+        let Some(state) = self.bound_state(&mut tx, subscriber_id, list_id).await? else {
+            return Ok(BoundOutcome::Missing);
+        };
+        if state.status == SubscriptionStatus::Confirmed {
+            return Ok(BoundOutcome::AlreadyDone);
+        }
+        let current = state.latest.as_ref().map(|(id, _, _)| *id) == Some(request_event);
+        if !current || !state.active {
+            return Ok(BoundOutcome::Stale);
+        }
+        self.set_status(
+            &mut tx,
             subscriber_id,
             list_id,
-            &["unconfirmed", "unsubscribed"],
             SubscriptionStatus::Confirmed,
-            "confirmed",
             source,
         )
+        .await?;
+        Self::event(
+            &mut *tx,
+            "confirmed",
+            Some(subscriber_id),
+            Some(list_id),
+            source,
+            serde_json::json!({ "status": "confirmed", "request": request_event }),
+        )
         .await
+        .map_err(|e| self.classify(e))?;
+        tx.commit().await.map_err(|e| self.classify(e))?;
+        Ok(BoundOutcome::Changed)
+    }
+
+    /// Where a subscription stands, for a link bound to an event: its status, whether the
+    /// subscriber is active (not blocklisted), and its latest event (id, kind, detail).
+    async fn bound_state(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        subscriber_id: i64,
+        list_id: i64,
+    ) -> Result<Option<BoundState>, StoreError> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT x.status, s.status FROM subscriptions x JOIN subscribers s ON s.id = x.subscriber_id
+             WHERE x.subscriber_id = ? AND x.list_id = ?",
+        )
+        .bind(subscriber_id)
+        .bind(list_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| self.classify(e))?;
+        let Some((status, subscriber_status)) = row else {
+            return Ok(None);
+        };
+        let Ok(status) = status.parse() else {
+            return Ok(None);
+        };
+        let latest: Option<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, kind, detail FROM events WHERE subscriber_id = ? AND list_id = ?
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(subscriber_id)
+        .bind(list_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| self.classify(e))?;
+        Ok(Some(BoundState {
+            status,
+            active: subscriber_status == "active",
+            latest,
+        }))
+    }
+
+    /// Sets one subscription's status and its timestamps (no event: the caller writes it).
+    async fn set_status(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        subscriber_id: i64,
+        list_id: i64,
+        to: SubscriptionStatus,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(SET_SUBSCRIPTION_STATUS)
+            .bind(to.as_str())
+            .bind(now())
+            .bind(source)
+            .bind(subscriber_id)
+            .bind(list_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| self.classify(e))?;
+        Ok(())
     }
 
     /// Leaves every list; returns the names of the lists left.
@@ -195,22 +370,33 @@ impl Store {
     /// the person had left stays `unsubscribed` until they confirm: a stranger typing their
     /// address must not be able to change anything. Blocklisted and erased addresses get
     /// nothing, and the caller shows the same page in every case.
+    ///
+    /// At most one request per address in `cooldown_secs` (0: no limit) gets anywhere, the
+    /// others get [`PendingOutcome::Nothing`]. The cooldown is taken for every address alike,
+    /// known or not, so that neither the work done nor its outcome tells them apart.
     pub async fn subscribe_pending(
         &self,
         address: &Address,
         list_id: i64,
         language: Option<&str>,
         source: &str,
+        cooldown_secs: i64,
     ) -> Result<PendingOutcome, StoreError> {
         let key = address.key();
+        let hash = suppression_hash(&key);
         let mut tx = self.write().await?;
+        if cooldown_secs > 0 && !self.take_cooldown(&mut tx, &hash, cooldown_secs).await? {
+            tx.commit().await.map_err(|e| self.classify(e))?;
+            return Ok(PendingOutcome::Nothing);
+        }
         let erased: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM suppressions WHERE email_hash = ?")
-                .bind(suppression_hash(&key))
+                .bind(&hash)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(|e| self.classify(e))?;
         if erased.is_some() {
+            tx.commit().await.map_err(|e| self.classify(e))?;
             return Ok(PendingOutcome::Nothing);
         }
         let now = now();
@@ -258,12 +444,23 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await
         .map_err(|e| self.classify(e))?;
-        match status.as_deref() {
+        let event_id = match status.as_deref() {
             Some("confirmed") => {
                 tx.commit().await.map_err(|e| self.classify(e))?;
                 return Ok(PendingOutcome::Nothing);
             }
-            Some(_) => {}
+            // Left earlier, or still pending: the status stays as it is until the person
+            // confirms, and the new link is bound to this request (older links go stale).
+            Some(status) => Self::recorded_event(
+                &mut *tx,
+                CONFIRM_REQUESTED,
+                Some(id),
+                Some(list_id),
+                source,
+                serde_json::json!({ "status": status }),
+            )
+            .await
+            .map_err(|e| self.classify(e))?,
             None => {
                 sqlx::query(
                     "INSERT INTO subscriptions (subscriber_id, list_id, status, consent_source, created_at, updated_at)
@@ -277,7 +474,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.classify(e))?;
-                Self::event(
+                Self::recorded_event(
                     &mut *tx,
                     "subscribed",
                     Some(id),
@@ -286,16 +483,61 @@ impl Store {
                     serde_json::json!({ "status": "unconfirmed" }),
                 )
                 .await
-                .map_err(|e| self.classify(e))?;
+                .map_err(|e| self.classify(e))?
             }
-        }
+        };
         tx.commit().await.map_err(|e| self.classify(e))?;
         Ok(PendingOutcome::Confirm {
             subscriber_id: id,
             list_id,
             nonce,
             language,
+            event_id,
         })
+    }
+
+    /// Records a confirmation request for the address hashed `hash`, unless one was recorded
+    /// less than `cooldown_secs` ago; says whether this one may proceed. Expired rows are
+    /// deleted first, so a row that remains is a recent one.
+    async fn take_cooldown(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        hash: &str,
+        cooldown_secs: i64,
+    ) -> Result<bool, StoreError> {
+        let now = time::OffsetDateTime::now_utc();
+        let cutoff = now - time::Duration::seconds(cooldown_secs);
+        sqlx::query("DELETE FROM confirmation_cooldowns WHERE requested_at <= ?")
+            .bind(timestamp(cutoff))
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| self.classify(e))?;
+        let taken = sqlx::query(
+            "INSERT INTO confirmation_cooldowns (email_hash, requested_at) VALUES (?, ?)
+             ON CONFLICT (email_hash) DO NOTHING",
+        )
+        .bind(hash)
+        .bind(timestamp(now))
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| self.classify(e))?
+        .rows_affected();
+        Ok(taken == 1)
+    }
+
+    /// The editions the archive may show because they were sent: at least one campaign of the
+    /// edition delivered at least one message. A campaign that was only created, or whose
+    /// every message failed, leaves its edition a draft.
+    pub async fn sent_editions(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT c.edition_slug FROM campaigns c
+             WHERE EXISTS (SELECT 1 FROM deliveries d
+                           WHERE d.campaign_id = c.id AND d.status = 'sent')
+             ORDER BY 1",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.classify(e))
     }
 
     /// Answers whether the database can be read at all, for `/healthz`.
@@ -306,67 +548,13 @@ impl Store {
             .map(|_| ())
             .map_err(|e| self.classify(e))
     }
+}
 
-    /// Moves one subscription from any of `from` to `to`, writing an event of `kind` when it
-    /// moved. The `WHERE status IN` makes it idempotent and race-free: two simultaneous
-    /// clicks change the row once.
-    async fn move_subscription(
-        &self,
-        subscriber_id: i64,
-        list_id: i64,
-        from: &[&str],
-        to: SubscriptionStatus,
-        kind: &str,
-        source: &str,
-    ) -> Result<WebOutcome, StoreError> {
-        let mut tx = self.write().await?;
-        let now = now();
-        let from_json = serde_json::json!(from).to_string();
-        let changed = sqlx::query(
-            "UPDATE subscriptions SET status = ?1, updated_at = ?2,
-                    confirmed_at = CASE WHEN ?1 = 'confirmed' THEN ?2 ELSE confirmed_at END,
-                    unsubscribed_at = CASE WHEN ?1 = 'unsubscribed' THEN ?2 ELSE NULL END,
-                    consent_source = CASE WHEN ?1 = 'unsubscribed' THEN consent_source ELSE ?3 END
-             WHERE subscriber_id = ?4 AND list_id = ?5
-               AND status IN (SELECT value FROM json_each(?6))",
-        )
-        .bind(to.as_str())
-        .bind(&now)
-        .bind(source)
-        .bind(subscriber_id)
-        .bind(list_id)
-        .bind(&from_json)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.classify(e))?
-        .rows_affected();
-        if changed == 0 {
-            let exists: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM subscriptions WHERE subscriber_id = ? AND list_id = ?",
-            )
-            .bind(subscriber_id)
-            .bind(list_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| self.classify(e))?;
-            tx.commit().await.map_err(|e| self.classify(e))?;
-            return Ok(if exists.is_some() {
-                WebOutcome::Unchanged
-            } else {
-                WebOutcome::Missing
-            });
-        }
-        Self::event(
-            &mut *tx,
-            kind,
-            Some(subscriber_id),
-            Some(list_id),
-            source,
-            serde_json::json!({ "status": to.as_str() }),
-        )
-        .await
-        .map_err(|e| self.classify(e))?;
-        tx.commit().await.map_err(|e| self.classify(e))?;
-        Ok(WebOutcome::Changed)
-    }
+/// Where a subscription stands, for a link bound to an event.
+struct BoundState {
+    status: SubscriptionStatus,
+    /// Not blocklisted.
+    active: bool,
+    /// The subscription's latest event: id, kind, detail.
+    latest: Option<(i64, String, String)>,
 }

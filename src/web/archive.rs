@@ -1,6 +1,12 @@
 //! `/archive/`: the web versions of editions, as `compose` wrote them into
 //! `[server] archive_dir` (`<slug>/<lang>/archive.html`).
 //!
+//! Only published editions are public: one that was sent (a campaign of it delivered at least
+//! one message, per the database), or one the operator published explicitly by creating the
+//! file `<slug>/published` in the archive folder. A draft that `compose` wrote is not: it may
+//! hold embargoed news or mistakes. Without the database (missing, unavailable) the archive
+//! answers 503, since it cannot tell what was sent.
+//!
 //! Path traversal is impossible by construction: the slug and language from the URL must be
 //! plain names (letters, digits, `-`, `_`, `.`, not starting with a dot), so they cannot hold
 //! `/`, `\` or `..`; and the file finally opened must still lie inside the archive folder once
@@ -27,6 +33,22 @@ fn plain_name(s: &str) -> bool {
         && !s.starts_with('.')
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The file whose presence publishes an edition that was not sent.
+const PUBLISHED_MARKER: &str = "published";
+
+/// Whether `slug` may be shown: sent, or marked published in the archive folder.
+fn is_public(dir: &FsPath, slug: &str, sent: &[String]) -> bool {
+    sent.iter().any(|s| s == slug) || dir.join(slug).join(PUBLISHED_MARKER).is_file()
+}
+
+/// Every (slug, languages) in the archive folder that is public, sorted.
+fn public_editions(dir: &FsPath, sent: &[String]) -> Vec<(String, Vec<String>)> {
+    editions(dir)
+        .into_iter()
+        .filter(|(slug, _)| is_public(dir, slug, sent))
+        .collect()
 }
 
 /// Every (slug, languages) in the archive folder, sorted.
@@ -80,8 +102,12 @@ pub(super) async fn redirect(State(state): State<AppState>) -> Redirect {
 pub(super) async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let lang = browser_lang(&headers);
     let s = lang.strings();
+    let sent = match state.read(|store| store.sent_editions()).await {
+        Ok(sent) => sent,
+        Err(why) => return denied(&state, lang, why),
+    };
     let dir = state.settings().archive_dir.clone();
-    let found = tokio::task::spawn_blocking(move || editions(&dir))
+    let found = tokio::task::spawn_blocking(move || public_editions(&dir, &sent))
         .await
         .unwrap_or_default();
     let base = escape(&state.settings().base_path);
@@ -127,9 +153,16 @@ pub(super) async fn edition(
     Path((slug, lang)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    let sent = match state.read(|store| store.sent_editions()).await {
+        Ok(sent) => sent,
+        Err(why) => return denied(&state, browser_lang(&headers), why),
+    };
     let dir = state.settings().archive_dir.clone();
     let file = tokio::task::spawn_blocking(move || {
-        resolve(&dir, &slug, &lang).and_then(|f| std::fs::read(f).ok())
+        // `resolve` first: it refuses names that are not plain before any is used in a path.
+        let found = resolve(&dir, &slug, &lang)?;
+        is_public(&dir, &slug, &sent).then_some(())?;
+        std::fs::read(found).ok()
     })
     .await
     .ok()

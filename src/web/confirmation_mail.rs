@@ -35,7 +35,8 @@ impl ConfirmationMailer {
             other => invalid("[smtp] password_file", other.to_string()),
         })?;
         let relay = SmtpRelay::from_url(&config.smtp.url, credentials)
-            .map_err(|e| invalid("[smtp] url", e.to_string()))?;
+            .map_err(|e| invalid("[smtp] url", e.to_string()))?
+            .with_timeouts(crate::delivery::SmtpTimeouts::from_config(config));
         let l = &config.list;
         let sender = Sender::new(&l.name, &l.id, &l.from, l.reply_to.as_deref())
             .map_err(|e| invalid("[list]", e.to_string()))?;

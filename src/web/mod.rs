@@ -8,21 +8,26 @@
 //!   friendly 404 and changes nothing, so a forger learns nothing.
 //! - A GET never changes state, because mail scanners and link previewers follow every link;
 //!   only POSTs do (RFC 8058 one-click, or a button on the page).
-//! - Bodies are capped at [`BODY_LIMIT`]; the subscription form is rate limited per client
-//!   address; every database call has a deadline and answers 503 rather than hanging.
+//! - Bodies are capped at [`BODY_LIMIT`] and must arrive within `[server] body_timeout_secs`;
+//!   request heads within `header_timeout_secs`; at most `max_connections` are served at once
+//!   ([`serve`]). The subscription form is rate limited per client address and per recipient;
+//!   every database call has a deadline and answers 503 rather than hanging.
 //! - Pages carry a strict Content-Security-Policy, `Referrer-Policy: no-referrer` and
 //!   `X-Content-Type-Options: nosniff`, load nothing from elsewhere and track nobody.
 //! - One log line per request names the route pattern (`/u/{token}`), never the token, the
 //!   address or the client's IP.
 //!
-//! The database is opened lazily and re-tried on every request while it is unavailable, so
-//! a service started before its volume is mounted (or while the file is missing) answers 503
-//! and recovers by itself.
+//! The database is never created here (an operator's command does that). It is opened lazily
+//! and re-tried on every request while it is missing or unavailable, so a service started
+//! before its volume is mounted answers 503 on every route that needs it (and `/healthz` says
+//! so) and recovers by itself once the file exists. An unsubscribe that meets another
+//! process's write lock is held and retried (up to 25 s) rather than answered with a 503.
 
 mod archive;
 mod confirmation_mail;
 mod limits;
 mod pages;
+mod server;
 mod subscribe;
 mod unsubscribe;
 
@@ -44,6 +49,7 @@ use crate::token::{Claims, Keys, Purpose, TokenError};
 
 pub use confirmation_mail::ConfirmationMailer;
 pub use pages::{Lang, escape};
+pub use server::{ConnectionLimits, serve};
 
 /// Largest request body accepted. A one-click POST is 26 bytes, the subscription form a few
 /// hundred; anything bigger is not from a mail program or our own pages.
@@ -51,6 +57,13 @@ pub const BODY_LIMIT: usize = 16 * 1024;
 
 /// How many confirmation mails may be in flight at once; more wait their turn.
 const MAIL_CONCURRENCY: u32 = 16;
+
+/// How long an unsubscribe is held while another process holds the database's write lock,
+/// before it gets a 503. Mail providers' one-click POSTs time out after 30 s or more.
+const OPT_OUT_PATIENCE: Duration = Duration::from_secs(25);
+
+/// The pause between two tries for a write lock held by another process.
+const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// What can stop the service from starting, or a request from being served.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +122,14 @@ pub struct Settings {
     pub archive_dir: PathBuf,
     /// Subscription requests per client and hour.
     pub subscribe_limit_per_hour: u32,
+    /// At most one confirmation mail per address in this many seconds (0: no limit).
+    pub confirm_cooldown_secs: i64,
+    /// Time allowed for a request's head (and an idle keep-alive connection).
+    pub header_timeout: Duration,
+    /// Time allowed for a request's body.
+    pub body_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
     /// Header that a trusted proxy sets to the client address.
     pub client_ip_header: Option<HeaderName>,
     /// The database URL and busy timeout, for the lazy open.
@@ -146,6 +167,12 @@ impl Settings {
             confirm_ttl_secs: hours.saturating_mul(3600),
             archive_dir: config.server.archive_dir.clone(),
             subscribe_limit_per_hour: config.server.subscribe_limit_per_hour,
+            confirm_cooldown_secs: i64::try_from(config.server.confirm_cooldown_minutes)
+                .unwrap_or(i64::MAX / 60)
+                .saturating_mul(60),
+            header_timeout: Duration::from_secs(config.server.header_timeout_secs),
+            body_timeout: Duration::from_secs(config.server.body_timeout_secs),
+            max_connections: usize::try_from(config.server.max_connections).unwrap_or(usize::MAX),
             client_ip_header,
             database_url: config.database.url.clone(),
             busy_timeout_ms: config.database.busy_timeout_ms,
@@ -190,6 +217,13 @@ pub(crate) enum Denied {
     NotFound,
     /// A confirm link past its validity.
     Expired,
+    /// A confirm or undo link whose event is no longer the subscription's latest change (used,
+    /// replaced, or overtaken by an opt-out), or an undo past its few minutes: only a fresh
+    /// sign-up on `list` can subscribe again.
+    Stale {
+        /// The list, for the form's link.
+        list: String,
+    },
     /// The database did not answer in time or failed.
     Unavailable,
 }
@@ -237,7 +271,11 @@ impl AppState {
         let opened = self
             .inner
             .store
-            .get_or_try_init(|| Store::open(&settings.database_url, settings.busy_timeout_ms));
+            // Never `Store::open`, which creates a missing file: an opt-out recorded in a fresh
+            // file that `send` does not read would be lost.
+            .get_or_try_init(|| {
+                Store::open_existing(&settings.database_url, settings.busy_timeout_ms)
+            });
         match tokio::time::timeout(self.db_deadline(), opened).await {
             Ok(Ok(store)) => Ok(store),
             Ok(Err(e)) => {
@@ -272,18 +310,56 @@ impl AppState {
     }
 
     /// Runs a write against the store, one at a time in this process, with a deadline that
-    /// includes the wait for the turn.
+    /// includes the wait for the turn: a person at a browser gets a 503 ("nothing was
+    /// changed, try again") rather than a page that hangs.
     pub(crate) async fn write<'a, T, F, Fut>(&'a self, f: F) -> Result<T, Denied>
     where
-        F: FnOnce(&'a Store) -> Fut,
+        F: Fn(&'a Store) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + 'a,
+    {
+        self.write_within(f, self.db_deadline()).await
+    }
+
+    /// Runs an opt-out, which must not be lost: a mail provider's one-click POST is often never
+    /// retried. While another process holds the write lock (a long import, an operator's
+    /// `sqlite3`), the request is held and tried again until it is recorded, for up to
+    /// [`OPT_OUT_PATIENCE`]; only then does it get a 503.
+    pub(crate) async fn write_opt_out<'a, T, F, Fut>(&'a self, f: F) -> Result<T, Denied>
+    where
+        F: Fn(&'a Store) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + 'a,
+    {
+        self.write_within(f, OPT_OUT_PATIENCE.max(self.db_deadline()))
+            .await
+    }
+
+    /// Tries `f` until it succeeds, fails for another reason than the lock, or `patience`
+    /// runs out. Each try waits SQLite's busy timeout for the lock; a try that finds it still
+    /// taken is repeated after a short pause, so the last one ends near the deadline.
+    async fn write_within<'a, T, F, Fut>(&'a self, f: F, patience: Duration) -> Result<T, Denied>
+    where
+        F: Fn(&'a Store) -> Fut,
         Fut: Future<Output = Result<T, StoreError>> + 'a,
     {
         let store = self.store().await?;
+        let give_up = Instant::now() + patience;
         let work = async {
-            let _turn = self.inner.write_gate.lock().await;
-            f(store).await
+            loop {
+                let result = {
+                    let _turn = self.inner.write_gate.lock().await;
+                    f(store).await
+                };
+                match result {
+                    Err(StoreError::Locked { .. })
+                        if Instant::now() + LOCK_RETRY_PAUSE < give_up =>
+                    {
+                        tokio::time::sleep(LOCK_RETRY_PAUSE).await;
+                    }
+                    other => return other,
+                }
+            }
         };
-        match tokio::time::timeout(self.db_deadline(), work).await {
+        match tokio::time::timeout_at(give_up.into(), work).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 log_store_error(&e);
@@ -336,6 +412,10 @@ pub fn router(state: AppState) -> Router {
         .route("/preferences", get(generic_unsubscribe))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            read_body_in_time,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             refuse_oversized,
@@ -430,15 +510,24 @@ pub(crate) fn denied(state: &AppState, lang: Lang, why: Denied) -> Response {
                 .max(1)
                 .to_string();
             let body = format!(
-                "{}<p><a href=\"{}/subscribe?lang={}\">{}</a></p>",
+                "{}{}",
                 pages::para(&pages::fill(s.expired_body, &[("days", &days)])),
-                pages::escape(&state.settings().base_path),
-                lang.tag(),
-                pages::escape(s.home_subscribe)
+                subscribe_link(state, lang, None)
             );
             html(
                 StatusCode::GONE,
                 pages::page(lang, site, s.expired_title, &body),
+            )
+        }
+        Denied::Stale { list } => {
+            let body = format!(
+                "{}{}",
+                pages::para(&pages::escape(s.stale_body)),
+                subscribe_link(state, lang, Some(&list))
+            );
+            html(
+                StatusCode::GONE,
+                pages::page(lang, site, s.stale_title, &body),
             )
         }
         Denied::Unavailable => {
@@ -457,6 +546,33 @@ pub(crate) fn denied(state: &AppState, lang: Lang, why: Denied) -> Response {
             response
         }
     }
+}
+
+/// A paragraph with a link to the subscription form (for `list`, when given): the one way
+/// back after an opt-out, through a fresh double opt-in.
+pub(crate) fn subscribe_link(state: &AppState, lang: Lang, list: Option<&str>) -> String {
+    let list = list.map_or_else(String::new, |l| format!("&list={}", url_component(l)));
+    format!(
+        "<p><a href=\"{}/subscribe?lang={}{}\">{}</a></p>",
+        pages::escape(&state.settings().base_path),
+        lang.tag(),
+        pages::escape(&list),
+        pages::escape(lang.strings().home_subscribe)
+    )
+}
+
+/// Percent-encodes a query value (list names are plain, but nothing here relies on it).
+fn url_component(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -516,6 +632,29 @@ async fn refuse_oversized(State(state): State<AppState>, request: Request, next:
     next.run(request).await
 }
 
+/// Reads the whole body (at most [`BODY_LIMIT`]) within `[server] body_timeout_secs` before
+/// any handler runs, so that a client trickling its body cannot hold a handler (and, for a
+/// write, this process's turn at the database) for ever: 408 and the connection closed.
+async fn read_body_in_time(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let read = axum::body::to_bytes(body, BODY_LIMIT);
+    let status = match tokio::time::timeout(state.settings().body_timeout, read).await {
+        Ok(Ok(bytes)) => return next.run(Request::from_parts(parts, bytes.into())).await,
+        // Longer than the limit without announcing it (chunked), or the client went away.
+        Ok(Err(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+        Err(_) => StatusCode::REQUEST_TIMEOUT,
+    };
+    let mut response = rejected(&state, browser_lang(&parts.headers), status);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// Adds the security headers every response needs; a handler that sets its own CSP (the
 /// archive) keeps it.
 async fn security_headers(request: Request, next: Next) -> Response {
@@ -526,10 +665,14 @@ async fn security_headers(request: Request, next: Next) -> Response {
             headers.insert(header::CONTENT_SECURITY_POLICY, csp);
         }
     }
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    // Pages reached by a personal link must not leak it. The subscription form sets its own
+    // (`same-origin`) so that its POST carries a real `Origin` for the cross-site check.
+    if !headers.contains_key(header::REFERRER_POLICY) {
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

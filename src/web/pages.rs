@@ -75,6 +75,8 @@ pub(crate) struct Strings {
     pub(crate) not_found_body: &'static str,
     pub(crate) expired_title: &'static str,
     pub(crate) expired_body: &'static str,
+    pub(crate) stale_title: &'static str,
+    pub(crate) stale_body: &'static str,
     pub(crate) unsubscribe_title: &'static str,
     pub(crate) unsubscribe_body: &'static str,
     pub(crate) unsubscribe_button: &'static str,
@@ -127,6 +129,9 @@ static EN: Strings = Strings {
         To stop receiving the newsletter, use the unsubscribe link of a recent message, or reply to it and ask us.",
     expired_title: "This confirmation link has expired",
     expired_body: "Confirmation links are valid for {days} days. Subscribe again to receive a new one.",
+    stale_title: "This link is no longer valid",
+    stale_body: "It was already used, replaced by a newer one, or your subscription has changed since. \
+        Nothing was changed. To subscribe again, use the form: we will send you a message to confirm.",
     unsubscribe_title: "Unsubscribe from {list}?",
     unsubscribe_body: "You will no longer receive {list} at this address.",
     unsubscribe_button: "Unsubscribe",
@@ -185,6 +190,9 @@ static FR: Strings = Strings {
         ou répondez-y pour nous le demander.",
     expired_title: "Ce lien de confirmation a expiré",
     expired_body: "Les liens de confirmation sont valables {days} jours. Abonnez-vous de nouveau pour en recevoir un autre.",
+    stale_title: "Ce lien n’est plus valable",
+    stale_body: "Il a déjà servi, un lien plus récent l’a remplacé, ou votre abonnement a changé depuis. \
+        Rien n’a été modifié. Pour vous abonner de nouveau, utilisez le formulaire : nous vous enverrons un message de confirmation.",
     unsubscribe_title: "Se désinscrire de {list} ?",
     unsubscribe_body: "Vous ne recevrez plus {list} à cette adresse.",
     unsubscribe_button: "Me désinscrire",

@@ -8,6 +8,17 @@
 //!
 //! `GET /confirm/{token}` only shows a button; the `POST` it makes confirms. Mail scanners
 //! open confirmation links too, and must not subscribe anybody by doing so.
+//!
+//! The form cannot be made a weapon against a mailbox: besides the per-client limit, one
+//! address gets at most one confirmation mail per `[server] confirm_cooldown_minutes`, counted
+//! in the database (so across restarts and processes), whoever asks. And it cannot be posted
+//! from another site: a hostile page could otherwise make every visitor's browser submit
+//! addresses, each from a different client address. A browser always names the page that
+//! posts in `Origin` (falling back to `Referer`); a POST naming another host than
+//! `[list] public_url`'s or the request's own `Host` is refused with 403. A request naming
+//! neither comes from no browser (curl, a script), which could forge them anyway, and stays
+//! subject to the limits. A CSRF token would not help here: without a session cookie, a hostile
+//! site can fetch a fresh token from the form and post it along.
 
 use std::net::SocketAddr;
 
@@ -26,7 +37,7 @@ use super::{
     subscriber_lang, unix_now,
 };
 use crate::address::Address;
-use crate::store::{List, PendingOutcome, WebOutcome};
+use crate::store::{BoundOutcome, List, PendingOutcome};
 use crate::token::{Claims, Purpose};
 
 /// `?lang=fr&list=news` on the form.
@@ -134,10 +145,51 @@ pub(super) async fn form(
             return denied(&state, lang, Denied::NotFound);
         }
     }
-    html(
+    form_response(
         StatusCode::OK,
         form_page(&state, lang, &lists, query.list.as_deref(), "", None),
     )
+}
+
+/// A page holding the form. `Referrer-Policy: same-origin` rather than the other pages'
+/// `no-referrer`: under `no-referrer` browsers send `Origin: null` with the form's POST, which
+/// the cross-site check would have to accept. Same-origin sends nothing to other sites either.
+fn form_response(status: StatusCode, page: String) -> Response {
+    let mut response = html(status, page);
+    response.headers_mut().insert(
+        axum::http::header::REFERRER_POLICY,
+        axum::http::HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+/// Whether a POST may come from the page that sent it: see the module's notes.
+fn same_site(state: &AppState, headers: &HeaderMap) -> bool {
+    use axum::http::header::{HOST, ORIGIN, REFERER};
+    let named = |name| headers.get(name).map(|v| v.to_str().unwrap_or("null"));
+    let sender = match (named(ORIGIN), named(REFERER)) {
+        (Some(origin), _) => origin,
+        (None, Some(referer)) => referer,
+        // No browser sends a cross-site form without saying where from.
+        (None, None) => return true,
+    };
+    let Some(sender) = authority(sender) else {
+        // `null` (sandboxed frames, data: URLs) or garbage: not our page.
+        return false;
+    };
+    let ours = authority(&state.settings().public_url);
+    let host = headers.get(HOST).and_then(|v| v.to_str().ok());
+    ours.is_some_and(|o| o.eq_ignore_ascii_case(sender))
+        || host.is_some_and(|h| h.trim().eq_ignore_ascii_case(sender))
+}
+
+/// The `host[:port]` of an absolute http(s) URL or origin.
+fn authority(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|a| !a.is_empty())
 }
 
 /// The client's address: the trusted proxy's header when configured, else the peer.
@@ -171,6 +223,9 @@ pub(super) async fn submit(
     };
     let lang = form_lang(form.lang.as_deref(), &headers);
     let s = lang.strings();
+    if !same_site(&state, &headers) {
+        return rejected(&state, lang, StatusCode::FORBIDDEN);
+    }
     // Every attempt counts, the honeypot's too: a bot that learns the trap still hits the limit.
     let allowed = match client_ip(&state, &headers, &ext) {
         Some(ip) => state.inner.limiter.allow(ip, std::time::Instant::now()),
@@ -218,7 +273,7 @@ pub(super) async fn submit(
         Ok(a) => a,
         Err(_) => {
             let lists = std::slice::from_ref(&list);
-            return html(
+            return form_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 form_page(
                     &state,
@@ -232,7 +287,15 @@ pub(super) async fn submit(
         }
     };
     let outcome = state
-        .write(|store| store.subscribe_pending(&address, list.id, Some(lang.tag()), "form"))
+        .write(|store| {
+            store.subscribe_pending(
+                &address,
+                list.id,
+                Some(lang.tag()),
+                "form",
+                state.settings().confirm_cooldown_secs,
+            )
+        })
         .await;
     match outcome {
         Ok(PendingOutcome::Confirm {
@@ -240,6 +303,7 @@ pub(super) async fn submit(
             list_id,
             nonce,
             language,
+            event_id,
         }) => {
             let token = state.keys().issue(
                 Claims {
@@ -247,6 +311,8 @@ pub(super) async fn submit(
                     subscriber_id,
                     list_id,
                     issued_at: unix_now(),
+                    // Bound to this request: replayed after any later change, it does nothing.
+                    event_id: Some(event_id),
                 },
                 &nonce,
             );
@@ -302,13 +368,24 @@ pub(super) async fn confirm(
         Err(why) => return denied(&state, browser_lang(&headers), why),
     };
     let lang = subscriber_lang(&target, &headers);
+    let stale = Denied::Stale {
+        list: target.list_name.clone(),
+    };
+    // A link issued before links were bound to their sign-up cannot be checked: ask again.
+    let Some(request) = claims.event_id else {
+        return denied(&state, lang, stale);
+    };
     match state
-        .write(|store| store.confirm_subscription(claims.subscriber_id, claims.list_id, "page"))
+        .write(|store| {
+            store.confirm_subscription(claims.subscriber_id, claims.list_id, request, "page")
+        })
         .await
     {
-        Ok(WebOutcome::Changed | WebOutcome::Unchanged) => {}
+        Ok(BoundOutcome::Changed | BoundOutcome::AlreadyDone) => {}
+        // Used, replaced, or overtaken by an unsubscribe or a blocklisting: nothing changes.
+        Ok(BoundOutcome::Stale) => return denied(&state, lang, stale),
         // The subscription was removed meanwhile (list removed, erased): nothing to confirm.
-        Ok(WebOutcome::Missing) => return denied(&state, lang, Denied::NotFound),
+        Ok(BoundOutcome::Missing) => return denied(&state, lang, Denied::NotFound),
         Err(why) => return denied(&state, lang, why),
     }
     let s = lang.strings();

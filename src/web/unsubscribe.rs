@@ -7,19 +7,31 @@
 //! page's own button POSTs `from=page` to the same URL, which only changes the event's source.
 //!
 //! `GET` shows the list and a button and changes nothing: scanners follow links.
+//!
+//! The page after an unsubscribe offers to undo it, with a short-lived token bound to that
+//! unsubscribe's event ([`UNDO_TTL_SECS`]); the undo works only while that unsubscribe is still
+//! the subscription's latest change and the subscriber is not blocklisted. The unsubscribe link
+//! itself (which lives for ever in old mail, and in forwarded copies) can never re-subscribe
+//! anybody: after any other opt-out, the only way back is the form's double opt-in.
 
+use axum::Form;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, FormRejection};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::pages::{Lang, button_form, escape, fill, para};
 use super::{
-    AppState, Denied, browser_lang, denied, page_ok, rejected, resolve_link, subscriber_lang,
+    AppState, Denied, browser_lang, denied, page_ok, rejected, resolve_link, subscribe_link,
+    subscriber_lang, unix_now,
 };
-use crate::store::{LinkTarget, SubscriptionStatus, WebOutcome};
-use crate::token::Purpose;
+use crate::store::{BoundOutcome, LinkTarget, SubscriptionStatus, WebOutcome};
+use crate::token::{Claims, Purpose, TokenError};
+
+/// How long the undo button after an unsubscribe works: long enough to notice a wrong click,
+/// short enough that a page left open (or its saved copy) cannot undo much later.
+pub(crate) const UNDO_TTL_SECS: i64 = 30 * 60;
 
 fn action(state: &AppState, token: &str, suffix: &str) -> String {
     format!("{}/u/{token}{suffix}", state.settings().base_path)
@@ -39,7 +51,7 @@ pub(super) async fn page(
     if target.status != Some(SubscriptionStatus::Confirmed)
         && target.status != Some(SubscriptionStatus::Unconfirmed)
     {
-        return unsubscribed_page(&state, &token, &target, lang);
+        return unsubscribed_page(&state, &token, &target, lang, None);
     }
     let s = lang.strings();
     let list = target.list_name.as_str();
@@ -80,34 +92,61 @@ pub(super) async fn one_click(
         "one-click"
     };
     // Already gone: answer without taking the write lock (repeated clicks, retrying clients).
+    let mut undo = None;
     if matches!(
         target.status,
         Some(SubscriptionStatus::Confirmed | SubscriptionStatus::Unconfirmed)
     ) {
         let done = state
-            .write(|store| store.unsubscribe_by_id(claims.subscriber_id, claims.list_id, source))
+            .write_opt_out(|store| {
+                store.unsubscribe_by_id(claims.subscriber_id, claims.list_id, source)
+            })
             .await;
-        if let Err(why) = done {
-            return denied(&state, lang, why);
+        match done {
+            // This request made the change: it may offer to undo exactly that change.
+            Ok(WebOutcome::Changed { event_id }) => {
+                undo = Some(state.keys().issue(
+                    Claims {
+                        purpose: Purpose::Undo,
+                        subscriber_id: claims.subscriber_id,
+                        list_id: claims.list_id,
+                        issued_at: unix_now(),
+                        event_id: Some(event_id),
+                    },
+                    &target.nonce,
+                ));
+            }
+            Ok(WebOutcome::Unchanged | WebOutcome::Missing) => {}
+            Err(why) => return denied(&state, lang, why),
         }
         target.status = Some(SubscriptionStatus::Unsubscribed);
     }
-    unsubscribed_page(&state, &token, &target, lang)
+    unsubscribed_page(&state, &token, &target, lang, undo.as_deref())
 }
 
-/// The page after leaving: undo, and leave every list when there are others.
-fn unsubscribed_page(state: &AppState, token: &str, target: &LinkTarget, lang: Lang) -> Response {
+/// The page after leaving: undo (only right after this page's own unsubscribe, `undo` being
+/// its token; otherwise the way back is the form), and leave every list when there are others.
+fn unsubscribed_page(
+    state: &AppState,
+    token: &str,
+    target: &LinkTarget,
+    lang: Lang,
+    undo: Option<&str>,
+) -> Response {
     let s = lang.strings();
     let list = target.list_name.as_str();
     let mut body = para(&fill(s.unsubscribed_body, &[("list", list)]));
     if target.status.is_some() {
         body.push_str(&para(&escape(s.resubscribe_hint)));
-        body.push_str(&button_form(
-            &action(state, token, "/resubscribe"),
-            &[],
-            s.resubscribe_button,
-            false,
-        ));
+        match undo {
+            Some(undo) => body.push_str(&button_form(
+                &action(state, token, "/resubscribe"),
+                &[("undo", undo)],
+                s.resubscribe_button,
+                false,
+            )),
+            None => body.push_str(&subscribe_link(state, lang, Some(list))),
+        }
     }
     if target.other_active_lists > 0 {
         let n = target.other_active_lists.to_string();
@@ -122,28 +161,69 @@ fn unsubscribed_page(state: &AppState, token: &str, target: &LinkTarget, lang: L
     page_ok(state, lang, s.unsubscribed_title, &body)
 }
 
-/// `POST /u/{token}/resubscribe`: undo.
+/// The undo button's form: the token bound to the unsubscribe it undoes.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct UndoForm {
+    #[serde(default)]
+    undo: String,
+}
+
+/// `POST /u/{token}/resubscribe` with `undo=<token>`: undo the unsubscribe this page just
+/// made, and nothing else.
 pub(super) async fn resubscribe(
     State(state): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    form: Result<Form<UndoForm>, FormRejection>,
 ) -> Response {
-    if let Err(e) = body {
-        return rejected(&state, browser_lang(&headers), e.status());
-    }
+    let form = match form {
+        Ok(Form(f)) => f,
+        // An old page's button posted nothing: there is nothing to bind the undo to.
+        Err(FormRejection::InvalidFormContentType(_)) => UndoForm {
+            undo: String::new(),
+        },
+        Err(e) => return rejected(&state, browser_lang(&headers), e.status()),
+    };
     let (claims, target) = match resolve_link(&state, &token, Purpose::Unsubscribe).await {
         Ok(found) => found,
         Err(why) => return denied(&state, browser_lang(&headers), why),
     };
     let lang = subscriber_lang(&target, &headers);
+    let stale = || Denied::Stale {
+        list: target.list_name.clone(),
+    };
+    // Never on this list: there is nothing to undo, and no consent to restore.
+    if target.status.is_none() {
+        return denied(&state, lang, Denied::NotFound);
+    }
+    if form.undo.is_empty() {
+        return denied(&state, lang, stale());
+    }
+    let undo = match state.keys().verify(
+        &form.undo,
+        &target.nonce,
+        Purpose::Undo,
+        unix_now(),
+        Some(UNDO_TTL_SECS),
+    ) {
+        Ok(undo)
+            if (undo.subscriber_id, undo.list_id) == (claims.subscriber_id, claims.list_id) =>
+        {
+            undo
+        }
+        Err(TokenError::Expired) => return denied(&state, lang, stale()),
+        Ok(_) | Err(_) => return denied(&state, lang, Denied::NotFound),
+    };
+    let Some(event) = undo.event_id else {
+        return denied(&state, lang, Denied::NotFound);
+    };
     match state
-        .write(|store| store.resubscribe(claims.subscriber_id, claims.list_id, "page"))
+        .write(|store| store.undo_unsubscribe(claims.subscriber_id, claims.list_id, event, "page"))
         .await
     {
-        Ok(WebOutcome::Changed | WebOutcome::Unchanged) => {}
-        // Never on this list: there is nothing to undo, and no consent to restore.
-        Ok(WebOutcome::Missing) => return denied(&state, lang, Denied::NotFound),
+        Ok(BoundOutcome::Changed | BoundOutcome::AlreadyDone) => {}
+        Ok(BoundOutcome::Stale) => return denied(&state, lang, stale()),
+        Ok(BoundOutcome::Missing) => return denied(&state, lang, Denied::NotFound),
         Err(why) => return denied(&state, lang, why),
     }
     let s = lang.strings();
@@ -177,7 +257,7 @@ pub(super) async fn leave_all(
     };
     let lang = subscriber_lang(&target, &headers);
     if let Err(why) = state
-        .write(|store| store.unsubscribe_everywhere(claims.subscriber_id, "page"))
+        .write_opt_out(|store| store.unsubscribe_everywhere(claims.subscriber_id, "page"))
         .await
     {
         return denied(&state, lang, why);

@@ -12,6 +12,7 @@ mod dkim_support;
 
 mod archive;
 mod browser;
+mod consent;
 mod one_click;
 mod robustness;
 mod subscribe;

@@ -116,8 +116,13 @@ fn page_buttons_unsubscribe_undo_and_leave_everything() {
         Some("page")
     );
 
-    // Undo.
-    let r = server.post(&format!("/u/{token}/resubscribe"), None, b"");
+    // Undo, with the token bound to this unsubscribe that the page carries.
+    let undo = crate::consent::undo_value(&r.body).expect("undo token");
+    let r = server.post(
+        &format!("/u/{token}/resubscribe"),
+        Some("application/x-www-form-urlencoded"),
+        format!("undo={undo}").as_bytes(),
+    );
     assert_eq!(r.status, 200);
     assert_eq!(project.status(subs[0], news).as_deref(), Some("confirmed"));
 

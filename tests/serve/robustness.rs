@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use crate::support::{Project, SECRET, Server, block_on, bulletin};
+use crate::support::{Project, SECRET, Server, bulletin};
 
 #[test]
 fn hundreds_of_simultaneous_one_clicks_lose_nothing() {
@@ -109,50 +109,97 @@ fn sigterm_finishes_the_request_in_flight_then_exits() {
     assert!(std::net::TcpStream::connect(server.addr).is_err());
 }
 
+/// Another process holding SQLite's write lock: `sqlite3` in `BEGIN IMMEDIATE` until told to
+/// commit. Dropping it kills the process (which releases the lock).
+struct LockHolder(std::process::Child);
+
+impl LockHolder {
+    fn take(db: &std::path::Path) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("sqlite3")
+            .arg(db)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start sqlite3 (apt-get install sqlite3)");
+        let stdin = child.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "BEGIN IMMEDIATE;\n.print locked").expect("lock");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        assert_eq!(line.trim(), "locked", "sqlite3 did not take the lock");
+        Self(child)
+    }
+
+    fn release(mut self) {
+        let stdin = self.0.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "COMMIT;\n.quit").expect("unlock");
+        self.0.wait().expect("sqlite3 exits");
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
-fn a_locked_database_gives_503_quickly_not_a_hang() {
+fn a_one_click_outlasts_a_write_lock_held_by_another_process() {
     let project = Project::new();
     let lists = project.lists(&["news"]);
     let subs = project.subscribers(&["locked@example.org".into()], &["news"], None);
     let token = project.unsubscribe_token(SECRET, subs[0], lists[0]);
+    // SQLite's own wait is short, so the service must wait beyond it, not give up.
     let server = Server::start(&project, &[("BULLETIN_DATABASE_BUSY_TIMEOUT_MS", "300")]);
 
-    // Another process (here: another connection) holds the write lock.
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let url = project.db_url();
-    let holder = std::thread::spawn(move || {
-        block_on(async move {
-            use sqlx::Connection;
-            let mut conn = sqlx::SqliteConnection::connect(&url)
-                .await
-                .expect("connect");
-            sqlx::query("BEGIN EXCLUSIVE")
-                .execute(&mut conn)
-                .await
-                .expect("lock");
-            locked_tx.send(()).expect("signal");
-            let _ = release_rx.recv();
-            sqlx::query("ROLLBACK")
-                .execute(&mut conn)
-                .await
-                .expect("unlock");
-        });
-    });
-    locked_rx.recv().expect("lock taken");
-    let start = Instant::now();
-    let r = server.one_click(&token);
-    let took = start.elapsed();
-    assert_eq!(r.status, 503, "{}", r.body);
-    assert!(took < Duration::from_secs(10), "took {took:?}");
-    assert_eq!(r.header("retry-after"), Some("30"));
-    assert!(r.body.contains("Nothing was changed"), "{}", r.body);
+    let lock = LockHolder::take(&project.path().join("bulletin.db"));
+    let addr = server.addr;
+    let click = {
+        let token = token.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let r = crate::support::http(
+                addr,
+                "POST",
+                &format!("/u/{token}"),
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+                b"List-Unsubscribe=One-Click",
+            );
+            (r, start.elapsed())
+        })
+    };
     // Reading still works while writes wait (WAL): the page shows.
     assert_eq!(server.get(&format!("/u/{token}")).status, 200);
-    release_tx.send(()).expect("release");
-    holder.join().expect("holder");
-    // Once the lock is gone, the same click goes through.
-    assert_eq!(server.one_click(&token).status, 200);
+    // The subscription form is no opt-out: it still answers 503 at once rather than hang.
+    let start = Instant::now();
+    let r = server.post(
+        "/subscribe",
+        Some("application/x-www-form-urlencoded"),
+        b"email=new%40example.org&list=news",
+    );
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(r.header("retry-after"), Some("30"));
+    assert!(r.body.contains("Nothing was changed"), "{}", r.body);
+    // Held well beyond the busy timeout and the old 2 s grace.
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        project
+            .text(&format!(
+                "SELECT status FROM subscriptions WHERE subscriber_id = {}",
+                subs[0]
+            ))
+            .as_deref(),
+        Some("confirmed"),
+        "nothing can be written while the lock is held"
+    );
+    lock.release();
+    let (r, took) = click.join().expect("click thread");
+    assert_eq!(r.status, 200, "{}\n{}", r.body, server.log());
+    assert!(took >= Duration::from_secs(7), "took {took:?}");
     assert_eq!(
         project.status(subs[0], lists[0]).as_deref(),
         Some("unsubscribed")
@@ -160,10 +207,11 @@ fn a_locked_database_gives_503_quickly_not_a_hang() {
 }
 
 #[test]
-fn a_missing_database_gives_503_then_recovers() {
+fn a_missing_database_gives_503_and_is_never_created_by_serve() {
     let project = Project::new();
     let folder = project.path().join("not-mounted-yet");
-    let url = format!("sqlite://{}/bulletin.db", folder.display());
+    let file = folder.join("bulletin.db");
+    let url = format!("sqlite://{}", file.display());
     let server = Server::start(
         &project,
         &[
@@ -183,8 +231,27 @@ fn a_missing_database_gives_503_then_recovers() {
     assert_eq!(server.one_click(&token).status, 503);
     assert_eq!(server.get("/subscribe").status, 503);
     assert!(start.elapsed() < Duration::from_secs(15));
-    // The volume appears: the next request opens (and migrates) it.
+    // The volume appears, still without the file: serve does not create it.
     std::fs::create_dir_all(&folder).expect("mkdir");
+    assert_eq!(server.get("/healthz").status, 503);
+    assert_eq!(server.one_click(&token).status, 503);
+    assert!(!file.exists(), "serve created the database");
+    // An empty file is no database either.
+    std::fs::write(&file, b"").expect("touch");
+    assert_eq!(server.get("/healthz").status, 503);
+    assert_eq!(std::fs::metadata(&file).expect("file").len(), 0);
+    std::fs::remove_file(&file).expect("rm");
+    // The operator creates it: serve recovers by itself.
+    let out = bulletin(project.path())
+        .args(["lists", "add", "news"])
+        .env("BULLETIN_DATABASE_URL", &url)
+        .output()
+        .expect("lists add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(server.get("/healthz").status, 200);
     assert_eq!(server.get("/subscribe").status, 200);
 }
@@ -244,4 +311,116 @@ fn refuses_to_start_without_a_real_secret() {
     let _ = child.wait();
     assert!(seen.contains("insecure development secret"), "{seen}");
     assert!(seen.contains("listening on"), "{seen}");
+}
+
+/// Reads until the server closes the connection (what it sent first, if anything, is
+/// ignored); fails when it is still open after `within`.
+fn assert_closed_within(stream: &mut std::net::TcpStream, within: Duration) {
+    use std::io::Read;
+    stream.set_read_timeout(Some(within)).expect("read timeout");
+    let mut sink = [0u8; 1024];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("the connection is still open after {within:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn hundreds_of_idle_sockets_starve_nothing_and_are_closed() {
+    let project = Project::new();
+    let lists = project.lists(&["news"]);
+    let subs = project.subscribers(&["busy@example.org".into()], &["news"], None);
+    let token = project.unsubscribe_token(SECRET, subs[0], lists[0]);
+    let server = Server::start(&project, &[("BULLETIN_SERVER_HEADER_TIMEOUT_SECS", "2")]);
+    // 300 clients: half send nothing, half half a request head.
+    let mut idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|i| {
+            let mut s = std::net::TcpStream::connect(server.addr).expect("connect");
+            if i % 2 == 1 {
+                write!(s, "POST /u/{token} HTTP/1.1\r\nHost: x\r\n").expect("partial head");
+            }
+            s
+        })
+        .collect();
+    let start = Instant::now();
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(server.one_click(&token).status, 200);
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert_eq!(
+        project.status(subs[0], lists[0]).as_deref(),
+        Some("unsubscribed")
+    );
+    // Each idle socket is closed once the header timeout has passed.
+    for s in idle.iter_mut().take(2) {
+        assert_closed_within(s, Duration::from_secs(5));
+    }
+    // So is a keep-alive connection left idle after its response.
+    let mut kept = std::net::TcpStream::connect(server.addr).expect("connect");
+    write!(kept, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    let r = crate::support::read_response(&mut kept);
+    assert_eq!(r.status, 200);
+    let start = Instant::now();
+    assert_closed_within(&mut kept, Duration::from_secs(5));
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "closed too early"
+    );
+}
+
+#[test]
+fn connections_beyond_the_cap_wait_for_a_slot() {
+    let project = Project::new();
+    project.lists(&["news"]);
+    let server = Server::start(
+        &project,
+        &[
+            ("BULLETIN_SERVER_MAX_CONNECTIONS", "20"),
+            ("BULLETIN_SERVER_HEADER_TIMEOUT_SECS", "2"),
+        ],
+    );
+    let _idle: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| std::net::TcpStream::connect(server.addr).expect("connect"))
+        .collect();
+    // Give the server the time to accept them all.
+    std::thread::sleep(Duration::from_millis(300));
+    // The 21st waits in the listen queue until the header timeout frees a slot.
+    let start = Instant::now();
+    assert_eq!(server.get("/healthz").status, 200);
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_secs(6),
+        "took {took:?}"
+    );
+}
+
+#[test]
+fn a_body_that_never_arrives_gets_408() {
+    let project = Project::new();
+    let lists = project.lists(&["news"]);
+    let subs = project.subscribers(&["slowpoke@example.org".into()], &["news"], None);
+    let token = project.unsubscribe_token(SECRET, subs[0], lists[0]);
+    let server = Server::start(&project, &[("BULLETIN_SERVER_BODY_TIMEOUT_SECS", "2")]);
+    let mut stream = std::net::TcpStream::connect(server.addr).expect("connect");
+    write!(
+        stream,
+        "POST /u/{token} HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 26\r\n\r\nList-"
+    )
+    .expect("head and a bit");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let start = Instant::now();
+    let r = crate::support::read_response(&mut stream);
+    assert_eq!(r.status, 408, "{}", r.body);
+    assert!(start.elapsed() < Duration::from_secs(6));
+    assert_eq!(
+        project.status(subs[0], lists[0]).as_deref(),
+        Some("confirmed")
+    );
 }

@@ -98,6 +98,169 @@ fn the_answer_never_reveals_whether_an_address_is_known() {
     assert!(mails[0].contains("To: stranger@example.org"));
 }
 
+/// Every class of address gets byte for byte the same answer: known and confirmed, pending,
+/// unsubscribed, blocklisted, erased, unknown, and one asked for twice within the cooldown.
+#[test]
+fn the_answer_is_the_same_for_every_kind_of_address() {
+    let project = Project::new();
+    let list = project.lists(&["news"])[0];
+    let ids = project.subscribers(
+        &[
+            "confirmed@example.org".into(),
+            "left@example.org".into(),
+            "bounced@example.org".into(),
+            "erased@example.org".into(),
+        ],
+        &["news"],
+        None,
+    );
+    project.with_store(async |store| {
+        for sql in [
+            format!(
+                "UPDATE subscriptions SET status = 'unsubscribed' WHERE subscriber_id = {} AND list_id = {list}",
+                ids[1]
+            ),
+            format!("UPDATE subscribers SET status = 'blocklisted' WHERE id = {}", ids[2]),
+        ] {
+            sqlx::query(&sql).execute(store.pool()).await.expect("update");
+        }
+        let erased = bulletin::address::Address::parse("erased@example.org").expect("address");
+        store.erase(&erased, "cli").await.expect("erase");
+    });
+    let sink = SmtpSink::start(project.path());
+    let smtp = sink.url();
+    let server = Server::start(&project, &[("BULLETIN_SMTP_URL", &smtp)]);
+    let answers: Vec<_> = [
+        "confirmed@example.org",
+        "left@example.org",
+        "bounced@example.org",
+        "erased@example.org",
+        "new@example.org",
+        "new@example.org",
+    ]
+    .iter()
+    .map(|email| {
+        let r = subscribe(&server, email, "news", "");
+        let mut names: Vec<String> = r.headers.iter().map(|(k, _)| k.to_lowercase()).collect();
+        names.sort();
+        (r.status, r.body, names)
+    })
+    .collect();
+    for (i, answer) in answers.iter().enumerate() {
+        assert_eq!(answer, &answers[0], "answer #{i} differs");
+    }
+}
+
+/// One confirmation mail per address and cooldown, whoever asks and however the address is
+/// spelt, and still after a restart: the cooldown lives in the database.
+#[test]
+fn one_confirmation_mail_per_address_within_the_cooldown_even_across_restarts() {
+    let project = Project::new();
+    project.lists(&["doi-news"]);
+    let sink = SmtpSink::start(project.path());
+    let smtp = sink.url();
+    let env = [
+        ("BULLETIN_SMTP_URL", smtp.as_str()),
+        // Behind a proxy: each request may name another client.
+        ("BULLETIN_SERVER_CLIENT_IP_HEADER", "X-Real-IP"),
+    ];
+    let from = |server: &Server, client: &str, email: &str| {
+        let body = format!("email={}&list=doi-news&lang=en", email.replace('@', "%40"));
+        crate::support::http(
+            server.addr,
+            "POST",
+            "/subscribe",
+            &[("Content-Type", FORM), ("X-Real-IP", client)],
+            body.as_bytes(),
+        )
+    };
+    {
+        let server = Server::start(&project, &env);
+        assert_eq!(from(&server, "192.0.2.1", "victim@example.org").status, 200);
+        sink.wait_for(1, Duration::from_secs(20));
+        for (i, spelling) in ["victim@example.org", "Victim@Example.org"]
+            .iter()
+            .enumerate()
+        {
+            let client = format!("198.51.100.{i}");
+            let r = from(&server, &client, spelling);
+            assert_eq!(r.status, 200);
+            assert!(r.body.contains("Check your inbox"));
+        }
+    }
+    let server = Server::start(&project, &env);
+    assert_eq!(
+        from(&server, "203.0.113.9", "victim@example.org").status,
+        200
+    );
+    // Another address is not held back by it.
+    assert_eq!(
+        from(&server, "203.0.113.9", "other@example.org").status,
+        200
+    );
+    sink.wait_for(2, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(800));
+    let mails = sink.messages();
+    let to_victim = mails
+        .iter()
+        .filter(|m| m.to_lowercase().contains("to: <victim@example.org>"))
+        .count();
+    assert_eq!(to_victim, 1, "{mails:#?}");
+    assert_eq!(mails.len(), 2);
+}
+
+#[test]
+fn posts_from_another_site_are_refused() {
+    let project = Project::new();
+    project.lists(&["news"]);
+    let sink = SmtpSink::start(project.path());
+    let smtp = sink.url();
+    let server = Server::start(&project, &[("BULLETIN_SMTP_URL", &smtp)]);
+    // The form's own page asks browsers to name it in `Origin` when it posts.
+    let form = server.get("/subscribe");
+    assert_eq!(form.header("referrer-policy"), Some("same-origin"));
+    let post = |email: &str, headers: &[(&str, &str)]| {
+        let mut all = vec![("Content-Type", FORM)];
+        all.extend_from_slice(headers);
+        let body = format!("email={}&list=news&lang=en", email.replace('@', "%40"));
+        crate::support::http(server.addr, "POST", "/subscribe", &all, body.as_bytes())
+    };
+    for (i, headers) in [
+        vec![("Origin", "https://evil.example")],
+        vec![("Origin", "null")],
+        vec![("Referer", "https://evil.example/page.html")],
+        vec![
+            ("Origin", "https://news.example.org.evil.example"),
+            ("Referer", "https://news.example.org/subscribe"),
+        ],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = post(&format!("victim{i}@example.org"), headers);
+        assert_eq!(r.status, 403, "{headers:?}: {}", r.body);
+    }
+    assert_eq!(project.scalar("SELECT COUNT(*) FROM subscribers"), 0);
+    // Our own pages: the public URL's origin (behind the proxy), or this very host.
+    let own = format!("http://{}", server.addr);
+    for (i, headers) in [
+        vec![("Origin", "https://news.example.org")],
+        vec![("Origin", own.as_str())],
+        vec![("Referer", "https://news.example.org/subscribe?list=news")],
+        vec![],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = post(&format!("reader{i}@example.org"), headers);
+        assert_eq!(r.status, 200, "{headers:?}: {}", r.body);
+    }
+    sink.wait_for(4, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sink.messages().len(), 4);
+    assert!(sink.messages().iter().all(|m| !m.contains("victim")));
+}
+
 #[test]
 fn honeypot_bad_input_and_rate_limit() {
     let project = Project::new();

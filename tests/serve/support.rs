@@ -170,15 +170,20 @@ impl Project {
         keys(secret).unsubscribe(subscriber, list, &nonce, 1_700_000_000)
     }
 
-    /// A signed confirm token issued at `issued_at`.
+    /// A signed confirm token issued at `issued_at`, bound (as `serve` binds the links it
+    /// mails) to the subscription's latest event, its sign-up.
     pub(crate) fn confirm_token(&self, subscriber: i64, list: i64, issued_at: i64) -> String {
         let nonce = self.nonce(subscriber);
+        let sign_up = self.scalar(&format!(
+            "SELECT MAX(id) FROM events WHERE subscriber_id = {subscriber} AND list_id = {list}"
+        ));
         keys(SECRET).issue(
             Claims {
                 purpose: Purpose::Confirm,
                 subscriber_id: subscriber,
                 list_id: list,
                 issued_at,
+                event_id: Some(sign_up),
             },
             &nonce,
         )
