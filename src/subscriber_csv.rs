@@ -109,9 +109,9 @@ pub enum CsvError {
         /// What happened.
         message: String,
     },
-    /// Writing the export failed.
+    /// Writing the export failed (the I/O error is kept, so that a closed pipe is recognised).
     #[error("cannot write CSV: {0}")]
-    Write(String),
+    Write(#[source] std::io::Error),
 }
 
 /// What one data row turned into.
@@ -367,6 +367,14 @@ impl ImportReader {
     }
 }
 
+/// A CSV write error with its I/O error unwrapped, so that a closed pipe stays recognisable.
+fn write_error(e: csv::Error) -> CsvError {
+    CsvError::Write(match e.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        other => std::io::Error::other(format!("{other:?}")),
+    })
+}
+
 fn read_error(path: &Path, line: u64, e: &csv::Error) -> CsvError {
     let message = match e.kind() {
         csv::ErrorKind::Io(io) => format!("read error: {io}"),
@@ -476,7 +484,7 @@ impl<W: Write> ExportWriter<W> {
         let mut writer = csv::Writer::from_writer(out);
         writer
             .write_record(["email", "name", "lang", "lists", "attributes"])
-            .map_err(|e| CsvError::Write(e.to_string()))?;
+            .map_err(write_error)?;
         Ok(Self {
             writer,
             lists: lists.into_iter().map(|l| (l.name.clone(), l)).collect(),
@@ -513,14 +521,12 @@ impl<W: Write> ExportWriter<W> {
                 &lists.join("|"),
                 &attributes,
             ])
-            .map_err(|e| CsvError::Write(e.to_string()))
+            .map_err(write_error)
     }
 
     /// Flushes what is buffered.
     pub fn finish(mut self) -> Result<(), CsvError> {
-        self.writer
-            .flush()
-            .map_err(|e| CsvError::Write(e.to_string()))
+        self.writer.flush().map_err(CsvError::Write)
     }
 }
 

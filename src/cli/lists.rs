@@ -77,7 +77,7 @@ pub(crate) async fn run(ctx: &Context, cmd: ListsCommand) -> anyhow::Result<Outc
                         "created",
                     ],
                     &rows,
-                );
+                )?;
             }
         }
         ListsCommand::Remove { name, force } => {

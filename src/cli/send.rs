@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use super::compose::{ThemeArgs, identity, templates_dir};
-use super::output::print_table;
+use super::output::{outln, print_table};
 use super::{Context, Outcome, UsageError};
 use crate::content::Edition;
 use crate::delivery::{
@@ -127,11 +127,11 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
     };
     if !args.yes && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
         let languages: Vec<&str> = rendered.variants.keys().map(String::as_str).collect();
-        println!(
+        outln!(
             "Send \"{default_subject}\" to {audience} subscriber(s) of {} ({}) through {relay_text}? [y/N] ",
             list.name,
             languages.join(", ")
-        );
+        )?;
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
@@ -215,7 +215,9 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
             "totals": counts,
         }))?;
     } else if !ctx.quiet {
-        println!(
+        // Ignored when the reader has gone: the exit code below, not this line, tells how the
+        // run ended, and a closed pipe must not turn a paused campaign into a quiet success.
+        let _ = outln!(
             "campaign #{}: {} sent, {} failed, {} skipped, {} waiting (this run: {} sent in {:.1} s, {:.0}/s, {:.1} MB)",
             campaign.id,
             counts.sent,
@@ -226,7 +228,7 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
             report.seconds,
             report.sent as f64 / report.seconds.max(0.001),
             report.bytes as f64 / 1e6
-        );
+        )?;
     }
     store.close().await;
     if let Some(why) = &report.stopped {
@@ -463,14 +465,14 @@ async fn dry_run(
             .iter()
             .map(|(l, n)| format!("{l}: {n}"))
             .collect();
-        println!(
+        outln!(
             "dry run: {count} message(s) for list {} ({}), {:.1} MB in all, largest {:.0} KB, built in {:.2} s; nothing delivered or recorded",
             list.name,
             langs.join(", "),
             bytes as f64 / 1e6,
             largest as f64 / 1024.0,
             seconds
-        );
+        )?;
     }
     Ok(Outcome::Success)
 }
@@ -564,7 +566,7 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
                         "waiting", "created",
                     ],
                     &rows,
-                );
+                )?;
             }
         }
         CampaignsCommand::Show { id, all } => {
@@ -576,12 +578,15 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
                     &serde_json::json!({ "campaign": c, "counts": n, "deliveries": rows }),
                 )?;
             } else {
-                println!(
+                outln!(
                     "campaign #{}: {} → {} ({})",
-                    c.id, c.edition_slug, c.list_name, c.status
-                );
-                println!("subject:  {}", c.subject);
-                println!(
+                    c.id,
+                    c.edition_slug,
+                    c.list_name,
+                    c.status
+                )?;
+                outln!("subject:  {}", c.subject)?;
+                outln!(
                     "total {}: {} sent, {} failed, {} skipped, {} queued, {} uncertain (were being sent when a run stopped)",
                     n.total(),
                     n.sent,
@@ -589,9 +594,9 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
                     n.skipped,
                     n.queued,
                     n.sending
-                );
+                )?;
                 if !rows.is_empty() {
-                    println!();
+                    outln!()?;
                     let table: Vec<Vec<String>> = rows
                         .iter()
                         .map(|d| {
@@ -607,7 +612,7 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
                             ]
                         })
                         .collect();
-                    print_table(&["recipient", "status", "attempts", "last reply"], &table);
+                    print_table(&["recipient", "status", "attempts", "last reply"], &table)?;
                 }
             }
         }

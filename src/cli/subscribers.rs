@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 
-use super::output::print_table;
+use super::output::{outln, print_table};
 use super::{Context, Outcome, UsageError};
 use crate::address::Address;
 use crate::store::{
@@ -375,7 +375,7 @@ async fn import(
             "notes": notes,
         }))?;
     } else if !ctx.quiet {
-        println!("{}", summary(&report, dry_run));
+        outln!("{}", summary(&report, dry_run))?;
     }
     Ok(if report.rejected > 0 {
         Outcome::Partial
@@ -555,7 +555,7 @@ async fn list_subscribers(
                 Ok(())
             })
             .await?;
-            println!("{}", serde_json::to_string_pretty(&all)?);
+            outln!("{}", serde_json::to_string_pretty(&all)?)?;
         }
         ListFormat::Table => {
             let mut rows = Vec::new();
@@ -578,7 +578,7 @@ async fn list_subscribers(
             if rows.is_empty() {
                 eprintln!("no subscribers match");
             } else {
-                print_table(&["email", "name", "lang", "status", "lists"], &rows);
+                print_table(&["email", "name", "lang", "status", "lists"], &rows)?;
             }
         }
     }
@@ -661,19 +661,19 @@ async fn show(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outco
         ctx.print_json(&value)?;
         return Ok(Outcome::Success);
     }
-    println!("email:      {}", subscriber.email);
-    println!("name:       {}", subscriber.name);
-    println!(
+    outln!("email:      {}", subscriber.email)?;
+    outln!("name:       {}", subscriber.name)?;
+    outln!(
         "language:   {}",
         subscriber.language.as_deref().unwrap_or("-")
-    );
-    println!("status:     {}", subscriber.status);
-    println!("attributes: {}", subscriber.attributes_json());
-    println!("created:    {}", subscriber.created_at);
-    println!("updated:    {}", subscriber.updated_at);
-    println!();
+    )?;
+    outln!("status:     {}", subscriber.status)?;
+    outln!("attributes: {}", subscriber.attributes_json())?;
+    outln!("created:    {}", subscriber.created_at)?;
+    outln!("updated:    {}", subscriber.updated_at)?;
+    outln!()?;
     if subscriptions.is_empty() {
-        println!("no subscriptions");
+        outln!("no subscriptions")?;
     } else {
         let rows: Vec<Vec<String>> = subscriptions
             .iter()
@@ -698,9 +698,9 @@ async fn show(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outco
                 "unsubscribed",
             ],
             &rows,
-        );
+        )?;
     }
-    println!();
+    outln!()?;
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
@@ -712,6 +712,6 @@ async fn show(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outco
             ]
         })
         .collect();
-    print_table(&["when", "event", "list", "source"], &rows);
+    print_table(&["when", "event", "list", "source"], &rows)?;
     Ok(Outcome::Success)
 }

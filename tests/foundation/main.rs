@@ -6,6 +6,7 @@ mod config;
 mod export;
 mod import;
 mod lists;
+mod pipes;
 mod store;
 mod subscribers;
 mod support;
