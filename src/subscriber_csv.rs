@@ -21,12 +21,18 @@ use serde_json::{Map, Value};
 use crate::address::Address;
 use crate::store::{ImportRecord, List, Subscriber, SubscriptionStatus};
 use crate::subscriber_input::{
-    check_attribute, parse_attributes, parse_list_entry, validate_language, validate_name,
+    attributes_json, check_attribute, parse_attributes, parse_list_entry, validate_language,
+    validate_name,
 };
 
-/// Longest accepted cell outside `attributes`, in bytes: far above any real name or tag, far
-/// below what would let one row exhaust memory or the database.
+/// Longest accepted cell outside `attributes` and `lists`, in bytes: far above any real name
+/// or tag, far below what would let one row exhaust memory or the database.
 pub const MAX_CELL_BYTES: usize = 4 * 1024;
+/// Longest accepted `lists` cell: a subscriber may be on every list, and each name may be 64
+/// characters, so an export of someone on a few hundred lists must still import.
+pub const MAX_LISTS_CELL_BYTES: usize = 256 * 1024;
+/// Most columns a file may have: the known ones and, at most, one per attribute.
+pub const MAX_COLUMNS: usize = 8 + crate::subscriber_input::MAX_ATTRIBUTES;
 
 /// Problems with the file as a whole. Each names the file and says how to fix it.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +88,17 @@ pub enum CsvError {
         path: PathBuf,
         /// The columns that were there.
         found: String,
+    },
+    /// More columns than a subscriber can have fields and attributes.
+    #[error(
+        "{path}:1: the header has {count} columns; at most {MAX_COLUMNS} are allowed (email, name, lang, lists, attributes and up to {} attribute columns)",
+        crate::subscriber_input::MAX_ATTRIBUTES
+    )]
+    TooManyColumns {
+        /// The file.
+        path: PathBuf,
+        /// How many there are.
+        count: usize,
     },
     /// The same column twice.
     #[error("{path}:1: the column `{column}` appears twice in the header; remove or rename one")]
@@ -269,10 +286,10 @@ impl ImportReader {
 
     fn cell(&self, index: usize, column: &str) -> Result<&str, String> {
         let bytes = self.record.get(index).unwrap_or(b"");
-        let limit = if column == "attributes" {
-            crate::subscriber_input::MAX_ATTRIBUTES_BYTES
-        } else {
-            MAX_CELL_BYTES
+        let limit = match column {
+            "attributes" => crate::subscriber_input::MAX_ATTRIBUTES_CELL_BYTES,
+            "lists" => MAX_LISTS_CELL_BYTES,
+            _ => MAX_CELL_BYTES,
         };
         if bytes.len() > limit {
             return Err(format!(
@@ -341,6 +358,7 @@ impl ImportReader {
                 lists.push((Arc::clone(list), None));
             }
         }
+        let attributes_json = attributes_json(&attributes).map_err(|e| e.to_string())?;
         // Checked last, so that a bad row does not mark its address as seen.
         let key = address.key();
         let mut hasher = DefaultHasher::new();
@@ -352,8 +370,6 @@ impl ImportReader {
             ));
         }
         self.seen.insert(fingerprint, line);
-        // Serialising a map of strings cannot fail; the fallback is never used.
-        let attributes_json = serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into());
         Ok(ImportRecord {
             line,
             address,
@@ -415,6 +431,12 @@ fn parse_header(path: &Path, header: &csv::ByteRecord) -> Result<Columns, CsvErr
             path: path.to_path_buf(),
         })?;
         names.push(text.trim().to_string());
+    }
+    if names.len() > MAX_COLUMNS {
+        return Err(CsvError::TooManyColumns {
+            path: path.to_path_buf(),
+            count: names.len(),
+        });
     }
     let mut columns = Columns {
         count: names.len(),

@@ -11,8 +11,15 @@ use crate::store::SubscriptionStatus;
 
 /// Longest accepted display name, in characters.
 pub const MAX_NAME_CHARS: usize = 256;
-/// Largest accepted attributes object, in bytes of JSON.
+/// Largest accepted attributes object of one subscriber, in bytes of its stored (compact)
+/// JSON: the form `export` writes, so that whatever is stored imports back.
 pub const MAX_ATTRIBUTES_BYTES: usize = 64 * 1024;
+/// Most attributes one subscriber may have (template variables, not a database).
+pub const MAX_ATTRIBUTES: usize = 100;
+/// Largest `attributes` cell read before parsing it. Larger than [`MAX_ATTRIBUTES_BYTES`]
+/// because a hand-written cell may hold spaces or number forms (`1e3`) that the stored form
+/// drops or writes otherwise; the stored form is what [`MAX_ATTRIBUTES_BYTES`] bounds.
+pub const MAX_ATTRIBUTES_CELL_BYTES: usize = 2 * MAX_ATTRIBUTES_BYTES;
 
 /// Why a field was refused. Messages say what would be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,8 +42,15 @@ pub enum FieldError {
     #[error("attributes must be a JSON object such as {{\"city\": \"Dhaka\"}}, not {0}")]
     AttributesNotObject(&'static str),
     /// Over [`MAX_ATTRIBUTES_BYTES`].
-    #[error("attributes are {0} bytes long; at most {MAX_ATTRIBUTES_BYTES} are allowed")]
+    #[error(
+        "attributes are {0} bytes long; at most {MAX_ATTRIBUTES_BYTES} are allowed: keep fewer or shorter values"
+    )]
     AttributesTooLarge(usize),
+    /// Over [`MAX_ATTRIBUTES`].
+    #[error(
+        "{0} attributes; at most {MAX_ATTRIBUTES} are allowed per subscriber: drop the columns templates do not use"
+    )]
+    TooManyAttributes(usize),
     /// A control character in an attribute key or value.
     #[error("attribute `{0}` contains a line break or other control character")]
     AttributeControl(String),
@@ -100,7 +114,7 @@ pub fn parse_attributes(raw: &str) -> Result<Map<String, Value>, FieldError> {
     if raw.is_empty() {
         return Ok(Map::new());
     }
-    if raw.len() > MAX_ATTRIBUTES_BYTES {
+    if raw.len() > MAX_ATTRIBUTES_CELL_BYTES {
         return Err(FieldError::AttributesTooLarge(raw.len()));
     }
     let value: Value =
@@ -111,7 +125,25 @@ pub fn parse_attributes(raw: &str) -> Result<Map<String, Value>, FieldError> {
     for (key, value) in &map {
         check_attribute(key, value)?;
     }
+    attributes_json(&map)?;
     Ok(map)
+}
+
+/// The JSON text stored for a subscriber's attributes, once the whole set is within
+/// [`MAX_ATTRIBUTES`] and [`MAX_ATTRIBUTES_BYTES`]. Every door (`add --attr`, each import
+/// row after its extra columns are merged) calls this, so nothing is stored that an export
+/// could not carry back in.
+pub fn attributes_json(map: &Map<String, Value>) -> Result<String, FieldError> {
+    if map.len() > MAX_ATTRIBUTES {
+        return Err(FieldError::TooManyAttributes(map.len()));
+    }
+    // Serialising a map of JSON values cannot fail: keys are strings, there are no floats
+    // that JSON cannot hold (serde_json refuses NaN at parse time).
+    let text = serde_json::to_string(map).unwrap_or_else(|_| "{}".into());
+    if text.len() > MAX_ATTRIBUTES_BYTES {
+        return Err(FieldError::AttributesTooLarge(text.len()));
+    }
+    Ok(text)
 }
 
 /// Checks one attribute: neither its key nor any string inside its value may hold a control

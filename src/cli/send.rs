@@ -228,7 +228,7 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
             report.seconds,
             report.sent as f64 / report.seconds.max(0.001),
             report.bytes as f64 / 1e6
-        )?;
+        );
     }
     store.close().await;
     if let Some(why) = &report.stopped {

@@ -14,7 +14,7 @@ use crate::store::{
     SubscriberFilter, SubscriberStatus, SubscriptionStatus,
 };
 use crate::subscriber_csv::{ExportWriter, ImportReader, Row};
-use crate::subscriber_input::{parse_attr_pair, validate_language, validate_name};
+use crate::subscriber_input::{attributes_json, parse_attr_pair, validate_language, validate_name};
 
 /// Rows written per transaction during an import: large enough that SQLite's per-commit cost
 /// (a WAL sync) is amortised, small enough that an interrupted import loses little work and
@@ -237,6 +237,8 @@ async fn add(ctx: &Context, store: &Store, args: AddArgs) -> anyhow::Result<Outc
         let (k, v) = parse_attr_pair(pair)?;
         attributes.insert(k, v);
     }
+    // The limits an import applies, so that this subscriber exports to a file that imports.
+    attributes_json(&attributes)?;
     let lists = resolve_lists(store, &args.lists).await?;
     let status = args.unconfirmed.then_some(SubscriptionStatus::Unconfirmed);
     let new = NewSubscriber {

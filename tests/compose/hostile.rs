@@ -160,3 +160,26 @@ fn raw_html_is_sanitised_and_reported() {
         );
     }
 }
+
+/// A 50 MB article is refused from its size, before it is read (the file here is sparse: it
+/// costs no disk, and reading it would cost 50 MB and more to parse).
+#[test]
+fn a_huge_article_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edition = edition_with(dir.path(), "");
+    let article = edition.join("articles/huge.md");
+    std::fs::File::create(&article)
+        .and_then(|f| f.set_len(50_000_000))
+        .expect("sparse file");
+    let out = super::bulletin(dir.path())
+        .arg("compose")
+        .arg(&edition)
+        .output()
+        .expect("binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("articles/huge.md") && stderr.contains("1 MiB"),
+        "{stderr}"
+    );
+}

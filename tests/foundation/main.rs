@@ -7,6 +7,7 @@ mod export;
 mod import;
 mod lists;
 mod pipes;
+mod sizes;
 mod store;
 mod subscribers;
 mod support;
