@@ -169,6 +169,8 @@ pub struct ImportReader {
     extra_lists: Vec<Arc<List>>,
     /// Blank lines skipped before the header, which the CSV parser never saw.
     line_offset: u64,
+    /// Whether `name@[192.0.2.1]` is accepted (`--allow-ip-literal`).
+    allow_ip_literal: bool,
 }
 
 impl ImportReader {
@@ -254,7 +256,13 @@ impl ImportReader {
                 .map(|l| (l.name.clone(), Arc::new(l)))
                 .collect(),
             extra_lists: extra_lists.into_iter().map(Arc::new).collect(),
+            allow_ip_literal: false,
         })
+    }
+
+    /// Accepts IP literals as domains (`name@[192.0.2.1]`), refused by default.
+    pub fn allow_ip_literal(&mut self, allow: bool) {
+        self.allow_ip_literal = allow;
     }
 
     /// The next row, `None` at the end of the file, or an error that stops the import.
@@ -315,7 +323,8 @@ impl ImportReader {
             ));
         }
         let email = self.cell(c.email, "email")?;
-        let address = Address::parse(email).map_err(|e| format!("invalid address: {e}"))?;
+        let address = Address::parse_with(email, self.allow_ip_literal)
+            .map_err(|e| format!("invalid address: {e}"))?;
         let name = match c.name {
             Some(i) => Some(validate_name(self.cell(i, "name")?).map_err(|e| e.to_string())?),
             None => None,

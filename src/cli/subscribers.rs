@@ -49,6 +49,9 @@ pub enum SubscribersCommand {
         /// The person consented again: lift an erasure or an earlier unsubscribe
         #[arg(long)]
         new_consent: bool,
+        /// Accept an IP address as domain (name@[192.0.2.1]); refused by default
+        #[arg(long)]
+        allow_ip_literal: bool,
     },
     /// Import subscribers from CSV (columns: email, name, lang, lists, attributes, any other)
     Import {
@@ -63,6 +66,9 @@ pub enum SubscribersCommand {
         /// Check the file and report what would change, writing nothing
         #[arg(long)]
         dry_run: bool,
+        /// Accept IP addresses as domains (name@[192.0.2.1]); such rows are refused by default
+        #[arg(long)]
+        allow_ip_literal: bool,
     },
     /// List subscribers
     List {
@@ -139,6 +145,7 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
             attrs,
             unconfirmed,
             new_consent,
+            allow_ip_literal,
         } => {
             add(
                 ctx,
@@ -151,6 +158,7 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
                     attrs,
                     unconfirmed,
                     new_consent,
+                    allow_ip_literal,
                 },
             )
             .await?
@@ -160,7 +168,15 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
             lists,
             update,
             dry_run,
-        } => import(ctx, &store, &file, &lists, update, dry_run).await?,
+            allow_ip_literal,
+        } => {
+            let options = ImportOptions {
+                update,
+                dry_run,
+                source: String::new(),
+            };
+            import(ctx, &store, &file, &lists, options, allow_ip_literal).await?
+        }
         SubscribersCommand::List {
             list,
             status,
@@ -171,7 +187,7 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
         }
         SubscribersCommand::Show { email } => show(ctx, &store, &email).await?,
         SubscribersCommand::Unsubscribe { email, list } => {
-            let address = Address::parse(&email)?;
+            let address = lookup(&email)?;
             let list = match list {
                 Some(name) => Some(store.list_named(&name).await?),
                 None => None,
@@ -191,7 +207,7 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
             Outcome::Success
         }
         SubscribersCommand::Remove { email } => {
-            let address = Address::parse(&email)?;
+            let address = lookup(&email)?;
             store.erase(&address, "cli").await?;
             if ctx.json {
                 ctx.print_json(&serde_json::json!({ "erased": address.as_str() }))?;
@@ -215,6 +231,12 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
     Ok(outcome)
 }
 
+/// An address to look up: any valid form, IP literals included, since looking up adds
+/// nobody (and a subscriber added with --allow-ip-literal must be reachable).
+fn lookup(email: &str) -> Result<Address, crate::address::AddressError> {
+    Address::parse_with(email, true)
+}
+
 struct AddArgs {
     email: String,
     name: Option<String>,
@@ -223,10 +245,11 @@ struct AddArgs {
     attrs: Vec<String>,
     unconfirmed: bool,
     new_consent: bool,
+    allow_ip_literal: bool,
 }
 
 async fn add(ctx: &Context, store: &Store, args: AddArgs) -> anyhow::Result<Outcome> {
-    let address = Address::parse(&args.email)?;
+    let address = Address::parse_with(&args.email, args.allow_ip_literal)?;
     let name = validate_name(args.name.as_deref().unwrap_or(""))?;
     let language = match &args.lang {
         Some(l) => validate_language(l)?,
@@ -305,21 +328,19 @@ async fn import(
     store: &Store,
     file: &Path,
     list_names: &[String],
-    update: bool,
-    dry_run: bool,
+    mut options: ImportOptions,
+    allow_ip_literal: bool,
 ) -> anyhow::Result<Outcome> {
     let extra = resolve_lists(store, list_names).await?;
     let all = store.all_lists().await?;
     let mut reader = ImportReader::open(file, all, extra)?;
+    reader.allow_ip_literal(allow_ip_literal);
     let shown = file.display().to_string();
     let label = file
         .file_name()
         .map_or_else(|| shown.clone(), |n| n.to_string_lossy().into_owned());
-    let options = ImportOptions {
-        update,
-        dry_run,
-        source: format!("import:{label}"),
-    };
+    options.source = format!("import:{label}");
+    let dry_run = options.dry_run;
     let mut writer = BatchWriter {
         importer: Some(store.importer().await?),
         options,
@@ -641,7 +662,7 @@ async fn export(
 }
 
 async fn show(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outcome> {
-    let address = Address::parse(email)?;
+    let address = lookup(email)?;
     let subscriber = match store.subscriber(&address).await {
         Ok(s) => s,
         Err(crate::store::StoreError::SubscriberNotFound(_))

@@ -2,6 +2,7 @@
 //! in temporary folders. One test binary, a module per feature (as mdBook's testsuite does),
 //! so the crate is linked once.
 
+mod addresses;
 mod config;
 mod export;
 mod import;
