@@ -305,7 +305,7 @@ impl ImportReader {
                 bytes.len()
             ));
         }
-        std::str::from_utf8(bytes).map_err(|e| {
+        std::str::from_utf8(bytes).map(restore_formula).map_err(|e| {
             let bad = bytes.get(e.valid_up_to()).copied().unwrap_or(0);
             format!(
                 "column `{column}` is not UTF-8 (byte 0x{bad:02X}, probably Latin-1 or Windows-1252); re-save the file as CSV UTF-8"
@@ -389,6 +389,35 @@ impl ImportReader {
             attributes_json,
             lists,
         })
+    }
+}
+
+/// First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection):
+/// an address such as `=cmd|'/Ccalc'!A0@example.org` is valid, and a name is anything.
+const FORMULA_START: &[char] = &['=', '+', '-', '@', '\t', '\r'];
+
+/// Whether `cell`, after any leading `'`s, starts like a formula.
+fn formula_like(cell: &str) -> bool {
+    cell.trim_start_matches('\'').starts_with(FORMULA_START)
+}
+
+/// The cell as export writes it: a `'` in front of a formula-like cell, which spreadsheets
+/// show as text and never run. Cells already starting with `'` and then a formula get one
+/// more, so that [`restore_formula`] can take exactly one away: the round trip is exact.
+fn neutralise_formula(cell: &str) -> std::borrow::Cow<'_, str> {
+    if formula_like(cell) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
+/// The inverse of [`neutralise_formula`]: one `'` less before a formula-like rest. A cell
+/// like `'t Hooft` is left alone.
+fn restore_formula(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if formula_like(rest) => rest,
+        _ => cell,
     }
 }
 
@@ -544,14 +573,17 @@ impl<W: Write> ExportWriter<W> {
             Value::Object(m) if m.is_empty() => String::new(),
             v => v.to_string(),
         };
+        let lists = lists.join("|");
+        let cells = [
+            s.email.as_str(),
+            s.name.as_str(),
+            s.language.as_deref().unwrap_or(""),
+            &lists,
+            &attributes,
+        ]
+        .map(neutralise_formula);
         self.writer
-            .write_record([
-                s.email.as_str(),
-                s.name.as_str(),
-                s.language.as_deref().unwrap_or(""),
-                &lists.join("|"),
-                &attributes,
-            ])
+            .write_record(cells.iter().map(|c| c.as_bytes()))
             .map_err(write_error)
     }
 
@@ -653,6 +685,18 @@ mod tests {
             reader(b"email,name,Name\n"),
             Err(CsvError::DuplicateColumn { .. })
         ));
+    }
+
+    #[test]
+    fn formula_neutralising_is_reversed_exactly() {
+        for cell in [
+            "=1+1", "+1", "-x", "@A1", "\tx", "\rx", "'=x", "''=x", "'t Hooft", "'", "", "ana",
+        ] {
+            let written = neutralise_formula(cell);
+            assert!(!written.starts_with(FORMULA_START), "{cell:?}");
+            assert_eq!(restore_formula(&written), cell, "{cell:?}");
+        }
+        assert_eq!(restore_formula("'t Hooft"), "'t Hooft");
     }
 
     #[test]

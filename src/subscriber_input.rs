@@ -29,6 +29,12 @@ pub enum FieldError {
         "the name contains a line break or other control character; names must be one line of text"
     )]
     NameControl,
+    /// A character that is invisible or turns text around: in a `To:` line or a greeting it
+    /// makes a name show as something else (`\u{202E}` writes the rest backwards).
+    #[error(
+        "the name contains the invisible or direction-changing character U+{0:04X}; type the name again without it"
+    )]
+    NameInvisible(u32),
     /// Name over [`MAX_NAME_CHARS`].
     #[error("the name is {0} characters long; at most {MAX_NAME_CHARS} are allowed")]
     NameTooLong(usize),
@@ -64,10 +70,30 @@ pub enum FieldError {
     ListEntry(String),
 }
 
-/// A display name: trimmed, one line, not too long. Empty is allowed (unknown name).
+/// Characters a name may not hold although they are not control characters: line and
+/// paragraph separators, bidirectional overrides, embeddings and isolates, zero-width
+/// characters and the byte-order mark.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}'
+            | '\u{2029}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200B}'..='\u{200D}'
+            | '\u{2060}'
+            | '\u{FEFF}'
+    )
+}
+
+/// A display name: trimmed, one line, not too long, nothing invisible or direction-changing.
+/// Empty is allowed (unknown name).
 pub fn validate_name(raw: &str) -> Result<String, FieldError> {
     if raw.chars().any(char::is_control) {
         return Err(FieldError::NameControl);
+    }
+    if let Some(c) = raw.chars().find(|c| is_invisible(*c)) {
+        return Err(FieldError::NameInvisible(u32::from(c)));
     }
     let name = raw.trim();
     let count = name.chars().count();
@@ -226,6 +252,17 @@ mod tests {
             validate_name(&"x".repeat(257)),
             Err(FieldError::NameTooLong(257))
         ));
+        for c in [
+            '\u{2028}', '\u{2029}', '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{200B}',
+            '\u{200D}', '\u{FEFF}', '\u{2060}',
+        ] {
+            assert_eq!(
+                validate_name(&format!("Ana{c}Lima")),
+                Err(FieldError::NameInvisible(u32::from(c))),
+                "{c:?}"
+            );
+        }
+        assert_eq!(validate_name("Zoë Ñúñez"), Ok("Zoë Ñúñez".into()));
     }
 
     #[test]

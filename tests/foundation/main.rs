@@ -7,6 +7,7 @@ mod config;
 mod export;
 mod import;
 mod lists;
+mod names;
 mod pipes;
 mod sizes;
 mod store;
