@@ -95,6 +95,12 @@ pub enum SubscribersCommand {
         #[arg(long, value_name = "L")]
         list: Option<String>,
     },
+    /// Lift a blocklisting (after a bounce that was wrong, or an operator's mistake); the
+    /// subscriptions stay as they are
+    Unblock {
+        /// Address
+        email: String,
+    },
     /// Erase a subscriber's personal data (GDPR), keeping only a hash that blocks re-import
     Remove {
         /// Address
@@ -206,6 +212,7 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
             }
             Outcome::Success
         }
+        SubscribersCommand::Unblock { email } => unblock(ctx, &store, &email).await?,
         SubscribersCommand::Remove { email } => {
             let address = lookup(&email)?;
             store.erase(&address, "cli").await?;
@@ -661,19 +668,52 @@ async fn export(
     Ok(Outcome::Success)
 }
 
+/// A "not found" that names an erasure when the address was erased: only its hash is left.
+async fn not_found_or_erased(
+    store: &Store,
+    address: &Address,
+    error: crate::store::StoreError,
+) -> anyhow::Error {
+    match error {
+        crate::store::StoreError::SubscriberNotFound(_)
+            if store.is_erased(address).await.unwrap_or(false) =>
+        {
+            UsageError(format!(
+                "{address} was erased at the person's request; only a hash of the address is kept"
+            ))
+            .into()
+        }
+        e => e.into(),
+    }
+}
+
+async fn unblock(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outcome> {
+    let address = lookup(email)?;
+    let lifted = match store.unblock(&address, "cli").await {
+        Ok(lifted) => lifted,
+        Err(e) => return Err(not_found_or_erased(store, &address, e).await),
+    };
+    if !lifted {
+        return Err(UsageError(format!(
+            "{address} is not blocklisted; nothing to lift (see `bulletin subscribers show {address}`)"
+        ))
+        .into());
+    }
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({ "unblocked": address.as_str() }))?;
+    } else {
+        ctx.info(format!(
+            "{address} is no longer blocklisted; their subscriptions are as they were"
+        ));
+    }
+    Ok(Outcome::Success)
+}
+
 async fn show(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outcome> {
     let address = lookup(email)?;
     let subscriber = match store.subscriber(&address).await {
         Ok(s) => s,
-        Err(crate::store::StoreError::SubscriberNotFound(_))
-            if store.is_erased(&address).await? =>
-        {
-            return Err(UsageError(format!(
-                "{address} was erased at the person's request; only a hash of the address is kept"
-            ))
-            .into());
-        }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(not_found_or_erased(store, &address, e).await),
     };
     let subscriptions = store.subscriptions_of(subscriber.id).await?;
     let events = store.events_for(subscriber.id).await?;
