@@ -2,7 +2,7 @@
 //! glue that turns arguments into calls on the library. This is the only layer that uses
 //! `anyhow`; everything below returns its module's own error type.
 //!
-//! Exit codes (CLI.md): 0 success, 1 runtime failure, 2 usage or input error, 3 partial
+//! Exit codes (the README's table): 0 success, 1 runtime failure, 2 usage or input error, 3 partial
 //! success (some rows or recipients failed). [`exit_code`] maps an error to 1 or 2 by looking
 //! for an input error anywhere in its cause chain.
 
@@ -169,7 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let (mut config, warnings) = Config::load(cli.config.as_deref(), &env)?;
     if let Some(url) = &cli.database {
-        config.database.url = url.clone();
+        config.override_database_url(url)?;
     }
     for w in &warnings {
         if !cli.quiet {

@@ -9,6 +9,7 @@ mod import;
 mod lists;
 mod names;
 mod pipes;
+mod secrets;
 mod sizes;
 mod store;
 mod subscribers;
