@@ -127,6 +127,12 @@ impl Address {
         &self.full[self.at + 1..]
     }
 
+    /// Whether delivering to this address needs a relay that announces SMTPUTF8 (RFC 6531):
+    /// a non-ASCII local part. (The domain is always ASCII here, IDNA-encoded.)
+    pub fn needs_smtputf8(&self) -> bool {
+        !self.local_part().is_ascii()
+    }
+
     /// The identity of the subscriber: the whole address lower-cased.
     pub fn key(&self) -> String {
         self.full.to_lowercase()

@@ -280,6 +280,9 @@ async fn add(ctx: &Context, store: &Store, args: AddArgs) -> anyhow::Result<Outc
     let outcome = store
         .add_subscriber(&new, &lists, status, args.new_consent, "cli")
         .await?;
+    if address.needs_smtputf8() {
+        ctx.info(smtputf8_warning(1));
+    }
     if ctx.json {
         ctx.print_json(&outcome)?;
         return Ok(Outcome::Success);
@@ -358,9 +361,11 @@ async fn import(
     };
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     let mut stopped = None;
+    let mut non_ascii = 0u64;
     while let Some(row) = reader.next_row() {
         match row {
             Ok(Row::Record(record)) => {
+                non_ascii += u64::from(record.address.needs_smtputf8());
                 batch.push(record);
                 if batch.len() == IMPORT_BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
@@ -402,10 +407,14 @@ async fn import(
             "unchanged": report.unchanged,
             "rejected": report.rejected,
             "suppressed": report.suppressed,
+            "non_ascii_local_parts": non_ascii,
             "notes": notes,
         }))?;
     } else if !ctx.quiet {
         outln!("{}", summary(&report, dry_run))?;
+    }
+    if non_ascii > 0 {
+        ctx.info(smtputf8_warning(non_ascii));
     }
     Ok(if report.rejected > 0 {
         Outcome::Partial
@@ -485,6 +494,15 @@ impl BatchWriter {
         }
         Ok(self.report)
     }
+}
+
+/// The warning for addresses that only an SMTPUTF8 relay can deliver to. They are kept: the
+/// address is valid, and the relay decides.
+fn smtputf8_warning(count: u64) -> String {
+    format!(
+        "warning: {count} address(es) have a non-ASCII part before the @ (RFC 6531); only a relay \
+         that announces SMTPUTF8 can deliver to them (they are kept)"
+    )
 }
 
 fn summary(r: &ImportReport, dry_run: bool) -> String {

@@ -81,3 +81,34 @@ fn ip_literals_are_refused_unless_asked_for() {
     // Found again by the commands that look subscribers up.
     p.ok(&["subscribers", "show", "x@[192.0.2.1]"]);
 }
+
+/// Addresses with a non-ASCII local part (RFC 6531) are valid and kept, with a warning that
+/// counts them: only a relay that announces SMTPUTF8 can take them.
+#[test]
+fn non_ascii_local_parts_are_counted_in_a_warning() {
+    let p = Project::with_lists();
+    p.write(
+        "people.csv",
+        "email\njosé@example.org\nana@bücher.example\n李@example.org\n",
+    );
+    let (code, out, err) = p.run(&["subscribers", "import", "people.csv", "--list", "news"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "3 added, 0 updated, 0 unchanged, 0 rejected");
+    assert!(
+        err.contains("warning: 2 address(es) have a non-ASCII part before the @")
+            && err.contains("SMTPUTF8"),
+        "{err}"
+    );
+    let out = p.ok(&["--json", "subscribers", "import", "people.csv"]);
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(report["non_ascii_local_parts"], 2, "{out}");
+
+    let (code, _, err) = p.run(&["subscribers", "add", "zoë@example.org"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("SMTPUTF8"), "{err}");
+    let (_, _, err) = p.run(&["subscribers", "add", "zoe@bücher.example"]);
+    assert!(
+        !err.contains("SMTPUTF8"),
+        "an IDN domain needs no SMTPUTF8: {err}"
+    );
+}
