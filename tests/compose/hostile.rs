@@ -60,10 +60,9 @@ fn ten_thousand_quote_levels() {
 
 #[test]
 fn ten_thousand_list_levels() {
-    let body: String = (0..DEPTH)
-        .map(|i| format!("{}- item\n", "  ".repeat(i)))
-        .collect();
-    compose_survives(&body);
+    // `- - - item` opens a list in a list item on one line: 10,000 levels in 20 KB (indented
+    // lines would make a file of 100 MB, refused for its size before any parsing).
+    compose_survives(&format!("{}item\n", "- ".repeat(DEPTH)));
 }
 
 #[test]
