@@ -235,6 +235,8 @@ pub(crate) fn to_text(markdown: &str) -> String {
     let mut quote_depth = 0usize;
     let mut links: Vec<String> = Vec::new();
     let mut heading: Option<HeadingLevel> = None;
+    // How many inline elements whose content is dropped (script, style…) are open.
+    let mut dropping = 0usize;
 
     let flush = |out: &mut String,
                  inline: &mut String,
@@ -336,6 +338,20 @@ pub(crate) fn to_text(markdown: &str) -> String {
             }
             Event::Start(Tag::Image { .. }) => inline.push('['),
             Event::End(TagEnd::Image) => inline.push(']'),
+            // Inside inline <script>, <style> and the like: code the sanitiser drops from the
+            // HTML part, not text for readers.
+            Event::InlineHtml(html) => {
+                for tag in sanitise::tags(&html) {
+                    if sanitise::DROPPED_WITH_CONTENT.contains(&tag.name.as_str()) {
+                        dropping = if tag.closing {
+                            dropping.saturating_sub(1)
+                        } else {
+                            dropping + 1
+                        };
+                    }
+                }
+            }
+            Event::Text(_) | Event::Code(_) if dropping > 0 => {}
             Event::Text(t) | Event::Code(t) => inline.push_str(&t),
             Event::SoftBreak => inline.push(' '),
             Event::HardBreak => inline.push('\n'),

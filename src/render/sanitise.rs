@@ -67,7 +67,7 @@ const TAGS: &[&str] = &[
 
 /// Elements removed together with everything inside them: their content is code or a
 /// document of its own, never text meant for the reader.
-const DROPPED_WITH_CONTENT: &[&str] = &[
+pub(crate) const DROPPED_WITH_CONTENT: &[&str] = &[
     "script", "style", "iframe", "object", "noscript", "noembed", "noframes", "template", "svg",
     "math", "xmp",
 ];

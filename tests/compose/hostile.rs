@@ -132,6 +132,10 @@ fn raw_html_is_sanitised_and_reported() {
             assert!(html.contains("color:red") || html.contains("color: red"));
             assert!(html.contains("alt=\"fine\""), "{lang}/{file}");
         }
+        // Nor does script text reach the text part.
+        let text = std::fs::read_to_string(folder.join("email.txt")).expect("text part");
+        assert!(!text.contains("alert("), "{lang}/email.txt: {text}");
+        assert!(text.contains("bold"), "{lang}/email.txt");
         // The MJML block was not left: no mj-raw of the article's own in the MJML.
         let mjml = std::fs::read_to_string(folder.join("email.mjml")).expect("mjml");
         let count = |s: &str| mjml.matches(s).count();
