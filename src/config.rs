@@ -48,6 +48,18 @@ pub enum ConfigError {
         /// "; did you mean `x`?" and the list of valid keys.
         hint: String,
     },
+    /// A `[section]` that bulletin does not know.
+    #[error("{path}:{line}: unknown section [{section}]{hint}")]
+    UnknownSection {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the header.
+        line: usize,
+        /// The section as written.
+        section: String,
+        /// "; did you mean [x]?" and the list of sections.
+        hint: String,
+    },
     /// A value that parses but makes no sense (a URL of the wrong scheme, a zero pool, ...).
     #[error("{origin}: {message}")]
     Invalid {
@@ -126,6 +138,10 @@ pub struct Config {
     /// The file this came from, `None` when no file was found and defaults apply.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// `section.key` of each value an environment variable set, so that an error about it
+    /// names the variable rather than a file that does not hold it.
+    #[serde(skip)]
+    from_env: std::collections::BTreeSet<String>,
 }
 
 /// `[list]`: who the newsletter is from, shown in headers and every footer.
@@ -450,6 +466,9 @@ impl Config {
                     .parse::<u64>()
                     .map_err(|_| invalid(format!("`{v}` is not a whole number")))
             };
+            if let Some(key) = env_key(rest) {
+                self.from_env.insert(key);
+            }
             match rest {
                 "CONFIG" | "LOG" => {}
                 "DATABASE_URL" => self.database.url = value.clone(),
@@ -462,7 +481,7 @@ impl Config {
                 "LIST_PUBLIC_URL" => self.list.public_url = value.clone(),
                 "SMTP_URL" => self.smtp.url = value.clone(),
                 "SMTP_USERNAME" => self.smtp.username = Some(value.clone()),
-                "SMTP_PASSWORD" => self.smtp.password = Some(Secret::new(value.clone())),
+                "SMTP_PASSWORD" => self.smtp.password = Some(secret_from_env(name, value)?),
                 "SMTP_PASSWORD_FILE" => self.smtp.password_file = Some(value.into()),
                 "SMTP_POOL" => {
                     self.smtp.pool =
@@ -506,7 +525,7 @@ impl Config {
                     }
                 }
                 "SERVER_LISTEN" => self.server.listen = value.clone(),
-                "SECRET" => self.server.secret = Some(Secret::new(value.clone())),
+                "SECRET" => self.server.secret = Some(secret_from_env(name, value)?),
                 "SERVER_SECRET_FILE" => self.server.secret_file = Some(value.into()),
                 // A path list, like PATH: `old.key:older.key`.
                 "SERVER_PREVIOUS_SECRET_FILES" => {
@@ -576,12 +595,50 @@ impl Config {
         }
     }
 
-    /// Where a value came from, for messages: the file and key, or the defaults.
+    /// Where a value came from, for messages: the environment variable that set it, else the
+    /// file and key, or the defaults.
     fn origin(&self, section: &str, key: &str) -> String {
+        if self.from_env.contains(&format!("{section}.{key}")) {
+            return format!("BULLETIN_{section}_{key}").to_uppercase();
+        }
         match &self.source {
             Some(p) => format!("{} [{section}] {key}", p.display()),
             None => format!("[{section}] {key}"),
         }
+    }
+
+    /// Replaces the database URL with the one given by `--database`, checked as the file's.
+    pub fn override_database_url(&mut self, url: &str) -> Result<(), ConfigError> {
+        self.database.url = url.to_string();
+        self.validate_database("--database (or BULLETIN_DATABASE_URL)".into())
+    }
+
+    /// The database URL: no credentials (checked first, so that no message prints them), and
+    /// a scheme the store supports.
+    fn validate_database(&self, origin: String) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            origin: origin.clone(),
+            message,
+        };
+        let db = &self.database.url;
+        if has_userinfo(db) {
+            return Err(invalid(format!(
+                "`{}` holds a user name or password; bulletin never takes credentials in a URL, \
+                 where they end up in logs and error messages (and a sqlite:// file needs none): \
+                 remove them",
+                redact_url(db)
+            )));
+        }
+        if !db.starts_with("sqlite:") {
+            return Err(invalid(if db.starts_with("postgres") {
+                format!(
+                    "`{db}`: PostgreSQL is not supported yet; use a sqlite:// URL such as sqlite://bulletin.db"
+                )
+            } else {
+                format!("`{db}` is not a database URL; use sqlite://bulletin.db")
+            }));
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -589,16 +646,19 @@ impl Config {
             origin: self.origin(section, key),
             message,
         };
-        let db = &self.database.url;
-        if !db.starts_with("sqlite:") {
-            let message = if db.starts_with("postgres") {
+        self.validate_database(self.origin("database", "url"))?;
+        // Credentials first, so that no later message can print them.
+        if has_userinfo(&self.smtp.url) {
+            return Err(invalid(
+                "smtp",
+                "url",
                 format!(
-                    "`{db}`: PostgreSQL is not supported yet; use a sqlite:// URL such as sqlite://bulletin.db"
-                )
-            } else {
-                format!("`{db}` is not a database URL; use sqlite://bulletin.db")
-            };
-            return Err(invalid("database", "url", message));
+                    "`{}` holds a user name or password; bulletin never takes credentials in a \
+                     URL, where they end up in logs and error messages: set [smtp] username, and \
+                     the password in BULLETIN_SMTP_PASSWORD or a file named by [smtp] password_file",
+                    redact_url(&self.smtp.url)
+                ),
+            ));
         }
         let smtp = &self.smtp.url;
         if !(smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {
@@ -750,7 +810,66 @@ fn read_secret_file(
         source,
     })?;
     // Files written with `echo` end in a newline that is not part of the secret.
-    Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n']))))
+    let secret = text.trim_end_matches(['\r', '\n']);
+    if secret.trim().is_empty() {
+        return Err(ConfigError::Invalid {
+            origin: path.display().to_string(),
+            message: format!(
+                "is empty or holds only whitespace; write {what} into it (e.g. `openssl rand -hex 32`)"
+            ),
+        });
+    }
+    Ok(Some(Secret::new(secret)))
+}
+
+/// A secret from the environment; one that is empty or only whitespace is refused rather
+/// than used (an `export X= ` by mistake would otherwise sign links with nothing).
+fn secret_from_env(name: &str, value: &str) -> Result<Secret, ConfigError> {
+    if value.trim().is_empty() {
+        return Err(ConfigError::Invalid {
+            origin: name.to_string(),
+            message: "is set but empty or only whitespace; set the secret itself, or unset the \
+                      variable"
+                .into(),
+        });
+    }
+    Ok(Secret::new(value))
+}
+
+/// `section.key` for a `BULLETIN_SECTION_KEY` variable name (after `BULLETIN_`), when it
+/// names a key of the file.
+fn env_key(rest: &str) -> Option<String> {
+    KNOWN_KEYS.iter().find_map(|(section, keys)| {
+        let key = rest
+            .strip_prefix(&section.to_uppercase())?
+            .strip_prefix('_')?;
+        keys.iter()
+            .find(|k| k.to_uppercase() == key)
+            .map(|k| format!("{section}.{k}"))
+    })
+}
+
+/// The `user:password@` part of a URL's authority, if it has one.
+fn userinfo(url: &str) -> Option<(usize, usize)> {
+    let start = url.find("://").map(|i| i + 3)?;
+    let authority_len = url[start..]
+        .find(['/', '?', '#'])
+        .unwrap_or(url.len() - start);
+    let at = url[start..start + authority_len].rfind('@')?;
+    Some((start, start + at))
+}
+
+/// Whether `url` carries a user name or password.
+fn has_userinfo(url: &str) -> bool {
+    userinfo(url).is_some()
+}
+
+/// `url` with its user name and password replaced, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    match userinfo(url) {
+        Some((start, at)) => format!("{}[redacted]{}", &url[..start], &url[at..]),
+        None => url.to_string(),
+    }
 }
 
 /// 1-based line number of byte `offset` in `text`.
@@ -764,7 +883,8 @@ fn syntax_error(e: &toml::de::Error, text: &str, path: &Path) -> ConfigError {
         path: path.to_path_buf(),
         line,
         message: format!(
-            "{}; see CLI.md or `bulletin init` for a valid file",
+            "{}; see the README's Configuration section, or run `bulletin init` in an empty \
+             folder for a commented example",
             e.message().trim()
         ),
     }
@@ -776,7 +896,20 @@ fn unknown_key_error(e: &toml::de::Error, text: &str, path: &Path) -> Option<Con
     let rest = message.strip_prefix("unknown field `")?;
     let key = rest.split('`').next()?.to_string();
     let offset = e.span().map_or(0, |s| s.start);
-    let section = section_at(text, offset);
+    let section = section_at(text, offset).filter(|s| !s.is_empty());
+    let names: Vec<&str> = KNOWN_KEYS.iter().map(|(s, _)| *s).collect();
+    if section.is_none() && is_table_header(text, offset) {
+        let hint = closest(&key, &names)
+            .map(|best| format!("; did you mean [{best}]?"))
+            .unwrap_or_default();
+        let all: Vec<String> = names.iter().map(|n| format!("[{n}]")).collect();
+        return Some(ConfigError::UnknownSection {
+            path: path.to_path_buf(),
+            line: line_of(text, offset),
+            section: key,
+            hint: format!("{hint} (the sections are {})", all.join(", ")),
+        });
+    }
     let candidates: Vec<&str> = match section.as_deref() {
         None => KNOWN_KEYS.iter().map(|(s, _)| *s).collect(),
         Some(s) => KNOWN_KEYS
@@ -799,6 +932,14 @@ fn unknown_key_error(e: &toml::de::Error, text: &str, path: &Path) -> Option<Con
         section: section.map_or_else(|| "the top level".to_string(), |s| format!("[{s}]")),
         hint,
     })
+}
+
+/// Whether the line holding `offset` is a `[table]` header.
+fn is_table_header(text: &str, offset: usize) -> bool {
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    text[start..].trim_start().starts_with('[')
 }
 
 /// The `[section]` header in force at `offset`, if any.

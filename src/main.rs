@@ -21,6 +21,9 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(args)) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Partial) => ExitCode::from(3),
+        // The reader of our output went away (`bulletin subscribers list | head`): it has what
+        // it wanted, and there is nobody left to tell. End quietly, as `cat` does.
+        Err(error) if cli::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", cli::describe(&error));
             ExitCode::from(cli::exit_code(&error))

@@ -21,12 +21,18 @@ use serde_json::{Map, Value};
 use crate::address::Address;
 use crate::store::{ImportRecord, List, Subscriber, SubscriptionStatus};
 use crate::subscriber_input::{
-    check_attribute, parse_attributes, parse_list_entry, validate_language, validate_name,
+    attributes_json, check_attribute, parse_attributes, parse_list_entry, validate_language,
+    validate_name,
 };
 
-/// Longest accepted cell outside `attributes`, in bytes: far above any real name or tag, far
-/// below what would let one row exhaust memory or the database.
+/// Longest accepted cell outside `attributes` and `lists`, in bytes: far above any real name
+/// or tag, far below what would let one row exhaust memory or the database.
 pub const MAX_CELL_BYTES: usize = 4 * 1024;
+/// Longest accepted `lists` cell: a subscriber may be on every list, and each name may be 64
+/// characters, so an export of someone on a few hundred lists must still import.
+pub const MAX_LISTS_CELL_BYTES: usize = 256 * 1024;
+/// Most columns a file may have: the known ones and, at most, one per attribute.
+pub const MAX_COLUMNS: usize = 8 + crate::subscriber_input::MAX_ATTRIBUTES;
 
 /// Problems with the file as a whole. Each names the file and says how to fix it.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +89,17 @@ pub enum CsvError {
         /// The columns that were there.
         found: String,
     },
+    /// More columns than a subscriber can have fields and attributes.
+    #[error(
+        "{path}:1: the header has {count} columns; at most {MAX_COLUMNS} are allowed (email, name, lang, lists, attributes and up to {} attribute columns)",
+        crate::subscriber_input::MAX_ATTRIBUTES
+    )]
+    TooManyColumns {
+        /// The file.
+        path: PathBuf,
+        /// How many there are.
+        count: usize,
+    },
     /// The same column twice.
     #[error("{path}:1: the column `{column}` appears twice in the header; remove or rename one")]
     DuplicateColumn {
@@ -109,9 +126,9 @@ pub enum CsvError {
         /// What happened.
         message: String,
     },
-    /// Writing the export failed.
+    /// Writing the export failed (the I/O error is kept, so that a closed pipe is recognised).
     #[error("cannot write CSV: {0}")]
-    Write(String),
+    Write(#[source] std::io::Error),
 }
 
 /// What one data row turned into.
@@ -152,6 +169,8 @@ pub struct ImportReader {
     extra_lists: Vec<Arc<List>>,
     /// Blank lines skipped before the header, which the CSV parser never saw.
     line_offset: u64,
+    /// Whether `name@[192.0.2.1]` is accepted (`--allow-ip-literal`).
+    allow_ip_literal: bool,
 }
 
 impl ImportReader {
@@ -237,7 +256,13 @@ impl ImportReader {
                 .map(|l| (l.name.clone(), Arc::new(l)))
                 .collect(),
             extra_lists: extra_lists.into_iter().map(Arc::new).collect(),
+            allow_ip_literal: false,
         })
+    }
+
+    /// Accepts IP literals as domains (`name@[192.0.2.1]`), refused by default.
+    pub fn allow_ip_literal(&mut self, allow: bool) {
+        self.allow_ip_literal = allow;
     }
 
     /// The next row, `None` at the end of the file, or an error that stops the import.
@@ -269,10 +294,10 @@ impl ImportReader {
 
     fn cell(&self, index: usize, column: &str) -> Result<&str, String> {
         let bytes = self.record.get(index).unwrap_or(b"");
-        let limit = if column == "attributes" {
-            crate::subscriber_input::MAX_ATTRIBUTES_BYTES
-        } else {
-            MAX_CELL_BYTES
+        let limit = match column {
+            "attributes" => crate::subscriber_input::MAX_ATTRIBUTES_CELL_BYTES,
+            "lists" => MAX_LISTS_CELL_BYTES,
+            _ => MAX_CELL_BYTES,
         };
         if bytes.len() > limit {
             return Err(format!(
@@ -280,7 +305,7 @@ impl ImportReader {
                 bytes.len()
             ));
         }
-        std::str::from_utf8(bytes).map_err(|e| {
+        std::str::from_utf8(bytes).map(restore_formula).map_err(|e| {
             let bad = bytes.get(e.valid_up_to()).copied().unwrap_or(0);
             format!(
                 "column `{column}` is not UTF-8 (byte 0x{bad:02X}, probably Latin-1 or Windows-1252); re-save the file as CSV UTF-8"
@@ -298,7 +323,8 @@ impl ImportReader {
             ));
         }
         let email = self.cell(c.email, "email")?;
-        let address = Address::parse(email).map_err(|e| format!("invalid address: {e}"))?;
+        let address = Address::parse_with(email, self.allow_ip_literal)
+            .map_err(|e| format!("invalid address: {e}"))?;
         let name = match c.name {
             Some(i) => Some(validate_name(self.cell(i, "name")?).map_err(|e| e.to_string())?),
             None => None,
@@ -341,6 +367,7 @@ impl ImportReader {
                 lists.push((Arc::clone(list), None));
             }
         }
+        let attributes_json = attributes_json(&attributes).map_err(|e| e.to_string())?;
         // Checked last, so that a bad row does not mark its address as seen.
         let key = address.key();
         let mut hasher = DefaultHasher::new();
@@ -352,8 +379,6 @@ impl ImportReader {
             ));
         }
         self.seen.insert(fingerprint, line);
-        // Serialising a map of strings cannot fail; the fallback is never used.
-        let attributes_json = serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into());
         Ok(ImportRecord {
             line,
             address,
@@ -365,6 +390,43 @@ impl ImportReader {
             lists,
         })
     }
+}
+
+/// First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection):
+/// an address such as `=cmd|'/Ccalc'!A0@example.org` is valid, and a name is anything.
+const FORMULA_START: &[char] = &['=', '+', '-', '@', '\t', '\r'];
+
+/// Whether `cell`, after any leading `'`s, starts like a formula.
+fn formula_like(cell: &str) -> bool {
+    cell.trim_start_matches('\'').starts_with(FORMULA_START)
+}
+
+/// The cell as export writes it: a `'` in front of a formula-like cell, which spreadsheets
+/// show as text and never run. Cells already starting with `'` and then a formula get one
+/// more, so that [`restore_formula`] can take exactly one away: the round trip is exact.
+fn neutralise_formula(cell: &str) -> std::borrow::Cow<'_, str> {
+    if formula_like(cell) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
+/// The inverse of [`neutralise_formula`]: one `'` less before a formula-like rest. A cell
+/// like `'t Hooft` is left alone.
+fn restore_formula(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if formula_like(rest) => rest,
+        _ => cell,
+    }
+}
+
+/// A CSV write error with its I/O error unwrapped, so that a closed pipe stays recognisable.
+fn write_error(e: csv::Error) -> CsvError {
+    CsvError::Write(match e.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        other => std::io::Error::other(format!("{other:?}")),
+    })
 }
 
 fn read_error(path: &Path, line: u64, e: &csv::Error) -> CsvError {
@@ -407,6 +469,12 @@ fn parse_header(path: &Path, header: &csv::ByteRecord) -> Result<Columns, CsvErr
             path: path.to_path_buf(),
         })?;
         names.push(text.trim().to_string());
+    }
+    if names.len() > MAX_COLUMNS {
+        return Err(CsvError::TooManyColumns {
+            path: path.to_path_buf(),
+            count: names.len(),
+        });
     }
     let mut columns = Columns {
         count: names.len(),
@@ -476,7 +544,7 @@ impl<W: Write> ExportWriter<W> {
         let mut writer = csv::Writer::from_writer(out);
         writer
             .write_record(["email", "name", "lang", "lists", "attributes"])
-            .map_err(|e| CsvError::Write(e.to_string()))?;
+            .map_err(write_error)?;
         Ok(Self {
             writer,
             lists: lists.into_iter().map(|l| (l.name.clone(), l)).collect(),
@@ -505,22 +573,23 @@ impl<W: Write> ExportWriter<W> {
             Value::Object(m) if m.is_empty() => String::new(),
             v => v.to_string(),
         };
+        let lists = lists.join("|");
+        let cells = [
+            s.email.as_str(),
+            s.name.as_str(),
+            s.language.as_deref().unwrap_or(""),
+            &lists,
+            &attributes,
+        ]
+        .map(neutralise_formula);
         self.writer
-            .write_record([
-                s.email.as_str(),
-                s.name.as_str(),
-                s.language.as_deref().unwrap_or(""),
-                &lists.join("|"),
-                &attributes,
-            ])
-            .map_err(|e| CsvError::Write(e.to_string()))
+            .write_record(cells.iter().map(|c| c.as_bytes()))
+            .map_err(write_error)
     }
 
     /// Flushes what is buffered.
     pub fn finish(mut self) -> Result<(), CsvError> {
-        self.writer
-            .flush()
-            .map_err(|e| CsvError::Write(e.to_string()))
+        self.writer.flush().map_err(CsvError::Write)
     }
 }
 
@@ -616,6 +685,18 @@ mod tests {
             reader(b"email,name,Name\n"),
             Err(CsvError::DuplicateColumn { .. })
         ));
+    }
+
+    #[test]
+    fn formula_neutralising_is_reversed_exactly() {
+        for cell in [
+            "=1+1", "+1", "-x", "@A1", "\tx", "\rx", "'=x", "''=x", "'t Hooft", "'", "", "ana",
+        ] {
+            let written = neutralise_formula(cell);
+            assert!(!written.starts_with(FORMULA_START), "{cell:?}");
+            assert_eq!(restore_formula(&written), cell, "{cell:?}");
+        }
+        assert_eq!(restore_formula("'t Hooft"), "'t Hooft");
     }
 
     #[test]

@@ -11,8 +11,15 @@ use crate::store::SubscriptionStatus;
 
 /// Longest accepted display name, in characters.
 pub const MAX_NAME_CHARS: usize = 256;
-/// Largest accepted attributes object, in bytes of JSON.
+/// Largest accepted attributes object of one subscriber, in bytes of its stored (compact)
+/// JSON: the form `export` writes, so that whatever is stored imports back.
 pub const MAX_ATTRIBUTES_BYTES: usize = 64 * 1024;
+/// Most attributes one subscriber may have (template variables, not a database).
+pub const MAX_ATTRIBUTES: usize = 100;
+/// Largest `attributes` cell read before parsing it. Larger than [`MAX_ATTRIBUTES_BYTES`]
+/// because a hand-written cell may hold spaces or number forms (`1e3`) that the stored form
+/// drops or writes otherwise; the stored form is what [`MAX_ATTRIBUTES_BYTES`] bounds.
+pub const MAX_ATTRIBUTES_CELL_BYTES: usize = 2 * MAX_ATTRIBUTES_BYTES;
 
 /// Why a field was refused. Messages say what would be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +29,12 @@ pub enum FieldError {
         "the name contains a line break or other control character; names must be one line of text"
     )]
     NameControl,
+    /// A character that is invisible or turns text around: in a `To:` line or a greeting it
+    /// makes a name show as something else (`\u{202E}` writes the rest backwards).
+    #[error(
+        "the name contains the invisible or direction-changing character U+{0:04X}; type the name again without it"
+    )]
+    NameInvisible(u32),
     /// Name over [`MAX_NAME_CHARS`].
     #[error("the name is {0} characters long; at most {MAX_NAME_CHARS} are allowed")]
     NameTooLong(usize),
@@ -35,8 +48,15 @@ pub enum FieldError {
     #[error("attributes must be a JSON object such as {{\"city\": \"Dhaka\"}}, not {0}")]
     AttributesNotObject(&'static str),
     /// Over [`MAX_ATTRIBUTES_BYTES`].
-    #[error("attributes are {0} bytes long; at most {MAX_ATTRIBUTES_BYTES} are allowed")]
+    #[error(
+        "attributes are {0} bytes long; at most {MAX_ATTRIBUTES_BYTES} are allowed: keep fewer or shorter values"
+    )]
     AttributesTooLarge(usize),
+    /// Over [`MAX_ATTRIBUTES`].
+    #[error(
+        "{0} attributes; at most {MAX_ATTRIBUTES} are allowed per subscriber: drop the columns templates do not use"
+    )]
+    TooManyAttributes(usize),
     /// A control character in an attribute key or value.
     #[error("attribute `{0}` contains a line break or other control character")]
     AttributeControl(String),
@@ -50,10 +70,30 @@ pub enum FieldError {
     ListEntry(String),
 }
 
-/// A display name: trimmed, one line, not too long. Empty is allowed (unknown name).
+/// Characters a name may not hold although they are not control characters: line and
+/// paragraph separators, bidirectional overrides, embeddings and isolates, zero-width
+/// characters and the byte-order mark.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}'
+            | '\u{2029}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200B}'..='\u{200D}'
+            | '\u{2060}'
+            | '\u{FEFF}'
+    )
+}
+
+/// A display name: trimmed, one line, not too long, nothing invisible or direction-changing.
+/// Empty is allowed (unknown name).
 pub fn validate_name(raw: &str) -> Result<String, FieldError> {
     if raw.chars().any(char::is_control) {
         return Err(FieldError::NameControl);
+    }
+    if let Some(c) = raw.chars().find(|c| is_invisible(*c)) {
+        return Err(FieldError::NameInvisible(u32::from(c)));
     }
     let name = raw.trim();
     let count = name.chars().count();
@@ -100,7 +140,7 @@ pub fn parse_attributes(raw: &str) -> Result<Map<String, Value>, FieldError> {
     if raw.is_empty() {
         return Ok(Map::new());
     }
-    if raw.len() > MAX_ATTRIBUTES_BYTES {
+    if raw.len() > MAX_ATTRIBUTES_CELL_BYTES {
         return Err(FieldError::AttributesTooLarge(raw.len()));
     }
     let value: Value =
@@ -111,7 +151,25 @@ pub fn parse_attributes(raw: &str) -> Result<Map<String, Value>, FieldError> {
     for (key, value) in &map {
         check_attribute(key, value)?;
     }
+    attributes_json(&map)?;
     Ok(map)
+}
+
+/// The JSON text stored for a subscriber's attributes, once the whole set is within
+/// [`MAX_ATTRIBUTES`] and [`MAX_ATTRIBUTES_BYTES`]. Every door (`add --attr`, each import
+/// row after its extra columns are merged) calls this, so nothing is stored that an export
+/// could not carry back in.
+pub fn attributes_json(map: &Map<String, Value>) -> Result<String, FieldError> {
+    if map.len() > MAX_ATTRIBUTES {
+        return Err(FieldError::TooManyAttributes(map.len()));
+    }
+    // Serialising a map of JSON values cannot fail: keys are strings, there are no floats
+    // that JSON cannot hold (serde_json refuses NaN at parse time).
+    let text = serde_json::to_string(map).unwrap_or_else(|_| "{}".into());
+    if text.len() > MAX_ATTRIBUTES_BYTES {
+        return Err(FieldError::AttributesTooLarge(text.len()));
+    }
+    Ok(text)
 }
 
 /// Checks one attribute: neither its key nor any string inside its value may hold a control
@@ -194,6 +252,17 @@ mod tests {
             validate_name(&"x".repeat(257)),
             Err(FieldError::NameTooLong(257))
         ));
+        for c in [
+            '\u{2028}', '\u{2029}', '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{200B}',
+            '\u{200D}', '\u{FEFF}', '\u{2060}',
+        ] {
+            assert_eq!(
+                validate_name(&format!("Ana{c}Lima")),
+                Err(FieldError::NameInvisible(u32::from(c))),
+                "{c:?}"
+            );
+        }
+        assert_eq!(validate_name("Zoë Ñúñez"), Ok("Zoë Ñúñez".into()));
     }
 
     #[test]

@@ -127,9 +127,9 @@ fn location(error: &anyhow::Error) -> (Option<String>, Option<usize>) {
                 | ContentError::Invalid { path, line, .. } => {
                     (Some(path.display().to_string()), Some(*line))
                 }
-                ContentError::Read { path, .. } | ContentError::NotAnEdition { path } => {
-                    (Some(path.display().to_string()), None)
-                }
+                ContentError::Read { path, .. }
+                | ContentError::TooLarge { path, .. }
+                | ContentError::NotAnEdition { path } => (Some(path.display().to_string()), None),
             };
         }
         if let Some(e) = cause.downcast_ref::<RenderError>() {
@@ -137,6 +137,7 @@ fn location(error: &anyhow::Error) -> (Option<String>, Option<usize>) {
                 RenderError::Template { file, line, .. } | RenderError::Mjml { file, line, .. } => {
                     (Some(file.clone()), *line)
                 }
+                RenderError::TooDeep { file, line, .. } => (Some(file.clone()), Some(*line)),
                 RenderError::Read { path, .. } => (Some(path.display().to_string()), None),
                 RenderError::UnknownLayout { manifest, .. } => {
                     (Some(manifest.display().to_string()), None)

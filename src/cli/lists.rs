@@ -63,6 +63,7 @@ pub(crate) async fn run(ctx: &Context, cmd: ListsCommand) -> anyhow::Result<Outc
                             l.confirmed.to_string(),
                             l.unconfirmed.to_string(),
                             l.unsubscribed.to_string(),
+                            l.blocklisted.to_string(),
                             l.created_at.clone(),
                         ]
                     })
@@ -74,10 +75,11 @@ pub(crate) async fn run(ctx: &Context, cmd: ListsCommand) -> anyhow::Result<Outc
                         "confirmed",
                         "unconfirmed",
                         "unsubscribed",
+                        "blocklisted",
                         "created",
                     ],
                     &rows,
-                );
+                )?;
             }
         }
         ListsCommand::Remove { name, force } => {

@@ -2,7 +2,7 @@
 //! glue that turns arguments into calls on the library. This is the only layer that uses
 //! `anyhow`; everything below returns its module's own error type.
 //!
-//! Exit codes (CLI.md): 0 success, 1 runtime failure, 2 usage or input error, 3 partial
+//! Exit codes (the README's table): 0 success, 1 runtime failure, 2 usage or input error, 3 partial
 //! success (some rows or recipients failed). [`exit_code`] maps an error to 1 or 2 by looking
 //! for an input error anywhere in its cause chain.
 
@@ -15,7 +15,7 @@ mod send;
 mod serve;
 mod subscribers;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -23,6 +23,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 use crate::store::{Store, StoreError};
+pub use output::is_broken_pipe;
+use output::outln;
 
 /// Compose newsletter editions from article records and mail them to subscriber lists,
 /// exactly once per subscriber.
@@ -131,7 +133,9 @@ impl Context {
     /// A progress or summary line on stderr, unless `--quiet`.
     pub(crate) fn info(&self, message: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", message.as_ref());
+            // Not `eprintln!`, which panics when stderr is a pipe nobody reads any more
+            // (`2>&1 | head`); a progress line that cannot be shown is not worth a crash.
+            let _ = writeln!(std::io::stderr().lock(), "{}", message.as_ref());
         }
     }
 
@@ -145,7 +149,7 @@ impl Context {
     /// Prints `value` as JSON on stdout.
     pub(crate) fn print_json(&self, value: &impl serde::Serialize) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(value).context("cannot encode JSON output")?;
-        println!("{text}");
+        outln!("{text}")?;
         Ok(())
     }
 }
@@ -156,7 +160,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match &cli.command {
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
-            clap_complete::generate(*shell, &mut cmd, "bulletin", &mut std::io::stdout());
+            // Into a buffer first: clap_complete panics when its writer fails (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "bulletin", &mut script);
+            std::io::stdout().lock().write_all(&script)?;
             return Ok(Outcome::Success);
         }
         Command::Manpage { out } => {
@@ -169,7 +176,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let (mut config, warnings) = Config::load(cli.config.as_deref(), &env)?;
     if let Some(url) = &cli.database {
-        config.database.url = url.clone();
+        config.override_database_url(url)?;
     }
     for w in &warnings {
         if !cli.quiet {

@@ -1,8 +1,41 @@
-//! Plain-text tables for terminals.
+//! Everything the commands print on standard output: lines, JSON and plain-text tables.
+//!
+//! `println!` panics when the reader of a pipe has gone (`bulletin subscribers list | head`).
+//! Printing here returns the error instead; `main` ends quietly on a broken pipe (see
+//! [`is_broken_pipe`]), as `cat` or `grep` do when `head` has read enough.
+
+use std::io::Write as _;
+
+/// Writes one line (the formatted arguments and a newline) to standard output.
+pub(crate) fn write_line(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)?;
+    out.write_all(b"\n")
+}
+
+/// `println!` that returns `std::io::Result<()>` instead of panicking: `outln!("{x}")?`.
+macro_rules! outln {
+    () => {
+        $crate::cli::output::write_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
+/// True when `error` is, or was caused by, a write to a pipe whose reader has gone.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 /// Prints rows under headers, columns padded to their widest cell. Long cells are cut with `…`
 /// on a terminal, where a table that wraps is unreadable; piped output keeps every character.
-pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
     let cut = super::stdout_is_terminal();
     let shorten = |s: &str| -> String {
         const MAX: usize = 48;
@@ -45,8 +78,10 @@ pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
         out
     };
     let header: Vec<String> = headers.iter().map(|h| h.to_uppercase()).collect();
-    println!("{}", line(&header));
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "{}", line(&header))?;
     for row in &cells {
-        println!("{}", line(row));
+        writeln!(out, "{}", line(row))?;
     }
+    out.flush()
 }

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use super::compose::{ThemeArgs, identity, templates_dir};
-use super::output::print_table;
+use super::output::{outln, print_table};
 use super::{Context, Outcome, UsageError};
 use crate::content::Edition;
 use crate::delivery::{
@@ -138,11 +138,11 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
     };
     if !args.yes && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
         let languages: Vec<&str> = rendered.variants.keys().map(String::as_str).collect();
-        println!(
+        outln!(
             "Send \"{default_subject}\" to {audience} subscriber(s) of {} ({}) through {relay_text}? [y/N] ",
             list.name,
             languages.join(", ")
-        );
+        )?;
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
@@ -228,7 +228,9 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
             "totals": counts,
         }))?;
     } else if !ctx.quiet {
-        println!(
+        // Ignored when the reader has gone: the exit code below, not this line, tells how the
+        // run ended, and a closed pipe must not turn a paused campaign into a quiet success.
+        let _ = outln!(
             "campaign #{}: {} sent, {} failed, {} skipped, {} waiting (this run: {} sent in {:.1} s, {:.0}/s, {:.1} MB)",
             campaign.id,
             counts.sent,
@@ -542,14 +544,14 @@ async fn dry_run(
             .iter()
             .map(|(l, n)| format!("{l}: {n}"))
             .collect();
-        println!(
+        outln!(
             "dry run: {count} message(s) for list {} ({}), {:.1} MB in all, largest {:.0} KB, built in {:.2} s; nothing delivered or recorded",
             list.name,
             langs.join(", "),
             bytes as f64 / 1e6,
             largest as f64 / 1024.0,
             seconds
-        );
+        )?;
     }
     Ok(Outcome::Success)
 }
@@ -654,7 +656,7 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
                         "waiting", "created",
                     ],
                     &rows,
-                );
+                )?;
             }
         }
         CampaignsCommand::Show { id, all } => {
@@ -666,36 +668,42 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
                     &serde_json::json!({ "campaign": c, "counts": n, "deliveries": rows }),
                 )?;
             } else {
-                println!(
+                outln!(
                     "campaign #{}: {} → {} ({})",
-                    c.id, c.edition_slug, c.list_name, c.status
-                );
-                println!("subject:  {}", c.subject);
+                    c.id,
+                    c.edition_slug,
+                    c.list_name,
+                    c.status
+                )?;
+                outln!("subject:  {}", c.subject)?;
                 let sender = store.live_lease(id).await?;
                 // Rows in flight are uncertain only once no live sender holds them.
                 let (in_flight, uncertain) = match &sender {
                     Some(_) => (n.sending, n.uncertain),
                     None => (0, n.uncertain + n.sending),
                 };
-                println!(
+                outln!(
                     "total {}: {} sent, {} failed, {} skipped, {} queued, {in_flight} in flight, {uncertain} uncertain (the relay may have them)",
                     n.total(),
                     n.sent,
                     n.failed,
                     n.skipped,
                     n.queued,
-                );
+                )?;
                 if let Some(l) = &sender {
-                    println!(
+                    outln!(
                         "sender:   pid {} on {}, since {}, last heard from {}",
-                        l.pid, l.host, l.acquired_at, l.heartbeat_at
-                    );
+                        l.pid,
+                        l.host,
+                        l.acquired_at,
+                        l.heartbeat_at
+                    )?;
                 }
                 if let Some(reason) = c.halt_reason.as_deref().filter(|_| c.status == "paused") {
-                    println!("paused:   {reason}");
+                    outln!("paused:   {reason}")?;
                 }
                 if !rows.is_empty() {
-                    println!();
+                    outln!()?;
                     let table: Vec<Vec<String>> = rows
                         .iter()
                         .map(|d| {
@@ -711,7 +719,7 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
                             ]
                         })
                         .collect();
-                    print_table(&["recipient", "status", "attempts", "last reply"], &table);
+                    print_table(&["recipient", "status", "attempts", "last reply"], &table)?;
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 
-use super::output::print_table;
+use super::output::{outln, print_table};
 use super::{Context, Outcome, UsageError};
 use crate::address::Address;
 use crate::store::{
@@ -14,7 +14,7 @@ use crate::store::{
     SubscriberFilter, SubscriberStatus, SubscriptionStatus,
 };
 use crate::subscriber_csv::{ExportWriter, ImportReader, Row};
-use crate::subscriber_input::{parse_attr_pair, validate_language, validate_name};
+use crate::subscriber_input::{attributes_json, parse_attr_pair, validate_language, validate_name};
 
 /// Rows written per transaction during an import: large enough that SQLite's per-commit cost
 /// (a WAL sync) is amortised, small enough that an interrupted import loses little work and
@@ -49,6 +49,9 @@ pub enum SubscribersCommand {
         /// The person consented again: lift an erasure or an earlier unsubscribe
         #[arg(long)]
         new_consent: bool,
+        /// Accept an IP address as domain (name@[192.0.2.1]); refused by default
+        #[arg(long)]
+        allow_ip_literal: bool,
     },
     /// Import subscribers from CSV (columns: email, name, lang, lists, attributes, any other)
     Import {
@@ -63,6 +66,9 @@ pub enum SubscribersCommand {
         /// Check the file and report what would change, writing nothing
         #[arg(long)]
         dry_run: bool,
+        /// Accept IP addresses as domains (name@[192.0.2.1]); such rows are refused by default
+        #[arg(long)]
+        allow_ip_literal: bool,
     },
     /// List subscribers
     List {
@@ -88,6 +94,12 @@ pub enum SubscribersCommand {
         /// Only this list
         #[arg(long, value_name = "L")]
         list: Option<String>,
+    },
+    /// Lift a blocklisting (after a bounce that was wrong, or an operator's mistake); the
+    /// subscriptions stay as they are
+    Unblock {
+        /// Address
+        email: String,
     },
     /// Erase a subscriber's personal data (GDPR), keeping only a hash that blocks re-import
     Remove {
@@ -139,6 +151,7 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
             attrs,
             unconfirmed,
             new_consent,
+            allow_ip_literal,
         } => {
             add(
                 ctx,
@@ -151,6 +164,7 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
                     attrs,
                     unconfirmed,
                     new_consent,
+                    allow_ip_literal,
                 },
             )
             .await?
@@ -160,7 +174,15 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
             lists,
             update,
             dry_run,
-        } => import(ctx, &store, &file, &lists, update, dry_run).await?,
+            allow_ip_literal,
+        } => {
+            let options = ImportOptions {
+                update,
+                dry_run,
+                source: String::new(),
+            };
+            import(ctx, &store, &file, &lists, options, allow_ip_literal).await?
+        }
         SubscribersCommand::List {
             list,
             status,
@@ -171,7 +193,7 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
         }
         SubscribersCommand::Show { email } => show(ctx, &store, &email).await?,
         SubscribersCommand::Unsubscribe { email, list } => {
-            let address = Address::parse(&email)?;
+            let address = lookup(&email)?;
             let list = match list {
                 Some(name) => Some(store.list_named(&name).await?),
                 None => None,
@@ -190,8 +212,9 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
             }
             Outcome::Success
         }
+        SubscribersCommand::Unblock { email } => unblock(ctx, &store, &email).await?,
         SubscribersCommand::Remove { email } => {
-            let address = Address::parse(&email)?;
+            let address = lookup(&email)?;
             store.erase(&address, "cli").await?;
             if ctx.json {
                 ctx.print_json(&serde_json::json!({ "erased": address.as_str() }))?;
@@ -215,6 +238,12 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
     Ok(outcome)
 }
 
+/// An address to look up: any valid form, IP literals included, since looking up adds
+/// nobody (and a subscriber added with --allow-ip-literal must be reachable).
+fn lookup(email: &str) -> Result<Address, crate::address::AddressError> {
+    Address::parse_with(email, true)
+}
+
 struct AddArgs {
     email: String,
     name: Option<String>,
@@ -223,10 +252,11 @@ struct AddArgs {
     attrs: Vec<String>,
     unconfirmed: bool,
     new_consent: bool,
+    allow_ip_literal: bool,
 }
 
 async fn add(ctx: &Context, store: &Store, args: AddArgs) -> anyhow::Result<Outcome> {
-    let address = Address::parse(&args.email)?;
+    let address = Address::parse_with(&args.email, args.allow_ip_literal)?;
     let name = validate_name(args.name.as_deref().unwrap_or(""))?;
     let language = match &args.lang {
         Some(l) => validate_language(l)?,
@@ -237,6 +267,8 @@ async fn add(ctx: &Context, store: &Store, args: AddArgs) -> anyhow::Result<Outc
         let (k, v) = parse_attr_pair(pair)?;
         attributes.insert(k, v);
     }
+    // The limits an import applies, so that this subscriber exports to a file that imports.
+    attributes_json(&attributes)?;
     let lists = resolve_lists(store, &args.lists).await?;
     let status = args.unconfirmed.then_some(SubscriptionStatus::Unconfirmed);
     let new = NewSubscriber {
@@ -248,6 +280,9 @@ async fn add(ctx: &Context, store: &Store, args: AddArgs) -> anyhow::Result<Outc
     let outcome = store
         .add_subscriber(&new, &lists, status, args.new_consent, "cli")
         .await?;
+    if address.needs_smtputf8() {
+        ctx.info(smtputf8_warning(1));
+    }
     if ctx.json {
         ctx.print_json(&outcome)?;
         return Ok(Outcome::Success);
@@ -303,21 +338,19 @@ async fn import(
     store: &Store,
     file: &Path,
     list_names: &[String],
-    update: bool,
-    dry_run: bool,
+    mut options: ImportOptions,
+    allow_ip_literal: bool,
 ) -> anyhow::Result<Outcome> {
     let extra = resolve_lists(store, list_names).await?;
     let all = store.all_lists().await?;
     let mut reader = ImportReader::open(file, all, extra)?;
+    reader.allow_ip_literal(allow_ip_literal);
     let shown = file.display().to_string();
     let label = file
         .file_name()
         .map_or_else(|| shown.clone(), |n| n.to_string_lossy().into_owned());
-    let options = ImportOptions {
-        update,
-        dry_run,
-        source: format!("import:{label}"),
-    };
+    options.source = format!("import:{label}");
+    let dry_run = options.dry_run;
     let mut writer = BatchWriter {
         importer: Some(store.importer().await?),
         options,
@@ -328,9 +361,11 @@ async fn import(
     };
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     let mut stopped = None;
+    let mut non_ascii = 0u64;
     while let Some(row) = reader.next_row() {
         match row {
             Ok(Row::Record(record)) => {
+                non_ascii += u64::from(record.address.needs_smtputf8());
                 batch.push(record);
                 if batch.len() == IMPORT_BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
@@ -372,10 +407,14 @@ async fn import(
             "unchanged": report.unchanged,
             "rejected": report.rejected,
             "suppressed": report.suppressed,
+            "non_ascii_local_parts": non_ascii,
             "notes": notes,
         }))?;
     } else if !ctx.quiet {
-        println!("{}", summary(&report, dry_run));
+        outln!("{}", summary(&report, dry_run))?;
+    }
+    if non_ascii > 0 {
+        ctx.info(smtputf8_warning(non_ascii));
     }
     Ok(if report.rejected > 0 {
         Outcome::Partial
@@ -455,6 +494,15 @@ impl BatchWriter {
         }
         Ok(self.report)
     }
+}
+
+/// The warning for addresses that only an SMTPUTF8 relay can deliver to. They are kept: the
+/// address is valid, and the relay decides.
+fn smtputf8_warning(count: u64) -> String {
+    format!(
+        "warning: {count} address(es) have a non-ASCII part before the @ (RFC 6531); only a relay \
+         that announces SMTPUTF8 can deliver to them (they are kept)"
+    )
 }
 
 fn summary(r: &ImportReport, dry_run: bool) -> String {
@@ -555,7 +603,7 @@ async fn list_subscribers(
                 Ok(())
             })
             .await?;
-            println!("{}", serde_json::to_string_pretty(&all)?);
+            outln!("{}", serde_json::to_string_pretty(&all)?)?;
         }
         ListFormat::Table => {
             let mut rows = Vec::new();
@@ -578,7 +626,7 @@ async fn list_subscribers(
             if rows.is_empty() {
                 eprintln!("no subscribers match");
             } else {
-                print_table(&["email", "name", "lang", "status", "lists"], &rows);
+                print_table(&["email", "name", "lang", "status", "lists"], &rows)?;
             }
         }
     }
@@ -638,19 +686,52 @@ async fn export(
     Ok(Outcome::Success)
 }
 
-async fn show(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outcome> {
-    let address = Address::parse(email)?;
-    let subscriber = match store.subscriber(&address).await {
-        Ok(s) => s,
-        Err(crate::store::StoreError::SubscriberNotFound(_))
-            if store.is_erased(&address).await? =>
+/// A "not found" that names an erasure when the address was erased: only its hash is left.
+async fn not_found_or_erased(
+    store: &Store,
+    address: &Address,
+    error: crate::store::StoreError,
+) -> anyhow::Error {
+    match error {
+        crate::store::StoreError::SubscriberNotFound(_)
+            if store.is_erased(address).await.unwrap_or(false) =>
         {
-            return Err(UsageError(format!(
+            UsageError(format!(
                 "{address} was erased at the person's request; only a hash of the address is kept"
             ))
-            .into());
+            .into()
         }
-        Err(e) => return Err(e.into()),
+        e => e.into(),
+    }
+}
+
+async fn unblock(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outcome> {
+    let address = lookup(email)?;
+    let lifted = match store.unblock(&address, "cli").await {
+        Ok(lifted) => lifted,
+        Err(e) => return Err(not_found_or_erased(store, &address, e).await),
+    };
+    if !lifted {
+        return Err(UsageError(format!(
+            "{address} is not blocklisted; nothing to lift (see `bulletin subscribers show {address}`)"
+        ))
+        .into());
+    }
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({ "unblocked": address.as_str() }))?;
+    } else {
+        ctx.info(format!(
+            "{address} is no longer blocklisted; their subscriptions are as they were"
+        ));
+    }
+    Ok(Outcome::Success)
+}
+
+async fn show(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outcome> {
+    let address = lookup(email)?;
+    let subscriber = match store.subscriber(&address).await {
+        Ok(s) => s,
+        Err(e) => return Err(not_found_or_erased(store, &address, e).await),
     };
     let subscriptions = store.subscriptions_of(subscriber.id).await?;
     let events = store.events_for(subscriber.id).await?;
@@ -661,19 +742,19 @@ async fn show(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outco
         ctx.print_json(&value)?;
         return Ok(Outcome::Success);
     }
-    println!("email:      {}", subscriber.email);
-    println!("name:       {}", subscriber.name);
-    println!(
+    outln!("email:      {}", subscriber.email)?;
+    outln!("name:       {}", subscriber.name)?;
+    outln!(
         "language:   {}",
         subscriber.language.as_deref().unwrap_or("-")
-    );
-    println!("status:     {}", subscriber.status);
-    println!("attributes: {}", subscriber.attributes_json());
-    println!("created:    {}", subscriber.created_at);
-    println!("updated:    {}", subscriber.updated_at);
-    println!();
+    )?;
+    outln!("status:     {}", subscriber.status)?;
+    outln!("attributes: {}", subscriber.attributes_json())?;
+    outln!("created:    {}", subscriber.created_at)?;
+    outln!("updated:    {}", subscriber.updated_at)?;
+    outln!()?;
     if subscriptions.is_empty() {
-        println!("no subscriptions");
+        outln!("no subscriptions")?;
     } else {
         let rows: Vec<Vec<String>> = subscriptions
             .iter()
@@ -698,9 +779,9 @@ async fn show(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outco
                 "unsubscribed",
             ],
             &rows,
-        );
+        )?;
     }
-    println!();
+    outln!()?;
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
@@ -712,6 +793,6 @@ async fn show(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outco
             ]
         })
         .collect();
-    print_table(&["when", "event", "list", "source"], &rows);
+    print_table(&["when", "event", "list", "source"], &rows)?;
     Ok(Outcome::Success)
 }

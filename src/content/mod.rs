@@ -33,6 +33,16 @@ pub enum ContentError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A file over [`MAX_FILE_BYTES`].
+    #[error(
+        "{path} is {size} bytes; an article or edition.toml may be at most 1 MiB ({MAX_FILE_BYTES} bytes): split it, or link to the long text instead"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
     /// The folder has no `edition.toml`.
     #[error(
         "{path} is not an edition folder: it has no edition.toml (see editions/glo-act-special-edition/ for an example)"
@@ -243,11 +253,39 @@ impl Edition {
     }
 }
 
+/// Largest article or edition.toml read, in bytes. An edition's whole text is a few hundred
+/// KB at most (Gmail clips mail over 102 KB), while parsing and rendering cost many times a
+/// file's size in memory: a 50 MB file by mistake (a pasted export, a binary renamed `.md`)
+/// would cost gigabytes before any useful error.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads a text file of the edition, refusing one over [`MAX_FILE_BYTES`] from its size,
+/// before reading it.
 fn read(path: &Path) -> Result<String, ContentError> {
-    std::fs::read_to_string(path).map_err(|source| ContentError::Read {
+    use std::io::Read as _;
+    let read_error = |source| ContentError::Read {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let too_large = |size: u64| ContentError::TooLarge {
+        path: path.to_path_buf(),
+        size,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let size = file.metadata().map_err(read_error)?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(too_large(size));
+    }
+    // The file may grow between the size check and the read: never read past the limit.
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 #[derive(Debug, Deserialize)]

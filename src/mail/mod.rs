@@ -296,10 +296,12 @@ fn fold(out: &mut String, mut column: usize, value: &str) {
 }
 
 /// A display name: as is when it is plain ASCII words, quoted when it has specials, RFC 2047
-/// encoded when it has non-ASCII characters.
+/// encoded when it has non-ASCII characters or holds `=?`: a name typed as
+/// `=?utf-8?q?Your_Bank?=` would otherwise be decoded by mail clients (even inside quotes,
+/// by many) and shown as something the person never typed.
 fn phrase(name: &str) -> String {
     let name = sanitize(name);
-    if !name.is_ascii() {
+    if !name.is_ascii() || name.contains("=?") {
         return encode_words(&name);
     }
     let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~ ".contains(c);
@@ -631,7 +633,9 @@ impl Personaliser {
             .prepared
             .get(&variant.language)
             .ok_or(PersonaliseError::NoVariant)?;
-        let address = Address::parse(r.email)
+        // Stored addresses were checked at their door; an IP literal there was allowed on
+        // purpose (`--allow-ip-literal`), so it is not refused here.
+        let address = Address::parse_with(r.email, true)
             .map_err(|e| PersonaliseError::Address(r.email.to_string(), e))?;
         let unsubscribe_url =
             self.unsubscribe_url(r.subscriber_id, r.token_nonce, now.unix_timestamp());

@@ -32,7 +32,8 @@ pub struct Finding {
     /// Error or warning.
     pub severity: Severity,
     /// Short stable name of the check, for scripts: `link`, `image-alt`, `placeholder`,
-    /// `size`, `unsubscribe`, `mjml`, `subject`, `preheader`, `postal-address`, `fallback`.
+    /// `size`, `unsubscribe`, `mjml`, `subject`, `preheader`, `postal-address`, `fallback`,
+    /// `html`.
     pub code: &'static str,
     /// The file it is in, when known.
     pub file: Option<String>,

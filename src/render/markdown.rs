@@ -1,9 +1,19 @@
 //! Markdown for email: HTML for the rich part, readable plain text for the text part, and the
 //! checks that are best made on the Markdown itself, where the file and line are still known.
 
+use std::collections::BTreeSet;
+
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
+use super::lint::Severity;
+use super::sanitise;
 use super::slots::{placeholder_slot, substitute_placeholders};
+
+/// How deep Markdown and the raw HTML in it may nest (quotes, lists, emphasis, elements in
+/// one another). No reader follows a twentieth level; the bound is there because the MJML
+/// parser and renderer recurse once per level, and content nested thousands deep would
+/// exhaust the stack and abort the process instead of giving an error.
+pub(crate) const MAX_NESTING: usize = 64;
 
 /// Width of the plain-text part: short enough for any mail client, as RFC 3676 suggests.
 pub(crate) const TEXT_WIDTH: usize = 72;
@@ -13,17 +23,61 @@ fn options() -> Options {
     Options::ENABLE_STRIKETHROUGH
 }
 
-/// Markdown to HTML, with subscriber placeholders turned into slot tokens.
+/// Markdown to HTML, with subscriber placeholders turned into slot tokens and raw HTML
+/// sanitised.
+///
+/// Only Markdown that holds raw HTML goes through the sanitiser: what pulldown-cmark writes
+/// from Markdown alone is escaped already, and leaving it byte for byte as it was keeps the
+/// content hash of editions composed before, so that a `send` in progress can resume.
 pub(crate) fn to_html(markdown: &str) -> String {
     let markdown = substitute_placeholders(markdown);
+    let events: Vec<Event<'_>> = Parser::new_ext(&markdown, options()).collect();
+    let raw = events
+        .iter()
+        .any(|e| matches!(e, Event::Html(_) | Event::InlineHtml(_)));
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut html, Parser::new_ext(&markdown, options()));
-    html
+    pulldown_cmark::html::push_html(&mut html, events.into_iter());
+    if raw { sanitise::clean(&html) } else { html }
+}
+
+/// The offset of the first place where `markdown` nests deeper than [`MAX_NESTING`], with the
+/// depth reached there.
+pub(crate) fn too_deep(markdown: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    // Elements opened by raw HTML, apart: an end tag closes only what HTML opened.
+    let mut raw_depth = 0usize;
+    for (event, range) in Parser::new_ext(markdown, options()).into_offset_iter() {
+        match event {
+            Event::Start(_) => depth += 1,
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::Html(fragment) | Event::InlineHtml(fragment) => {
+                for tag in sanitise::tags(&fragment) {
+                    if tag.closing {
+                        raw_depth = raw_depth.saturating_sub(1);
+                    } else if !tag.self_closing
+                        && !sanitise::VOID_ELEMENTS.contains(&tag.name.as_str())
+                    {
+                        raw_depth += 1;
+                    }
+                    if depth + raw_depth > MAX_NESTING {
+                        return Some(range.start);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if depth + raw_depth > MAX_NESTING {
+            return Some(range.start);
+        }
+    }
+    None
 }
 
 /// A problem found in Markdown: the byte offset in the text, and the message.
 pub(crate) struct MarkdownIssue {
     pub(crate) offset: usize,
+    /// Errors stop `compose`; warnings (raw HTML removed by the sanitiser) are reported.
+    pub(crate) severity: Severity,
     pub(crate) code: &'static str,
     pub(crate) message: String,
     /// The URL or placeholder text the issue is about.
@@ -34,12 +88,28 @@ pub(crate) struct MarkdownIssue {
 pub(crate) fn check(markdown: &str) -> Vec<MarkdownIssue> {
     let mut issues = Vec::new();
     let mut image: Option<(usize, String, String)> = None;
+    let mut opened = BTreeSet::new();
     for (event, range) in Parser::new_ext(markdown, options()).into_offset_iter() {
         match event {
+            Event::Html(fragment) | Event::InlineHtml(fragment) => {
+                // Offsets inside the fragment hold when it is the source text as written
+                // (not inside a quote, whose `>` markers pulldown-cmark strips).
+                let verbatim = markdown.get(range.clone()) == Some(&*fragment);
+                for removal in sanitise::removals(&fragment, &mut opened) {
+                    issues.push(MarkdownIssue {
+                        offset: range.start + if verbatim { removal.offset } else { 0 },
+                        severity: Severity::Warning,
+                        code: "html",
+                        message: removal.message,
+                        subject: String::new(),
+                    });
+                }
+            }
             Event::Start(Tag::Link { dest_url, .. }) => {
                 if let Some(message) = link_problem(&dest_url) {
                     issues.push(MarkdownIssue {
                         offset: range.start,
+                        severity: Severity::Error,
                         code: "link",
                         message,
                         subject: dest_url.to_string(),
@@ -59,6 +129,7 @@ pub(crate) fn check(markdown: &str) -> Vec<MarkdownIssue> {
                     if alt.trim().is_empty() {
                         issues.push(MarkdownIssue {
                             offset,
+                            severity: Severity::Error,
                             code: "image-alt",
                             message: format!(
                                 "image `{url}` has no alt text; write it as ![what it shows]({url})"
@@ -69,6 +140,7 @@ pub(crate) fn check(markdown: &str) -> Vec<MarkdownIssue> {
                     if let Some(message) = link_problem(&url) {
                         issues.push(MarkdownIssue {
                             offset,
+                            severity: Severity::Error,
                             code: "link",
                             message,
                             subject: url,
@@ -83,6 +155,7 @@ pub(crate) fn check(markdown: &str) -> Vec<MarkdownIssue> {
         if placeholder_slot(inner).is_none() {
             issues.push(MarkdownIssue {
                 offset,
+                severity: Severity::Error,
                 code: "placeholder",
                 message: unresolved_message(inner),
                 subject: inner.to_string(),
@@ -162,6 +235,8 @@ pub(crate) fn to_text(markdown: &str) -> String {
     let mut quote_depth = 0usize;
     let mut links: Vec<String> = Vec::new();
     let mut heading: Option<HeadingLevel> = None;
+    // How many inline elements whose content is dropped (script, style…) are open.
+    let mut dropping = 0usize;
 
     let flush = |out: &mut String,
                  inline: &mut String,
@@ -263,6 +338,20 @@ pub(crate) fn to_text(markdown: &str) -> String {
             }
             Event::Start(Tag::Image { .. }) => inline.push('['),
             Event::End(TagEnd::Image) => inline.push(']'),
+            // Inside inline <script>, <style> and the like: code the sanitiser drops from the
+            // HTML part, not text for readers.
+            Event::InlineHtml(html) => {
+                for tag in sanitise::tags(&html) {
+                    if sanitise::DROPPED_WITH_CONTENT.contains(&tag.name.as_str()) {
+                        dropping = if tag.closing {
+                            dropping.saturating_sub(1)
+                        } else {
+                            dropping + 1
+                        };
+                    }
+                }
+            }
+            Event::Text(_) | Event::Code(_) if dropping > 0 => {}
             Event::Text(t) | Event::Code(t) => inline.push_str(&t),
             Event::SoftBreak => inline.push(' '),
             Event::HardBreak => inline.push('\n'),

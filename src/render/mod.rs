@@ -11,6 +11,7 @@
 mod i18n;
 pub mod lint;
 mod markdown;
+mod sanitise;
 pub mod slots;
 mod theme;
 
@@ -78,6 +79,19 @@ pub enum RenderError {
         language: String,
         /// The edition's languages.
         available: String,
+    },
+    /// Content nested so deep that rendering it could exhaust the stack.
+    #[error(
+        "{file}:{line}: the text nests more than {limit} levels deep (quotes, lists, emphasis \
+         or HTML elements inside one another); no reader follows that many: flatten it"
+    )]
+    TooDeep {
+        /// The article, edition.toml, or `generated MJML`.
+        file: String,
+        /// 1-based line where the limit is passed.
+        line: usize,
+        /// The limit.
+        limit: usize,
     },
     /// The lint report has errors.
     #[error("lint found {errors} error(s) in `{slug}`; fix them and compose again")]
@@ -222,6 +236,7 @@ pub fn render(
         None => edition.languages.clone(),
     };
 
+    check_depth(edition)?;
     let mut report = LintReport::default();
     let reported = lint_content(edition, &mut report);
     if list
@@ -258,6 +273,13 @@ pub fn render(
             .render(&layout, &data)
             .map_err(|e| hb_error(theme, &e))?;
         check_elements(theme, &mjml)?;
+        if let Some(offset) = mjml_too_deep(&mjml) {
+            return Err(RenderError::TooDeep {
+                file: "generated MJML (check the templates)".into(),
+                line: line_of(&mjml, offset),
+                limit: MAX_MJML_NESTING,
+            });
+        }
         let parsed = mrml::parse(&mjml).map_err(|e| mjml_error(theme, &mjml, &e))?;
         for w in &parsed.warnings {
             let generated = line_of(&mjml, w.span.start);
@@ -767,6 +789,58 @@ fn mjml_error(theme: &Theme, mjml: &str, e: &mrml::prelude::parser::Error) -> Re
     }
 }
 
+/// Refuses Markdown nested deeper than [`markdown::MAX_NESTING`], naming the file and line,
+/// before any of it reaches the MJML parser (which recurses once per level).
+fn check_depth(edition: &Edition) -> Result<(), RenderError> {
+    let too_deep = |file: &std::path::Path, line: usize| RenderError::TooDeep {
+        file: file.display().to_string(),
+        line,
+        limit: markdown::MAX_NESTING,
+    };
+    for versions in edition.articles.values() {
+        for a in versions.values() {
+            if let Some(offset) = markdown::too_deep(&a.body) {
+                return Err(too_deep(
+                    &a.path,
+                    a.body_line + line_of(&a.body, offset) - 1,
+                ));
+            }
+        }
+    }
+    for texts in edition.texts.values() {
+        if let Some(intro) = &texts.intro
+            && let Some(offset) = markdown::too_deep(intro)
+        {
+            return Err(too_deep(
+                &edition.manifest_path,
+                texts.intro_line + line_of(intro, offset),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// How deep the MJML a theme produces may nest, content included: the content's own bound
+/// plus ample room for the layout. A theme deeper than this is refused rather than handed to
+/// mrml, whose parser and renderer recurse once per level.
+const MAX_MJML_NESTING: usize = 4 * markdown::MAX_NESTING;
+
+/// The offset where the elements of `mjml` first nest deeper than [`MAX_MJML_NESTING`].
+fn mjml_too_deep(mjml: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for tag in sanitise::tags(mjml) {
+        if tag.closing {
+            depth = depth.saturating_sub(1);
+        } else if !tag.self_closing && !sanitise::VOID_ELEMENTS.contains(&tag.name.as_str()) {
+            depth += 1;
+            if depth > MAX_MJML_NESTING {
+                return Some(tag.offset);
+            }
+        }
+    }
+    None
+}
+
 /// Checks made on the content files, where file and line are known. Returns the placeholders
 /// (their inner text) and URLs reported, so the checks on the output do not report them again.
 fn lint_content(edition: &Edition, report: &mut LintReport) -> BTreeSet<String> {
@@ -776,7 +850,7 @@ fn lint_content(edition: &Edition, report: &mut LintReport) -> BTreeSet<String> 
                       line: usize,
                       issue: markdown::MarkdownIssue| {
         report.push(Finding {
-            severity: Severity::Error,
+            severity: issue.severity,
             code: issue.code,
             file: Some(file.display().to_string()),
             line: Some(line),
@@ -788,7 +862,9 @@ fn lint_content(edition: &Edition, report: &mut LintReport) -> BTreeSet<String> 
         for a in versions.values() {
             for issue in markdown::check(&a.body) {
                 let line = a.body_line + line_of(&a.body, issue.offset) - 1;
-                reported.insert(issue.subject.clone());
+                if issue.severity == Severity::Error {
+                    reported.insert(issue.subject.clone());
+                }
                 push_issue(report, &a.path, line, issue);
             }
             for (key, text) in [("title", &a.meta.title), ("summary", &a.meta.summary)] {
@@ -840,7 +916,9 @@ fn lint_content(edition: &Edition, report: &mut LintReport) -> BTreeSet<String> 
     for texts in edition.texts.values() {
         if let Some(intro) = &texts.intro {
             for issue in markdown::check(intro) {
-                reported.insert(issue.subject.clone());
+                if issue.severity == Severity::Error {
+                    reported.insert(issue.subject.clone());
+                }
                 // The intro starts on the line after `intro = """`.
                 let line = texts.intro_line + line_of(intro, issue.offset);
                 push_issue(report, &edition.manifest_path, line, issue);
@@ -994,5 +1072,38 @@ fn lint_texts(
                       add `preheader = \"…\"` to edition.toml"
                 .into(),
         });
+    }
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+
+    /// The deepest MJML `render` lets through parses and renders on a thread with the 2 MiB
+    /// stack of a tokio worker, in a debug build (whose stack frames are the largest).
+    #[test]
+    fn the_deepest_allowed_mjml_renders_on_a_small_stack() {
+        let depth = MAX_MJML_NESTING - 8;
+        let mjml = format!(
+            "<mjml><mj-body><mj-section><mj-column><mj-text>{}x{}</mj-text></mj-column>\
+             </mj-section></mj-body></mjml>",
+            "<div>".repeat(depth),
+            "</div>".repeat(depth)
+        );
+        assert!(mjml_too_deep(&mjml).is_none());
+        let handle = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                let parsed = mrml::parse(&mjml).expect("valid MJML");
+                let html = parsed
+                    .element
+                    .render(&mrml::prelude::render::RenderOptions::default())
+                    .expect("renders");
+                html.len()
+            })
+            .expect("thread starts");
+        assert!(handle.join().expect("no stack overflow") > 0);
+        let deeper = format!("<mjml>{}</mjml>", "<div>".repeat(MAX_MJML_NESTING + 1));
+        assert!(mjml_too_deep(&deeper).is_some());
     }
 }

@@ -25,12 +25,14 @@ pub struct ListSummary {
     pub name: String,
     /// Whether new subscriptions need confirming.
     pub double_opt_in: bool,
-    /// Confirmed subscriptions: the audience of a send.
+    /// Confirmed subscriptions of active subscribers: the audience of a send.
     pub confirmed: i64,
-    /// Waiting for confirmation.
+    /// Waiting for confirmation (active subscribers).
     pub unconfirmed: i64,
     /// Left the list.
     pub unsubscribed: i64,
+    /// Subscribed (confirmed or not) but blocklisted, so never mailed.
+    pub blocklisted: i64,
     /// When it was created.
     pub created_at: String,
 }
@@ -99,11 +101,19 @@ impl Store {
     /// Every list with its counts.
     pub async fn list_summaries(&self) -> Result<Vec<ListSummary>, StoreError> {
         sqlx::query_as::<_, ListSummary>(
+            // Each subscription counts once: a blocklisted subscriber's confirmed subscription
+            // is not audience, so it counts as blocklisted, not confirmed.
             "SELECT l.name, l.double_opt_in, l.created_at,
-                    COALESCE(SUM(CASE WHEN s.status = 'confirmed' THEN 1 ELSE 0 END), 0) AS confirmed,
-                    COALESCE(SUM(CASE WHEN s.status = 'unconfirmed' THEN 1 ELSE 0 END), 0) AS unconfirmed,
-                    COALESCE(SUM(CASE WHEN s.status = 'unsubscribed' THEN 1 ELSE 0 END), 0) AS unsubscribed
-             FROM lists l LEFT JOIN subscriptions s ON s.list_id = l.id
+                    COALESCE(SUM(CASE WHEN s.status = 'confirmed' AND p.status = 'active'
+                                      THEN 1 ELSE 0 END), 0) AS confirmed,
+                    COALESCE(SUM(CASE WHEN s.status = 'unconfirmed' AND p.status = 'active'
+                                      THEN 1 ELSE 0 END), 0) AS unconfirmed,
+                    COALESCE(SUM(CASE WHEN s.status = 'unsubscribed' THEN 1 ELSE 0 END), 0) AS unsubscribed,
+                    COALESCE(SUM(CASE WHEN s.status <> 'unsubscribed' AND p.status = 'blocklisted'
+                                      THEN 1 ELSE 0 END), 0) AS blocklisted
+             FROM lists l
+             LEFT JOIN subscriptions s ON s.list_id = l.id
+             LEFT JOIN subscribers p ON p.id = s.subscriber_id
              GROUP BY l.id ORDER BY l.name",
         )
         .fetch_all(&self.pool)

@@ -102,6 +102,14 @@ pub enum StoreError {
         /// The file.
         path: String,
     },
+    /// SQLite cannot open or create the file (its code 14): a missing or unwritable folder.
+    #[error("cannot open database {path}: {reason}")]
+    CannotOpen {
+        /// The file.
+        path: String,
+        /// Which folder or file is the trouble, and the fix.
+        reason: String,
+    },
     /// The file is not a SQLite database.
     #[error("{path} is not a bulletin database (not SQLite); point --database at the right file")]
     NotADatabase {
@@ -473,6 +481,12 @@ fn classify_open(path: &str, source: sqlx::Error, waited_ms: u64) -> StoreError 
                     path: path.to_string(),
                 };
             }
+            Some(14) => {
+                return StoreError::CannotOpen {
+                    path: path.to_string(),
+                    reason: cannot_open_reason(path),
+                };
+            }
             _ => {}
         }
     }
@@ -480,6 +494,39 @@ fn classify_open(path: &str, source: sqlx::Error, waited_ms: u64) -> StoreError 
         path: path.to_string(),
         source,
     }
+}
+
+/// Why SQLite could not open `path` ("unable to open database file" says nothing more), as a
+/// sentence naming the folder or file to fix.
+fn cannot_open_reason(path: &str) -> String {
+    let file = std::path::Path::new(path);
+    let folder = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let shown = folder.display();
+    if file.is_dir() {
+        return format!(
+            "{path} is a folder, not a database file; name a file, e.g. {path}/bulletin.db"
+        );
+    }
+    if !folder.exists() {
+        return format!(
+            "the folder {shown} does not exist; create it (mkdir -p {shown}) or point --database elsewhere"
+        );
+    }
+    if !folder.is_dir() {
+        return format!(
+            "{shown} is a file, not a folder; point --database at a file inside a folder"
+        );
+    }
+    if file.metadata().is_ok_and(|m| m.permissions().readonly()) {
+        return format!("the file {path} is not writable; fix its permissions (chmod u+w {path})");
+    }
+    format!(
+        "the folder {shown} is not writable by this user, and SQLite must create the file and its \
+         -wal and -shm files beside it; fix the folder's permissions or point --database elsewhere"
+    )
 }
 
 /// Reads one column by name, for rows built by hand.

@@ -507,6 +507,41 @@ impl Store {
         Ok(targets.into_iter().map(|(_, name)| name).collect())
     }
 
+    /// Lifts a blocklisting: the subscriber is `active` again, with an `unblocked` event in
+    /// the same transaction. Subscriptions are left exactly as they are (a list the person
+    /// left stays left). Returns `false`, changing nothing, when they were not blocklisted.
+    pub async fn unblock(&self, address: &Address, source: &str) -> Result<bool, StoreError> {
+        let subscriber = self.subscriber(address).await?;
+        let mut tx = self.write().await?;
+        // Checked under the write lock: a send may blocklist them in between.
+        let lifted = sqlx::query(
+            "UPDATE subscribers SET status = 'active', updated_at = ?
+             WHERE id = ? AND status = 'blocklisted'",
+        )
+        .bind(now())
+        .bind(subscriber.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.classify(e))?
+        .rows_affected()
+            > 0;
+        if !lifted {
+            return Ok(false);
+        }
+        Self::event(
+            &mut *tx,
+            "unblocked",
+            Some(subscriber.id),
+            None,
+            source,
+            serde_json::json!({}),
+        )
+        .await
+        .map_err(|e| self.classify(e))?;
+        tx.commit().await.map_err(|e| self.classify(e))?;
+        Ok(true)
+    }
+
     /// Erases a subscriber's personal data (GDPR art. 17): the row and its subscriptions go,
     /// events and deliveries lose their link to the person, and a hash of the address stays so
     /// that no import adds them back without new consent.

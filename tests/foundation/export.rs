@@ -63,3 +63,49 @@ fn json_lines_and_list_filter() {
     assert_eq!(lines[0]["email"], "bo@example.org");
     assert_eq!(lines[0]["lists"]["partners"], "unconfirmed");
 }
+
+/// Cells a spreadsheet would run as formulas (OWASP: `=`, `+`, `-`, `@` first) are written
+/// with a leading `'`, and import takes exactly that `'` away again: the round trip stays
+/// byte for byte, and names that merely start with `'` are left alone.
+#[test]
+fn formulas_are_neutralised_on_export_and_restored_on_import() {
+    let a = Project::with_lists();
+    let people = [
+        (
+            "=cmd|'/Ccalc'!A0@example.org",
+            "=HYPERLINK(\"http://evil.example\",\"x\")",
+        ),
+        ("plus@example.org", "+1 555 0100"),
+        ("-minus@example.org", "-Minus"),
+        ("at@example.org", "@SUM(A1)"),
+        ("quote@example.org", "'=already quoted"),
+        ("dutch@example.org", "'t Hooft"),
+    ];
+    for (email, name) in people {
+        // `--name=…` and `--`: values that start with `-` are not options.
+        let name = format!("--name={name}");
+        a.ok(&["subscribers", "add", &name, "--list", "news", "--", email]);
+    }
+    let first = a.ok(&["subscribers", "export"]);
+    for line in first.lines().skip(1) {
+        let cell = line.split(',').next().unwrap_or("");
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@']),
+            "a cell a spreadsheet would run: {line}"
+        );
+    }
+    assert!(first.contains("'=cmd|"), "{first}");
+    assert!(first.contains("'+1 555 0100"), "{first}");
+    assert!(first.contains("''=already quoted"), "{first}");
+    assert!(first.contains(",'t Hooft,"), "{first}");
+
+    let b = Project::with_lists();
+    b.write("export.csv", &first);
+    b.ok(&["subscribers", "import", "export.csv"]);
+    assert_eq!(b.ok(&["subscribers", "export"]), first);
+    let mut stored = b.strings("SELECT email || ' ' || name FROM subscribers");
+    stored.sort();
+    let mut expected: Vec<String> = people.iter().map(|(e, n)| format!("{e} {n}")).collect();
+    expected.sort();
+    assert_eq!(stored, expected);
+}

@@ -56,3 +56,40 @@ fn a_list_with_campaigns_needs_force() {
         "the campaign keeps the list's name"
     );
 }
+
+/// A blocklisted person is never mailed, so `lists list` counts them apart rather than among
+/// the confirmed audience, in the table and in JSON.
+#[test]
+fn blocklisted_subscribers_are_counted_apart() {
+    let p = Project::with_lists();
+    p.write(
+        "people.csv",
+        "email,lists\nana@example.org,news\nbo@example.org,news\ncy@example.org,news:unconfirmed\n",
+    );
+    p.ok(&["subscribers", "import", "people.csv"]);
+    p.execute("UPDATE subscribers SET status = 'blocklisted' WHERE email = 'bo@example.org'");
+    let out = p.ok(&["--json", "lists", "list"]);
+    let lists: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(lists[0]["name"], "news");
+    assert_eq!(lists[0]["confirmed"], 1, "{out}");
+    assert_eq!(lists[0]["unconfirmed"], 1, "{out}");
+    assert_eq!(lists[0]["blocklisted"], 1, "{out}");
+    let table = p.ok(&["lists", "list"]);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let news: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("news"))
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let column = |name: &str| header.iter().position(|h| *h == name);
+    let blocklisted = column("BLOCKLISTED").expect("a blocklisted column");
+    assert_eq!(news.get(blocklisted), Some(&"1"), "{table}");
+    let confirmed = column("CONFIRMED").expect("a confirmed column");
+    assert_eq!(news.get(confirmed), Some(&"1"), "{table}");
+}

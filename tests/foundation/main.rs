@@ -2,10 +2,15 @@
 //! in temporary folders. One test binary, a module per feature (as mdBook's testsuite does),
 //! so the crate is linked once.
 
+mod addresses;
 mod config;
 mod export;
 mod import;
 mod lists;
+mod names;
+mod pipes;
+mod secrets;
+mod sizes;
 mod store;
 mod subscribers;
 mod support;

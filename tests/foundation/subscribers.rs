@@ -249,3 +249,49 @@ fn show_and_list_in_every_format() {
     assert_eq!(code, 2);
     assert!(err.contains("not a status"), "{err}");
 }
+
+/// `subscribers unblock` lifts a blocklisting (a 5.1.1 bounce, an operator's decision) and
+/// records it; subscriptions stay as they were, and it refuses where there is nothing to lift.
+#[test]
+fn unblock_lifts_a_blocklisting_and_nothing_else() {
+    let p = Project::with_lists();
+    p.write(
+        "ana.csv",
+        "email,lists\nana@example.org,news|partners:unsubscribed\n",
+    );
+    p.ok(&["subscribers", "import", "ana.csv"]);
+    p.execute("UPDATE subscribers SET status = 'blocklisted' WHERE email = 'ana@example.org'");
+    let subscriptions = "SELECT l.name || ':' || x.status FROM subscriptions x
+         JOIN lists l ON l.id = x.list_id ORDER BY l.name";
+    let before = p.strings(subscriptions);
+
+    let (code, _, err) = p.run(&["subscribers", "unblock", "ana@example.org"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("ana@example.org is no longer blocklisted"),
+        "{err}"
+    );
+    assert_eq!(p.strings("SELECT status FROM subscribers"), ["active"]);
+    assert_eq!(
+        p.strings("SELECT kind || ' ' || source FROM events WHERE kind = 'unblocked'"),
+        ["unblocked cli"]
+    );
+    assert_eq!(p.strings(subscriptions), before, "subscriptions untouched");
+    assert_eq!(before, ["news:confirmed", "partners:unsubscribed"]);
+
+    let counts = p.counts();
+    let (code, _, err) = p.run(&["subscribers", "unblock", "ana@example.org"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not blocklisted"), "{err}");
+    assert_eq!(p.counts(), counts);
+
+    p.ok(&["subscribers", "add", "bo@example.org"]);
+    p.ok(&["subscribers", "remove", "bo@example.org"]);
+    let (code, _, err) = p.run(&["subscribers", "unblock", "bo@example.org"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("was erased"), "{err}");
+
+    let (code, _, err) = p.run(&["subscribers", "unblock", "nobody@example.org"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nobody@example.org"), "{err}");
+}
