@@ -4,6 +4,9 @@
 # every step is idempotent.
 set -euo pipefail
 cd "$(dirname "$0")"
+if [ ! -x target/release/bulletin ]; then
+  echo "Building bulletin (release). The first build takes a few minutes; later runs start at once."
+fi
 cargo build --release --quiet
 bulletin=./target/release/bulletin
 
@@ -27,4 +30,18 @@ echo "open out/glo-act-special-edition/preview.html to see every language at des
 # resumes the same campaign and sends nothing twice.
 $bulletin send editions/glo-act-special-edition --list glo-act-news --outbox outbox --yes
 $bulletin campaigns list
-echo "messages in outbox/new: $(ls outbox/new | wc -l)"
+
+cat <<DONE
+
+Done. What the demo made:
+  bulletin.db                                 the subscribers, lists, campaign and one row per recipient
+  out/glo-act-special-edition/                the edition per language: email.html, email.txt, archive.html, lint report
+  out/glo-act-special-edition/preview.html    every language at desktop and phone widths, headers, text and lint
+  outbox/new/                                 $(ls outbox/new | wc -l) messages, one per confirmed subscriber, exactly as SMTP would carry them
+
+Next:
+  open out/glo-act-special-edition/preview.html in a browser
+  ./target/release/bulletin campaigns show 1        who got it, and what happened to each recipient
+  ./target/release/bulletin serve --insecure-dev-secret   the unsubscribe and archive pages on http://127.0.0.1:8080
+  ./target/release/bulletin init my-newsletter      start a newsletter of your own
+DONE

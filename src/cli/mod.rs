@@ -265,6 +265,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
                 _ => 2,
             };
         }
+        if let Some(e) = cause.downcast_ref::<crate::delivery::DeliveryError>() {
+            return if e.is_input_error() { 2 } else { 1 };
+        }
         if let Some(e) = cause.downcast_ref::<crate::web::WebError>() {
             return if e.is_input_error() { 2 } else { 1 };
         }

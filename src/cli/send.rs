@@ -14,11 +14,12 @@ use super::output::{outln, print_table};
 use super::{Context, Outcome, UsageError};
 use crate::content::Edition;
 use crate::delivery::{
-    self, MaildirOutbox, Progress, RunReport, Session, Settings, SmtpRelay, SmtpTimeouts, Transport,
+    self, BeginOptions, Begun, CampaignKey, Progress, Relay, Run, RunReport, Session, Settings,
+    SmtpRelay, SmtpTimeouts, Transport,
 };
 use crate::mail::{Personaliser, RecipientData, Sender};
 use crate::render::{self, Theme};
-use crate::store::{LeaseHolder, Start, Store, SubscriberFilter, SubscriptionStatus};
+use crate::store::{CampaignStatus, DeliveryStatus, Store, SubscriberFilter, SubscriptionStatus};
 use crate::token::Keys;
 
 /// Arguments of `bulletin send`.
@@ -88,11 +89,23 @@ pub enum CampaignsCommand {
     },
 }
 
-pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcome> {
-    let list_identity = identity(ctx);
+/// What a send needs, checked before anything is recorded.
+struct Prepared {
+    rendered: Arc<render::RenderedEdition>,
+    sender: Sender,
+    store: Store,
+    list: crate::store::List,
+    audience: i64,
+    keys: Keys,
+    default_subject: String,
+}
+
+/// Renders the edition (refusing lint errors), finds the list and its audience, and checks
+/// the secret and the DKIM key: every input mistake stops the send before a campaign exists.
+async fn prepare(ctx: &Context, args: &SendArgs) -> anyhow::Result<Prepared> {
     let edition = Edition::load(&args.edition)?;
     let theme = Theme::load(Some(&templates_dir(ctx, args.theme.templates.as_deref())?))?;
-    let rendered = render::render(&edition, &theme, &list_identity, None)?;
+    let rendered = render::render(&edition, &theme, &identity(ctx), None)?;
     if rendered.lint.errors() > 0 {
         return Err(UsageError(format!(
             "{} does not compose cleanly ({} lint error(s)); run `bulletin compose {}` to see them",
@@ -102,7 +115,6 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
         ))
         .into());
     }
-    let rendered = Arc::new(rendered);
     let l = &ctx.config.list;
     let sender = Sender::new(&l.name, &l.id, &l.from, l.reply_to.as_deref())?;
     let store = ctx.store().await?;
@@ -125,102 +137,32 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
         .get(&rendered.default_language)
         .map(|v| v.subject.clone())
         .unwrap_or_default();
-
     // A bad key must stop the send before a campaign exists.
     crate::mail::dkim::Signer::from_config(&ctx.config)?;
+    Ok(Prepared {
+        rendered: Arc::new(rendered),
+        sender,
+        store,
+        list,
+        audience,
+        keys,
+        default_subject,
+    })
+}
+
+pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcome> {
+    let p = prepare(ctx, &args).await?;
     if args.dry_run {
-        return dry_run(ctx, &store, &list, rendered, sender, keys, audience).await;
+        return dry_run(ctx, &p).await;
     }
-
-    let relay_text = match &args.outbox {
-        Some(dir) => format!("the Maildir outbox {}", dir.display()),
-        None => ctx.config.smtp.url.clone(),
-    };
-    if !args.yes && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-        let languages: Vec<&str> = rendered.variants.keys().map(String::as_str).collect();
-        outln!(
-            "Send \"{default_subject}\" to {audience} subscriber(s) of {} ({}) through {relay_text}? [y/N] ",
-            list.name,
-            languages.join(", ")
-        )?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            ctx.info("nothing sent");
-            return Ok(Outcome::Success);
-        }
+    let relay = Relay::from_config(&ctx.config, args.outbox.as_deref())?;
+    if !confirmed(&args, &p, &relay)? {
+        ctx.info("nothing sent");
+        return Ok(Outcome::Success);
     }
-
-    let settings = Settings {
-        concurrency: args
-            .concurrency
-            .unwrap_or(ctx.config.smtp.pool as usize)
-            .max(1),
-        rate: args.rate.unwrap_or(ctx.config.smtp.rate),
-        hourly_cap: ctx.config.smtp.hourly_cap,
-        max_attempts: ctx.config.smtp.max_attempts,
-        retry_base: Duration::from_millis(ctx.config.smtp.retry_base_ms),
-        pause_after_failures: 20,
-        lease_ttl: Duration::from_secs(ctx.config.smtp.lease_secs),
-    };
-    // Check the relay before a campaign exists, so a typo in [smtp] url records nothing.
-    let outbox = match &args.outbox {
-        Some(dir) => Some(
-            MaildirOutbox::new(dir.clone())
-                .with_context(|| format!("cannot create the outbox {}", dir.display()))?,
-        ),
-        None => None,
-    };
-    let relay = match &outbox {
-        Some(_) => None,
-        None => {
-            let credentials = ctx.config.smtp_credentials()?;
-            Some(
-                SmtpRelay::from_url(&ctx.config.smtp.url, credentials)
-                    .map_err(|e| UsageError(e.to_string()))?
-                    .with_timeouts(SmtpTimeouts::from_config(&ctx.config)),
-            )
-        }
-    };
-
-    let (campaign, report) = match (outbox, relay) {
-        (Some(outbox), _) => {
-            deliver(
-                ctx,
-                &args,
-                &store,
-                &list,
-                &rendered,
-                sender,
-                keys,
-                &default_subject,
-                &settings,
-                Arc::new(outbox),
-            )
-            .await?
-        }
-        (None, Some(relay)) => {
-            deliver(
-                ctx,
-                &args,
-                &store,
-                &list,
-                &rendered,
-                sender,
-                keys,
-                &default_subject,
-                &settings,
-                Arc::new(relay),
-            )
-            .await?
-        }
-        (None, None) => {
-            return Err(anyhow::anyhow!(
-                "internal error: neither an outbox nor a relay to send through"
-            ));
-        }
-    };
-    let counts = store.delivery_counts(campaign.id).await?;
+    let settings = Settings::from_config(&ctx.config, args.concurrency, args.rate);
+    let (campaign, report) = deliver(ctx, &args, &p, &settings, Arc::new(relay)).await?;
+    let counts = p.store.delivery_counts(campaign.id).await?;
     if ctx.json {
         ctx.print_json(&serde_json::json!({
             "campaign": campaign.id,
@@ -243,7 +185,7 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
             report.bytes as f64 / 1e6
         );
     }
-    store.close().await;
+    p.store.close().await;
     if let Some(why) = &report.stopped {
         return Err(anyhow::anyhow!("campaign #{} {why}", campaign.id));
     }
@@ -252,6 +194,25 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
     } else {
         Outcome::Success
     })
+}
+
+/// On a terminal, asks before sending (unless `--yes`); elsewhere there is nobody to ask.
+fn confirmed(args: &SendArgs, p: &Prepared, relay: &Relay) -> anyhow::Result<bool> {
+    if args.yes || !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Ok(true);
+    }
+    let languages: Vec<&str> = p.rendered.variants.keys().map(String::as_str).collect();
+    outln!(
+        "Send \"{}\" to {} subscriber(s) of {} ({}) through {}? [y/N] ",
+        p.default_subject,
+        p.audience,
+        p.list.name,
+        languages.join(", "),
+        relay.describe()
+    )?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// `preview --to`: one copy of every language variant to each address, through the same
@@ -326,122 +287,110 @@ pub(crate) async fn test_send(
     Ok(Outcome::Success)
 }
 
-/// Checks the transport, creates or resumes the campaign, and runs it.
-#[allow(clippy::too_many_arguments)]
-async fn deliver<T: Transport>(
+/// Creates or resumes the campaign (saying what was found), and runs it.
+async fn deliver(
     ctx: &Context,
     args: &SendArgs,
-    store: &Store,
-    list: &crate::store::List,
-    rendered: &Arc<render::RenderedEdition>,
-    sender: Sender,
-    keys: Keys,
-    default_subject: &str,
+    p: &Prepared,
     settings: &Settings,
-    transport: Arc<T>,
+    relay: Arc<Relay>,
 ) -> anyhow::Result<(crate::store::Campaign, RunReport)> {
-    // Before a campaign exists, so a typo in [smtp] url records nothing.
-    let capabilities = delivery::check(transport.as_ref()).await?;
-    if !capabilities.smtputf8 {
-        let international = store.audience_needing_smtputf8(list.id).await?;
-        if international > 0 {
-            ctx.warn(format!(
-                "{international} recipient(s) of list {} have an address with a non-ASCII local part, which needs \
-                 a relay that announces SMTPUTF8 (RFC 6531); {} does not, so their deliveries will fail at once",
-                list.name,
-                transport.describe()
-            ));
-        }
-    }
-    let (campaign, created) = match store
-        .start_campaign(
-            &rendered.slug,
-            list,
-            &rendered.content_hash,
-            default_subject,
-        )
-        .await?
-    {
-        Start::Created(c, n) => {
-            ctx.info(format!("campaign #{} created: {n} recipient(s)", c.id));
-            (c, true)
-        }
-        Start::Resumed(c) => {
-            ctx.info(format!("resuming campaign #{} ({})", c.id, c.status));
-            (c, false)
-        }
+    let key = CampaignKey {
+        slug: &p.rendered.slug,
+        content_hash: &p.rendered.content_hash,
+        subject: &p.default_subject,
     };
-    // One sender per campaign: refused here, before anything changes, while another holds it.
-    let (lease, orphaned) = store
-        .acquire_lease(
-            campaign.id,
-            &LeaseHolder::this_process(),
-            settings.lease_ttl,
-        )
-        .await?;
-    if !created {
-        if orphaned > 0 {
-            ctx.info(format!(
-                "{orphaned} recipient(s) were being sent to when the last sender stopped: now uncertain"
-            ));
-        }
-        if args.retry_failed {
-            let (requeued, blocked) = store.retry_failed(campaign.id).await?;
-            ctx.info(format!(
-                "{requeued} failed deliver(y/ies) queued again{}",
-                if blocked > 0 {
-                    format!("; {blocked} stay failed because the address is blocklisted (lift with `bulletin subscribers unblock`)")
-                } else {
-                    String::new()
-                }
-            ));
-        }
-        let uncertain = store
-            .settle_uncertain(campaign.id, !args.skip_uncertain)
-            .await?;
-        if uncertain > 0 {
-            let what = if args.skip_uncertain {
-                "marked skipped (--skip-uncertain)"
-            } else {
-                "will be sent again (pass --skip-uncertain to skip them)"
-            };
-            ctx.info(format!(
-                "{uncertain} recipient(s) are uncertain (the relay may have their message): {what}"
-            ));
-        }
-        store
-            .set_campaign_status(campaign.id, "running", None)
-            .await?;
-    }
+    let options = BeginOptions {
+        retry_failed: args.retry_failed,
+        skip_uncertain: args.skip_uncertain,
+        lease_ttl: settings.lease_ttl,
+    };
+    let begun = delivery::begin(&p.store, relay.as_ref(), &p.list, key, options).await?;
+    tell_begun(ctx, &begun, &p.list, relay.as_ref(), args.skip_uncertain);
     let mut personaliser = Personaliser::new(
-        Arc::clone(rendered),
-        sender,
-        keys,
+        Arc::clone(&p.rendered),
+        p.sender.clone(),
+        p.keys.clone(),
         &ctx.config.list.public_url,
-        list.id,
-        campaign.id,
+        p.list.id,
+        begun.campaign.id,
     );
     if let Some(signer) = crate::mail::dkim::Signer::from_config(&ctx.config)? {
         personaliser = personaliser.with_dkim(signer);
     }
-    let personaliser = Arc::new(personaliser);
     let stop = Arc::new(AtomicBool::new(false));
     stop_on_signals(Arc::clone(&stop))?;
-    let total = store.delivery_counts(campaign.id).await?.total();
+    let total = p.store.delivery_counts(begun.campaign.id).await?.total();
     let mut progress = Reporter::new(ctx.quiet, total);
     let result = delivery::run(
-        store,
-        &lease,
-        list.id,
-        personaliser,
-        transport,
-        settings,
-        stop,
+        Run {
+            store: &p.store,
+            lease: &begun.lease,
+            list_id: p.list.id,
+            personaliser: Arc::new(personaliser),
+            transport: relay,
+            settings,
+            stop,
+        },
         &mut progress,
     )
     .await;
     progress.finish();
-    Ok((campaign, result?))
+    Ok((begun.campaign, result?))
+}
+
+/// What `begin` found, for the operator.
+fn tell_begun(
+    ctx: &Context,
+    begun: &Begun,
+    list: &crate::store::List,
+    relay: &Relay,
+    skip_uncertain: bool,
+) {
+    let id = begun.campaign.id;
+    if begun.need_smtputf8 > 0 {
+        ctx.warn(format!(
+            "{} recipient(s) of list {} have an address with a non-ASCII local part, which needs \
+             a relay that announces SMTPUTF8 (RFC 6531); {} does not, so their deliveries will fail at once",
+            begun.need_smtputf8,
+            list.name,
+            relay.describe()
+        ));
+    }
+    match begun.created {
+        Some(n) => ctx.info(format!("campaign #{id} created: {n} recipient(s)")),
+        None => ctx.info(format!(
+            "resuming campaign #{id} ({})",
+            begun.campaign.status
+        )),
+    }
+    if begun.orphaned > 0 {
+        ctx.info(format!(
+            "{} recipient(s) were being sent to when the last sender stopped: now uncertain",
+            begun.orphaned
+        ));
+    }
+    if let Some((requeued, blocked)) = begun.retried {
+        ctx.info(format!(
+            "{requeued} failed deliver(y/ies) queued again{}",
+            if blocked > 0 {
+                format!("; {blocked} stay failed because the address is blocklisted (lift with `bulletin subscribers unblock`)")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if begun.uncertain > 0 {
+        let what = if skip_uncertain {
+            "marked skipped (--skip-uncertain)"
+        } else {
+            "will be sent again (pass --skip-uncertain to skip them)"
+        };
+        ctx.info(format!(
+            "{} recipient(s) are uncertain (the relay may have their message): {what}",
+            begun.uncertain
+        ));
+    }
 }
 
 /// Ctrl-C, SIGTERM (systemd stop, `timeout`, `kill`) and SIGHUP (the terminal went away) all
@@ -475,19 +424,12 @@ fn stop_on_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
 }
 
 /// Builds every message of the audience and reports counts and size; writes nothing.
-async fn dry_run(
-    ctx: &Context,
-    store: &Store,
-    list: &crate::store::List,
-    rendered: Arc<render::RenderedEdition>,
-    sender: Sender,
-    keys: Keys,
-    audience: i64,
-) -> anyhow::Result<Outcome> {
+async fn dry_run(ctx: &Context, p: &Prepared) -> anyhow::Result<Outcome> {
+    let (store, list, audience) = (&p.store, &p.list, p.audience);
     let personaliser = Personaliser::new(
-        rendered,
-        sender,
-        keys,
+        Arc::clone(&p.rendered),
+        p.sender.clone(),
+        p.keys.clone(),
         &ctx.config.list.public_url,
         list.id,
         0,
@@ -627,10 +569,12 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
                 let n = store.delivery_counts(c.id).await?;
                 json.push(serde_json::json!({ "campaign": c, "counts": n }));
                 // A campaign left `running` by a sender that is gone is waiting for `send`.
-                let status = if c.status == "running" && store.live_lease(c.id).await?.is_none() {
+                let status = if c.status == CampaignStatus::Running
+                    && store.live_lease(c.id).await?.is_none()
+                {
                     "running (no sender; `send` resumes)".to_string()
                 } else {
-                    c.status.clone()
+                    c.status.to_string()
                 };
                 rows.push(vec![
                     c.id.to_string(),
@@ -699,7 +643,11 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
                         l.heartbeat_at
                     )?;
                 }
-                if let Some(reason) = c.halt_reason.as_deref().filter(|_| c.status == "paused") {
+                if let Some(reason) = c
+                    .halt_reason
+                    .as_deref()
+                    .filter(|_| c.status == CampaignStatus::Paused)
+                {
                     outln!("paused:   {reason}")?;
                 }
                 if !rows.is_empty() {
@@ -709,10 +657,10 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
                         .map(|d| {
                             vec![
                                 d.email.clone().unwrap_or_else(|| "(erased)".into()),
-                                if d.status == "sending" && sender.is_none() {
+                                if d.status == DeliveryStatus::Sending && sender.is_none() {
                                     "uncertain".into()
                                 } else {
-                                    d.status.clone()
+                                    d.status.to_string()
                                 },
                                 d.attempts.to_string(),
                                 d.last_reply.clone().unwrap_or_default(),
@@ -725,13 +673,17 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
         }
         CampaignsCommand::Pause { id } => {
             let c = store.campaign(id).await?;
-            if c.status != "running" {
+            if c.status != CampaignStatus::Running {
                 return Err(
                     UsageError(format!("campaign #{id} is {}, not running", c.status)).into(),
                 );
             }
             store
-                .set_campaign_status(id, "paused", Some("paused by `bulletin campaigns pause`"))
+                .set_campaign_status(
+                    id,
+                    CampaignStatus::Paused,
+                    Some("paused by `bulletin campaigns pause`"),
+                )
                 .await?;
             ctx.info(format!(
                 "campaign #{id} paused; `bulletin send` with the same edition and list resumes it"
@@ -739,7 +691,10 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
         }
         CampaignsCommand::Cancel { id } => {
             let c = store.campaign(id).await?;
-            if matches!(c.status.as_str(), "finished" | "cancelled") {
+            if matches!(
+                c.status,
+                CampaignStatus::Finished | CampaignStatus::Cancelled
+            ) {
                 return Err(UsageError(format!("campaign #{id} is already {}", c.status)).into());
             }
             store.cancel_campaign(id).await?;

@@ -14,6 +14,74 @@ use serde::Serialize;
 
 use super::{Store, StoreError, now};
 
+/// Where a campaign stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
+pub enum CampaignStatus {
+    /// Created, not started (not used by `send`, which starts at once).
+    Draft,
+    /// Being sent, or left by a sender that stopped without a word (no live lease).
+    Running,
+    /// Stopped; `send` with the same edition and list resumes it.
+    Paused,
+    /// Every recipient has an outcome.
+    Finished,
+    /// Stopped for good; never resumed.
+    Cancelled,
+}
+
+impl CampaignStatus {
+    /// The value stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Finished => "finished",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for CampaignStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What became of one recipient of a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Waiting, perhaps for a retry.
+    Queued,
+    /// With a sender now (or, once its lease is gone, uncertain).
+    Sending,
+    /// Accepted by the relay.
+    Sent,
+    /// Refused for good.
+    Failed,
+    /// Not sent: unsubscribed, blocklisted, erased, or the campaign was cancelled.
+    Skipped,
+    /// Handed over whole with no final reply: the relay may have it.
+    Uncertain,
+}
+
+impl std::fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Uncertain => "uncertain",
+        })
+    }
+}
+
 /// A campaign as listed and shown.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct Campaign {
@@ -29,8 +97,8 @@ pub struct Campaign {
     pub content_hash: String,
     /// Subject in the default language.
     pub subject: String,
-    /// draft, running, paused, finished, cancelled.
-    pub status: String,
+    /// Where it stands.
+    pub status: CampaignStatus,
     /// When created.
     pub created_at: String,
     /// When last changed.
@@ -94,8 +162,8 @@ pub struct Recipient {
 pub struct DeliveryRow {
     /// Address (None once erased).
     pub email: Option<String>,
-    /// Status.
-    pub status: String,
+    /// What became of it.
+    pub status: DeliveryStatus,
     /// Attempts.
     pub attempts: i64,
     /// The relay's last reply, or why it was skipped.
@@ -179,7 +247,7 @@ pub enum CampaignError {
         /// The earlier campaign.
         id: i64,
         /// Its status.
-        status: String,
+        status: CampaignStatus,
     },
     /// Cancelled campaigns stay cancelled.
     #[error("campaign #{0} for this edition and list was cancelled; it will not be resumed")]
@@ -197,8 +265,8 @@ pub enum CampaignError {
     Busy {
         /// The campaign.
         id: i64,
-        /// Who holds it.
-        holder: super::LeaseInfo,
+        /// Who holds it (boxed: errors travel by value, and this one is large).
+        holder: Box<super::LeaseInfo>,
     },
     /// Our lease lapsed and was taken or removed while we were sending.
     #[error(
@@ -233,7 +301,7 @@ impl Store {
         .await
         .map_err(|e| self.classify(e))?;
         if let Some(c) = earlier.iter().find(|c| c.content_hash == content_hash) {
-            if c.status == "cancelled" {
+            if c.status == CampaignStatus::Cancelled {
                 return Err(CampaignError::Cancelled(c.id));
             }
             return Ok(Start::Resumed(c.clone()));
@@ -243,7 +311,7 @@ impl Store {
                 slug: slug.to_string(),
                 list: list.name.clone(),
                 id: c.id,
-                status: c.status.clone(),
+                status: c.status,
             });
         }
         let now = now();
@@ -330,7 +398,7 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(|e| self.classify(e))?;
-        self.set_campaign_status(campaign_id, "cancelled", None)
+        self.set_campaign_status(campaign_id, CampaignStatus::Cancelled, None)
             .await
     }
 
@@ -456,7 +524,7 @@ impl Store {
 
     /// Counts by status.
     pub async fn delivery_counts(&self, campaign_id: i64) -> Result<DeliveryCounts, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+        let rows: Vec<(DeliveryStatus, i64)> = sqlx::query_as(
             "SELECT status, COUNT(*) FROM deliveries WHERE campaign_id = ? GROUP BY status",
         )
         .bind(campaign_id)
@@ -465,13 +533,13 @@ impl Store {
         .map_err(|e| self.classify(e))?;
         let mut c = DeliveryCounts::default();
         for (status, n) in rows {
-            match status.as_str() {
-                "queued" => c.queued = n,
-                "sending" => c.sending = n,
-                "sent" => c.sent = n,
-                "failed" => c.failed = n,
-                "uncertain" => c.uncertain = n,
-                _ => c.skipped += n,
+            match status {
+                DeliveryStatus::Queued => c.queued = n,
+                DeliveryStatus::Sending => c.sending = n,
+                DeliveryStatus::Sent => c.sent = n,
+                DeliveryStatus::Failed => c.failed = n,
+                DeliveryStatus::Uncertain => c.uncertain = n,
+                DeliveryStatus::Skipped => c.skipped = n,
             }
         }
         Ok(c)
@@ -482,7 +550,7 @@ impl Store {
     pub async fn set_campaign_status(
         &self,
         campaign_id: i64,
-        status: &str,
+        status: CampaignStatus,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = now();
@@ -511,7 +579,7 @@ impl Store {
     /// blocklisted); a finished campaign becomes paused so that `send` resumes it.
     pub async fn retry_failed(&self, campaign_id: i64) -> Result<(i64, i64), CampaignError> {
         let campaign = self.campaign(campaign_id).await?;
-        if campaign.status == "cancelled" {
+        if campaign.status == CampaignStatus::Cancelled {
             return Err(CampaignError::Cancelled(campaign_id));
         }
         let mut tx = self.write().await?;
@@ -628,13 +696,14 @@ async fn settle_one(
         .await?;
         return Ok(());
     }
-    let (status, reply, message_id, not_before): (&str, &str, Option<&str>, Option<&str>) =
+    use DeliveryStatus as D;
+    let (status, reply, message_id, not_before): (D, &str, Option<&str>, Option<&str>) =
         match outcome {
-            Outcome::Sent { reply, message_id } => ("sent", reply, Some(message_id), None),
-            Outcome::Failed { reply, .. } => ("failed", reply, None, None),
-            Outcome::Retry { reply, not_before } => ("queued", reply, None, Some(not_before)),
-            Outcome::Skipped { reason } => ("skipped", reason, None, None),
-            Outcome::Uncertain { reply } => ("uncertain", reply, None, None),
+            Outcome::Sent { reply, message_id } => (D::Sent, reply, Some(message_id), None),
+            Outcome::Failed { reply, .. } => (D::Failed, reply, None, None),
+            Outcome::Retry { reply, not_before } => (D::Queued, reply, None, Some(not_before)),
+            Outcome::Skipped { reason } => (D::Skipped, reason, None, None),
+            Outcome::Uncertain { reply } => (D::Uncertain, reply, None, None),
             Outcome::Requeue { .. } => return Ok(()),
         };
     sqlx::query(

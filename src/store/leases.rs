@@ -144,7 +144,7 @@ impl Store {
             if lease.is_live(&now, &holder.host) {
                 return Err(CampaignError::Busy {
                     id: campaign_id,
-                    holder: lease.clone(),
+                    holder: Box::new(lease.clone()),
                 });
             }
             sqlx::query("DELETE FROM send_leases WHERE campaign_id = ? AND owner = ?")

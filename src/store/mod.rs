@@ -23,7 +23,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 pub use campaigns::{
-    Campaign, CampaignError, DeliveryCounts, DeliveryRow, Outcome, Recipient, Start,
+    Campaign, CampaignError, CampaignStatus, DeliveryCounts, DeliveryRow, DeliveryStatus, Outcome,
+    Recipient, Start,
 };
 pub use leases::{Lease, LeaseHolder, LeaseInfo};
 pub use lists::{List, ListSummary};

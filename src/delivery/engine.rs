@@ -1,0 +1,633 @@
+//! The send engine: claims recipients under the campaign's lease, builds their messages in
+//! N workers (each with its own transport session), paces them, judges every outcome by its
+//! SMTP stage and codes, and records it.
+//!
+//! The loop is one transaction per turn: renew the lease, settle the outcomes that came back
+//! since the last turn, claim as many recipients as there are free workers. So a row is
+//! `sending` only while its message is with a worker or its outcome waits for the next turn;
+//! after a crash those rows, at most the concurrency, are the only uncertain ones.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, mpsc};
+
+use super::{
+    DeliveryError, Halt, Problem, Progress, RunReport, SendError, Session, Settings, Stage,
+    Transport, Verdict, check,
+};
+use crate::mail::{Personaliser, RecipientData};
+use crate::store::{CampaignError, CampaignStatus, Lease, Outcome, Recipient, Store};
+
+/// Permanent refusals that might be about us rather than the recipient (policy, content), in
+/// a row with nothing accepted in between, after which the relay is taken to refuse us.
+const AMBIGUOUS_IN_A_ROW: u32 = 5;
+
+/// Paces dispatches at `rate` per second and at most `hourly_cap` per rolling hour.
+struct Pacer {
+    interval: Option<Duration>,
+    next: Instant,
+    hourly_cap: u32,
+    window_start: Instant,
+    in_window: u32,
+}
+
+impl Pacer {
+    fn new(rate: f64, hourly_cap: u32) -> Self {
+        let now = Instant::now();
+        Self {
+            interval: (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate)),
+            next: now,
+            hourly_cap,
+            window_start: now,
+            in_window: 0,
+        }
+    }
+
+    /// Waits until the next message may go. The schedule advances by a fixed interval from
+    /// the first message, so short sleeps that overshoot do not lower the average rate.
+    async fn wait(&mut self) {
+        if self.hourly_cap > 0 {
+            if self.window_start.elapsed() >= Duration::from_secs(3600) {
+                self.window_start = Instant::now();
+                self.in_window = 0;
+            }
+            if self.in_window >= self.hourly_cap {
+                tokio::time::sleep_until((self.window_start + Duration::from_secs(3600)).into())
+                    .await;
+                self.window_start = Instant::now();
+                self.in_window = 0;
+            }
+            self.in_window += 1;
+        }
+        if let Some(interval) = self.interval {
+            let now = Instant::now();
+            if self.next > now {
+                tokio::time::sleep_until(self.next.into()).await;
+            } else if now - self.next > interval * 4 {
+                // After an idle stretch (waiting for retries) do not burst to catch up.
+                self.next = now;
+            }
+            self.next += interval;
+        }
+    }
+}
+
+struct Job {
+    delivery_id: i64,
+    subscriber_id: i64,
+    email: String,
+    attempts: i64,
+    retry_from: i64,
+    message_id: String,
+    bytes: u64,
+}
+
+struct Done {
+    job: Job,
+    result: Result<String, SendError>,
+}
+
+/// A refusal held back until the relay shows whether it refuses this recipient or everyone.
+struct Suspended {
+    delivery_id: i64,
+    reply: String,
+}
+
+/// The state of one run's loop that outcomes feed.
+struct Judge<'a> {
+    settings: &'a Settings,
+    relay: String,
+    report: RunReport,
+    consecutive_failures: u32,
+    ambiguous_in_a_row: u32,
+    suspended: Vec<Suspended>,
+    halt: Option<Halt>,
+}
+
+impl Judge<'_> {
+    fn halt(&mut self, halt: Halt) {
+        if self.halt.is_none() {
+            // Progress sees the run start stopping at once, not only at the end.
+            self.report.stopped = Some(halt.to_string());
+            self.halt = Some(halt);
+        }
+    }
+
+    /// Turns a worker's result into the delivery's outcome, or holds it back (`None`).
+    fn judge(&mut self, done: &Done) -> Option<Outcome> {
+        let job = &done.job;
+        let error = match &done.result {
+            Ok(reply) => {
+                self.consecutive_failures = 0;
+                self.ambiguous_in_a_row = 0;
+                self.report.sent += 1;
+                return Some(Outcome::Sent {
+                    reply: reply.clone(),
+                    message_id: job.message_id.clone(),
+                });
+            }
+            Err(e) => e,
+        };
+        let reply = error.reply_text();
+        Some(match error.verdict() {
+            Verdict::RecipientRefused { mailbox_gone } => {
+                self.consecutive_failures = 0;
+                self.report.failed += 1;
+                Outcome::Failed {
+                    reply,
+                    // The mailbox does not exist: mailing it again only hurts our reputation.
+                    blocklist: mailbox_gone.then_some(job.subscriber_id),
+                }
+            }
+            Verdict::Ambiguous => {
+                self.ambiguous_in_a_row += 1;
+                if self.ambiguous_in_a_row >= AMBIGUOUS_IN_A_ROW {
+                    self.halt(Halt::RelayRefusesUs {
+                        refusal: format!(
+                            "{} refusals in a row with nothing accepted, the last {}",
+                            self.ambiguous_in_a_row, error
+                        ),
+                    });
+                }
+                self.suspended.push(Suspended {
+                    delivery_id: job.delivery_id,
+                    reply,
+                });
+                return None;
+            }
+            Verdict::RelayRefusesUs => {
+                self.halt(Halt::RelayRefusesUs {
+                    refusal: error.to_string(),
+                });
+                Outcome::Requeue { not_before: None }
+            }
+            Verdict::RelayUnavailable => {
+                self.count_transient(error);
+                let delay = self.backoff(i64::from(self.consecutive_failures));
+                Outcome::Requeue {
+                    not_before: Some(rfc3339_after(delay)),
+                }
+            }
+            Verdict::Uncertain => {
+                self.count_transient(error);
+                self.report.uncertain += 1;
+                Outcome::Uncertain { reply }
+            }
+            Verdict::RetryRecipient => {
+                self.count_transient(error);
+                let tried = job.attempts - job.retry_from;
+                if tried >= i64::from(self.settings.max_attempts) {
+                    self.report.failed += 1;
+                    Outcome::Failed {
+                        reply: format!("{reply} (gave up after {tried} attempts)"),
+                        blocklist: None,
+                    }
+                } else {
+                    self.report.retried += 1;
+                    Outcome::Retry {
+                        reply,
+                        not_before: rfc3339_after(self.backoff(tried)),
+                    }
+                }
+            }
+        })
+    }
+
+    fn count_transient(&mut self, error: &SendError) {
+        self.consecutive_failures += 1;
+        let limit = self.settings.pause_after_failures;
+        if limit > 0 && self.consecutive_failures >= limit {
+            self.halt(Halt::RelayDown {
+                failures: self.consecutive_failures,
+                relay: self.relay.clone(),
+                last: error.to_string(),
+            });
+        }
+    }
+
+    /// The retry base doubled per earlier attempt, with ±50 % jitter.
+    fn backoff(&self, attempts: i64) -> f64 {
+        let exponent = u32::try_from(attempts.clamp(1, 16) - 1).unwrap_or(0);
+        let base = self.settings.retry_base.as_secs_f64() * f64::from(2u32.pow(exponent));
+        base * (0.5 + fastrand::f64())
+    }
+
+    /// Held-back refusals become the recipients' failures once the relay accepted mail after
+    /// them, or at the end of the queue when it accepted this campaign's mail before.
+    fn release_suspended(&mut self, finished: &mut Vec<(i64, Outcome)>) {
+        self.report.failed += self.suspended.len() as u64;
+        for s in self.suspended.drain(..) {
+            finished.push((
+                s.delivery_id,
+                Outcome::Failed {
+                    reply: s.reply,
+                    blocklist: None,
+                },
+            ));
+        }
+    }
+
+    /// Held-back refusals go back to the queue untouched (the run is stopping, or the relay
+    /// refuses everyone).
+    fn requeue_suspended(&mut self, finished: &mut Vec<(i64, Outcome)>) {
+        for s in self.suspended.drain(..) {
+            finished.push((s.delivery_id, Outcome::Requeue { not_before: None }));
+        }
+    }
+}
+
+/// Everything one run of a campaign works with.
+pub struct Run<'a, T> {
+    /// The database.
+    pub store: &'a Store,
+    /// The campaign's lease, held by this process.
+    pub lease: &'a Lease,
+    /// The list the campaign goes to (entitlement is checked against it at each claim).
+    pub list_id: i64,
+    /// Builds each recipient's message.
+    pub personaliser: Arc<Personaliser>,
+    /// Where messages go.
+    pub transport: Arc<T>,
+    /// Pace and persistence.
+    pub settings: &'a Settings,
+    /// Set by a signal handler: stop claiming, finish what is in flight.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Runs a campaign under its lease until every recipient has an outcome, or until it is
+/// paused, interrupted, the relay looks down or refuses us, or the database fails.
+pub async fn run<T: Transport>(
+    run: Run<'_, T>,
+    progress: &mut dyn Progress,
+) -> Result<RunReport, DeliveryError> {
+    let Run {
+        store,
+        lease,
+        list_id,
+        personaliser,
+        transport,
+        settings,
+        stop,
+    } = run;
+    let started = Instant::now();
+    let campaign_id = lease.campaign_id;
+    // Fail before anything is claimed if the relay cannot be reached at all.
+    if let Err(e) = check(transport.as_ref()).await {
+        let _ = store.release_lease(lease).await;
+        return Err(e);
+    }
+
+    let concurrency = settings.concurrency.max(1);
+    let (job_tx, job_rx) = mpsc::channel::<Recipient>(concurrency);
+    let (done_tx, mut done_rx) = mpsc::channel::<Done>(concurrency * 2);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let from = personaliser.envelope_from().to_string();
+    let mut workers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let job_rx = Arc::clone(&job_rx);
+        let done_tx = done_tx.clone();
+        let transport = Arc::clone(&transport);
+        let from = from.clone();
+        let personaliser = Arc::clone(&personaliser);
+        workers.push(tokio::spawn(async move {
+            let mut session: Option<T::Session> = None;
+            loop {
+                let recipient = { job_rx.lock().await.recv().await };
+                let Some(recipient) = recipient else { break };
+                // Built here, in the worker, so that personalising, encoding and signing use
+                // every core instead of queueing behind the dispatcher.
+                let done = match build_job(&personaliser, &recipient) {
+                    Err((job, reason)) => Done {
+                        job,
+                        result: Err(SendError::new(
+                            "bulletin",
+                            Stage::RcptTo,
+                            Problem::Local(reason),
+                        )),
+                    },
+                    Ok((job, to, bytes)) => {
+                        let result = match session.as_mut() {
+                            Some(s) => s.send(&from, &to, &bytes).await,
+                            None => match transport.open().await {
+                                Ok(mut s) => {
+                                    let r = s.send(&from, &to, &bytes).await;
+                                    session = Some(s);
+                                    r
+                                }
+                                Err(e) => Err(e),
+                            },
+                        };
+                        Done { job, result }
+                    }
+                };
+                if done_tx.send(done).await.is_err() {
+                    break;
+                }
+            }
+            if let Some(s) = session {
+                s.close().await;
+            }
+        }));
+    }
+    drop(done_tx);
+
+    // The heartbeat keeps the lease while the loop waits (a slow relay may take minutes to
+    // answer); losing it stops the run.
+    let lease_lost = Arc::new(AtomicBool::new(false));
+    let heartbeat = {
+        let store = store.clone();
+        let lease = lease.clone();
+        let lost = Arc::clone(&lease_lost);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease.ttl / 4).await;
+                if let Err(CampaignError::LeaseLost(_)) = store.renew_lease(&lease).await {
+                    lost.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+        })
+    };
+
+    let mut judge = Judge {
+        settings,
+        relay: transport.describe(),
+        report: RunReport::default(),
+        consecutive_failures: 0,
+        ambiguous_in_a_row: 0,
+        suspended: Vec::new(),
+        halt: None,
+    };
+    let mut pacer = Pacer::new(settings.rate, settings.hourly_cap);
+    let mut finished: Vec<(i64, Outcome)> = Vec::new();
+    // Addresses of the outcomes in `finished`, for an error that must name them.
+    let mut finished_emails: Vec<String> = Vec::new();
+    let mut in_flight = 0usize;
+    // Once the database fails, nothing more is claimed: the loop only collects the outcomes of
+    // messages already with the relay, and records them at the end if it can.
+    let mut store_failure: Option<DeliveryError> = None;
+
+    loop {
+        if judge.halt.is_none() {
+            if stop.load(Ordering::Relaxed) {
+                judge.halt(Halt::Interrupted);
+            } else if lease_lost.load(Ordering::Relaxed) {
+                judge.halt(Halt::Store(
+                    CampaignError::LeaseLost(campaign_id).to_string(),
+                ));
+            } else if store_failure.is_none() {
+                match store.campaign(campaign_id).await.map(|c| c.status) {
+                    Ok(CampaignStatus::Paused) => judge.halt(Halt::Paused),
+                    Ok(CampaignStatus::Cancelled) => judge.halt(Halt::Cancelled),
+                    Ok(_) => {}
+                    Err(e) => {
+                        judge.halt(Halt::Store(e.to_string()));
+                        store_failure = Some(e.into());
+                    }
+                }
+            }
+        }
+        if judge.halt.is_some() {
+            judge.requeue_suspended(&mut finished);
+        }
+        if store_failure.is_none() {
+            let free = if judge.halt.is_some() {
+                0
+            } else {
+                concurrency - in_flight
+            };
+            match store
+                .settle_and_claim(lease, list_id, &finished, free)
+                .await
+            {
+                Ok(claimed) => {
+                    finished.clear();
+                    finished_emails.clear();
+                    for recipient in claimed {
+                        pacer.wait().await;
+                        in_flight += 1;
+                        if job_tx.send(recipient).await.is_err() {
+                            in_flight -= 1;
+                        }
+                    }
+                }
+                Err(e) => {
+                    judge.halt(Halt::Store(e.to_string()));
+                    store_failure = Some(e.into());
+                }
+            }
+        }
+        progress.update(&judge.report, in_flight);
+        if in_flight == 0 {
+            if store_failure.is_some() {
+                break;
+            }
+            if !finished.is_empty() {
+                continue;
+            }
+            if judge.halt.is_some() {
+                break;
+            }
+            // Nothing in flight and nothing claimable now.
+            if !judge.suspended.is_empty() {
+                // Refusals that no later acceptance explained: the recipients' own if this
+                // campaign's mail was accepted before, otherwise the relay refuses everyone.
+                let accepted_before = judge.report.sent > 0
+                    || store
+                        .delivery_counts(campaign_id)
+                        .await
+                        .map(|c| c.sent > 0)
+                        .unwrap_or(false);
+                if accepted_before {
+                    judge.release_suspended(&mut finished);
+                } else {
+                    let n = judge.suspended.len();
+                    let last = judge
+                        .suspended
+                        .last()
+                        .map(|s| s.reply.clone())
+                        .unwrap_or_default();
+                    judge.halt(Halt::RelayRefusesUs {
+                        refusal: format!(
+                            "it refused all {n} recipient(s) it was offered and accepted none, the last: {last}"
+                        ),
+                    });
+                }
+                continue;
+            }
+            match store.next_retry_at(campaign_id).await {
+                Err(e) => {
+                    judge.halt(Halt::Store(e.to_string()));
+                    store_failure = Some(e.into());
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(at)) => {
+                    let wait = seconds_until(&at).clamp(0.05, 5.0);
+                    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+                    continue;
+                }
+            }
+        }
+        // Wait for at least one outcome, then take every other one already there.
+        let Some(first) = done_rx.recv().await else {
+            break;
+        };
+        let mut batch = vec![first];
+        while let Ok(more) = done_rx.try_recv() {
+            batch.push(more);
+        }
+        for done in batch {
+            in_flight -= 1;
+            judge.report.bytes += done.job.bytes;
+            let accepted = done.result.is_ok();
+            if let Some(outcome) = judge.judge(&done) {
+                finished.push((done.job.delivery_id, outcome));
+                finished_emails.push(done.job.email.clone());
+            }
+            if accepted {
+                // The relay takes our mail: the refusals held back were about their recipients.
+                judge.release_suspended(&mut finished);
+            }
+        }
+    }
+    drop(job_tx);
+    for w in workers {
+        let _ = w.await;
+    }
+    heartbeat.abort();
+    judge.requeue_suspended(&mut finished);
+
+    if let Some(failure) = store_failure {
+        return Err(record_after_failure(
+            store,
+            lease,
+            list_id,
+            finished,
+            finished_emails,
+            failure,
+        )
+        .await);
+    }
+    let counts = store.delivery_counts(campaign_id).await?;
+    if judge.halt.is_none() && counts.queued + counts.sending == 0 && counts.uncertain > 0 {
+        judge.halt(Halt::Uncertain {
+            count: counts.uncertain,
+        });
+    }
+    let status = match &judge.halt {
+        Some(h) => h.campaign_status(),
+        None if counts.queued + counts.sending == 0 => CampaignStatus::Finished,
+        None => CampaignStatus::Paused,
+    };
+    let reason = judge.halt.as_ref().map(ToString::to_string);
+    store
+        .set_campaign_status(campaign_id, status, reason.as_deref())
+        .await?;
+    store.release_lease(lease).await?;
+    let mut report = judge.report;
+    report.stopped = reason;
+    report.halt = judge.halt;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// After the database failed mid-run: tries for a while to record the outcomes that came
+/// back and to mark the campaign paused, and says what could not be recorded.
+async fn record_after_failure(
+    store: &Store,
+    lease: &Lease,
+    list_id: i64,
+    finished: Vec<(i64, Outcome)>,
+    emails: Vec<String>,
+    failure: DeliveryError,
+) -> DeliveryError {
+    if matches!(
+        failure,
+        DeliveryError::Campaign(CampaignError::LeaseLost(_))
+    ) {
+        // Another sender may own these rows now; it treats them as uncertain.
+        return failure;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut recorded = finished.is_empty();
+    let mut status_recorded = false;
+    while Instant::now() < deadline && !(recorded && status_recorded) {
+        if !recorded {
+            recorded = store
+                .settle_and_claim(lease, list_id, &finished, 0)
+                .await
+                .is_ok();
+        }
+        if recorded && !status_recorded {
+            status_recorded = store
+                .set_campaign_status(
+                    lease.campaign_id,
+                    CampaignStatus::Paused,
+                    Some(&format!("stopped by a database error: {failure}")),
+                )
+                .await
+                .is_ok();
+        }
+        if !(recorded && status_recorded) {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    if recorded {
+        let _ = store.release_lease(lease).await;
+    }
+    DeliveryError::Unrecorded {
+        campaign: lease.campaign_id,
+        cause: failure.to_string(),
+        unrecorded: if recorded { Vec::new() } else { emails },
+        status_recorded,
+    }
+}
+
+fn build_job(
+    personaliser: &Personaliser,
+    r: &Recipient,
+) -> Result<(Job, String, Vec<u8>), (Job, String)> {
+    let mut job = Job {
+        delivery_id: r.delivery_id,
+        subscriber_id: r.subscriber_id,
+        email: r.email.clone(),
+        attempts: r.attempts,
+        retry_from: r.retry_from,
+        message_id: String::new(),
+        bytes: 0,
+    };
+    match personaliser.build(
+        &RecipientData {
+            subscriber_id: r.subscriber_id,
+            delivery_id: r.delivery_id,
+            email: &r.email,
+            name: &r.name,
+            language: r.language.as_deref(),
+            attributes: &r.attributes,
+            token_nonce: &r.token_nonce,
+        },
+        time::OffsetDateTime::now_utc(),
+    ) {
+        Err(e) => Err((job, format!("the message cannot be built: {e}"))),
+        Ok(built) => {
+            job.message_id = built.message_id;
+            job.bytes = built.bytes.len() as u64;
+            Ok((job, built.to, built.bytes))
+        }
+    }
+}
+
+fn rfc3339_after(seconds: f64) -> String {
+    crate::store::timestamp(
+        time::OffsetDateTime::now_utc() + Duration::from_secs_f64(seconds.max(0.0)),
+    )
+}
+
+fn seconds_until(rfc3339: &str) -> f64 {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t - time::OffsetDateTime::now_utc()).as_seconds_f64())
+        .unwrap_or(1.0)
+}
