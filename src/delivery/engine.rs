@@ -262,256 +262,371 @@ pub async fn run<T: Transport>(
     run: Run<'_, T>,
     progress: &mut dyn Progress,
 ) -> Result<RunReport, DeliveryError> {
-    let Run {
-        store,
-        lease,
-        list_id,
-        personaliser,
-        transport,
-        settings,
-        stop,
-    } = run;
     let started = Instant::now();
-    let campaign_id = lease.campaign_id;
     // Fail before anything is claimed if the relay cannot be reached at all.
-    if let Err(e) = check(transport.as_ref()).await {
-        let _ = store.release_lease(lease).await;
+    if let Err(e) = check(run.transport.as_ref()).await {
+        let _ = run.store.release_lease(run.lease).await;
         return Err(e);
     }
-
-    let concurrency = settings.concurrency.max(1);
+    let concurrency = run.settings.concurrency.max(1);
     let (job_tx, job_rx) = mpsc::channel::<Recipient>(concurrency);
-    let (done_tx, mut done_rx) = mpsc::channel::<Done>(concurrency * 2);
-    let job_rx = Arc::new(Mutex::new(job_rx));
-    let from = personaliser.envelope_from().to_string();
-    let mut workers = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
-        let job_rx = Arc::clone(&job_rx);
-        let done_tx = done_tx.clone();
-        let transport = Arc::clone(&transport);
-        let from = from.clone();
-        let personaliser = Arc::clone(&personaliser);
-        workers.push(tokio::spawn(async move {
-            let mut session: Option<T::Session> = None;
-            loop {
-                let recipient = { job_rx.lock().await.recv().await };
-                let Some(recipient) = recipient else { break };
-                // Built here, in the worker, so that personalising, encoding and signing use
-                // every core instead of queueing behind the dispatcher.
-                let done = match build_job(&personaliser, &recipient) {
-                    Err((job, reason)) => Done {
-                        job,
-                        result: Err(SendError::new(
-                            "bulletin",
-                            Stage::RcptTo,
-                            Problem::Local(reason),
-                        )),
-                    },
-                    Ok((job, to, bytes)) => {
-                        let result = match session.as_mut() {
-                            Some(s) => s.send(&from, &to, &bytes).await,
-                            None => match transport.open().await {
-                                Ok(mut s) => {
-                                    let r = s.send(&from, &to, &bytes).await;
-                                    session = Some(s);
-                                    r
-                                }
-                                Err(e) => Err(e),
-                            },
-                        };
-                        Done { job, result }
-                    }
-                };
-                if done_tx.send(done).await.is_err() {
-                    break;
-                }
-            }
-            if let Some(s) = session {
-                s.close().await;
-            }
-        }));
-    }
-    drop(done_tx);
-
-    // The heartbeat keeps the lease while the loop waits (a slow relay may take minutes to
-    // answer); losing it stops the run.
+    let (done_tx, done_rx) = mpsc::channel::<Done>(concurrency * 2);
+    let workers = spawn_workers(&run, concurrency, job_rx, done_tx);
     let lease_lost = Arc::new(AtomicBool::new(false));
-    let heartbeat = {
-        let store = store.clone();
-        let lease = lease.clone();
-        let lost = Arc::clone(&lease_lost);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(lease.ttl / 4).await;
-                if let Err(CampaignError::LeaseLost(_)) = store.renew_lease(&lease).await {
-                    lost.store(true, Ordering::Relaxed);
-                    break;
-                }
-            }
-        })
+    let heartbeat = spawn_heartbeat(run.store, run.lease, Arc::clone(&lease_lost));
+    let mut loop_state = Loop {
+        store: run.store,
+        lease: run.lease,
+        list_id: run.list_id,
+        concurrency,
+        judge: Judge {
+            settings: run.settings,
+            relay: run.transport.describe(),
+            report: RunReport::default(),
+            consecutive_failures: 0,
+            ambiguous_in_a_row: 0,
+            suspended: Vec::new(),
+            halt: None,
+        },
+        pacer: Pacer::new(run.settings.rate, run.settings.hourly_cap),
+        finished: Vec::new(),
+        finished_emails: Vec::new(),
+        in_flight: 0,
+        store_failure: None,
+        job_tx,
+        done_rx,
     };
-
-    let mut judge = Judge {
-        settings,
-        relay: transport.describe(),
-        report: RunReport::default(),
-        consecutive_failures: 0,
-        ambiguous_in_a_row: 0,
-        suspended: Vec::new(),
-        halt: None,
-    };
-    let mut pacer = Pacer::new(settings.rate, settings.hourly_cap);
-    let mut finished: Vec<(i64, Outcome)> = Vec::new();
-    // Addresses of the outcomes in `finished`, for an error that must name them.
-    let mut finished_emails: Vec<String> = Vec::new();
-    let mut in_flight = 0usize;
-    // Once the database fails, nothing more is claimed: the loop only collects the outcomes of
-    // messages already with the relay, and records them at the end if it can.
-    let mut store_failure: Option<DeliveryError> = None;
-
-    loop {
-        if judge.halt.is_none() {
-            if stop.load(Ordering::Relaxed) {
-                judge.halt(Halt::Interrupted);
-            } else if lease_lost.load(Ordering::Relaxed) {
-                judge.halt(Halt::Store(
-                    CampaignError::LeaseLost(campaign_id).to_string(),
-                ));
-            } else if store_failure.is_none() {
-                match store.campaign(campaign_id).await.map(|c| c.status) {
-                    Ok(CampaignStatus::Paused) => judge.halt(Halt::Paused),
-                    Ok(CampaignStatus::Cancelled) => judge.halt(Halt::Cancelled),
-                    Ok(_) => {}
-                    Err(e) => {
-                        judge.halt(Halt::Store(e.to_string()));
-                        store_failure = Some(e.into());
-                    }
-                }
-            }
-        }
-        if judge.halt.is_some() {
-            judge.requeue_suspended(&mut finished);
-        }
-        if store_failure.is_none() {
-            let free = if judge.halt.is_some() {
-                0
-            } else {
-                concurrency - in_flight
-            };
-            match store
-                .settle_and_claim(lease, list_id, &finished, free)
-                .await
-            {
-                Ok(claimed) => {
-                    finished.clear();
-                    finished_emails.clear();
-                    for recipient in claimed {
-                        pacer.wait().await;
-                        in_flight += 1;
-                        if job_tx.send(recipient).await.is_err() {
-                            in_flight -= 1;
-                        }
-                    }
-                }
-                Err(e) => {
-                    judge.halt(Halt::Store(e.to_string()));
-                    store_failure = Some(e.into());
-                }
-            }
-        }
-        progress.update(&judge.report, in_flight);
-        if in_flight == 0 {
-            if store_failure.is_some() {
-                break;
-            }
-            if !finished.is_empty() {
-                continue;
-            }
-            if judge.halt.is_some() {
-                break;
-            }
-            // Nothing in flight and nothing claimable now.
-            if !judge.suspended.is_empty() {
-                // Refusals that no later acceptance explained: the recipients' own if this
-                // campaign's mail was accepted before, otherwise the relay refuses everyone.
-                let accepted_before = judge.report.sent > 0
-                    || store
-                        .delivery_counts(campaign_id)
-                        .await
-                        .map(|c| c.sent > 0)
-                        .unwrap_or(false);
-                if accepted_before {
-                    judge.release_suspended(&mut finished);
-                } else {
-                    let n = judge.suspended.len();
-                    let last = judge
-                        .suspended
-                        .last()
-                        .map(|s| s.reply.clone())
-                        .unwrap_or_default();
-                    judge.halt(Halt::RelayRefusesUs {
-                        refusal: format!(
-                            "it refused all {n} recipient(s) it was offered and accepted none, the last: {last}"
-                        ),
-                    });
-                }
-                continue;
-            }
-            match store.next_retry_at(campaign_id).await {
-                Err(e) => {
-                    judge.halt(Halt::Store(e.to_string()));
-                    store_failure = Some(e.into());
-                    break;
-                }
-                Ok(None) => break,
-                Ok(Some(at)) => {
-                    let wait = seconds_until(&at).clamp(0.05, 5.0);
-                    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-                    continue;
-                }
-            }
-        }
-        // Wait for at least one outcome, then take every other one already there.
-        let Some(first) = done_rx.recv().await else {
-            break;
-        };
-        let mut batch = vec![first];
-        while let Ok(more) = done_rx.try_recv() {
-            batch.push(more);
-        }
-        for done in batch {
-            in_flight -= 1;
-            judge.report.bytes += done.job.bytes;
-            let accepted = done.result.is_ok();
-            if let Some(outcome) = judge.judge(&done) {
-                finished.push((done.job.delivery_id, outcome));
-                finished_emails.push(done.job.email.clone());
-            }
-            if accepted {
-                // The relay takes our mail: the refusals held back were about their recipients.
-                judge.release_suspended(&mut finished);
-            }
-        }
-    }
+    loop_state.drive(&run.stop, &lease_lost, progress).await;
+    let Loop {
+        judge,
+        mut finished,
+        finished_emails,
+        store_failure,
+        job_tx,
+        ..
+    } = loop_state;
     drop(job_tx);
     for w in workers {
         let _ = w.await;
     }
     heartbeat.abort();
+    let mut judge = judge;
     judge.requeue_suspended(&mut finished);
-
     if let Some(failure) = store_failure {
         return Err(record_after_failure(
-            store,
-            lease,
-            list_id,
+            run.store,
+            run.lease,
+            run.list_id,
             finished,
             finished_emails,
             failure,
         )
         .await);
     }
-    let counts = store.delivery_counts(campaign_id).await?;
+    finish(run.store, run.lease, judge, started).await
+}
+
+/// Workers, each with its own transport session, build and send the messages they are given.
+fn spawn_workers<T: Transport>(
+    run: &Run<'_, T>,
+    concurrency: usize,
+    job_rx: mpsc::Receiver<Recipient>,
+    done_tx: mpsc::Sender<Done>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let from = run.personaliser.envelope_from().to_string();
+    (0..concurrency)
+        .map(|_| {
+            let job_rx = Arc::clone(&job_rx);
+            let done_tx = done_tx.clone();
+            let transport = Arc::clone(&run.transport);
+            let from = from.clone();
+            let personaliser = Arc::clone(&run.personaliser);
+            tokio::spawn(async move {
+                let mut session: Option<T::Session> = None;
+                loop {
+                    let recipient = { job_rx.lock().await.recv().await };
+                    let Some(recipient) = recipient else { break };
+                    let done = work(
+                        &personaliser,
+                        transport.as_ref(),
+                        &mut session,
+                        &from,
+                        &recipient,
+                    )
+                    .await;
+                    if done_tx.send(done).await.is_err() {
+                        break;
+                    }
+                }
+                if let Some(s) = session {
+                    s.close().await;
+                }
+            })
+        })
+        .collect()
+}
+
+/// One recipient in a worker: build the message here, so that personalising, encoding and
+/// signing use every core instead of queueing behind the dispatcher, then send it.
+async fn work<T: Transport>(
+    personaliser: &Personaliser,
+    transport: &T,
+    session: &mut Option<T::Session>,
+    from: &str,
+    recipient: &Recipient,
+) -> Done {
+    match build_job(personaliser, recipient) {
+        Err((job, reason)) => Done {
+            job,
+            result: Err(SendError::new(
+                "bulletin",
+                Stage::RcptTo,
+                Problem::Local(reason),
+            )),
+        },
+        Ok((job, to, bytes)) => {
+            let result = match session.as_mut() {
+                Some(s) => s.send(from, &to, &bytes).await,
+                None => match transport.open().await {
+                    Ok(mut s) => {
+                        let r = s.send(from, &to, &bytes).await;
+                        *session = Some(s);
+                        r
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            Done { job, result }
+        }
+    }
+}
+
+/// The heartbeat keeps the lease while the loop waits (a slow relay may take minutes to
+/// answer); losing it stops the run.
+fn spawn_heartbeat(
+    store: &Store,
+    lease: &Lease,
+    lost: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let store = store.clone();
+    let lease = lease.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(lease.ttl / 4).await;
+            if let Err(CampaignError::LeaseLost(_)) = store.renew_lease(&lease).await {
+                lost.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+    })
+}
+
+/// The dispatcher's state between turns.
+struct Loop<'a> {
+    store: &'a Store,
+    lease: &'a Lease,
+    list_id: i64,
+    concurrency: usize,
+    judge: Judge<'a>,
+    pacer: Pacer,
+    /// Outcomes to record at the next turn.
+    finished: Vec<(i64, Outcome)>,
+    /// Their addresses, for an error that must name them.
+    finished_emails: Vec<String>,
+    in_flight: usize,
+    /// Once the database fails, nothing more is claimed: the loop only collects the outcomes
+    /// of messages already with the relay, and records them at the end if it can.
+    store_failure: Option<DeliveryError>,
+    job_tx: mpsc::Sender<Recipient>,
+    done_rx: mpsc::Receiver<Done>,
+}
+
+/// What to do after a turn with nothing in flight.
+enum Next {
+    Stop,
+    TurnAgain,
+}
+
+impl Loop<'_> {
+    async fn drive(
+        &mut self,
+        stop: &AtomicBool,
+        lease_lost: &AtomicBool,
+        progress: &mut dyn Progress,
+    ) {
+        loop {
+            self.look_for_halt(stop, lease_lost).await;
+            if self.judge.halt.is_some() {
+                self.judge.requeue_suspended(&mut self.finished);
+            }
+            if self.store_failure.is_none() {
+                self.turn().await;
+            }
+            progress.update(&self.judge.report, self.in_flight);
+            if self.in_flight == 0 {
+                match self.idle().await {
+                    Next::Stop => break,
+                    Next::TurnAgain => continue,
+                }
+            }
+            if !self.collect().await {
+                break;
+            }
+        }
+    }
+
+    fn fail_store(&mut self, e: DeliveryError) {
+        self.judge.halt(Halt::Store(e.to_string()));
+        self.store_failure = Some(e);
+    }
+
+    /// A signal, a lost lease, or an operator's pause or cancel from another command.
+    async fn look_for_halt(&mut self, stop: &AtomicBool, lease_lost: &AtomicBool) {
+        if self.judge.halt.is_some() {
+            return;
+        }
+        if stop.load(Ordering::Relaxed) {
+            self.judge.halt(Halt::Interrupted);
+        } else if lease_lost.load(Ordering::Relaxed) {
+            let lost = CampaignError::LeaseLost(self.lease.campaign_id);
+            self.judge.halt(Halt::Store(lost.to_string()));
+        } else if self.store_failure.is_none() {
+            match self
+                .store
+                .campaign(self.lease.campaign_id)
+                .await
+                .map(|c| c.status)
+            {
+                Ok(CampaignStatus::Paused) => self.judge.halt(Halt::Paused),
+                Ok(CampaignStatus::Cancelled) => self.judge.halt(Halt::Cancelled),
+                Ok(_) => {}
+                Err(e) => self.fail_store(e.into()),
+            }
+        }
+    }
+
+    /// One transaction: renew the lease, record what came back, claim as many recipients as
+    /// there are free workers, and hand them out at the pace allowed.
+    async fn turn(&mut self) {
+        let free = if self.judge.halt.is_some() {
+            0
+        } else {
+            self.concurrency - self.in_flight
+        };
+        match self
+            .store
+            .settle_and_claim(self.lease, self.list_id, &self.finished, free)
+            .await
+        {
+            Ok(claimed) => {
+                self.finished.clear();
+                self.finished_emails.clear();
+                for recipient in claimed {
+                    self.pacer.wait().await;
+                    self.in_flight += 1;
+                    if self.job_tx.send(recipient).await.is_err() {
+                        self.in_flight -= 1;
+                    }
+                }
+            }
+            Err(e) => self.fail_store(e.into()),
+        }
+    }
+
+    /// Nothing in flight and nothing claimable now: done, waiting for retries, or judging the
+    /// refusals held back.
+    async fn idle(&mut self) -> Next {
+        if self.store_failure.is_some() {
+            return Next::Stop;
+        }
+        if !self.finished.is_empty() {
+            return Next::TurnAgain;
+        }
+        if self.judge.halt.is_some() {
+            return Next::Stop;
+        }
+        if !self.judge.suspended.is_empty() {
+            self.judge_suspended_at_the_end().await;
+            return Next::TurnAgain;
+        }
+        match self.store.next_retry_at(self.lease.campaign_id).await {
+            Err(e) => {
+                self.fail_store(e.into());
+                Next::Stop
+            }
+            Ok(None) => Next::Stop,
+            Ok(Some(at)) => {
+                let wait = seconds_until(&at).clamp(0.05, 5.0);
+                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+                Next::TurnAgain
+            }
+        }
+    }
+
+    /// Refusals that no later acceptance explained: the recipients' own if this campaign's
+    /// mail was accepted before, otherwise the relay refuses everyone.
+    async fn judge_suspended_at_the_end(&mut self) {
+        let accepted_before = self.judge.report.sent > 0
+            || self
+                .store
+                .delivery_counts(self.lease.campaign_id)
+                .await
+                .map(|c| c.sent > 0)
+                .unwrap_or(false);
+        if accepted_before {
+            self.judge.release_suspended(&mut self.finished);
+            return;
+        }
+        let n = self.judge.suspended.len();
+        let last = self
+            .judge
+            .suspended
+            .last()
+            .map(|s| s.reply.clone())
+            .unwrap_or_default();
+        self.judge.halt(Halt::RelayRefusesUs {
+            refusal: format!(
+                "it refused all {n} recipient(s) it was offered and accepted none, the last: {last}"
+            ),
+        });
+    }
+
+    /// Waits for at least one outcome, takes every other one already there, and judges them.
+    /// False when the workers are gone.
+    async fn collect(&mut self) -> bool {
+        let Some(first) = self.done_rx.recv().await else {
+            return false;
+        };
+        let mut batch = vec![first];
+        while let Ok(more) = self.done_rx.try_recv() {
+            batch.push(more);
+        }
+        for done in batch {
+            self.in_flight -= 1;
+            self.judge.report.bytes += done.job.bytes;
+            let accepted = done.result.is_ok();
+            if let Some(outcome) = self.judge.judge(&done) {
+                self.finished.push((done.job.delivery_id, outcome));
+                self.finished_emails.push(done.job.email.clone());
+            }
+            if accepted {
+                // The relay takes our mail: the refusals held back were about their recipients.
+                self.judge.release_suspended(&mut self.finished);
+            }
+        }
+        true
+    }
+}
+
+/// Marks the campaign finished or paused (with why) and gives the lease up.
+async fn finish(
+    store: &Store,
+    lease: &Lease,
+    mut judge: Judge<'_>,
+    started: Instant,
+) -> Result<RunReport, DeliveryError> {
+    let counts = store.delivery_counts(lease.campaign_id).await?;
     if judge.halt.is_none() && counts.queued + counts.sending == 0 && counts.uncertain > 0 {
         judge.halt(Halt::Uncertain {
             count: counts.uncertain,
@@ -524,7 +639,7 @@ pub async fn run<T: Transport>(
     };
     let reason = judge.halt.as_ref().map(ToString::to_string);
     store
-        .set_campaign_status(campaign_id, status, reason.as_deref())
+        .set_campaign_status(lease.campaign_id, status, reason.as_deref())
         .await?;
     store.release_lease(lease).await?;
     let mut report = judge.report;
