@@ -6,6 +6,7 @@
 //! success (some rows or recipients failed). [`exit_code`] maps an error to 1 or 2 by looking
 //! for an input error anywhere in its cause chain.
 
+mod campaigns;
 mod compose;
 mod lists;
 mod output;
@@ -82,7 +83,7 @@ pub enum Command {
     Send(send::SendArgs),
     /// List, show, pause and cancel campaigns
     #[command(subcommand)]
-    Campaigns(send::CampaignsCommand),
+    Campaigns(campaigns::CampaignsCommand),
     /// Serve the public pages: one-click unsubscribe, subscribe and confirm, the archive
     Serve(serve::ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -201,7 +202,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Compose(args) => compose::run(&ctx, args),
         Command::Preview(args) => preview::run(&ctx, args).await,
         Command::Send(args) => send::send(&ctx, args).await,
-        Command::Campaigns(cmd) => send::campaigns(&ctx, cmd).await,
+        Command::Campaigns(cmd) => campaigns::campaigns(&ctx, cmd).await,
         Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Completions { .. } | Command::Manpage { .. } | Command::Init(_) => {
             Ok(Outcome::Success)
