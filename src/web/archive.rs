@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::pages::{self, escape};
-use super::{AppState, Denied, browser_lang, denied, html};
+use super::{AppState, Denied, PageError, browser_lang, html};
 
 /// The archive pages are the edition's own HTML: inline styles (MJML writes them) and the
 /// edition's images, but still no script, frame, font or form.
@@ -99,13 +99,16 @@ pub(super) async fn redirect(State(state): State<AppState>) -> Redirect {
 }
 
 /// `GET /archive/`: every edition and its languages.
-pub(super) async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(super) async fn index(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
     let lang = browser_lang(&headers);
     let s = lang.strings();
-    let sent = match state.read(|store| store.sent_editions()).await {
-        Ok(sent) => sent,
-        Err(why) => return denied(&state, lang, why),
-    };
+    let sent = state
+        .read(|store| store.sent_editions())
+        .await
+        .map_err(|why| state.refuse(lang, why))?;
     let dir = state.settings().archive_dir.clone();
     let found = tokio::task::spawn_blocking(move || public_editions(&dir, &sent))
         .await
@@ -144,7 +147,7 @@ pub(super) async fn index(State(state): State<AppState>, headers: HeaderMap) -> 
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
     );
-    response
+    Ok(response)
 }
 
 /// `GET /archive/{slug}/{lang}[/]`: one edition's web version.
@@ -152,11 +155,11 @@ pub(super) async fn edition(
     State(state): State<AppState>,
     Path((slug, lang)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Response {
-    let sent = match state.read(|store| store.sent_editions()).await {
-        Ok(sent) => sent,
-        Err(why) => return denied(&state, browser_lang(&headers), why),
-    };
+) -> Result<Response, PageError> {
+    let sent = state
+        .read(|store| store.sent_editions())
+        .await
+        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
     let dir = state.settings().archive_dir.clone();
     let file = tokio::task::spawn_blocking(move || {
         // `resolve` first: it refuses names that are not plain before any is used in a path.
@@ -168,9 +171,9 @@ pub(super) async fn edition(
     .ok()
     .flatten();
     let Some(bytes) = file else {
-        return denied(&state, browser_lang(&headers), Denied::NotFound);
+        return Err(state.refuse(browser_lang(&headers), Denied::NotFound));
     };
-    (
+    Ok((
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -179,7 +182,7 @@ pub(super) async fn edition(
         ],
         bytes,
     )
-        .into_response()
+        .into_response())
 }
 
 #[cfg(test)]

@@ -491,6 +491,50 @@ pub(crate) fn html(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
+/// A refusal on its way to becoming a page. Handlers return `Result<Response, PageError>` and
+/// bail out with `?`; the page, in the visitor's language and with the right status, is made in
+/// one place ([`denied`], [`rejected`]).
+pub(crate) struct PageError {
+    state: AppState,
+    lang: Lang,
+    why: Refusal,
+}
+
+enum Refusal {
+    Denied(Denied),
+    /// A body or form the extractor refused, with its status.
+    Rejected(StatusCode),
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        match self.why {
+            Refusal::Denied(why) => denied(&self.state, self.lang, why),
+            Refusal::Rejected(status) => rejected(&self.state, self.lang, status),
+        }
+    }
+}
+
+impl AppState {
+    /// The refusal `why`, as a page in `lang`.
+    pub(crate) fn refuse(&self, lang: Lang, why: Denied) -> PageError {
+        PageError {
+            state: self.clone(),
+            lang,
+            why: Refusal::Denied(why),
+        }
+    }
+
+    /// A request the extractors refused with `status`, as a page in `lang`.
+    pub(crate) fn reject(&self, lang: Lang, status: StatusCode) -> PageError {
+        PageError {
+            state: self.clone(),
+            lang,
+            why: Refusal::Rejected(status),
+        }
+    }
+}
+
 /// The page for a refusal, in `lang`.
 pub(crate) fn denied(state: &AppState, lang: Lang, why: Denied) -> Response {
     let s = lang.strings();

@@ -33,7 +33,7 @@ use serde::Deserialize;
 
 use super::pages::{self, Lang, button_form, escape, fill, para};
 use super::{
-    AppState, Denied, accept_language, browser_lang, denied, html, page_ok, rejected, resolve_link,
+    AppState, Denied, PageError, accept_language, browser_lang, html, page_ok, resolve_link,
     subscriber_lang, unix_now,
 };
 use crate::address::Address;
@@ -134,21 +134,21 @@ pub(super) async fn form(
     State(state): State<AppState>,
     Query(query): Query<FormQuery>,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, PageError> {
     let lang = form_lang(query.lang.as_deref(), &headers);
-    let lists = match state.read(|store| store.all_lists()).await {
-        Ok(l) => l,
-        Err(why) => return denied(&state, lang, why),
-    };
+    let lists = state
+        .read(|store| store.all_lists())
+        .await
+        .map_err(|why| state.refuse(lang, why))?;
     if let Some(name) = &query.list {
         if !lists.iter().any(|l| &l.name == name) {
-            return denied(&state, lang, Denied::NotFound);
+            return Err(state.refuse(lang, Denied::NotFound));
         }
     }
-    form_response(
+    Ok(form_response(
         StatusCode::OK,
         form_page(&state, lang, &lists, query.list.as_deref(), "", None),
-    )
+    ))
 }
 
 /// A page holding the form. `Referrer-Policy: same-origin` rather than the other pages'
@@ -215,16 +215,13 @@ pub(super) async fn submit(
     headers: HeaderMap,
     ext: Extensions,
     form: Result<Form<SubscribeForm>, FormRejection>,
-) -> Response {
+) -> Result<Response, PageError> {
     let fallback_lang = browser_lang(&headers);
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(e) => return rejected(&state, fallback_lang, e.status()),
-    };
+    let Form(form) = form.map_err(|e| state.reject(fallback_lang, e.status()))?;
     let lang = form_lang(form.lang.as_deref(), &headers);
     let s = lang.strings();
     if !same_site(&state, &headers) {
-        return rejected(&state, lang, StatusCode::FORBIDDEN);
+        return Err(state.reject(lang, StatusCode::FORBIDDEN));
     }
     // Every attempt counts, the honeypot's too: a bot that learns the trap still hits the limit.
     let allowed = match client_ip(&state, &headers, &ext) {
@@ -246,14 +243,14 @@ pub(super) async fn submit(
             axum::http::header::RETRY_AFTER,
             axum::http::HeaderValue::from_static("3600"),
         );
-        return response;
+        return Ok(response);
     }
     let list = match state.read(|store| store.all_lists()).await {
         Ok(lists) => match lists.into_iter().find(|l| l.name == form.list) {
             Some(list) => list,
-            None => return denied(&state, lang, Denied::NotFound),
+            None => return Err(state.refuse(lang, Denied::NotFound)),
         },
-        Err(why) => return denied(&state, lang, why),
+        Err(why) => return Err(state.refuse(lang, why)),
     };
     let check_inbox = || {
         html(
@@ -267,13 +264,13 @@ pub(super) async fn submit(
         )
     };
     if !form.website.is_empty() {
-        return check_inbox();
+        return Ok(check_inbox());
     }
     let address = match Address::parse(&form.email) {
         Ok(a) => a,
         Err(_) => {
             let lists = std::slice::from_ref(&list);
-            return form_response(
+            return Ok(form_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 form_page(
                     &state,
@@ -283,7 +280,7 @@ pub(super) async fn submit(
                     &form.email,
                     Some(s.bad_address),
                 ),
-            );
+            ));
         }
     };
     let outcome = state
@@ -322,9 +319,9 @@ pub(super) async fn submit(
             state.send_confirmation(address, list.name.clone(), link, mail_lang);
         }
         Ok(PendingOutcome::Nothing) => {}
-        Err(why) => return denied(&state, lang, why),
+        Err(why) => return Err(state.refuse(lang, why)),
     }
-    check_inbox()
+    Ok(check_inbox())
 }
 
 /// `GET /confirm/{token}`: a button, nothing else.
@@ -332,11 +329,10 @@ pub(super) async fn confirm_page(
     State(state): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let (_, target) = match resolve_link(&state, &token, Purpose::Confirm).await {
-        Ok(found) => found,
-        Err(why) => return denied(&state, browser_lang(&headers), why),
-    };
+) -> Result<Response, PageError> {
+    let (_, target) = resolve_link(&state, &token, Purpose::Confirm)
+        .await
+        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
     let lang = subscriber_lang(&target, &headers);
     let s = lang.strings();
     let list = target.list_name.as_str();
@@ -350,7 +346,7 @@ pub(super) async fn confirm_page(
             true
         )
     );
-    page_ok(&state, lang, s.confirm_title, &body)
+    Ok(page_ok(&state, lang, s.confirm_title, &body))
 }
 
 /// `POST /confirm/{token}`: the subscription starts.
@@ -359,21 +355,20 @@ pub(super) async fn confirm(
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
+) -> Result<Response, PageError> {
     if let Err(e) = body {
-        return rejected(&state, browser_lang(&headers), e.status());
+        return Err(state.reject(browser_lang(&headers), e.status()));
     }
-    let (claims, target) = match resolve_link(&state, &token, Purpose::Confirm).await {
-        Ok(found) => found,
-        Err(why) => return denied(&state, browser_lang(&headers), why),
-    };
+    let (claims, target) = resolve_link(&state, &token, Purpose::Confirm)
+        .await
+        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
     let lang = subscriber_lang(&target, &headers);
     let stale = Denied::Stale {
         list: target.list_name.clone(),
     };
     // A link issued before links were bound to their sign-up cannot be checked: ask again.
     let Some(request) = claims.event_id else {
-        return denied(&state, lang, stale);
+        return Err(state.refuse(lang, stale));
     };
     match state
         .write(|store| {
@@ -383,16 +378,16 @@ pub(super) async fn confirm(
     {
         Ok(BoundOutcome::Changed | BoundOutcome::AlreadyDone) => {}
         // Used, replaced, or overtaken by an unsubscribe or a blocklisting: nothing changes.
-        Ok(BoundOutcome::Stale) => return denied(&state, lang, stale),
+        Ok(BoundOutcome::Stale) => return Err(state.refuse(lang, stale)),
         // The subscription was removed meanwhile (list removed, erased): nothing to confirm.
-        Ok(BoundOutcome::Missing) => return denied(&state, lang, Denied::NotFound),
-        Err(why) => return denied(&state, lang, why),
+        Ok(BoundOutcome::Missing) => return Err(state.refuse(lang, Denied::NotFound)),
+        Err(why) => return Err(state.refuse(lang, why)),
     }
     let s = lang.strings();
-    page_ok(
+    Ok(page_ok(
         &state,
         lang,
         s.confirmed_title,
         &para(&fill(s.confirmed_body, &[("list", &target.list_name)])),
-    )
+    ))
 }

@@ -23,7 +23,7 @@ use axum::response::Response;
 
 use super::pages::{Lang, button_form, escape, fill, para};
 use super::{
-    AppState, Denied, browser_lang, denied, page_ok, rejected, resolve_link, subscribe_link,
+    AppState, Denied, PageError, browser_lang, page_ok, resolve_link, subscribe_link,
     subscriber_lang, unix_now,
 };
 use crate::store::{BoundOutcome, LinkTarget, SubscriptionStatus, WebOutcome};
@@ -42,16 +42,15 @@ pub(super) async fn page(
     State(state): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let (_, target) = match resolve_link(&state, &token, Purpose::Unsubscribe).await {
-        Ok(found) => found,
-        Err(why) => return denied(&state, browser_lang(&headers), why),
-    };
+) -> Result<Response, PageError> {
+    let (_, target) = resolve_link(&state, &token, Purpose::Unsubscribe)
+        .await
+        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
     let lang = subscriber_lang(&target, &headers);
     if target.status != Some(SubscriptionStatus::Confirmed)
         && target.status != Some(SubscriptionStatus::Unconfirmed)
     {
-        return unsubscribed_page(&state, &token, &target, lang, None);
+        return Ok(unsubscribed_page(&state, &token, &target, lang, None));
     }
     let s = lang.strings();
     let list = target.list_name.as_str();
@@ -66,7 +65,7 @@ pub(super) async fn page(
         )
     );
     let title = s.unsubscribe_title.replace("{list}", list);
-    page_ok(&state, lang, &title, &body)
+    Ok(page_ok(&state, lang, &title, &body))
 }
 
 /// `POST /u/{token}`: leave the list the message came from. Always 200 once the token
@@ -76,15 +75,11 @@ pub(super) async fn one_click(
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return rejected(&state, browser_lang(&headers), e.status()),
-    };
-    let (claims, mut target) = match resolve_link(&state, &token, Purpose::Unsubscribe).await {
-        Ok(found) => found,
-        Err(why) => return denied(&state, browser_lang(&headers), why),
-    };
+) -> Result<Response, PageError> {
+    let body = body.map_err(|e| state.reject(browser_lang(&headers), e.status()))?;
+    let (claims, mut target) = resolve_link(&state, &token, Purpose::Unsubscribe)
+        .await
+        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
     let lang = subscriber_lang(&target, &headers);
     let source = if body.as_ref() == b"from=page" {
         "page"
@@ -117,11 +112,17 @@ pub(super) async fn one_click(
                 ));
             }
             Ok(WebOutcome::Unchanged | WebOutcome::Missing) => {}
-            Err(why) => return denied(&state, lang, why),
+            Err(why) => return Err(state.refuse(lang, why)),
         }
         target.status = Some(SubscriptionStatus::Unsubscribed);
     }
-    unsubscribed_page(&state, &token, &target, lang, undo.as_deref())
+    Ok(unsubscribed_page(
+        &state,
+        &token,
+        &target,
+        lang,
+        undo.as_deref(),
+    ))
 }
 
 /// The page after leaving: undo (only right after this page's own unsubscribe, `undo` being
@@ -175,29 +176,28 @@ pub(super) async fn resubscribe(
     Path(token): Path<String>,
     headers: HeaderMap,
     form: Result<Form<UndoForm>, FormRejection>,
-) -> Response {
+) -> Result<Response, PageError> {
     let form = match form {
         Ok(Form(f)) => f,
         // An old page's button posted nothing: there is nothing to bind the undo to.
         Err(FormRejection::InvalidFormContentType(_)) => UndoForm {
             undo: String::new(),
         },
-        Err(e) => return rejected(&state, browser_lang(&headers), e.status()),
+        Err(e) => return Err(state.reject(browser_lang(&headers), e.status())),
     };
-    let (claims, target) = match resolve_link(&state, &token, Purpose::Unsubscribe).await {
-        Ok(found) => found,
-        Err(why) => return denied(&state, browser_lang(&headers), why),
-    };
+    let (claims, target) = resolve_link(&state, &token, Purpose::Unsubscribe)
+        .await
+        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
     let lang = subscriber_lang(&target, &headers);
     let stale = || Denied::Stale {
         list: target.list_name.clone(),
     };
     // Never on this list: there is nothing to undo, and no consent to restore.
     if target.status.is_none() {
-        return denied(&state, lang, Denied::NotFound);
+        return Err(state.refuse(lang, Denied::NotFound));
     }
     if form.undo.is_empty() {
-        return denied(&state, lang, stale());
+        return Err(state.refuse(lang, stale()));
     }
     let undo = match state.keys().verify(
         &form.undo,
@@ -211,20 +211,20 @@ pub(super) async fn resubscribe(
         {
             undo
         }
-        Err(TokenError::Expired) => return denied(&state, lang, stale()),
-        Ok(_) | Err(_) => return denied(&state, lang, Denied::NotFound),
+        Err(TokenError::Expired) => return Err(state.refuse(lang, stale())),
+        Ok(_) | Err(_) => return Err(state.refuse(lang, Denied::NotFound)),
     };
     let Some(event) = undo.event_id else {
-        return denied(&state, lang, Denied::NotFound);
+        return Err(state.refuse(lang, Denied::NotFound));
     };
     match state
         .write(|store| store.undo_unsubscribe(claims.subscriber_id, claims.list_id, event, "page"))
         .await
     {
         Ok(BoundOutcome::Changed | BoundOutcome::AlreadyDone) => {}
-        Ok(BoundOutcome::Stale) => return denied(&state, lang, stale()),
-        Ok(BoundOutcome::Missing) => return denied(&state, lang, Denied::NotFound),
-        Err(why) => return denied(&state, lang, why),
+        Ok(BoundOutcome::Stale) => return Err(state.refuse(lang, stale())),
+        Ok(BoundOutcome::Missing) => return Err(state.refuse(lang, Denied::NotFound)),
+        Err(why) => return Err(state.refuse(lang, why)),
     }
     let s = lang.strings();
     let list = target.list_name.as_str();
@@ -238,7 +238,7 @@ pub(super) async fn resubscribe(
             false
         )
     );
-    page_ok(&state, lang, s.resubscribed_title, &body)
+    Ok(page_ok(&state, lang, s.resubscribed_title, &body))
 }
 
 /// `POST /u/{token}/all`: leave every list of this subscriber.
@@ -247,26 +247,25 @@ pub(super) async fn leave_all(
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
+) -> Result<Response, PageError> {
     if let Err(e) = body {
-        return rejected(&state, browser_lang(&headers), e.status());
+        return Err(state.reject(browser_lang(&headers), e.status()));
     }
-    let (claims, target) = match resolve_link(&state, &token, Purpose::Unsubscribe).await {
-        Ok(found) => found,
-        Err(why) => return denied(&state, browser_lang(&headers), why),
-    };
+    let (claims, target) = resolve_link(&state, &token, Purpose::Unsubscribe)
+        .await
+        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
     let lang = subscriber_lang(&target, &headers);
     if let Err(why) = state
         .write_opt_out(|store| store.unsubscribe_everywhere(claims.subscriber_id, "page"))
         .await
     {
-        return denied(&state, lang, why);
+        return Err(state.refuse(lang, why));
     }
     let s = lang.strings();
-    page_ok(
+    Ok(page_ok(
         &state,
         lang,
         s.left_all_title,
         &para(&escape(s.left_all_body)),
-    )
+    ))
 }
