@@ -151,44 +151,21 @@ pub(super) fn variant_data<'a>(
     language: &'a str,
     attributes: &BTreeSet<String>,
 ) -> VariantData<'a> {
-    let default = &edition.default_language;
-    let base = edition.texts.get(default).cloned().unwrap_or_default();
-    let own = edition.texts.get(language).cloned().unwrap_or_default();
     let mut picker = Picker {
         edition,
         language,
         fell_back: Vec::new(),
     };
-    let title = picker
-        .pick("title", own.title, base.title)
-        .unwrap_or_default();
-    let subject = picker
-        .pick("subject", own.subject, base.subject)
-        .unwrap_or_default();
-    let preheader = picker.pick("preheader", own.preheader, base.preheader);
-    let intro = picker.pick("intro", own.intro, base.intro);
+    let (edition_data, intro) = edition_data(&mut picker);
     let (labels, labels_fell_back) = i18n::labels(language);
     if labels_fell_back {
         picker.fell_back("theme labels".into(), PathBuf::from("templates"));
     }
-    let mut documents = Vec::new();
-    let mut seen_documents = BTreeSet::new();
-    let sections = edition
+    let sections: Vec<SectionData<'a>> = edition
         .sections
         .iter()
-        .map(|section| {
-            let section = section_data(section, &mut picker);
-            for article in &section.articles {
-                for d in article.documents {
-                    if seen_documents.insert(&d.url) {
-                        documents.push(d);
-                    }
-                }
-            }
-            section
-        })
+        .map(|section| section_data(section, &mut picker))
         .collect();
-    let date = edition.date;
     let data = TemplateData {
         lang: language,
         dir: if matches!(language.split('-').next(), Some("ar" | "he" | "fa" | "ur")) {
@@ -196,23 +173,10 @@ pub(super) fn variant_data<'a>(
         } else {
             "ltr"
         },
-        edition: EditionData {
-            slug: &edition.slug,
-            title,
-            subject,
-            preheader,
-            date: format!(
-                "{:04}-{:02}-{:02}",
-                date.year(),
-                u8::from(date.month()),
-                date.day()
-            ),
-            languages: &edition.languages,
-            default_language: default,
-        },
+        edition: edition_data,
         intro,
+        documents: documents(&sections),
         sections,
-        documents,
         labels,
         list: ListData {
             name: &list.name,
@@ -226,6 +190,53 @@ pub(super) fn variant_data<'a>(
         data,
         fell_back: picker.fell_back,
     }
+}
+
+/// The edition's own texts in the picker's language, and its intro.
+fn edition_data<'a>(picker: &mut Picker<'a>) -> (EditionData<'a>, Option<String>) {
+    let edition = picker.edition;
+    let default = &edition.default_language;
+    let base = edition.texts.get(default).cloned().unwrap_or_default();
+    let own = edition
+        .texts
+        .get(picker.language)
+        .cloned()
+        .unwrap_or_default();
+    let title = picker
+        .pick("title", own.title, base.title)
+        .unwrap_or_default();
+    let subject = picker
+        .pick("subject", own.subject, base.subject)
+        .unwrap_or_default();
+    let preheader = picker.pick("preheader", own.preheader, base.preheader);
+    let intro = picker.pick("intro", own.intro, base.intro);
+    let date = edition.date;
+    let data = EditionData {
+        slug: &edition.slug,
+        title,
+        subject,
+        preheader,
+        date: format!(
+            "{:04}-{:02}-{:02}",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        ),
+        languages: &edition.languages,
+        default_language: default,
+    };
+    (data, intro)
+}
+
+/// Every article's documents, each URL once, in the order of the edition.
+fn documents<'a>(sections: &[SectionData<'a>]) -> Vec<&'a TitledLink> {
+    let mut seen = BTreeSet::new();
+    sections
+        .iter()
+        .flat_map(|s| &s.articles)
+        .flat_map(|a| a.documents)
+        .filter(|d| seen.insert(d.url.as_str()))
+        .collect()
 }
 
 /// One section in the picker's language, with its articles.
