@@ -7,8 +7,8 @@
 //! the file and line when it has one.
 //!
 //! The checks run in two places: on the content files, where the file and line of a mistake
-//! are known ([`lint_content`]), and on each language variant's output, for what the theme
-//! wrote ([`lint_variant`]); what the first reports, the second does not report again.
+//! are known (`lint_content`), and on each language variant's output, for what the theme
+//! wrote (`lint_variant`); what the first reports, the second does not report again.
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -7,6 +7,12 @@
 //! `mail` only calls [`CompiledTemplate::fill`] per recipient. That is the contract this module
 //! keeps with the send path, and why subscriber values never enter the template data: the
 //! templates see slot tokens instead (see [`slots`]).
+//!
+//! One job per file: `data` builds what the templates see (with `i18n`'s words for the
+//! theme's own labels), `theme` loads the templates and their helpers, `markdown` and
+//! `sanitise` turn article text into HTML and plain text, [`slots`] compiles the output, `mjml`
+//! checks the generated MJML and turns it into HTML, [`lint`] checks content and output, and
+//! this file runs the pass once per language and hashes the result.
 
 mod data;
 mod i18n;
