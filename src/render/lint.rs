@@ -5,10 +5,22 @@
 //! text. Warnings are printed and the edition still composes: mrml warnings, a long subject, a
 //! missing preheader or postal address, a language variant that fell back. Each finding names
 //! the file and line when it has one.
+//!
+//! The checks run in two places: on the content files, where the file and line of a mistake
+//! are known (`lint_content`), and on each language variant's output, for what the theme
+//! wrote (`lint_variant`); what the first reports, the second does not report again.
 
+use std::collections::BTreeSet;
 use std::fmt;
+use std::path::Path;
 
 use serde::Serialize;
+
+use super::markdown::{self, MarkdownIssue};
+use super::slots::{self, CompiledTemplate, Escape, SlotKey};
+use super::{ListIdentity, Theme};
+use crate::config::line_of;
+use crate::content::{Article, Edition, Fallback};
 
 /// Gmail clips a message whose HTML is larger than this, hiding the rest, unsubscribe included.
 pub const CLIP_LIMIT_BYTES: usize = 102 * 1024;
@@ -165,4 +177,333 @@ pub(crate) fn images_without_alt(html: &str) -> Vec<(usize, String)> {
         pos = end;
     }
     found
+}
+
+/// Checks made on the content files, where file and line are known. Returns the placeholders
+/// (their inner text) and URLs reported, so the checks on the output do not report them again.
+pub(super) fn lint_content(edition: &Edition, report: &mut LintReport) -> BTreeSet<String> {
+    let mut reported = BTreeSet::new();
+    for versions in edition.articles.values() {
+        for a in versions.values() {
+            lint_article(a, report, &mut reported);
+        }
+    }
+    for texts in edition.texts.values() {
+        if let Some(intro) = &texts.intro {
+            for issue in markdown::check(intro) {
+                if issue.severity == Severity::Error {
+                    reported.insert(issue.subject.clone());
+                }
+                // The intro starts on the line after `intro = """`.
+                let line = texts.intro_line + line_of(intro, issue.offset);
+                push_issue(report, &edition.manifest_path, line, issue);
+            }
+        }
+    }
+    reported
+}
+
+fn push_issue(report: &mut LintReport, file: &Path, line: usize, issue: MarkdownIssue) {
+    report.push(Finding {
+        severity: issue.severity,
+        code: issue.code,
+        file: Some(file.display().to_string()),
+        line: Some(line),
+        language: None,
+        message: issue.message,
+    });
+}
+
+/// The checks of one article file: its body, the placeholders of its title and summary, and
+/// the URLs of its front matter.
+fn lint_article(a: &Article, report: &mut LintReport, reported: &mut BTreeSet<String>) {
+    for issue in markdown::check(&a.body) {
+        let line = a.body_line + line_of(&a.body, issue.offset) - 1;
+        if issue.severity == Severity::Error {
+            reported.insert(issue.subject.clone());
+        }
+        push_issue(report, &a.path, line, issue);
+    }
+    for (key, text) in [("title", &a.meta.title), ("summary", &a.meta.summary)] {
+        for (_, inner) in markdown::placeholders(text) {
+            if slots::placeholder_slot(inner).is_none() {
+                reported.insert(inner.to_string());
+                report.push(Finding {
+                    severity: Severity::Error,
+                    code: "placeholder",
+                    file: Some(a.path.display().to_string()),
+                    line: a.key_lines.get(key).copied(),
+                    language: None,
+                    message: markdown::unresolved_message(inner),
+                });
+            }
+        }
+    }
+    let m = &a.meta;
+    let mut urls: Vec<(&str, &str)> = Vec::new();
+    if let Some(l) = &m.link {
+        urls.push(("link", l));
+    }
+    if let Some(i) = &m.image {
+        urls.push(("image", i));
+    }
+    urls.extend(m.links.iter().map(|l| ("links", l.url.as_str())));
+    urls.extend(m.documents.iter().map(|d| ("documents", d.url.as_str())));
+    for (key, url) in urls {
+        if let Some(message) = markdown::link_problem(url) {
+            reported.insert(url.to_string());
+            // The key's own line, or the line of the URL inside a list.
+            let text = std::fs::read_to_string(&a.path).unwrap_or_default();
+            let line = text
+                .find(url)
+                .map(|o| line_of(&text, o))
+                .or_else(|| a.key_lines.get(key).copied());
+            report.push(Finding {
+                severity: Severity::Error,
+                code: "link",
+                file: Some(a.path.display().to_string()),
+                line,
+                language: None,
+                message,
+            });
+        }
+    }
+}
+
+/// The warning for a list without a postal address: the footer would lack one.
+pub(super) fn lint_list(list: &ListIdentity, report: &mut LintReport) {
+    if list
+        .postal_address
+        .as_deref()
+        .is_none_or(|a| a.trim().is_empty())
+    {
+        report.push(Finding {
+            severity: Severity::Warning,
+            code: "postal-address",
+            file: None,
+            line: None,
+            language: None,
+            message:
+                "no postal address for the footer; set [list] postal_address in bulletin.toml \
+                      (anti-spam laws such as CAN-SPAM require one)"
+                    .into(),
+        });
+    }
+}
+
+/// One language variant's output, with what the checks on it need to know.
+pub(super) struct VariantOutput<'a> {
+    /// Language code.
+    pub(super) language: &'a str,
+    /// The HTML part.
+    pub(super) html: &'a CompiledTemplate,
+    /// The text part.
+    pub(super) text: &'a CompiledTemplate,
+    /// The HTML and text templates that produced them, for messages.
+    pub(super) templates: [&'a str; 2],
+}
+
+impl VariantOutput<'_> {
+    /// An error finding about this variant, at a template line when one is known.
+    fn finding(
+        &self,
+        code: &'static str,
+        located: Option<(String, usize)>,
+        message: String,
+    ) -> Finding {
+        let (file, line) = located.map_or((None, None), |(f, l)| (Some(f), Some(l)));
+        Finding {
+            severity: Severity::Error,
+            code,
+            file,
+            line,
+            language: Some(self.language.to_string()),
+            message,
+        }
+    }
+}
+
+/// Checks made on one variant's output. `reported` holds what the content checks already
+/// reported, so the same mistake is not reported twice.
+pub(super) fn lint_variant(
+    report: &mut LintReport,
+    theme: &Theme,
+    out: &VariantOutput<'_>,
+    reported: &BTreeSet<String>,
+) {
+    lint_size_and_unsubscribe(report, theme, out);
+    lint_placeholders(report, theme, out, reported);
+    lint_links_and_images(report, theme, out, reported);
+}
+
+/// Gmail's clipping limit, and an unsubscribe slot in both parts.
+fn lint_size_and_unsubscribe(report: &mut LintReport, theme: &Theme, out: &VariantOutput<'_>) {
+    let (html, text) = (out.html, out.text);
+    // Slots are sized generously: a long name, a long signed unsubscribe URL.
+    let size = html.literal_len() + 120 * html.slots().len();
+    if size > CLIP_LIMIT_BYTES {
+        report.push(out.finding(
+            "size",
+            None,
+            format!(
+                "the HTML is {} KB; Gmail clips messages over {} KB, hiding the rest and the \
+                 unsubscribe link: shorten the articles or move some to the web version",
+                size.div_ceil(1024),
+                CLIP_LIMIT_BYTES / 1024
+            ),
+        ));
+    }
+    let has_unsubscribe = |t: &CompiledTemplate, escape: Escape| {
+        t.slots()
+            .iter()
+            .any(|s| s.key == SlotKey::UnsubscribeUrl && s.escape == escape)
+    };
+    if !has_unsubscribe(html, Escape::Url) {
+        report.push(out.finding(
+            "unsubscribe",
+            None,
+            format!(
+                "{} has no unsubscribe link; add <a href=\"{{{{subscriber.unsubscribe_url}}}}\"> \
+                 to the footer",
+                theme.display(out.templates[0])
+            ),
+        ));
+    }
+    if !has_unsubscribe(text, Escape::Text) {
+        report.push(out.finding(
+            "unsubscribe",
+            None,
+            format!(
+                "{} has no unsubscribe line; add {{{{subscriber.unsubscribe_url}}}}",
+                theme.display(out.templates[1])
+            ),
+        ));
+    }
+}
+
+/// Placeholders left in either part that are not subscriber slots.
+fn lint_placeholders(
+    report: &mut LintReport,
+    theme: &Theme,
+    out: &VariantOutput<'_>,
+    reported: &BTreeSet<String>,
+) {
+    for (document, name) in [(out.html, "HTML"), (out.text, "text")] {
+        let literal = document.with_placeholders();
+        for (offset, inner) in markdown::placeholders(&literal) {
+            if inner.starts_with("subscriber.") && inner.contains(" |") {
+                continue; // a slot, as `with_placeholders` shows it
+            }
+            if reported.contains(inner) {
+                continue;
+            }
+            let generated = line_of(&literal, offset);
+            report.push(out.finding(
+                "placeholder",
+                theme.locate(&format!("{{{{{inner}}}}}")),
+                format!(
+                    "{} (generated {name} line {generated})",
+                    markdown::unresolved_message(inner)
+                ),
+            ));
+        }
+    }
+}
+
+/// Links the theme wrote that are relative or unsafe, and its images without alt text.
+fn lint_links_and_images(
+    report: &mut LintReport,
+    theme: &Theme,
+    out: &VariantOutput<'_>,
+    reported: &BTreeSet<String>,
+) {
+    let literal = out.html.with_placeholders();
+    for (_, url) in urls(&literal) {
+        let url = url.replace("&amp;", "&");
+        if url.starts_with("{{subscriber.") || reported.contains(&url) {
+            continue;
+        }
+        if let Some(message) = markdown::link_problem(&url) {
+            report.push(out.finding("link", theme.locate(&url), message));
+        }
+    }
+    for (_, src) in images_without_alt(&literal) {
+        if reported.contains(&src) {
+            continue;
+        }
+        report.push(out.finding(
+            "image-alt",
+            theme.locate(&src),
+            format!("image `{src}` has no alt text; give it an `alt` attribute"),
+        ));
+    }
+}
+
+/// Warnings about the subject and preheader of one variant.
+pub(super) fn lint_texts(
+    report: &mut LintReport,
+    edition: &Edition,
+    language: &str,
+    subject: &str,
+    preheader: Option<&str>,
+) {
+    let file = Some(edition.manifest_path.display().to_string());
+    let chars = subject.chars().count();
+    if chars > SUBJECT_MAX_CHARS {
+        report.push(Finding {
+            severity: Severity::Warning,
+            code: "subject",
+            file: file.clone(),
+            // The translation's own subject line, or the default one it fell back to.
+            line: edition
+                .texts
+                .get(language)
+                .filter(|t| t.subject.is_some())
+                .or_else(|| edition.texts.get(&edition.default_language))
+                .map(|t| t.subject_line),
+            language: Some(language.to_string()),
+            message: format!(
+                "the subject has {chars} characters; inboxes cut it after about {}",
+                SUBJECT_MAX_CHARS
+            ),
+        });
+    }
+    if preheader.is_none_or(|p| p.trim().is_empty()) {
+        report.push(Finding {
+            severity: Severity::Warning,
+            code: "preheader",
+            file,
+            line: None,
+            language: Some(language.to_string()),
+            message: "no preheader: inboxes will show the first words of the email instead; \
+                      add `preheader = \"…\"` to edition.toml"
+                .into(),
+        });
+    }
+}
+
+/// The warning listing what one variant shows in the default language for want of a
+/// translation.
+pub(super) fn lint_fallback(
+    report: &mut LintReport,
+    edition: &Edition,
+    language: &str,
+    fell_back: &[Fallback],
+) {
+    if fell_back.is_empty() {
+        return;
+    }
+    let parts: Vec<&str> = fell_back.iter().map(|f| f.part.as_str()).collect();
+    report.push(Finding {
+        severity: Severity::Warning,
+        code: "fallback",
+        file: None,
+        line: None,
+        language: Some(language.to_string()),
+        message: format!(
+            "untranslated, shown in `{}`: {}",
+            edition.default_language,
+            parts.join(", ")
+        ),
+    });
 }

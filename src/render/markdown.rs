@@ -227,30 +227,97 @@ pub(crate) fn link_problem(url: &str) -> Option<String> {
 /// `text (URL)`, paragraphs wrapped at [`TEXT_WIDTH`].
 pub(crate) fn to_text(markdown: &str) -> String {
     let markdown = substitute_placeholders(markdown);
-    let mut out = String::new();
-    let mut inline = String::new();
-    // Each open list: the next number for ordered lists.
-    let mut lists: Vec<Option<u64>> = Vec::new();
-    let mut item_prefix: Option<String> = None;
-    let mut quote_depth = 0usize;
-    let mut links: Vec<String> = Vec::new();
-    let mut heading: Option<HeadingLevel> = None;
-    // How many inline elements whose content is dropped (script, style…) are open.
-    let mut dropping = 0usize;
+    let mut writer = TextWriter::default();
+    for event in Parser::new_ext(&markdown, options()) {
+        writer.event(event);
+    }
+    writer.flush();
+    let mut out = writer.out;
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}
 
-    let flush = |out: &mut String,
-                 inline: &mut String,
-                 item_prefix: &mut Option<String>,
-                 lists: &Vec<Option<u64>>,
-                 quote_depth: usize| {
-        let text = inline.trim().to_string();
-        inline.clear();
+/// The state of [`to_text`] between Markdown events: the text written so far, and the
+/// inline text of the block being read, written once the block ends and its indent is known.
+#[derive(Default)]
+struct TextWriter {
+    out: String,
+    inline: String,
+    /// Each open list: the next number for ordered lists.
+    lists: Vec<Option<u64>>,
+    item_prefix: Option<String>,
+    quote_depth: usize,
+    /// The URLs of the open links.
+    links: Vec<String>,
+    heading: Option<HeadingLevel>,
+    /// How many inline elements whose content is dropped (script, style…) are open.
+    dropping: usize,
+}
+
+impl TextWriter {
+    fn event(&mut self, event: Event<'_>) {
+        match event {
+            Event::Start(Tag::Heading { level, .. }) => self.heading = Some(level),
+            Event::End(TagEnd::Heading(_)) => self.end_heading(),
+            Event::End(TagEnd::Paragraph) => {
+                self.flush();
+                if self.lists.is_empty() {
+                    self.out.push('\n');
+                }
+            }
+            Event::Start(Tag::List(start)) => {
+                self.flush();
+                self.lists.push(start);
+            }
+            Event::End(TagEnd::List(_)) => {
+                self.flush();
+                self.lists.pop();
+                if self.lists.is_empty() {
+                    self.out.push('\n');
+                }
+            }
+            Event::Start(Tag::Item) => self.start_item(),
+            Event::End(TagEnd::Item) => self.flush(),
+            Event::Start(Tag::BlockQuote(_)) => self.quote_depth += 1,
+            Event::End(TagEnd::BlockQuote(_)) => {
+                self.quote_depth = self.quote_depth.saturating_sub(1);
+            }
+            Event::Start(Tag::Link { dest_url, .. }) => {
+                self.links.push(dest_url.to_string());
+                self.inline.push('\u{1}');
+            }
+            Event::End(TagEnd::Link) => self.end_link(),
+            Event::Start(Tag::Image { .. }) => self.inline.push('['),
+            Event::End(TagEnd::Image) => self.inline.push(']'),
+            Event::InlineHtml(html) => self.inline_html(&html),
+            Event::Text(_) | Event::Code(_) if self.dropping > 0 => {}
+            Event::Text(t) | Event::Code(t) => self.inline.push_str(&t),
+            Event::SoftBreak => self.inline.push(' '),
+            Event::HardBreak => self.inline.push('\n'),
+            Event::Rule => self.out.push_str("----------\n\n"),
+            Event::End(TagEnd::CodeBlock) => {
+                self.out.push_str(&self.inline);
+                self.out.push('\n');
+                self.inline.clear();
+            }
+            // Raw HTML has no place in the text part; its text content is kept by Text events.
+            _ => {}
+        }
+    }
+
+    /// Writes the pending inline text as a wrapped block, indented for the quotes and lists
+    /// it is in, after the list item's marker when it is the item's first block.
+    fn flush(&mut self) {
+        let text = self.inline.trim().to_string();
+        self.inline.clear();
         if text.is_empty() {
             return;
         }
-        let quote = "> ".repeat(quote_depth);
-        let indent = "  ".repeat(lists.len().saturating_sub(1));
-        let (first, rest) = match item_prefix.take() {
+        let quote = "> ".repeat(self.quote_depth);
+        let indent = "  ".repeat(self.lists.len().saturating_sub(1));
+        let (first, rest) = match self.item_prefix.take() {
             Some(p) => {
                 let pad = " ".repeat(p.chars().count());
                 (
@@ -258,118 +325,72 @@ pub(crate) fn to_text(markdown: &str) -> String {
                     format!("{quote}{indent}{pad}"),
                 )
             }
-            None if !lists.is_empty() => {
-                let pad = "  ".repeat(lists.len());
+            None if !self.lists.is_empty() => {
+                let pad = "  ".repeat(self.lists.len());
                 (format!("{quote}{pad}"), format!("{quote}{pad}"))
             }
             None => (quote.clone(), quote),
         };
-        wrap_into(out, &text, &first, &rest, TEXT_WIDTH);
-    };
+        wrap_into(&mut self.out, &text, &first, &rest, TEXT_WIDTH);
+    }
 
-    for event in Parser::new_ext(&markdown, options()) {
-        match event {
-            Event::Start(Tag::Heading { level, .. }) => heading = Some(level),
-            Event::End(TagEnd::Heading(_)) => {
-                let text = inline.trim().to_string();
-                inline.clear();
-                let underline = match heading.take() {
-                    Some(HeadingLevel::H1) => '=',
-                    _ => '-',
-                };
-                out.push_str(&text);
-                out.push('\n');
-                out.extend(std::iter::repeat_n(underline, text.chars().count()));
-                out.push_str("\n\n");
+    fn end_heading(&mut self) {
+        let text = self.inline.trim().to_string();
+        self.inline.clear();
+        let underline = match self.heading.take() {
+            Some(HeadingLevel::H1) => '=',
+            _ => '-',
+        };
+        self.out.push_str(&text);
+        self.out.push('\n');
+        self.out
+            .extend(std::iter::repeat_n(underline, text.chars().count()));
+        self.out.push_str("\n\n");
+    }
+
+    fn start_item(&mut self) {
+        self.flush();
+        self.item_prefix = Some(match self.lists.last_mut() {
+            Some(Some(n)) => {
+                let p = format!("{n}. ");
+                *n += 1;
+                p
             }
-            Event::End(TagEnd::Paragraph) => {
-                flush(&mut out, &mut inline, &mut item_prefix, &lists, quote_depth);
-                if lists.is_empty() {
-                    out.push('\n');
-                }
+            _ => "- ".to_string(),
+        });
+    }
+
+    /// Shows the link's text and its URL, or the URL alone when they are the same.
+    fn end_link(&mut self) {
+        let url = self.links.pop().unwrap_or_default();
+        if let Some(mark) = self.inline.rfind('\u{1}') {
+            let text = self.inline[mark + 1..].to_string();
+            self.inline.truncate(mark);
+            let shown = url.strip_prefix("mailto:").unwrap_or(&url);
+            if text.trim() == shown || text.trim().is_empty() {
+                self.inline.push_str(shown);
+            } else {
+                self.inline.push_str(&text);
+                self.inline.push_str(" (");
+                self.inline.push_str(shown);
+                self.inline.push(')');
             }
-            Event::Start(Tag::List(start)) => {
-                flush(&mut out, &mut inline, &mut item_prefix, &lists, quote_depth);
-                lists.push(start);
-            }
-            Event::End(TagEnd::List(_)) => {
-                flush(&mut out, &mut inline, &mut item_prefix, &lists, quote_depth);
-                lists.pop();
-                if lists.is_empty() {
-                    out.push('\n');
-                }
-            }
-            Event::Start(Tag::Item) => {
-                flush(&mut out, &mut inline, &mut item_prefix, &lists, quote_depth);
-                item_prefix = Some(match lists.last_mut() {
-                    Some(Some(n)) => {
-                        let p = format!("{n}. ");
-                        *n += 1;
-                        p
-                    }
-                    _ => "- ".to_string(),
-                });
-            }
-            Event::End(TagEnd::Item) => {
-                flush(&mut out, &mut inline, &mut item_prefix, &lists, quote_depth);
-            }
-            Event::Start(Tag::BlockQuote(_)) => quote_depth += 1,
-            Event::End(TagEnd::BlockQuote(_)) => quote_depth = quote_depth.saturating_sub(1),
-            Event::Start(Tag::Link { dest_url, .. }) => {
-                links.push(dest_url.to_string());
-                inline.push('\u{1}');
-            }
-            Event::End(TagEnd::Link) => {
-                let url = links.pop().unwrap_or_default();
-                // Show the text and the URL, or the URL alone when they are the same.
-                if let Some(mark) = inline.rfind('\u{1}') {
-                    let text = inline[mark + 1..].to_string();
-                    inline.truncate(mark);
-                    let shown = url.strip_prefix("mailto:").unwrap_or(&url);
-                    if text.trim() == shown || text.trim().is_empty() {
-                        inline.push_str(shown);
-                    } else {
-                        inline.push_str(&text);
-                        inline.push_str(" (");
-                        inline.push_str(shown);
-                        inline.push(')');
-                    }
-                }
-            }
-            Event::Start(Tag::Image { .. }) => inline.push('['),
-            Event::End(TagEnd::Image) => inline.push(']'),
-            // Inside inline <script>, <style> and the like: code the sanitiser drops from the
-            // HTML part, not text for readers.
-            Event::InlineHtml(html) => {
-                for tag in sanitise::tags(&html) {
-                    if sanitise::DROPPED_WITH_CONTENT.contains(&tag.name.as_str()) {
-                        dropping = if tag.closing {
-                            dropping.saturating_sub(1)
-                        } else {
-                            dropping + 1
-                        };
-                    }
-                }
-            }
-            Event::Text(_) | Event::Code(_) if dropping > 0 => {}
-            Event::Text(t) | Event::Code(t) => inline.push_str(&t),
-            Event::SoftBreak => inline.push(' '),
-            Event::HardBreak => inline.push('\n'),
-            Event::Rule => out.push_str("----------\n\n"),
-            Event::End(TagEnd::CodeBlock) => {
-                out.push_str(&inline);
-                out.push('\n');
-                inline.clear();
-            }
-            // Raw HTML has no place in the text part; its text content is kept by Text events.
-            _ => {}
         }
     }
-    flush(&mut out, &mut inline, &mut item_prefix, &lists, quote_depth);
-    while out.ends_with("\n\n") {
-        out.pop();
+
+    /// Inside inline <script>, <style> and the like: code the sanitiser drops from the HTML
+    /// part, not text for readers.
+    fn inline_html(&mut self, html: &str) {
+        for tag in sanitise::tags(html) {
+            if sanitise::DROPPED_WITH_CONTENT.contains(&tag.name.as_str()) {
+                self.dropping = if tag.closing {
+                    self.dropping.saturating_sub(1)
+                } else {
+                    self.dropping + 1
+                };
+            }
+        }
     }
-    out
 }
 
 /// Appends `text` wrapped at `width`, the first line after `first`, the others after `rest`.

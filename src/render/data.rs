@@ -1,0 +1,351 @@
+//! The data the templates see for one language variant, as typed structs.
+//!
+//! The field names are the template interface documented in the README (`edition.title`,
+//! `sections`, `subscriber.unsubscribe_url`…): renaming a field breaks every project's own
+//! theme, so a struct here is a contract, not an implementation detail. Subscriber values are
+//! slot tokens, never a person's data (see [`super::slots`]).
+//!
+//! Most fields borrow from the [`Edition`]: the data lives only for the two template renders
+//! of its variant.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::slots::{self, SlotKey, token};
+use super::{ListIdentity, Theme, i18n};
+use crate::content::{Article, Edition, Fallback, Layout, Section, TitledLink};
+
+/// Everything the templates of one variant see.
+#[derive(Serialize)]
+pub(super) struct TemplateData<'a> {
+    lang: &'a str,
+    /// `rtl` for scripts written right to left, else `ltr`.
+    dir: &'static str,
+    pub(super) edition: EditionData<'a>,
+    intro: Option<String>,
+    sections: Vec<SectionData<'a>>,
+    /// Every article's documents, each URL once, in the order of the edition.
+    documents: Vec<&'a TitledLink>,
+    labels: Value,
+    list: ListData<'a>,
+    subscriber: SubscriberData,
+}
+
+/// `edition.*`: the edition's own texts in this language.
+#[derive(Serialize)]
+pub(super) struct EditionData<'a> {
+    slug: &'a str,
+    title: String,
+    pub(super) subject: String,
+    pub(super) preheader: Option<String>,
+    /// `YYYY-MM-DD`; the `date` helper formats it per language.
+    date: String,
+    languages: &'a [String],
+    default_language: &'a str,
+}
+
+/// One entry of `sections`.
+#[derive(Serialize)]
+struct SectionData<'a> {
+    id: &'a str,
+    title: &'a str,
+    layout: &'static str,
+    is_grid: bool,
+    is_cards: bool,
+    columns: usize,
+    /// The articles cut into rows of `columns`, for grid layouts.
+    rows: Vec<Vec<ArticleData<'a>>>,
+    articles: Vec<ArticleData<'a>>,
+}
+
+/// One article as a section shows it.
+#[derive(Clone, Serialize)]
+struct ArticleData<'a> {
+    slug: &'a str,
+    language: &'a str,
+    fell_back: bool,
+    /// With subscriber placeholders turned into slot tokens.
+    title: String,
+    /// With subscriber placeholders turned into slot tokens.
+    summary: String,
+    category: Option<&'a str>,
+    country: Option<&'a str>,
+    /// As written, number or text.
+    year: Option<String>,
+    institution: Option<&'a str>,
+    author: Option<&'a str>,
+    contact: Option<&'a str>,
+    image: Option<&'a str>,
+    image_alt: Option<&'a str>,
+    link: Option<&'a str>,
+    links: &'a [TitledLink],
+    documents: &'a [TitledLink],
+    /// Markdown; the `markdown` helper renders it.
+    body: &'a str,
+    extra: &'a Map<String, Value>,
+}
+
+/// `list.*`: who sends the newsletter.
+#[derive(Serialize)]
+struct ListData<'a> {
+    name: &'a str,
+    sender: String,
+    postal_address: Option<&'a str>,
+    /// Without a trailing slash, so that templates can append `/archive/`.
+    public_url: &'a str,
+}
+
+/// `subscriber.*`: a slot token per value, filled per recipient after rendering.
+#[derive(Serialize)]
+struct SubscriberData {
+    name: String,
+    email: String,
+    unsubscribe_url: String,
+    preferences_url: String,
+    archive_url: String,
+    attributes: BTreeMap<String, String>,
+}
+
+/// The template data of one variant, and what in it fell back to the default language.
+pub(super) struct VariantData<'a> {
+    pub(super) data: TemplateData<'a>,
+    pub(super) fell_back: Vec<Fallback>,
+}
+
+/// Picks a translated text or the default language's, recording each fallback.
+struct Picker<'a> {
+    edition: &'a Edition,
+    language: &'a str,
+    fell_back: Vec<Fallback>,
+}
+
+impl Picker<'_> {
+    fn is_default(&self) -> bool {
+        self.language == self.edition.default_language
+    }
+
+    fn fell_back(&mut self, part: String, file: PathBuf) {
+        self.fell_back.push(Fallback { part, file });
+    }
+
+    /// `own` when the language has it, else `base`, which counts as a fallback in any
+    /// language but the default.
+    fn pick(&mut self, name: &str, own: Option<String>, base: Option<String>) -> Option<String> {
+        if own.is_some() {
+            return own;
+        }
+        if !self.is_default() && base.is_some() {
+            self.fell_back(name.to_string(), self.edition.manifest_path.clone());
+        }
+        base
+    }
+}
+
+/// The template data of `language`, with a slot for each of `attributes`.
+pub(super) fn variant_data<'a>(
+    edition: &'a Edition,
+    list: &'a ListIdentity,
+    language: &'a str,
+    attributes: &BTreeSet<String>,
+) -> VariantData<'a> {
+    let mut picker = Picker {
+        edition,
+        language,
+        fell_back: Vec::new(),
+    };
+    let (edition_data, intro) = edition_data(&mut picker);
+    let (labels, labels_fell_back) = i18n::labels(language);
+    if labels_fell_back {
+        picker.fell_back("theme labels".into(), PathBuf::from("templates"));
+    }
+    let sections: Vec<SectionData<'a>> = edition
+        .sections
+        .iter()
+        .map(|section| section_data(section, &mut picker))
+        .collect();
+    let data = TemplateData {
+        lang: language,
+        dir: if matches!(language.split('-').next(), Some("ar" | "he" | "fa" | "ur")) {
+            "rtl"
+        } else {
+            "ltr"
+        },
+        edition: edition_data,
+        intro,
+        documents: documents(&sections),
+        sections,
+        labels,
+        list: ListData {
+            name: &list.name,
+            sender: list.sender_name(),
+            postal_address: list.postal_address.as_deref(),
+            public_url: list.public_url.trim_end_matches('/'),
+        },
+        subscriber: subscriber_data(attributes),
+    };
+    VariantData {
+        data,
+        fell_back: picker.fell_back,
+    }
+}
+
+/// The edition's own texts in the picker's language, and its intro.
+fn edition_data<'a>(picker: &mut Picker<'a>) -> (EditionData<'a>, Option<String>) {
+    let edition = picker.edition;
+    let default = &edition.default_language;
+    let base = edition.texts.get(default).cloned().unwrap_or_default();
+    let own = edition
+        .texts
+        .get(picker.language)
+        .cloned()
+        .unwrap_or_default();
+    let title = picker
+        .pick("title", own.title, base.title)
+        .unwrap_or_default();
+    let subject = picker
+        .pick("subject", own.subject, base.subject)
+        .unwrap_or_default();
+    let preheader = picker.pick("preheader", own.preheader, base.preheader);
+    let intro = picker.pick("intro", own.intro, base.intro);
+    let date = edition.date;
+    let data = EditionData {
+        slug: &edition.slug,
+        title,
+        subject,
+        preheader,
+        date: format!(
+            "{:04}-{:02}-{:02}",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        ),
+        languages: &edition.languages,
+        default_language: default,
+    };
+    (data, intro)
+}
+
+/// Every article's documents, each URL once, in the order of the edition.
+fn documents<'a>(sections: &[SectionData<'a>]) -> Vec<&'a TitledLink> {
+    let mut seen = BTreeSet::new();
+    sections
+        .iter()
+        .flat_map(|s| &s.articles)
+        .flat_map(|a| a.documents)
+        .filter(|d| seen.insert(d.url.as_str()))
+        .collect()
+}
+
+/// One section in the picker's language, with its articles.
+fn section_data<'a>(section: &'a Section, picker: &mut Picker<'a>) -> SectionData<'a> {
+    let edition = picker.edition;
+    let (title, title_fell_back) = section.title_in(picker.language, &edition.default_language);
+    if title_fell_back && !title.is_empty() {
+        picker.fell_back(
+            format!("section {} title", section.id),
+            edition.manifest_path.clone(),
+        );
+    }
+    let mut articles = Vec::new();
+    for slug in &section.articles {
+        let Some((article, article_fell_back)) = edition.article(slug, picker.language) else {
+            continue;
+        };
+        if article_fell_back {
+            picker.fell_back(format!("article {slug}"), article.path.clone());
+        }
+        articles.push(article_data(slug, article, article_fell_back));
+    }
+    let columns = usize::from(section.columns.max(1));
+    SectionData {
+        id: &section.id,
+        title,
+        layout: match section.layout {
+            Layout::Cards => "cards",
+            Layout::Grid => "grid",
+        },
+        is_grid: section.layout == Layout::Grid,
+        is_cards: section.layout == Layout::Cards,
+        columns,
+        rows: articles.chunks(columns).map(<[_]>::to_vec).collect(),
+        articles,
+    }
+}
+
+fn article_data<'a>(slug: &'a str, article: &'a Article, fell_back: bool) -> ArticleData<'a> {
+    let m = &article.meta;
+    ArticleData {
+        slug,
+        language: &article.language,
+        fell_back,
+        title: slots::substitute_placeholders(&m.title),
+        summary: slots::substitute_placeholders(&m.summary),
+        category: m.category.as_deref(),
+        country: m.country.as_deref(),
+        year: m.year.as_ref().map(ToString::to_string),
+        institution: m.institution.as_deref(),
+        author: m.author.as_deref(),
+        contact: m.contact.as_deref(),
+        image: m.image.as_deref(),
+        image_alt: m.image_alt.as_deref(),
+        link: m.link.as_deref(),
+        links: &m.links,
+        documents: &m.documents,
+        body: &article.body,
+        extra: &article.extra,
+    }
+}
+
+fn subscriber_data(attributes: &BTreeSet<String>) -> SubscriberData {
+    SubscriberData {
+        name: token(&SlotKey::Name, ""),
+        email: token(&SlotKey::Email, ""),
+        unsubscribe_url: token(&SlotKey::UnsubscribeUrl, ""),
+        preferences_url: token(&SlotKey::PreferencesUrl, ""),
+        archive_url: token(&SlotKey::ArchiveUrl, ""),
+        attributes: attributes
+            .iter()
+            .map(|name| {
+                let slot = token(&SlotKey::Attribute(name.clone()), "");
+                (name.clone(), slot)
+            })
+            .collect(),
+    }
+}
+
+/// Attribute names templates or content refer to as `subscriber.attributes.NAME`: the
+/// template data gets a slot for each, so strict mode accepts them.
+pub(super) fn referenced_attributes(edition: &Edition, theme: &Theme) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut scan = |text: &str| {
+        for (i, _) in text.match_indices("subscriber.attributes.") {
+            let rest = &text[i + "subscriber.attributes.".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                .collect();
+            if !name.is_empty() {
+                names.insert(name);
+            }
+        }
+    };
+    for s in theme.sources.values() {
+        scan(&s.text);
+    }
+    for versions in edition.articles.values() {
+        for a in versions.values() {
+            scan(&a.body);
+            scan(&a.meta.title);
+            scan(&a.meta.summary);
+        }
+    }
+    for t in edition.texts.values() {
+        if let Some(i) = &t.intro {
+            scan(i);
+        }
+    }
+    names
+}
