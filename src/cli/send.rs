@@ -84,8 +84,7 @@ async fn prepare(ctx: &Context, args: &SendArgs) -> anyhow::Result<Prepared> {
         ))
         .into());
     }
-    let l = &ctx.config.list;
-    let sender = Sender::new(&l.name, &l.id, &l.from, l.reply_to.as_deref())?;
+    let sender = Sender::from_config(&ctx.config)?;
     let store = ctx.store().await?;
     let list = store.list_named(&args.list).await?;
     let audience = store.audience_size(list.id).await?;
@@ -203,8 +202,7 @@ pub(crate) async fn test_send(
     for variant in rendered.variants.values_mut() {
         variant.subject = format!("[TEST] {}", variant.subject);
     }
-    let l = &ctx.config.list;
-    let sender = Sender::new(&l.name, &l.id, &l.from, l.reply_to.as_deref())?;
+    let sender = Sender::from_config(&ctx.config)?;
     // Test copies carry a link that looks real but is signed with a throw-away key: it must
     // never unsubscribe anyone.
     let keys = Keys::new(
@@ -212,7 +210,14 @@ pub(crate) async fn test_send(
         &[],
     )?;
     let languages: Vec<String> = rendered.variants.keys().cloned().collect();
-    let mut personaliser = Personaliser::new(Arc::new(rendered), sender, keys, &l.public_url, 0, 0);
+    let mut personaliser = Personaliser::new(
+        Arc::new(rendered),
+        sender,
+        keys,
+        &ctx.config.list.public_url,
+        0,
+        0,
+    );
     if let Some(signer) = crate::mail::dkim::Signer::from_config(&ctx.config)? {
         personaliser = personaliser.with_dkim(signer);
     }

@@ -92,6 +92,12 @@ pub struct Sender {
 }
 
 impl Sender {
+    /// The sender of `[list]` (name, List-Id, From, Reply-To).
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, MailError> {
+        let l = &config.list;
+        Self::new(&l.name, &l.id, &l.from, l.reply_to.as_deref())
+    }
+
     /// Checks the `[list]` configuration.
     pub fn new(
         list_name: &str,

@@ -37,17 +37,15 @@ impl ConfirmationMailer {
         let relay = SmtpRelay::from_url(&config.smtp.url, credentials)
             .map_err(|e| invalid("[smtp] url", e.to_string()))?
             .with_timeouts(crate::delivery::SmtpTimeouts::from_config(config));
-        let l = &config.list;
-        let sender = Sender::new(&l.name, &l.id, &l.from, l.reply_to.as_deref())
-            .map_err(|e| invalid("[list]", e.to_string()))?;
+        let sender = Sender::from_config(config).map_err(|e| invalid("[list]", e.to_string()))?;
         let signer = mail::dkim::Signer::from_config(config)
             .map_err(|e| invalid("[dkim] key_file", e.to_string()))?;
         Ok(Self {
             relay,
             sender,
             signer,
-            site_name: l.name.clone(),
-            postal_address: l.postal_address.clone(),
+            site_name: config.list.name.clone(),
+            postal_address: config.list.postal_address.clone(),
             confirm_days: (config.server.confirm_ttl_hours / 24).max(1),
         })
     }
