@@ -1,4 +1,5 @@
-//! `bulletin send` and `bulletin campaigns …`.
+//! `bulletin send`: render and check the edition, then hand the campaign to `delivery`; also
+//! `preview --to`, the test copy through the same message path.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
