@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+// `render` and `store` take these from here; they live in `diagnostic`.
+use crate::diagnostic::{SourceFile, unknown_field};
+pub(crate) use crate::diagnostic::{closest, line_of};
+
 /// What can go wrong while reading the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -427,7 +431,8 @@ impl Config {
     /// Parses the text of a configuration file; `path` is used in messages only.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         // Secrets get their own message before serde would call them merely "unknown".
-        let table: toml::Table = toml::from_str(text).map_err(|e| syntax_error(&e, text, path))?;
+        let file = SourceFile::new(path, text);
+        let table: toml::Table = toml::from_str(text).map_err(|e| syntax_error(&e, file))?;
         for (section, key, env) in [
             ("smtp", "password", "BULLETIN_SMTP_PASSWORD"),
             ("server", "secret", "BULLETIN_SECRET"),
@@ -444,10 +449,8 @@ impl Config {
                 });
             }
         }
-        toml::from_str(text).map_err(|e| match unknown_key_error(&e, text, path) {
-            Some(err) => err,
-            None => syntax_error(&e, text, path),
-        })
+        toml::from_str(text)
+            .map_err(|e| unknown_key_error(&e, file).unwrap_or_else(|| syntax_error(&e, file)))
     }
 
     /// Applies `BULLETIN_<SECTION>_<KEY>` overrides; returns warnings for unknown variables.
@@ -872,16 +875,10 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
-/// 1-based line number of byte `offset` in `text`.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-fn syntax_error(e: &toml::de::Error, text: &str, path: &Path) -> ConfigError {
-    let line = e.span().map_or(1, |s| line_of(text, s.start));
+fn syntax_error(e: &toml::de::Error, file: SourceFile<'_>) -> ConfigError {
     ConfigError::Syntax {
-        path: path.to_path_buf(),
-        line,
+        path: file.path.to_path_buf(),
+        line: file.toml_line(e),
         message: format!(
             "{}; see the README's Configuration section, or run `bulletin init` in an empty \
              folder for a commented example",
@@ -890,28 +887,27 @@ fn syntax_error(e: &toml::de::Error, text: &str, path: &Path) -> ConfigError {
     }
 }
 
-/// Turns serde's "unknown field `x`, expected one of ..." into a message with a suggestion.
-fn unknown_key_error(e: &toml::de::Error, text: &str, path: &Path) -> Option<ConfigError> {
-    let message = e.message();
-    let rest = message.strip_prefix("unknown field `")?;
-    let key = rest.split('`').next()?.to_string();
+/// Turns serde's "unknown field `x`, expected ..." into a message with a suggestion.
+fn unknown_key_error(e: &toml::de::Error, file: SourceFile<'_>) -> Option<ConfigError> {
+    let key = unknown_field(e.message())?.to_string();
     let offset = e.span().map_or(0, |s| s.start);
-    let section = section_at(text, offset).filter(|s| !s.is_empty());
+    let line = file.line(offset);
+    let section = file.toml_table_at(offset).filter(|s| !s.is_empty());
     let names: Vec<&str> = KNOWN_KEYS.iter().map(|(s, _)| *s).collect();
-    if section.is_none() && is_table_header(text, offset) {
+    if section.is_none() && file.is_toml_header(offset) {
         let hint = closest(&key, &names)
             .map(|best| format!("; did you mean [{best}]?"))
             .unwrap_or_default();
         let all: Vec<String> = names.iter().map(|n| format!("[{n}]")).collect();
         return Some(ConfigError::UnknownSection {
-            path: path.to_path_buf(),
-            line: line_of(text, offset),
+            path: file.path.to_path_buf(),
+            line,
             section: key,
             hint: format!("{hint} (the sections are {})", all.join(", ")),
         });
     }
-    let candidates: Vec<&str> = match section.as_deref() {
-        None => KNOWN_KEYS.iter().map(|(s, _)| *s).collect(),
+    let candidates: Vec<&str> = match section {
+        None => names,
         Some(s) => KNOWN_KEYS
             .iter()
             .find(|(name, _)| *name == s)
@@ -926,40 +922,12 @@ fn unknown_key_error(e: &toml::de::Error, text: &str, path: &Path) -> Option<Con
         None => format!("; valid keys: {}", candidates.join(", ")),
     };
     Some(ConfigError::UnknownKey {
-        path: path.to_path_buf(),
-        line: line_of(text, offset),
+        path: file.path.to_path_buf(),
+        line,
         key,
         section: section.map_or_else(|| "the top level".to_string(), |s| format!("[{s}]")),
         hint,
     })
-}
-
-/// Whether the line holding `offset` is a `[table]` header.
-fn is_table_header(text: &str, offset: usize) -> bool {
-    let start = text[..offset.min(text.len())]
-        .rfind('\n')
-        .map_or(0, |i| i + 1);
-    text[start..].trim_start().starts_with('[')
-}
-
-/// The `[section]` header in force at `offset`, if any.
-fn section_at(text: &str, offset: usize) -> Option<String> {
-    let before = &text[..offset.min(text.len())];
-    before.lines().rev().find_map(|line| {
-        let t = line.trim();
-        let inner = t.strip_prefix('[')?.split(']').next()?.trim();
-        Some(inner.trim_matches(['[', ']']).to_string())
-    })
-}
-
-/// The candidate closest to `word` by edit distance, when it is close enough to be a typo.
-pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
 }
 
 fn unknown_env_warning(name: &str) -> String {
