@@ -8,6 +8,7 @@
 //! only turns byte offsets into lines, so that no caller searches a file's text for a key
 //! and finds the wrong one. It has no error type of its own: it cannot fail.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -81,6 +82,60 @@ impl<'a> SourceFile<'a> {
         let offset = offset.min(self.text.len());
         let start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
         self.text[start..].trim_start().starts_with('[')
+    }
+
+    /// The line of each key of a YAML mapping, from the parser's marks; `None` when the text
+    /// holds something else (a list, a sentence). Empty or null text is an empty mapping.
+    ///
+    /// The walk stops quietly at a syntax error, which the deserializer then reports with its
+    /// own line; the keys seen until then are kept.
+    pub(crate) fn yaml_keys(&self) -> Option<BTreeMap<String, usize>> {
+        use serde_saphyr::granit_parser::{Event, Parser};
+        let mut keys = BTreeMap::new();
+        // Depth of nesting, and whether the next node at depth 1 is a key or a value.
+        let mut depth = 0usize;
+        let mut expect_key = true;
+        for item in Parser::new_from_str(self.text) {
+            let Ok((event, span)) = item else { break };
+            let node = matches!(
+                event,
+                Event::Scalar(..)
+                    | Event::Alias(..)
+                    | Event::MappingStart(..)
+                    | Event::SequenceStart(..)
+            );
+            if depth == 0 && node {
+                match &event {
+                    Event::MappingStart(..) => {}
+                    Event::Scalar(v, ..) if matches!(v.trim(), "" | "~" | "null") => {}
+                    _ => return None,
+                }
+            }
+            if depth == 1 && node {
+                if let (true, Event::Scalar(name, ..)) = (expect_key, &event) {
+                    let line = self.first_line + span.start.line().max(1) - 1;
+                    keys.entry(name.to_string()).or_insert(line);
+                }
+                expect_key = !expect_key;
+            }
+            match event {
+                Event::MappingStart(..) | Event::SequenceStart(..) => depth += 1,
+                Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        Some(keys)
+    }
+
+    /// The line of each top-level key of a TOML text (a `[table]` header's at the header),
+    /// from the parser's spans; none when the text does not parse, which the deserializer
+    /// then reports.
+    pub(crate) fn toml_keys(&self) -> BTreeMap<String, usize> {
+        let keys: BTreeMap<toml::Spanned<String>, serde::de::IgnoredAny> =
+            toml::from_str(self.text).unwrap_or_default();
+        keys.keys()
+            .map(|k| (k.get_ref().clone(), self.line_of_spanned(k)))
+            .collect()
     }
 
     /// A message about the line holding byte `offset`.
@@ -182,6 +237,27 @@ mod tests {
         assert_eq!(file.toml_table_at(text.len()), Some("sections"));
         assert!(file.is_toml_header(text.find("smtp").unwrap_or(0)));
         assert!(!file.is_toml_header(text.find("rte").unwrap_or(0)));
+    }
+
+    #[test]
+    fn keys_at_their_lines() {
+        let yaml = "title: A\r\nlinks:\r\n  - title: x\r\n    url: y\r\n\"summary\": B\r\n";
+        let keys = SourceFile::part(Path::new("a.md"), yaml, 2).yaml_keys();
+        let expected: BTreeMap<String, usize> = [("title", 2), ("links", 3), ("summary", 6)]
+            .map(|(k, l)| (k.to_string(), l))
+            .into();
+        assert_eq!(keys, Some(expected.clone()));
+        assert_eq!(
+            SourceFile::part(Path::new("a.md"), "- a\n", 2).yaml_keys(),
+            None
+        );
+        assert_eq!(
+            SourceFile::part(Path::new("a.md"), "", 2).yaml_keys(),
+            Some(BTreeMap::new())
+        );
+        let toml = "title = \"A\"\r\nlinks = [\r\n  { title = \"x\", url = \"y\" },\r\n]\r\nsummary = \"B\"\r\n";
+        let keys = SourceFile::part(Path::new("a.md"), toml, 2).toml_keys();
+        assert_eq!(keys, expected);
     }
 
     #[test]

@@ -132,7 +132,14 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Parsed, ContentError> {
     let front = &text[front_start..front_end];
     // The front matter starts on line 2, after the opening delimiter.
     let file = SourceFile::part(path, front, 2);
-    let key_lines = key_lines(front, format, 2);
+    let key_lines = match format {
+        Format::Yaml => file.yaml_keys().ok_or_else(|| ContentError::FrontMatter {
+            path: path.to_path_buf(),
+            line: 2,
+            message: "the front matter must be a set of `key: value` lines".into(),
+        })?,
+        Format::Toml => file.toml_keys(),
+    };
     let mut meta: ArticleMeta = match format {
         Format::Yaml => serde_saphyr::from_str(front).map_err(|e| yaml_error(&e, file))?,
         Format::Toml => toml::from_str(front).map_err(|e| ContentError::FrontMatter {
@@ -240,27 +247,6 @@ fn yaml_error(e: &serde_saphyr::Error, file: SourceFile<'_>) -> ContentError {
     }
 }
 
-/// The line of each top-level key, found by looking at unindented `key:` / `key =` lines.
-fn key_lines(front: &str, format: Format, first_line: usize) -> BTreeMap<String, usize> {
-    let separator = match format {
-        Format::Yaml => ':',
-        Format::Toml => '=',
-    };
-    let mut lines = BTreeMap::new();
-    for (i, line) in front.lines().enumerate() {
-        if line.starts_with([' ', '\t', '-', '#', '[']) {
-            continue;
-        }
-        if let Some((key, _)) = line.split_once(separator) {
-            let key = key.trim().trim_matches(['"', '\'']);
-            if !key.is_empty() {
-                lines.entry(key.to_string()).or_insert(first_line + i);
-            }
-        }
-    }
-    lines
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +272,17 @@ mod tests {
         assert_eq!(
             e.as_deref(),
             Some("a.md:3: unknown key `sumary` in the front matter; did you mean `summary`?")
+        );
+    }
+
+    #[test]
+    fn front_matter_that_is_not_a_mapping() {
+        let e = parse("---\n- title\n- summary\n---\n", Path::new("a.md"))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("a.md:2: the front matter must be a set of `key: value` lines")
         );
     }
 }
