@@ -100,8 +100,8 @@ pub struct ArticleMeta {
     pub documents: Vec<TitledLink>,
     /// Position within its section when the edition does not list articles explicitly.
     pub order: Option<i64>,
-    /// Keys bulletin does not know, gathered by the same read; [`parse`] moves them to
-    /// `Article::extra` after checking them for typos, so this is empty afterwards.
+    /// Keys bulletin does not know, gathered by the same read; the front matter reader moves
+    /// them to `Article::extra` after checking them for typos, so this is empty afterwards.
     #[serde(flatten)]
     pub(crate) extra: serde_json::Map<String, serde_json::Value>,
 }
