@@ -13,6 +13,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+// `render` and `store` take these from here; they live in `diagnostic`.
+use crate::diagnostic::{SourceFile, unknown_field};
+
+mod env;
+mod validate;
+pub(crate) use crate::diagnostic::{closest, line_of};
+
 /// What can go wrong while reading the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -381,14 +388,6 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Environment variables that are not `BULLETIN_<SECTION>_<KEY>` but still belong to us.
-const OTHER_ENV: &[&str] = &[
-    "BULLETIN_CONFIG",
-    "BULLETIN_SMTP_PASSWORD",
-    "BULLETIN_SECRET",
-    "BULLETIN_LOG",
-];
-
 impl Config {
     /// Reads the configuration.
     ///
@@ -427,7 +426,8 @@ impl Config {
     /// Parses the text of a configuration file; `path` is used in messages only.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         // Secrets get their own message before serde would call them merely "unknown".
-        let table: toml::Table = toml::from_str(text).map_err(|e| syntax_error(&e, text, path))?;
+        let file = SourceFile::new(path, text);
+        let table: toml::Table = toml::from_str(text).map_err(|e| syntax_error(&e, file))?;
         for (section, key, env) in [
             ("smtp", "password", "BULLETIN_SMTP_PASSWORD"),
             ("server", "secret", "BULLETIN_SECRET"),
@@ -444,116 +444,8 @@ impl Config {
                 });
             }
         }
-        toml::from_str(text).map_err(|e| match unknown_key_error(&e, text, path) {
-            Some(err) => err,
-            None => syntax_error(&e, text, path),
-        })
-    }
-
-    /// Applies `BULLETIN_<SECTION>_<KEY>` overrides; returns warnings for unknown variables.
-    fn apply_env(&mut self, env: &[(String, String)]) -> Result<Vec<String>, ConfigError> {
-        let mut warnings = Vec::new();
-        for (name, value) in env {
-            let Some(rest) = name.strip_prefix("BULLETIN_") else {
-                continue;
-            };
-            let invalid = |message: String| ConfigError::Invalid {
-                origin: name.clone(),
-                message,
-            };
-            let number = |v: &str| -> Result<u64, ConfigError> {
-                v.trim()
-                    .parse::<u64>()
-                    .map_err(|_| invalid(format!("`{v}` is not a whole number")))
-            };
-            if let Some(key) = env_key(rest) {
-                self.from_env.insert(key);
-            }
-            match rest {
-                "CONFIG" | "LOG" => {}
-                "DATABASE_URL" => self.database.url = value.clone(),
-                "DATABASE_BUSY_TIMEOUT_MS" => self.database.busy_timeout_ms = number(value)?,
-                "LIST_NAME" => self.list.name = value.clone(),
-                "LIST_ID" => self.list.id = value.clone(),
-                "LIST_FROM" => self.list.from = value.clone(),
-                "LIST_REPLY_TO" => self.list.reply_to = Some(value.clone()),
-                "LIST_POSTAL_ADDRESS" => self.list.postal_address = Some(value.clone()),
-                "LIST_PUBLIC_URL" => self.list.public_url = value.clone(),
-                "SMTP_URL" => self.smtp.url = value.clone(),
-                "SMTP_USERNAME" => self.smtp.username = Some(value.clone()),
-                "SMTP_PASSWORD" => self.smtp.password = Some(secret_from_env(name, value)?),
-                "SMTP_PASSWORD_FILE" => self.smtp.password_file = Some(value.into()),
-                "SMTP_POOL" => {
-                    self.smtp.pool =
-                        u32::try_from(number(value)?).map_err(|_| invalid("too large".into()))?;
-                }
-                "SMTP_RATE" => {
-                    self.smtp.rate = value
-                        .trim()
-                        .parse()
-                        .map_err(|_| invalid(format!("`{value}` is not a number")))?;
-                }
-                "SMTP_HOURLY_CAP" => {
-                    self.smtp.hourly_cap =
-                        u32::try_from(number(value)?).map_err(|_| invalid("too large".into()))?;
-                }
-                "SMTP_RETRY_BASE_MS" => self.smtp.retry_base_ms = number(value)?,
-                "SMTP_LEASE_SECS" => self.smtp.lease_secs = number(value)?,
-                "SMTP_CONNECT_TIMEOUT_SECS" => self.smtp.connect_timeout_secs = number(value)?,
-                "SMTP_GREETING_TIMEOUT_SECS" => self.smtp.greeting_timeout_secs = number(value)?,
-                "SMTP_MAIL_TIMEOUT_SECS" => self.smtp.mail_timeout_secs = number(value)?,
-                "SMTP_RCPT_TIMEOUT_SECS" => self.smtp.rcpt_timeout_secs = number(value)?,
-                "SMTP_DATA_TIMEOUT_SECS" => self.smtp.data_timeout_secs = number(value)?,
-                "SMTP_DATA_BLOCK_TIMEOUT_SECS" => {
-                    self.smtp.data_block_timeout_secs = number(value)?;
-                }
-                "SMTP_DATA_END_TIMEOUT_SECS" => self.smtp.data_end_timeout_secs = number(value)?,
-                "SMTP_MAX_ATTEMPTS" => {
-                    self.smtp.max_attempts =
-                        u32::try_from(number(value)?).map_err(|_| invalid("too large".into()))?;
-                }
-                "DKIM_DOMAIN" | "DKIM_SELECTOR" | "DKIM_KEY_FILE" => {
-                    let dkim = self.dkim.get_or_insert_with(|| DkimConfig {
-                        domain: String::new(),
-                        selector: String::new(),
-                        key_file: PathBuf::new(),
-                    });
-                    match rest {
-                        "DKIM_DOMAIN" => dkim.domain = value.clone(),
-                        "DKIM_SELECTOR" => dkim.selector = value.clone(),
-                        _ => dkim.key_file = value.into(),
-                    }
-                }
-                "SERVER_LISTEN" => self.server.listen = value.clone(),
-                "SECRET" => self.server.secret = Some(secret_from_env(name, value)?),
-                "SERVER_SECRET_FILE" => self.server.secret_file = Some(value.into()),
-                // A path list, like PATH: `old.key:older.key`.
-                "SERVER_PREVIOUS_SECRET_FILES" => {
-                    self.server.previous_secret_files = std::env::split_paths(value).collect();
-                }
-                "SERVER_ARCHIVE_DIR" => self.server.archive_dir = value.into(),
-                "SERVER_CONFIRM_TTL_HOURS" => self.server.confirm_ttl_hours = number(value)?,
-                "SERVER_SUBSCRIBE_LIMIT_PER_HOUR" => {
-                    self.server.subscribe_limit_per_hour =
-                        u32::try_from(number(value)?).map_err(|_| invalid("too large".into()))?;
-                }
-                "SERVER_CONFIRM_COOLDOWN_MINUTES" => {
-                    self.server.confirm_cooldown_minutes = number(value)?;
-                }
-                "SERVER_HEADER_TIMEOUT_SECS" => self.server.header_timeout_secs = number(value)?,
-                "SERVER_BODY_TIMEOUT_SECS" => self.server.body_timeout_secs = number(value)?,
-                "SERVER_MAX_CONNECTIONS" => {
-                    self.server.max_connections =
-                        u32::try_from(number(value)?).map_err(|_| invalid("too large".into()))?;
-                }
-                "SERVER_CLIENT_IP_HEADER" => {
-                    self.server.client_ip_header =
-                        Some(value.clone()).filter(|v| !v.trim().is_empty());
-                }
-                _ => warnings.push(unknown_env_warning(name)),
-            }
-        }
-        Ok(warnings)
+        toml::from_str(text)
+            .map_err(|e| unknown_key_error(&e, file).unwrap_or_else(|| syntax_error(&e, file)))
     }
 
     /// Relative paths in the file are relative to the file, so that `bulletin -c /etc/x.toml`
@@ -611,149 +503,6 @@ impl Config {
     pub fn override_database_url(&mut self, url: &str) -> Result<(), ConfigError> {
         self.database.url = url.to_string();
         self.validate_database("--database (or BULLETIN_DATABASE_URL)".into())
-    }
-
-    /// The database URL: no credentials (checked first, so that no message prints them), and
-    /// a scheme the store supports.
-    fn validate_database(&self, origin: String) -> Result<(), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            origin: origin.clone(),
-            message,
-        };
-        let db = &self.database.url;
-        if has_userinfo(db) {
-            return Err(invalid(format!(
-                "`{}` holds a user name or password; bulletin never takes credentials in a URL, \
-                 where they end up in logs and error messages (and a sqlite:// file needs none): \
-                 remove them",
-                redact_url(db)
-            )));
-        }
-        if !db.starts_with("sqlite:") {
-            return Err(invalid(if db.starts_with("postgres") {
-                format!(
-                    "`{db}`: PostgreSQL is not supported yet; use a sqlite:// URL such as sqlite://bulletin.db"
-                )
-            } else {
-                format!("`{db}` is not a database URL; use sqlite://bulletin.db")
-            }));
-        }
-        Ok(())
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |section: &str, key: &str, message: String| ConfigError::Invalid {
-            origin: self.origin(section, key),
-            message,
-        };
-        self.validate_database(self.origin("database", "url"))?;
-        // Credentials first, so that no later message can print them.
-        if has_userinfo(&self.smtp.url) {
-            return Err(invalid(
-                "smtp",
-                "url",
-                format!(
-                    "`{}` holds a user name or password; bulletin never takes credentials in a \
-                     URL, where they end up in logs and error messages: set [smtp] username, and \
-                     the password in BULLETIN_SMTP_PASSWORD or a file named by [smtp] password_file",
-                    redact_url(&self.smtp.url)
-                ),
-            ));
-        }
-        let smtp = &self.smtp.url;
-        if !(smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {
-            return Err(invalid(
-                "smtp",
-                "url",
-                format!(
-                    "`{smtp}` must start with smtp:// or smtps:// (e.g. smtp://127.0.0.1:2525)"
-                ),
-            ));
-        }
-        if self.smtp.pool == 0 {
-            return Err(invalid("smtp", "pool", "must be at least 1".into()));
-        }
-        if !(self.smtp.rate.is_finite() && self.smtp.rate >= 0.0) {
-            return Err(invalid(
-                "smtp",
-                "rate",
-                "must be 0 (no limit) or a positive number of messages per second".into(),
-            ));
-        }
-        for (key, value) in [
-            ("lease_secs", self.smtp.lease_secs),
-            ("connect_timeout_secs", self.smtp.connect_timeout_secs),
-            ("greeting_timeout_secs", self.smtp.greeting_timeout_secs),
-            ("mail_timeout_secs", self.smtp.mail_timeout_secs),
-            ("rcpt_timeout_secs", self.smtp.rcpt_timeout_secs),
-            ("data_timeout_secs", self.smtp.data_timeout_secs),
-            ("data_block_timeout_secs", self.smtp.data_block_timeout_secs),
-            ("data_end_timeout_secs", self.smtp.data_end_timeout_secs),
-        ] {
-            if value == 0 {
-                return Err(invalid("smtp", key, "must be at least 1 (seconds)".into()));
-            }
-        }
-        if self.smtp.max_attempts == 0 {
-            return Err(invalid("smtp", "max_attempts", "must be at least 1".into()));
-        }
-        let url = &self.list.public_url;
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(invalid(
-                "list",
-                "public_url",
-                format!("`{url}` must be an absolute http(s) URL, e.g. https://news.example.org"),
-            ));
-        }
-        for (key, value) in [("name", &self.list.name), ("id", &self.list.id)] {
-            if value.trim().is_empty() || value.chars().any(char::is_control) {
-                return Err(invalid(
-                    "list",
-                    key,
-                    "must be non-empty text on one line (it goes into mail headers)".into(),
-                ));
-            }
-        }
-        if self.server.confirm_ttl_hours == 0 {
-            return Err(invalid(
-                "server",
-                "confirm_ttl_hours",
-                "must be at least 1 (168 = 7 days is usual)".into(),
-            ));
-        }
-        for (key, value, hint) in [
-            ("header_timeout_secs", self.server.header_timeout_secs, "10"),
-            ("body_timeout_secs", self.server.body_timeout_secs, "10"),
-            (
-                "max_connections",
-                u64::from(self.server.max_connections),
-                "512",
-            ),
-        ] {
-            if value == 0 {
-                return Err(invalid(
-                    "server",
-                    key,
-                    format!("must be at least 1 ({hint} is usual)"),
-                ));
-            }
-        }
-        if let Some(d) = &self.dkim {
-            for (key, empty) in [
-                ("domain", d.domain.is_empty()),
-                ("selector", d.selector.is_empty()),
-                ("key_file", d.key_file.as_os_str().is_empty()),
-            ] {
-                if empty {
-                    return Err(invalid(
-                        "dkim",
-                        key,
-                        "is required when DKIM signing is configured".into(),
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The SMTP password: `BULLETIN_SMTP_PASSWORD`, else the contents of `password_file`.
@@ -822,33 +571,6 @@ fn read_secret_file(
     Ok(Some(Secret::new(secret)))
 }
 
-/// A secret from the environment; one that is empty or only whitespace is refused rather
-/// than used (an `export X= ` by mistake would otherwise sign links with nothing).
-fn secret_from_env(name: &str, value: &str) -> Result<Secret, ConfigError> {
-    if value.trim().is_empty() {
-        return Err(ConfigError::Invalid {
-            origin: name.to_string(),
-            message: "is set but empty or only whitespace; set the secret itself, or unset the \
-                      variable"
-                .into(),
-        });
-    }
-    Ok(Secret::new(value))
-}
-
-/// `section.key` for a `BULLETIN_SECTION_KEY` variable name (after `BULLETIN_`), when it
-/// names a key of the file.
-fn env_key(rest: &str) -> Option<String> {
-    KNOWN_KEYS.iter().find_map(|(section, keys)| {
-        let key = rest
-            .strip_prefix(&section.to_uppercase())?
-            .strip_prefix('_')?;
-        keys.iter()
-            .find(|k| k.to_uppercase() == key)
-            .map(|k| format!("{section}.{k}"))
-    })
-}
-
 /// The `user:password@` part of a URL's authority, if it has one.
 fn userinfo(url: &str) -> Option<(usize, usize)> {
     let start = url.find("://").map(|i| i + 3)?;
@@ -872,16 +594,10 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
-/// 1-based line number of byte `offset` in `text`.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-fn syntax_error(e: &toml::de::Error, text: &str, path: &Path) -> ConfigError {
-    let line = e.span().map_or(1, |s| line_of(text, s.start));
+fn syntax_error(e: &toml::de::Error, file: SourceFile<'_>) -> ConfigError {
     ConfigError::Syntax {
-        path: path.to_path_buf(),
-        line,
+        path: file.path.to_path_buf(),
+        line: file.toml_line(e),
         message: format!(
             "{}; see the README's Configuration section, or run `bulletin init` in an empty \
              folder for a commented example",
@@ -890,28 +606,27 @@ fn syntax_error(e: &toml::de::Error, text: &str, path: &Path) -> ConfigError {
     }
 }
 
-/// Turns serde's "unknown field `x`, expected one of ..." into a message with a suggestion.
-fn unknown_key_error(e: &toml::de::Error, text: &str, path: &Path) -> Option<ConfigError> {
-    let message = e.message();
-    let rest = message.strip_prefix("unknown field `")?;
-    let key = rest.split('`').next()?.to_string();
+/// Turns serde's "unknown field `x`, expected ..." into a message with a suggestion.
+fn unknown_key_error(e: &toml::de::Error, file: SourceFile<'_>) -> Option<ConfigError> {
+    let key = unknown_field(e.message())?.to_string();
     let offset = e.span().map_or(0, |s| s.start);
-    let section = section_at(text, offset).filter(|s| !s.is_empty());
+    let line = file.line(offset);
+    let section = file.toml_table_at(offset).filter(|s| !s.is_empty());
     let names: Vec<&str> = KNOWN_KEYS.iter().map(|(s, _)| *s).collect();
-    if section.is_none() && is_table_header(text, offset) {
+    if section.is_none() && file.is_toml_header(offset) {
         let hint = closest(&key, &names)
             .map(|best| format!("; did you mean [{best}]?"))
             .unwrap_or_default();
         let all: Vec<String> = names.iter().map(|n| format!("[{n}]")).collect();
         return Some(ConfigError::UnknownSection {
-            path: path.to_path_buf(),
-            line: line_of(text, offset),
+            path: file.path.to_path_buf(),
+            line,
             section: key,
             hint: format!("{hint} (the sections are {})", all.join(", ")),
         });
     }
-    let candidates: Vec<&str> = match section.as_deref() {
-        None => KNOWN_KEYS.iter().map(|(s, _)| *s).collect(),
+    let candidates: Vec<&str> = match section {
+        None => names,
         Some(s) => KNOWN_KEYS
             .iter()
             .find(|(name, _)| *name == s)
@@ -926,56 +641,12 @@ fn unknown_key_error(e: &toml::de::Error, text: &str, path: &Path) -> Option<Con
         None => format!("; valid keys: {}", candidates.join(", ")),
     };
     Some(ConfigError::UnknownKey {
-        path: path.to_path_buf(),
-        line: line_of(text, offset),
+        path: file.path.to_path_buf(),
+        line,
         key,
         section: section.map_or_else(|| "the top level".to_string(), |s| format!("[{s}]")),
         hint,
     })
-}
-
-/// Whether the line holding `offset` is a `[table]` header.
-fn is_table_header(text: &str, offset: usize) -> bool {
-    let start = text[..offset.min(text.len())]
-        .rfind('\n')
-        .map_or(0, |i| i + 1);
-    text[start..].trim_start().starts_with('[')
-}
-
-/// The `[section]` header in force at `offset`, if any.
-fn section_at(text: &str, offset: usize) -> Option<String> {
-    let before = &text[..offset.min(text.len())];
-    before.lines().rev().find_map(|line| {
-        let t = line.trim();
-        let inner = t.strip_prefix('[')?.split(']').next()?.trim();
-        Some(inner.trim_matches(['[', ']']).to_string())
-    })
-}
-
-/// The candidate closest to `word` by edit distance, when it is close enough to be a typo.
-pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn unknown_env_warning(name: &str) -> String {
-    let mut known: Vec<String> = OTHER_ENV.iter().map(|s| s.to_string()).collect();
-    for (section, keys) in KNOWN_KEYS {
-        for key in *keys {
-            known.push(format!("BULLETIN_{}_{}", section, key).to_uppercase());
-        }
-    }
-    let refs: Vec<&str> = known.iter().map(String::as_str).collect();
-    match closest(name, &refs) {
-        Some(best) => {
-            format!("environment variable {name} is not used by bulletin; did you mean {best}?")
-        }
-        None => format!("environment variable {name} is not used by bulletin"),
-    }
 }
 
 #[cfg(test)]

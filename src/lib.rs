@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod content;
 pub mod delivery;
+mod diagnostic;
 pub mod mail;
 pub mod render;
 pub mod store;

@@ -1,9 +1,10 @@
 //! Splitting an article file into front matter and Markdown, and reading the front matter.
 //!
 //! Front matter is YAML between `---` lines or TOML between `+++` lines, as in Hugo and Zola,
-//! so articles exported from either keep working. Both formats are first read into a generic
-//! map (to check keys and find the line of each), then into [`ArticleMeta`] by the format's
-//! own deserializer, which keeps the line of a type error.
+//! so articles exported from either keep working. Both formats are read once, into
+//! [`ArticleMeta`], by the format's own deserializer: it keeps the line of a syntax or type
+//! error, and the keys bulletin does not know are collected by the same read (a flattened
+//! map) to be checked for typos and passed to templates.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,11 +12,11 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::ContentError;
-use crate::config::{closest, line_of};
+use crate::diagnostic::{SourceFile, closest, line_of};
 
-/// The front matter keys bulletin knows; any other key is an extra, passed to templates,
-/// unless it is one edit away from one of these (then it is a typo and an error).
-pub(crate) const KNOWN_KEYS: &[&str] = &[
+/// The front matter keys bulletin knows (the fields of [`ArticleMeta`]): an unknown key
+/// close to one of these is a typo and an error rather than an extra.
+const KNOWN_KEYS: &[&str] = &[
     "title",
     "summary",
     "category",
@@ -33,9 +34,6 @@ pub(crate) const KNOWN_KEYS: &[&str] = &[
     "documents",
     "order",
 ];
-
-/// Keys an article cannot do without: the card shows them.
-pub(crate) const REQUIRED_KEYS: &[&str] = &["title", "summary"];
 
 /// A titled link: an entry of `links` or `documents`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -102,6 +100,10 @@ pub struct ArticleMeta {
     pub documents: Vec<TitledLink>,
     /// Position within its section when the edition does not list articles explicitly.
     pub order: Option<i64>,
+    /// Keys bulletin does not know, gathered by the same read; the front matter reader moves
+    /// them to `Article::extra` after checking them for typos, so this is empty afterwards.
+    #[serde(flatten)]
+    pub(crate) extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The parts of an article file.
@@ -126,9 +128,43 @@ enum Format {
 /// Splits and reads one article file's text.
 pub(crate) fn parse(text: &str, path: &Path) -> Result<Parsed, ContentError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let err = |line: usize, message: String| ContentError::FrontMatter {
+    let (format, front_start, front_end, body_start) = split(text, path)?;
+    let front = &text[front_start..front_end];
+    // The front matter starts on line 2, after the opening delimiter.
+    let file = SourceFile::part(path, front, 2);
+    let key_lines = match format {
+        Format::Yaml => file.yaml_keys().ok_or_else(|| ContentError::FrontMatter {
+            path: path.to_path_buf(),
+            line: 2,
+            message: "the front matter must be a set of `key: value` lines".into(),
+        })?,
+        Format::Toml => file.toml_keys(),
+    };
+    let mut meta: ArticleMeta = match format {
+        Format::Yaml => serde_saphyr::from_str(front).map_err(|e| yaml_error(&e, file))?,
+        Format::Toml => toml::from_str(front).map_err(|e| ContentError::FrontMatter {
+            path: path.to_path_buf(),
+            line: file.toml_line(&e),
+            message: e.message().trim().to_string(),
+        })?,
+    };
+    let extra = std::mem::take(&mut meta.extra);
+    check_keys(&meta, &extra, &key_lines, path)?;
+    Ok(Parsed {
+        meta,
+        extra,
+        key_lines,
+        body: text[body_start..].to_string(),
+        body_line: line_of(text, body_start),
+    })
+}
+
+/// The format, and the byte offsets of the front matter's first line, of its closing
+/// delimiter and of the body.
+fn split(text: &str, path: &Path) -> Result<(Format, usize, usize, usize), ContentError> {
+    let err = |message: String| ContentError::FrontMatter {
         path: path.to_path_buf(),
-        line,
+        line: 1,
         message,
     };
     let first = text.lines().next().unwrap_or("").trim_end();
@@ -137,152 +173,78 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Parsed, ContentError> {
         "+++" => (Format::Toml, "+++"),
         _ => {
             return Err(err(
-                1,
                 "no front matter: an article starts with a `---` line, then YAML keys such as \
                  `title:` and `summary:`, then another `---` line (or `+++` and TOML)"
                     .into(),
             ));
         }
     };
-    // Byte offset of the front matter's first line and of the closing delimiter.
-    let start = first.len() + text[first.len()..].find('\n').map_or(0, |_| 1);
-    let start = start.min(text.len());
+    // After the first line's `\n`, wherever it is: a CRLF line is one byte longer than
+    // `lines()` shows, and starting on its `\n` would shift every line by one.
+    let start = text.find('\n').map_or(text.len(), |i| i + 1);
     let mut offset = start;
-    let mut close = None;
     for line in text[start..].split_inclusive('\n') {
         if line.trim_end() == delimiter {
-            close = Some((offset, offset + line.len()));
-            break;
+            return Ok((format, start, offset, offset + line.len()));
         }
         offset += line.len();
     }
-    let Some((close_start, body_start)) = close else {
-        return Err(err(
-            1,
-            format!(
-                "the front matter opened with `{delimiter}` on line 1 is never closed; \
-                 add a `{delimiter}` line after the last key"
-            ),
-        ));
-    };
-    let front = &text[start..close_start];
-    let front_line = 2;
-    let body_line = line_of(text, body_start);
-    let key_lines = key_lines(front, format, front_line);
+    Err(err(format!(
+        "the front matter opened with `{delimiter}` on line 1 is never closed; \
+         add a `{delimiter}` line after the last key"
+    )))
+}
 
-    // Generic read: syntax errors, key checks, extras.
-    let generic: serde_json::Value = match format {
-        Format::Yaml => {
-            serde_yaml::from_str(front).map_err(|e| yaml_error(&e, front_line, path))?
-        }
-        Format::Toml => {
-            let table: toml::Table = toml::from_str(front).map_err(|e| {
-                let line = e.span().map_or(0, |s| line_of(front, s.start) - 1);
-                err(front_line + line, e.message().trim().to_string())
-            })?;
-            serde_json::to_value(table).map_err(|e| err(front_line, e.to_string()))?
-        }
-    };
-    let map = match generic {
-        serde_json::Value::Object(map) => map,
-        serde_json::Value::Null => serde_json::Map::new(),
-        _ => {
-            return Err(err(
-                front_line,
-                "the front matter must be a set of `key: value` lines".into(),
-            ));
-        }
-    };
-    let mut extra = serde_json::Map::new();
-    for (key, value) in &map {
-        if KNOWN_KEYS.contains(&key.as_str()) {
-            continue;
-        }
-        let candidates: Vec<&str> = KNOWN_KEYS
-            .iter()
-            .copied()
-            .filter(|k| *k != "lang")
-            .collect();
+/// An unknown key close to a known one is a typo, and the keys a card shows are present.
+fn check_keys(
+    meta: &ArticleMeta,
+    extra: &serde_json::Map<String, serde_json::Value>,
+    key_lines: &BTreeMap<String, usize>,
+    path: &Path,
+) -> Result<(), ContentError> {
+    // `lang` is a synonym of `language`: suggesting it would only confuse.
+    let candidates: Vec<&str> = KNOWN_KEYS
+        .iter()
+        .copied()
+        .filter(|k| *k != "lang")
+        .collect();
+    for key in extra.keys() {
         if let Some(best) = closest(key, &candidates) {
             return Err(ContentError::UnknownKey {
                 path: path.to_path_buf(),
-                line: key_lines.get(key).copied().unwrap_or(front_line),
+                line: key_lines.get(key).copied().unwrap_or(2),
                 key: key.clone(),
                 expected: best.to_string(),
             });
         }
-        extra.insert(key.clone(), value.clone());
     }
-    for key in REQUIRED_KEYS {
-        let present = map
-            .get(*key)
-            .is_some_and(|v| v.as_str().is_some_and(|s| !s.trim().is_empty()));
-        if !present {
+    for (key, value) in [("title", &meta.title), ("summary", &meta.summary)] {
+        if value.trim().is_empty() {
             return Err(ContentError::MissingField {
                 path: path.to_path_buf(),
-                line: key_lines.get(*key).copied().unwrap_or(1),
-                field: (*key).to_string(),
+                line: key_lines.get(key).copied().unwrap_or(1),
+                field: key.to_string(),
                 example: format!("{key}: \"…\""),
             });
         }
     }
-
-    // Typed read: the format's own deserializer keeps the line of a wrong type.
-    let meta: ArticleMeta = match format {
-        Format::Yaml => {
-            serde_yaml::from_str(front).map_err(|e| yaml_error(&e, front_line, path))?
-        }
-        Format::Toml => toml::from_str(front).map_err(|e| {
-            let line = e.span().map_or(0, |s| line_of(front, s.start) - 1);
-            err(front_line + line, e.message().trim().to_string())
-        })?,
-    };
-    Ok(Parsed {
-        meta,
-        extra,
-        key_lines,
-        body: text[body_start..].to_string(),
-        body_line,
-    })
+    Ok(())
 }
 
-fn yaml_error(e: &serde_yaml::Error, front_line: usize, path: &Path) -> ContentError {
-    let line = e
-        .location()
-        .map_or(front_line, |l| front_line + l.line().saturating_sub(1));
-    let mut message = e.to_string();
-    // serde_yaml appends its own position, relative to the front matter; ours replaces it.
+/// A YAML syntax or type error, at the line the parser marks.
+fn yaml_error(e: &serde_saphyr::Error, file: SourceFile<'_>) -> ContentError {
+    let mut message = e.without_snippet().to_string();
+    // The parser appends its own position, relative to the front matter; ours replaces it.
     if let Some(cut) = message.find(" at line ") {
         message.truncate(cut);
     }
     ContentError::FrontMatter {
-        path: path.to_path_buf(),
-        line,
+        path: file.path.to_path_buf(),
+        line: file.yaml_line(e),
         message: format!(
             "invalid YAML front matter: {message} (check the quotes and indentation here and on the line above)"
         ),
     }
-}
-
-/// The line of each top-level key, found by looking at unindented `key:` / `key =` lines.
-fn key_lines(front: &str, format: Format, first_line: usize) -> BTreeMap<String, usize> {
-    let separator = match format {
-        Format::Yaml => ':',
-        Format::Toml => '=',
-    };
-    let mut lines = BTreeMap::new();
-    for (i, line) in front.lines().enumerate() {
-        if line.starts_with([' ', '\t', '-', '#', '[']) {
-            continue;
-        }
-        if let Some((key, _)) = line.split_once(separator) {
-            let key = key.trim().trim_matches(['"', '\'']);
-            if !key.is_empty() {
-                lines.entry(key.to_string()).or_insert(first_line + i);
-            }
-        }
-    }
-    lines
 }
 
 #[cfg(test)]
@@ -310,6 +272,17 @@ mod tests {
         assert_eq!(
             e.as_deref(),
             Some("a.md:3: unknown key `sumary` in the front matter; did you mean `summary`?")
+        );
+    }
+
+    #[test]
+    fn front_matter_that_is_not_a_mapping() {
+        let e = parse("---\n- title\n- summary\n---\n", Path::new("a.md"))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("a.md:2: the front matter must be a set of `key: value` lines")
         );
     }
 }

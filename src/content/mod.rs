@@ -12,15 +12,16 @@
 //! file and line and suggest the fix: later stages may assume a well-formed [`Edition`].
 
 mod front_matter;
+mod manifest;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 pub use front_matter::{ArticleMeta, NumberOrText, TitledLink};
 
-use crate::config::{closest, line_of};
+use crate::diagnostic::{Located, SourceFile};
 
 /// What can be wrong with an edition folder. Every variant names the file (and line).
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +106,26 @@ pub enum ContentError {
         /// What is wrong and how to fix it.
         message: String,
     },
+}
+
+impl ContentError {
+    /// `edition.toml` that does not parse.
+    fn manifest(at: Located) -> Self {
+        Self::Manifest {
+            path: at.path,
+            line: at.line,
+            message: at.message,
+        }
+    }
+
+    /// A value that parses but is wrong.
+    fn invalid(at: Located) -> Self {
+        Self::Invalid {
+            path: at.path,
+            line: at.line,
+            message: at.message,
+        }
+    }
 }
 
 /// How a section lays out its articles.
@@ -237,9 +258,9 @@ impl Edition {
             });
         }
         let text = read(&manifest_path)?;
-        let manifest = parse_manifest(&text, &manifest_path)?;
+        let manifest = manifest::parse(SourceFile::new(&manifest_path, &text))?;
         let articles = load_articles(&dir.join("articles"))?;
-        build(dir, manifest_path, &text, manifest, articles)
+        build(dir, &manifest_path, &text, manifest, articles)
     }
 
     /// The article `slug` in `language`, or the default language's when it has no translation
@@ -286,150 +307,6 @@ fn read(path: &Path) -> Result<String, ContentError> {
     }
     String::from_utf8(bytes)
         .map_err(|e| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum DateField {
-    Text(String),
-    Toml(toml::value::Datetime),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Manifest {
-    slug: String,
-    title: String,
-    subject: String,
-    preheader: Option<String>,
-    date: DateField,
-    default_language: String,
-    #[serde(default)]
-    languages: Vec<String>,
-    template: Option<String>,
-    list: Option<String>,
-    intro: Option<String>,
-    #[serde(default)]
-    translations: BTreeMap<String, ManifestTranslation>,
-    #[serde(default)]
-    sections: Vec<ManifestSection>,
-    #[serde(default)]
-    articles: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ManifestTranslation {
-    title: Option<String>,
-    subject: Option<String>,
-    preheader: Option<String>,
-    intro: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ManifestSection {
-    id: String,
-    title: String,
-    #[serde(default = "default_layout")]
-    layout: Layout,
-    columns: Option<u8>,
-    articles: Vec<String>,
-    #[serde(default)]
-    title_translations: BTreeMap<String, String>,
-}
-
-fn default_layout() -> Layout {
-    Layout::Cards
-}
-
-/// Valid keys per manifest table, for "did you mean" hints.
-const MANIFEST_KEYS: &[(&str, &[&str])] = &[
-    (
-        "",
-        &[
-            "slug",
-            "title",
-            "subject",
-            "preheader",
-            "date",
-            "default_language",
-            "languages",
-            "template",
-            "list",
-            "intro",
-            "translations",
-            "sections",
-            "articles",
-        ],
-    ),
-    ("translations", &["title", "subject", "preheader", "intro"]),
-    (
-        "sections",
-        &[
-            "id",
-            "title",
-            "layout",
-            "columns",
-            "articles",
-            "title_translations",
-        ],
-    ),
-];
-
-fn parse_manifest(text: &str, path: &Path) -> Result<Manifest, ContentError> {
-    toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        let line = line_of(text, offset);
-        let message = e.message().trim();
-        let message = if let Some(rest) = message.strip_prefix("unknown field `") {
-            let key = rest.split('`').next().unwrap_or_default();
-            let table = table_at(text, offset);
-            let keys = MANIFEST_KEYS
-                .iter()
-                .find(|(name, _)| *name == table)
-                .map_or(&[][..], |(_, k)| *k);
-            let place = if table.is_empty() {
-                "the top level".to_string()
-            } else {
-                format!("[{table}]")
-            };
-            match closest(key, keys) {
-                Some(best) => {
-                    format!("unknown key `{key}` in {place}; did you mean `{best}`?")
-                }
-                None => format!(
-                    "unknown key `{key}` in {place}; valid keys: {}",
-                    keys.join(", ")
-                ),
-            }
-        } else if let Some(rest) = message.strip_prefix("missing field `") {
-            let key = rest.split('`').next().unwrap_or_default();
-            format!("edition.toml needs `{key}`; add a line such as `{key} = \"…\"`")
-        } else {
-            message.to_string()
-        };
-        ContentError::Manifest {
-            path: path.to_path_buf(),
-            line,
-            message,
-        }
-    })
-}
-
-/// The table (`translations`, `sections`, or "" for the top level) in force at `offset`.
-fn table_at(text: &str, offset: usize) -> &'static str {
-    let before = &text[..offset.min(text.len())];
-    let header = before.lines().rev().find_map(|line| {
-        let t = line.trim();
-        t.starts_with('[')
-            .then(|| t.trim_matches(['[', ']']).to_string())
-    });
-    match header {
-        Some(h) if h.starts_with("translations") => "translations",
-        Some(h) if h.starts_with("sections") => "sections",
-        _ => "",
-    }
 }
 
 /// Articles by slug, then language. The language of `x.md` is unknown until the manifest is
@@ -493,70 +370,49 @@ fn is_language_code(s: &str) -> bool {
         && parts.all(|p| (2..=4).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
+/// Checks the manifest against the articles and assembles the edition.
 fn build(
     dir: &Path,
-    manifest_path: PathBuf,
+    manifest_path: &Path,
     text: &str,
-    m: Manifest,
+    m: manifest::Manifest,
     mut articles: BTreeMap<String, BTreeMap<String, Article>>,
 ) -> Result<Edition, ContentError> {
-    let line_of_key = |key: &str| -> usize {
-        text.lines()
-            .position(|l| {
-                l.trim_start()
-                    .strip_prefix(key)
-                    .is_some_and(|r| r.trim_start().starts_with('='))
-            })
-            .map_or(1, |i| i + 1)
-    };
-    let invalid = |line: usize, message: String| ContentError::Invalid {
-        path: manifest_path.clone(),
-        line,
-        message,
-    };
-    if m.slug.is_empty()
-        || !m
-            .slug
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
-        return Err(invalid(
-            line_of_key("slug"),
-            format!(
-                "slug `{}` must be lowercase letters, digits and '-' (it becomes a folder and a URL)",
-                m.slug
-            ),
-        ));
-    }
-    if !is_language_code(&m.default_language) {
-        return Err(invalid(
-            line_of_key("default_language"),
-            format!(
-                "`{}` is not a language code such as `en` or `pt-BR`",
-                m.default_language
-            ),
-        ));
-    }
-    let date_text = match &m.date {
-        DateField::Text(t) => t.clone(),
-        DateField::Toml(d) => d.to_string(),
-    };
-    let date = time::Date::parse(
-        &date_text,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .map_err(|_| {
-        invalid(
-            line_of_key("date"),
-            format!("date `{date_text}` must be written YYYY-MM-DD, e.g. 2017-06-30"),
-        )
-    })?;
-    let default = m.default_language.clone();
+    let file = SourceFile::new(manifest_path, text);
+    m.check_identity(file)?;
+    let date = m.date(file)?;
+    let default = m.default_language.get_ref().clone();
+    settle_languages(dir, &default, &mut articles)?;
+    let sections = m.sections(file, &articles)?;
+    m.check_listed(file, &articles)?;
+    let languages = m.languages(file, &articles)?;
+    let texts = m.texts(file);
+    Ok(Edition {
+        dir: dir.to_path_buf(),
+        manifest_path: manifest_path.to_path_buf(),
+        slug: m.slug.into_inner(),
+        date,
+        default_language: default,
+        languages,
+        template: m.template.unwrap_or_else(|| "default".into()),
+        list: m.list,
+        texts,
+        sections,
+        articles,
+    })
+}
 
-    // `x.md` is in the default language; `x.en.md` may say so explicitly.
-    for (slug, versions) in &mut articles {
+/// Files `x.md` under the default language (`x.en.md` may say so explicitly), and checks
+/// that each article's declared language matches its file name, that a picture has its alt
+/// text, and that every translation has an original.
+fn settle_languages(
+    dir: &Path,
+    default: &str,
+    articles: &mut BTreeMap<String, BTreeMap<String, Article>>,
+) -> Result<(), ContentError> {
+    for (slug, versions) in articles {
         if let Some(mut a) = versions.remove("") {
-            if let Some(other) = versions.get(&default) {
+            if let Some(other) = versions.get(default) {
                 return Err(ContentError::Invalid {
                     path: other.path.clone(),
                     line: 1,
@@ -566,38 +422,13 @@ fn build(
                     ),
                 });
             }
-            a.language = default.clone();
-            versions.insert(default.clone(), a);
+            a.language = default.to_string();
+            versions.insert(default.to_string(), a);
         }
         for (language, a) in versions.iter() {
-            let declared = a.meta.language.as_ref().or(a.meta.lang.as_ref());
-            if let Some(d) = declared {
-                if d != language {
-                    let key = if a.meta.language.is_some() {
-                        "language"
-                    } else {
-                        "lang"
-                    };
-                    return Err(ContentError::Invalid {
-                        path: a.path.clone(),
-                        line: a.key_lines.get(key).copied().unwrap_or(1),
-                        message: format!(
-                            "`{key}: {d}` does not match the file name, which makes it `{language}`; \
-                             rename the file to {slug}.{d}.md or fix the key"
-                        ),
-                    });
-                }
-            }
-            if a.meta.image.is_some() && a.meta.image_alt.as_deref().is_none_or(str::is_empty) {
-                return Err(ContentError::MissingField {
-                    path: a.path.clone(),
-                    line: a.key_lines.get("image").copied().unwrap_or(1),
-                    field: "image_alt".into(),
-                    example: "image_alt: \"What the picture shows\"".into(),
-                });
-            }
+            check_article(slug, language, a)?;
         }
-        if !versions.contains_key(&default) {
+        if !versions.contains_key(default) {
             let any = versions.values().next().map(|a| a.path.clone());
             return Err(ContentError::Invalid {
                 path: any.unwrap_or_else(|| dir.join("articles")),
@@ -609,161 +440,39 @@ fn build(
             });
         }
     }
+    Ok(())
+}
 
-    // Sections: as written, or one section of every article in `order`.
-    let known: Vec<&str> = articles.keys().map(String::as_str).collect();
-    let mut sections = Vec::new();
-    if m.sections.is_empty() {
-        let mut slugs: Vec<String> = if m.articles.is_empty() {
-            articles.keys().cloned().collect()
-        } else {
-            m.articles.clone()
-        };
-        if m.articles.is_empty() {
-            slugs.sort_by_key(|s| {
-                let order = articles
-                    .get(s)
-                    .and_then(|v| v.get(&default))
-                    .and_then(|a| a.meta.order);
-                (order.unwrap_or(i64::MAX), s.clone())
+/// The checks of one article that need its language: a declared `language` (or `lang`)
+/// matches the file name, and an `image` has its `image_alt`.
+fn check_article(slug: &str, language: &str, a: &Article) -> Result<(), ContentError> {
+    let declared = a.meta.language.as_ref().or(a.meta.lang.as_ref());
+    if let Some(d) = declared {
+        if d != language {
+            let key = if a.meta.language.is_some() {
+                "language"
+            } else {
+                "lang"
+            };
+            return Err(ContentError::Invalid {
+                path: a.path.clone(),
+                line: a.key_lines.get(key).copied().unwrap_or(1),
+                message: format!(
+                    "`{key}: {d}` does not match the file name, which makes it `{language}`; \
+                     rename the file to {slug}.{d}.md or fix the key"
+                ),
             });
         }
-        sections.push(Section {
-            id: "articles".into(),
-            title: String::new(),
-            title_translations: BTreeMap::new(),
-            layout: Layout::Cards,
-            columns: 1,
-            articles: slugs,
+    }
+    if a.meta.image.is_some() && a.meta.image_alt.as_deref().is_none_or(str::is_empty) {
+        return Err(ContentError::MissingField {
+            path: a.path.clone(),
+            line: a.key_lines.get("image").copied().unwrap_or(1),
+            field: "image_alt".into(),
+            example: "image_alt: \"What the picture shows\"".into(),
         });
-    } else {
-        for s in &m.sections {
-            let columns = s.columns.unwrap_or(2);
-            if s.layout == Layout::Grid && !(2..=3).contains(&columns) {
-                return Err(invalid(
-                    line_of_key("columns"),
-                    format!("section `{}`: a grid has 2 or 3 columns", s.id),
-                ));
-            }
-            sections.push(Section {
-                id: s.id.clone(),
-                title: s.title.clone(),
-                title_translations: s.title_translations.clone(),
-                layout: s.layout,
-                columns,
-                articles: s.articles.clone(),
-            });
-        }
     }
-    let mut listed = BTreeSet::new();
-    for s in &sections {
-        for slug in &s.articles {
-            if !articles.contains_key(slug) {
-                let line = text
-                    .find(&format!("\"{slug}\""))
-                    .map_or(1, |o| line_of(text, o));
-                let hint = match closest(slug, &known) {
-                    Some(best) => format!("; did you mean `{best}`?"),
-                    None => format!("; add articles/{slug}.md"),
-                };
-                return Err(invalid(
-                    line,
-                    format!("there is no article `{slug}` in articles/{hint}"),
-                ));
-            }
-            if !listed.insert(slug.clone()) {
-                return Err(invalid(
-                    line_of(text, text.find(&format!("\"{slug}\"")).unwrap_or(0)),
-                    format!("article `{slug}` is listed twice"),
-                ));
-            }
-        }
-    }
-
-    // Languages: the default, then every other one named anywhere, unless listed explicitly.
-    let mut languages = vec![default.clone()];
-    if m.languages.is_empty() {
-        let mut others = BTreeSet::new();
-        others.extend(m.translations.keys().cloned());
-        for versions in articles.values() {
-            others.extend(versions.keys().cloned());
-        }
-        others.remove(&default);
-        languages.extend(others);
-    } else {
-        for l in &m.languages {
-            if !is_language_code(l) {
-                return Err(invalid(
-                    line_of_key("languages"),
-                    format!("`{l}` is not a language code such as `fr`"),
-                ));
-            }
-            if *l != default {
-                languages.push(l.clone());
-            }
-        }
-    }
-    for l in m.translations.keys() {
-        if !is_language_code(l) {
-            return Err(invalid(
-                text.find(&format!("[translations.{l}]"))
-                    .map_or(1, |o| line_of(text, o)),
-                format!("`[translations.{l}]`: `{l}` is not a language code such as `fr`"),
-            ));
-        }
-    }
-
-    // Lines of the text keys, for messages: the first `key` line after the table's header
-    // (the top level for the default language).
-    let key_line_after = |start: usize, key: &str| -> usize {
-        text[start..]
-            .lines()
-            .position(|l| {
-                l.trim_start()
-                    .strip_prefix(key)
-                    .is_some_and(|r| r.trim_start().starts_with('='))
-            })
-            .map_or(line_of(text, start), |i| line_of(text, start) + i)
-    };
-    let mut texts = BTreeMap::new();
-    texts.insert(
-        default.clone(),
-        EditionTexts {
-            title: Some(m.title.clone()),
-            subject: Some(m.subject.clone()),
-            preheader: m.preheader.clone(),
-            intro: m.intro.clone(),
-            intro_line: key_line_after(0, "intro"),
-            subject_line: key_line_after(0, "subject"),
-        },
-    );
-    for (lang, t) in &m.translations {
-        let header = text.find(&format!("[translations.{lang}]")).unwrap_or(0);
-        texts.insert(
-            lang.clone(),
-            EditionTexts {
-                title: t.title.clone(),
-                subject: t.subject.clone(),
-                preheader: t.preheader.clone(),
-                intro: t.intro.clone(),
-                intro_line: key_line_after(header, "intro"),
-                subject_line: key_line_after(header, "subject"),
-            },
-        );
-    }
-    Ok(Edition {
-        dir: dir.to_path_buf(),
-        manifest_path,
-        slug: m.slug,
-        date,
-        default_language: default,
-        languages,
-        template: m.template.unwrap_or_else(|| "default".into()),
-        list: m.list,
-        texts,
-        sections,
-        articles,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
@@ -778,17 +487,5 @@ mod tests {
         for bad in ["", "e", "EN", "english", "fr_FR", "1a"] {
             assert!(!is_language_code(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn manifest_typo_names_line_and_key() {
-        let text = "title = \"x\"\nsubjct = \"y\"\n";
-        let e = parse_manifest(text, Path::new("edition.toml"))
-            .err()
-            .map(|e| e.to_string());
-        assert_eq!(
-            e.as_deref(),
-            Some("edition.toml:2: unknown key `subjct` in the top level; did you mean `subject`?")
-        );
     }
 }

@@ -211,3 +211,86 @@ fn not_an_edition_folder() {
             "is not an edition folder: it has no edition.toml",
         ));
 }
+
+/// Writes an edition folder `name` into `dir` from its manifest and articles, and returns
+/// `compose`'s stderr after checking that it failed as an input error.
+fn compose_generated(
+    dir: &std::path::Path,
+    name: &str,
+    manifest: &str,
+    articles: &[(&str, &str)],
+) -> String {
+    let edition = dir.join(name);
+    std::fs::create_dir_all(edition.join("articles")).expect("create edition");
+    std::fs::write(edition.join("edition.toml"), manifest).expect("write manifest");
+    for (file, text) in articles {
+        std::fs::write(edition.join("articles").join(file), text).expect("write article");
+    }
+    let out = super::bulletin(dir)
+        .arg("compose")
+        .arg(&edition)
+        .assert()
+        .failure()
+        .code(2);
+    String::from_utf8_lossy(&out.get_output().stderr).to_string()
+}
+
+/// A bad `columns` in the second grid is reported at its own line, not at the first
+/// `columns =` of the file (which belongs to a valid grid).
+#[test]
+fn bad_grid_columns_names_the_line_of_that_section() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = "slug = \"grids\"\n\
+                    title = \"Grids\"\n\
+                    subject = \"Two grids\"\n\
+                    date = \"2024-03-01\"\n\
+                    default_language = \"en\"\n\
+                    \n\
+                    [[sections]]\n\
+                    id = \"first\"\n\
+                    title = \"First\"\n\
+                    layout = \"grid\"\n\
+                    columns = 3\n\
+                    articles = [\"one\"]\n\
+                    \n\
+                    [[sections]]\n\
+                    id = \"second\"\n\
+                    title = \"Second\"\n\
+                    layout = \"grid\"\n\
+                    columns = 5\n\
+                    articles = [\"two\"]\n";
+    let article = "---\ntitle: \"A story\"\nsummary: \"A summary.\"\n---\nBody.\n";
+    let e = compose_generated(
+        dir.path(),
+        "grids",
+        manifest,
+        &[("one.md", article), ("two.md", article)],
+    );
+    assert_names(
+        &e,
+        "grids/edition.toml:18:",
+        "section `second`: a grid has 2 or 3 columns",
+    );
+}
+
+/// Front matter line numbers of an article saved with CRLF line ends are those an editor
+/// shows, as with LF: the typo on line 3 is reported on line 3.
+#[test]
+fn crlf_front_matter_names_the_same_lines_as_lf() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = std::fs::read_to_string(super::fixture("unknown-key").join("edition.toml"))
+        .expect("read manifest");
+    let article =
+        "---\r\ntitle: \"A story\"\r\nsumary: \"The key above is misspelt.\"\r\n---\r\nBody.\r\n";
+    let e = compose_generated(
+        dir.path(),
+        "unknown-key",
+        &manifest,
+        &[("story.md", article)],
+    );
+    assert_names(
+        &e,
+        "unknown-key/articles/story.md:3:",
+        "unknown key `sumary` in the front matter; did you mean `summary`?",
+    );
+}
