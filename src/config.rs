@@ -26,7 +26,7 @@ pub enum ConfigError {
     /// The file named explicitly (flag or `BULLETIN_CONFIG`) does not exist or cannot be read.
     #[error("cannot read configuration file {path}: {source}")]
     Read {
-        /// The file.
+        /// The configuration file that holds the value.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
@@ -34,7 +34,7 @@ pub enum ConfigError {
     /// The file is not valid TOML, or a value has the wrong type.
     #[error("{path}:{line}: {message}")]
     Syntax {
-        /// The file.
+        /// The configuration file that holds the value.
         path: PathBuf,
         /// 1-based line of the problem.
         line: usize,
@@ -44,7 +44,7 @@ pub enum ConfigError {
     /// A key that bulletin does not know.
     #[error("{path}:{line}: unknown key `{key}` in {section}{hint}")]
     UnknownKey {
-        /// The file.
+        /// The configuration file that holds the value.
         path: PathBuf,
         /// 1-based line of the key.
         line: usize,
@@ -58,7 +58,7 @@ pub enum ConfigError {
     /// A `[section]` that bulletin does not know.
     #[error("{path}:{line}: unknown section [{section}]{hint}")]
     UnknownSection {
-        /// The file.
+        /// The configuration file that holds the value.
         path: PathBuf,
         /// 1-based line of the header.
         line: usize,
@@ -81,7 +81,7 @@ pub enum ConfigError {
          set the environment variable {env} or point `{key}_file` at a file instead"
     )]
     SecretInFile {
-        /// The file.
+        /// The configuration file that holds the value.
         path: PathBuf,
         /// `password` or `secret`.
         key: &'static str,
@@ -93,7 +93,7 @@ pub enum ConfigError {
     SecretFile {
         /// Which secret.
         what: &'static str,
-        /// The file.
+        /// The configuration file that holds the value.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,

@@ -24,7 +24,7 @@ pub struct ComposeArgs {
     /// Compose only this language
     #[arg(long, value_name = "xx")]
     pub lang: Option<String>,
-    /// The theme.
+    /// Which templates to use (`--templates`, else the project's `templates/`, else the built-in theme).
     #[command(flatten)]
     pub theme: ThemeArgs,
 }

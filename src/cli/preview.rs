@@ -40,7 +40,7 @@ pub struct PreviewArgs {
     /// Without --serve, the page to write [default: out/<edition slug>/preview.html]
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// The theme.
+    /// Which templates to use (`--templates`, else the project's `templates/`, else the built-in theme).
     #[command(flatten)]
     pub theme: super::compose::ThemeArgs,
 }

@@ -54,7 +54,7 @@ pub struct SendArgs {
     /// fixed); each is a new attempt
     #[arg(long)]
     pub retry_failed: bool,
-    /// The theme.
+    /// Which templates to use (`--templates`, else the project's `templates/`, else the built-in theme).
     #[command(flatten)]
     pub theme: ThemeArgs,
 }

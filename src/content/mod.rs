@@ -39,7 +39,7 @@ pub enum ContentError {
         "{path} is {size} bytes; an article or edition.toml may be at most 1 MiB ({MAX_FILE_BYTES} bytes): split it, or link to the long text instead"
     )]
     TooLarge {
-        /// The file.
+        /// The edition file (`edition.toml` or an article) where it was found.
         path: PathBuf,
         /// Its size.
         size: u64,
@@ -55,7 +55,7 @@ pub enum ContentError {
     /// `edition.toml` is not valid TOML or a value has the wrong type.
     #[error("{path}:{line}: {message}")]
     Manifest {
-        /// The file.
+        /// The edition file (`edition.toml` or an article) where it was found.
         path: PathBuf,
         /// 1-based line.
         line: usize,
@@ -99,7 +99,7 @@ pub enum ContentError {
     /// A value that parses but is wrong (language mismatch, unknown article, bad date...).
     #[error("{path}:{line}: {message}")]
     Invalid {
-        /// The file.
+        /// The edition file (`edition.toml` or an article) where it was found.
         path: PathBuf,
         /// 1-based line.
         line: usize,
@@ -172,7 +172,7 @@ pub struct Article {
     pub slug: String,
     /// Language of this text.
     pub language: String,
-    /// The file.
+    /// The edition file (`edition.toml` or an article) where it was found.
     pub path: PathBuf,
     /// The front matter's typed fields.
     pub meta: ArticleMeta,

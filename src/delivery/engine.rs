@@ -240,7 +240,7 @@ impl Judge<'_> {
 
 /// Everything one run of a campaign works with.
 pub struct Run<'a, T> {
-    /// The database.
+    /// The database the rows live in.
     pub store: &'a Store,
     /// The campaign's lease, held by this process.
     pub lease: &'a Lease,

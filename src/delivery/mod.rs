@@ -25,7 +25,7 @@ pub use transport::{
 /// Why a send stopped before it was done.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    /// The database.
+    /// The database; its error says which file and why.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The campaign (another sender holds it, our lease was lost, ...).
@@ -42,7 +42,7 @@ pub enum DeliveryError {
     Outbox {
         /// The folder.
         path: String,
-        /// Why.
+        /// What went wrong, for the operator.
         source: std::io::Error,
     },
     /// The relay cannot be reached or refuses us (checked before the first message).

@@ -34,9 +34,9 @@ pub enum DkimError {
     /// Unreadable file.
     #[error("cannot read the DKIM key {path}: {source}")]
     Read {
-        /// The file.
+        /// The key file named by `[dkim] key_file`.
         path: std::path::PathBuf,
-        /// Why.
+        /// What went wrong, for the operator.
         source: std::io::Error,
     },
     /// Not a PEM key we can use.
@@ -45,7 +45,7 @@ pub enum DkimError {
          or an Ed25519 key (PKCS#8), e.g. `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out dkim.pem`"
     )]
     Key {
-        /// The file.
+        /// The key file named by `[dkim] key_file`.
         path: std::path::PathBuf,
         /// What was wrong.
         why: String,

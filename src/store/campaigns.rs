@@ -200,7 +200,7 @@ pub enum Outcome {
     },
     /// Not sent: no longer subscribed, blocklisted, erased.
     Skipped {
-        /// Why.
+        /// What went wrong, for the operator.
         reason: String,
     },
     /// Not tried after all (the relay could not take mail, or refused us): back to the queue
@@ -274,7 +274,7 @@ pub enum CampaignError {
          (suspended, or the database unreachable), and another sender may have taken over; stopped"
     )]
     LeaseLost(i64),
-    /// The database.
+    /// The database the rows live in.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

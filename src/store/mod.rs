@@ -42,13 +42,13 @@ pub enum StoreError {
     BadUrl {
         /// As given.
         url: String,
-        /// Why.
+        /// What went wrong, for the operator.
         reason: String,
     },
     /// The file could not be opened or created.
     #[error("cannot open database {path}: {source}; check that the folder exists and is writable")]
     Open {
-        /// The file.
+        /// The database file the URL names.
         path: String,
         /// The driver's error.
         source: sqlx::Error,
@@ -59,7 +59,7 @@ pub enum StoreError {
          upgrade bulletin, or point --database at another file"
     )]
     NewerSchema {
-        /// The file.
+        /// The database file the URL names.
         path: String,
         /// The newest migration recorded in the file.
         found: i64,
@@ -69,7 +69,7 @@ pub enum StoreError {
     /// Applying a migration failed; the migration's transaction was rolled back.
     #[error("cannot update the schema of database {path}: {source}")]
     Migrate {
-        /// The file.
+        /// The database file the URL names.
         path: String,
         /// The migrator's error.
         source: sqlx::migrate::MigrateError,
@@ -80,7 +80,7 @@ pub enum StoreError {
          let the other bulletin command finish, or raise [database] busy_timeout_ms"
     )]
     Locked {
-        /// The file.
+        /// The database file the URL names.
         path: String,
         /// The busy timeout that ran out.
         waited_ms: u64,
@@ -91,7 +91,7 @@ pub enum StoreError {
          (or drop mode=ro from the URL)"
     )]
     ReadOnly {
-        /// The file.
+        /// The database file the URL names.
         path: String,
     },
     /// The file does not exist (yet), and the caller asked not to create it (`serve`).
@@ -100,13 +100,13 @@ pub enum StoreError {
          (e.g. `bulletin lists add NAME`): `serve` never creates it"
     )]
     Missing {
-        /// The file.
+        /// The database file the URL names.
         path: String,
     },
     /// SQLite cannot open or create the file (its code 14): a missing or unwritable folder.
     #[error("cannot open database {path}: {reason}")]
     CannotOpen {
-        /// The file.
+        /// The database file the URL names.
         path: String,
         /// Which folder or file is the trouble, and the fix.
         reason: String,
@@ -114,7 +114,7 @@ pub enum StoreError {
     /// The file is not a SQLite database.
     #[error("{path} is not a bulletin database (not SQLite); point --database at the right file")]
     NotADatabase {
-        /// The file.
+        /// The database file the URL names.
         path: String,
     },
     /// No list of that name.
@@ -157,7 +157,7 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database {path}: {source}")]
     Database {
-        /// The file.
+        /// The database file the URL names.
         path: String,
         /// The driver's error.
         source: sqlx::Error,
