@@ -11,6 +11,7 @@
 //! `migrations/`, after checking that the file was not written by a newer bulletin.
 
 mod campaigns;
+mod import;
 mod leases;
 mod lists;
 mod subscribers;
@@ -25,11 +26,12 @@ use sqlx::{Row, SqlitePool};
 pub use campaigns::{
     Campaign, CampaignError, DeliveryCounts, DeliveryRow, Outcome, Recipient, Start,
 };
+pub use import::{BatchError, BatchWriter, ImportOptions, ImportRecord, ImportReport, Importer};
 pub use leases::{Lease, LeaseHolder, LeaseInfo};
 pub use lists::{List, ListSummary};
 pub use subscribers::{
-    AddOutcome, ImportOptions, ImportRecord, ImportReport, Importer, NewSubscriber, Subscriber,
-    SubscriberFilter, SubscriberStatus, Subscription, SubscriptionStatus, suppression_hash,
+    AddOutcome, NewSubscriber, Subscriber, SubscriberFilter, SubscriberStatus, Subscription,
+    SubscriptionStatus, suppression_hash,
 };
 pub use web::{BoundOutcome, LinkTarget, PendingOutcome, WebOutcome};
 
