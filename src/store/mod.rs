@@ -414,7 +414,8 @@ impl Store {
         Ok(done.last_insert_rowid())
     }
 
-    /// Counts events, newest first, for `subscribers show` and the tests.
+    /// Every event of one subscriber, oldest first (in the order they were written), for
+    /// `subscribers show` and the tests.
     pub async fn events_for(&self, subscriber_id: i64) -> Result<Vec<Event>, StoreError> {
         sqlx::query_as::<_, Event>(
             "SELECT e.occurred_at, e.kind, l.name AS list_name, e.source, e.detail
