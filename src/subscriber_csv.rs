@@ -19,7 +19,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::address::Address;
-use crate::store::{ImportRecord, List, Subscriber, SubscriptionStatus};
+use crate::store::{
+    BatchError, BatchWriter, ImportRecord, ImportReport, List, Subscriber, SubscriptionStatus,
+};
 use crate::subscriber_input::{
     attributes_json, check_attribute, parse_attributes, parse_list_entry, validate_language,
     validate_name,
@@ -388,6 +390,49 @@ impl ImportReader {
             attributes,
             attributes_json,
             lists,
+        })
+    }
+}
+
+/// What reading a file into the database came to.
+#[derive(Debug)]
+pub struct Imported {
+    /// Counts and per-row notes of every batch written.
+    pub report: ImportReport,
+    /// Addresses with a non-ASCII part before the @: only an SMTPUTF8 relay delivers to them.
+    pub non_ascii: u64,
+    /// The problem with the file that stopped reading part-way, if any. The rows before it
+    /// were written all the same: importing the fixed file again counts them as unchanged.
+    pub stopped: Option<CsvError>,
+}
+
+impl ImportReader {
+    /// Reads every row into `writer`: valid rows are written in batches, refused ones counted
+    /// and noted. A problem with the file stops reading (see [`Imported::stopped`]); a batch
+    /// the database refuses stops the import.
+    pub async fn import_into<N: FnMut(u64, &str)>(
+        mut self,
+        mut writer: BatchWriter<N>,
+    ) -> Result<Imported, BatchError> {
+        let mut stopped = None;
+        let mut non_ascii = 0u64;
+        while let Some(row) = self.next_row() {
+            match row {
+                Ok(Row::Record(record)) => {
+                    non_ascii += u64::from(record.address.needs_smtputf8());
+                    writer.push(record).await?;
+                }
+                Ok(Row::Rejected { line, reason }) => writer.reject(line, reason),
+                Err(e) => {
+                    stopped = Some(e);
+                    break;
+                }
+            }
+        }
+        Ok(Imported {
+            report: writer.finish().await?,
+            non_ascii,
+            stopped,
         })
     }
 }
