@@ -42,7 +42,7 @@ pub enum CsvError {
     /// Missing or unreadable.
     #[error("cannot read {path}: {source}")]
     Open {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
@@ -52,7 +52,7 @@ pub enum CsvError {
         "{path} is empty; a subscriber file starts with a header line such as `email,name,lang,lists`"
     )]
     Empty {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
     },
     /// NUL bytes: a spreadsheet (.xlsx), a database or an image, not CSV.
@@ -60,7 +60,7 @@ pub enum CsvError {
         "{path} is not a text file (it contains NUL bytes); export it from your spreadsheet as CSV UTF-8"
     )]
     Binary {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
     },
     /// The header line is not UTF-8.
@@ -68,7 +68,7 @@ pub enum CsvError {
         "{path}:1: the header is not UTF-8 text (probably Latin-1 or Windows-1252); re-save the file as CSV UTF-8"
     )]
     HeaderEncoding {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
     },
     /// The first line holds an address: the header row was left out.
@@ -76,7 +76,7 @@ pub enum CsvError {
         "{path}:1: the first line is data ({first}), not a header; add a header line such as `email,name,lang,lists` above it"
     )]
     NoHeader {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
         /// The first cell.
         first: String,
@@ -86,7 +86,7 @@ pub enum CsvError {
         "{path}:1: no `email` column in the header (found: {found}); rename the address column to `email`"
     )]
     NoEmailColumn {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
         /// The columns that were there.
         found: String,
@@ -97,7 +97,7 @@ pub enum CsvError {
         crate::subscriber_input::MAX_ATTRIBUTES
     )]
     TooManyColumns {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
         /// How many there are.
         count: usize,
@@ -105,15 +105,15 @@ pub enum CsvError {
     /// The same column twice.
     #[error("{path}:1: the column `{column}` appears twice in the header; remove or rename one")]
     DuplicateColumn {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
-        /// The column.
+        /// The column's name, as the header spells it.
         column: String,
     },
     /// An empty column name.
     #[error("{path}:1: column {index} of the header has no name; name it or delete the column")]
     EmptyColumn {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
         /// 1-based position.
         index: usize,
@@ -121,7 +121,7 @@ pub enum CsvError {
     /// Reading failed part-way (I/O error, or a quote left open at the end of the file).
     #[error("{path}:{line}: {message}")]
     Read {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
         /// Where reading stopped.
         line: u64,

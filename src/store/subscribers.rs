@@ -129,13 +129,13 @@ pub enum AddOutcome {
 pub struct Subscriber {
     /// Row id.
     pub id: i64,
-    /// Address.
+    /// The address as first added, in its own case (lookups go by its lower-cased key).
     pub email: String,
     /// Display name ("" when unknown).
     pub name: String,
     /// Preferred language.
     pub language: Option<String>,
-    /// JSON object text.
+    /// The attributes as stored, JSON object text: see [`Subscriber::attributes_json`].
     #[serde(skip)]
     pub attributes: String,
     /// `active` or `blocklisted`.
@@ -175,13 +175,13 @@ impl Subscriber {
 /// One subscription in detail, for `subscribers show`.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct Subscription {
-    /// The list.
+    /// The list's name.
     pub list: String,
     /// unconfirmed, confirmed, unsubscribed.
     pub status: String,
     /// Where consent came from.
     pub consent_source: String,
-    /// When subscribed.
+    /// When the subscription was first recorded (RFC 3339, UTC).
     pub created_at: String,
     /// When confirmed.
     pub confirmed_at: Option<String>,
@@ -258,76 +258,21 @@ impl Store {
                 .map_err(|e| self.classify(e))?;
         }
         let now = now();
-        let existing: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM subscribers WHERE email_key = ?")
-                .bind(&key)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| self.classify(e))?;
-        let (id, created) = match existing {
-            Some(id) => (id, false),
-            None => {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO subscribers (email, email_key, name, language, attributes, status, created_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, 'active', ?, ?) RETURNING id",
-                )
-                .bind(new.address.as_str())
-                .bind(&key)
-                .bind(&new.name)
-                .bind(&new.language)
-                .bind(serde_json::Value::Object(new.attributes.clone()).to_string())
-                .bind(&now)
-                .bind(&now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| self.classify(e))?;
-                let kind = if erased.is_some() {
-                    "reconsented"
-                } else {
-                    "created"
-                };
-                Self::event(
-                    &mut *tx,
-                    kind,
-                    Some(id),
-                    None,
-                    source,
-                    serde_json::json!({}),
-                )
-                .await
-                .map_err(|e| self.classify(e))?;
-                (id, true)
-            }
-        };
-        let mut changed = created;
-        let mut kept_unsubscribed = Vec::new();
-        for list in lists {
-            let current: Option<String> = sqlx::query_scalar(
-                "SELECT status FROM subscriptions WHERE subscriber_id = ? AND list_id = ?",
-            )
-            .bind(id)
-            .bind(list.id)
-            .fetch_optional(&mut *tx)
+        let (id, created) = find_or_create(&mut tx, new, &key, erased.is_some(), source, &now)
             .await
             .map_err(|e| self.classify(e))?;
-            let wanted = status.unwrap_or_else(|| SubscriptionStatus::initial_for(list));
-            match current.as_deref() {
-                None => {
-                    insert_subscription(&mut tx, id, list.id, wanted, source, &now)
-                        .await
-                        .map_err(|e| self.classify(e))?;
-                    changed = true;
-                }
-                Some("unsubscribed") if !new_consent => kept_unsubscribed.push(list.name.clone()),
-                Some(s) if s != wanted.as_str() => {
-                    set_subscription_status(&mut tx, id, list.id, wanted, source, &now)
-                        .await
-                        .map_err(|e| self.classify(e))?;
-                    changed = true;
-                }
-                Some(_) => {}
-            }
-        }
+        let joining = Joining {
+            id,
+            status,
+            new_consent,
+            source,
+            now: &now,
+        };
+        let (joined, kept_unsubscribed) = joining
+            .join(&mut tx, lists)
+            .await
+            .map_err(|e| self.classify(e))?;
+        let changed = created || joined;
         tx.commit().await.map_err(|e| self.classify(e))?;
         Ok(match (created, changed) {
             (true, _) => AddOutcome::Added { id },
@@ -517,6 +462,106 @@ impl Store {
                 .await
                 .map_err(|e| self.classify(e))?;
         Ok(found.is_some())
+    }
+}
+
+/// The id of the subscriber with address key `key`, adding them from `new` when there is none
+/// (`true` when added). A subscriber added back after an erasure gets a `reconsented` event.
+async fn find_or_create(
+    conn: &mut SqliteConnection,
+    new: &NewSubscriber,
+    key: &str,
+    reconsented: bool,
+    source: &str,
+    now: &str,
+) -> Result<(i64, bool), sqlx::Error> {
+    let existing: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM subscribers WHERE email_key = ?")
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(id) = existing {
+        return Ok((id, false));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO subscribers (email, email_key, name, language, attributes, status, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, 'active', ?, ?) RETURNING id",
+    )
+    .bind(new.address.as_str())
+    .bind(key)
+    .bind(&new.name)
+    .bind(&new.language)
+    .bind(serde_json::Value::Object(new.attributes.clone()).to_string())
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let kind = if reconsented {
+        "reconsented"
+    } else {
+        "created"
+    };
+    Store::event(
+        &mut *conn,
+        kind,
+        Some(id),
+        None,
+        source,
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok((id, true))
+}
+
+/// One subscriber joining lists from the command line (`subscribers add`).
+struct Joining<'a> {
+    id: i64,
+    /// The status asked for; each list's initial status when `None`.
+    status: Option<SubscriptionStatus>,
+    /// The person asked to come back: a list they left is joined again.
+    new_consent: bool,
+    source: &'a str,
+    now: &'a str,
+}
+
+impl Joining<'_> {
+    /// Joins `lists`; returns whether anything changed, and the lists the person left earlier
+    /// and stays off (without new consent).
+    async fn join(
+        &self,
+        conn: &mut SqliteConnection,
+        lists: &[List],
+    ) -> Result<(bool, Vec<String>), sqlx::Error> {
+        let (id, source, now) = (self.id, self.source, self.now);
+        let mut changed = false;
+        let mut kept_unsubscribed = Vec::new();
+        for list in lists {
+            let current: Option<String> = sqlx::query_scalar(
+                "SELECT status FROM subscriptions WHERE subscriber_id = ? AND list_id = ?",
+            )
+            .bind(id)
+            .bind(list.id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let wanted = self
+                .status
+                .unwrap_or_else(|| SubscriptionStatus::initial_for(list));
+            match current.as_deref() {
+                None => {
+                    insert_subscription(conn, id, list.id, wanted, source, now).await?;
+                    changed = true;
+                }
+                Some("unsubscribed") if !self.new_consent => {
+                    kept_unsubscribed.push(list.name.clone())
+                }
+                Some(s) if s != wanted.as_str() => {
+                    set_subscription_status(conn, id, list.id, wanted, source, now).await?;
+                    changed = true;
+                }
+                Some(_) => {}
+            }
+        }
+        Ok((changed, kept_unsubscribed))
     }
 }
 
