@@ -420,7 +420,10 @@ impl ImportReader {
             match row {
                 Ok(Row::Record(record)) => {
                     non_ascii += u64::from(record.address.needs_smtputf8());
-                    writer.push(record).await?;
+                    writer.push(record);
+                    if writer.batch_full() {
+                        writer.write_batch().await?;
+                    }
                 }
                 Ok(Row::Rejected { line, reason }) => writer.reject(line, reason),
                 Err(e) => {

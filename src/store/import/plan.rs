@@ -6,6 +6,7 @@
 //! address erased at the person's request is not added back, and one address appears once.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use super::lookup::{Existing, Known};
 use super::{ImportOptions, ImportRecord, ImportReport};
@@ -122,11 +123,17 @@ pub(super) fn plan<'r>(
     // `subscriber_csv`); a batch that holds one twice would otherwise insert it twice.
     let mut first_line: HashMap<&str, u64> = HashMap::with_capacity(records.len());
     for (index, record) in records.iter().enumerate() {
-        if let Some(&first) = first_line.get(record.key.as_str()) {
-            plan.refuse(record, Refusal::Duplicate { first });
-            continue;
+        // One hash per row (`entry`, not `get` then `insert`): this runs for every row.
+        match first_line.entry(record.key.as_str()) {
+            Entry::Occupied(first) => {
+                let first = *first.get();
+                plan.refuse(record, Refusal::Duplicate { first });
+                continue;
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(record.line);
+            }
         }
-        first_line.insert(&record.key, record.line);
         if known.erased[index] {
             plan.refuse(record, Refusal::Erased);
             continue;
