@@ -19,7 +19,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::address::Address;
-use crate::store::{ImportRecord, List, Subscriber, SubscriptionStatus};
+use crate::store::{
+    BatchError, BatchWriter, ImportRecord, ImportReport, List, Subscriber, SubscriptionStatus,
+};
 use crate::subscriber_input::{
     attributes_json, check_attribute, parse_attributes, parse_list_entry, validate_language,
     validate_name,
@@ -40,7 +42,7 @@ pub enum CsvError {
     /// Missing or unreadable.
     #[error("cannot read {path}: {source}")]
     Open {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
@@ -50,7 +52,7 @@ pub enum CsvError {
         "{path} is empty; a subscriber file starts with a header line such as `email,name,lang,lists`"
     )]
     Empty {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
     },
     /// NUL bytes: a spreadsheet (.xlsx), a database or an image, not CSV.
@@ -58,7 +60,7 @@ pub enum CsvError {
         "{path} is not a text file (it contains NUL bytes); export it from your spreadsheet as CSV UTF-8"
     )]
     Binary {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
     },
     /// The header line is not UTF-8.
@@ -66,7 +68,7 @@ pub enum CsvError {
         "{path}:1: the header is not UTF-8 text (probably Latin-1 or Windows-1252); re-save the file as CSV UTF-8"
     )]
     HeaderEncoding {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
     },
     /// The first line holds an address: the header row was left out.
@@ -74,7 +76,7 @@ pub enum CsvError {
         "{path}:1: the first line is data ({first}), not a header; add a header line such as `email,name,lang,lists` above it"
     )]
     NoHeader {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
         /// The first cell.
         first: String,
@@ -84,7 +86,7 @@ pub enum CsvError {
         "{path}:1: no `email` column in the header (found: {found}); rename the address column to `email`"
     )]
     NoEmailColumn {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
         /// The columns that were there.
         found: String,
@@ -95,7 +97,7 @@ pub enum CsvError {
         crate::subscriber_input::MAX_ATTRIBUTES
     )]
     TooManyColumns {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
         /// How many there are.
         count: usize,
@@ -103,15 +105,15 @@ pub enum CsvError {
     /// The same column twice.
     #[error("{path}:1: the column `{column}` appears twice in the header; remove or rename one")]
     DuplicateColumn {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
-        /// The column.
+        /// The column's name, as the header spells it.
         column: String,
     },
     /// An empty column name.
     #[error("{path}:1: column {index} of the header has no name; name it or delete the column")]
     EmptyColumn {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
         /// 1-based position.
         index: usize,
@@ -119,7 +121,7 @@ pub enum CsvError {
     /// Reading failed part-way (I/O error, or a quote left open at the end of the file).
     #[error("{path}:{line}: {message}")]
     Read {
-        /// The file.
+        /// The CSV file as named on the command line (`-` for standard input).
         path: PathBuf,
         /// Where reading stopped.
         line: u64,
@@ -388,6 +390,52 @@ impl ImportReader {
             attributes,
             attributes_json,
             lists,
+        })
+    }
+}
+
+/// What reading a file into the database came to.
+#[derive(Debug)]
+pub struct Imported {
+    /// Counts and per-row notes of every batch written.
+    pub report: ImportReport,
+    /// Addresses with a non-ASCII part before the @: only an SMTPUTF8 relay delivers to them.
+    pub non_ascii: u64,
+    /// The problem with the file that stopped reading part-way, if any. The rows before it
+    /// were written all the same: importing the fixed file again counts them as unchanged.
+    pub stopped: Option<CsvError>,
+}
+
+impl ImportReader {
+    /// Reads every row into `writer`: valid rows are written in batches, refused ones counted
+    /// and noted. A problem with the file stops reading (see [`Imported::stopped`]); a batch
+    /// the database refuses stops the import.
+    pub async fn import_into<N: FnMut(u64, &str)>(
+        mut self,
+        mut writer: BatchWriter<N>,
+    ) -> Result<Imported, BatchError> {
+        let mut stopped = None;
+        let mut non_ascii = 0u64;
+        while let Some(row) = self.next_row() {
+            match row {
+                Ok(Row::Record(record)) => {
+                    non_ascii += u64::from(record.address.needs_smtputf8());
+                    writer.push(record);
+                    if writer.batch_full() {
+                        writer.write_batch().await?;
+                    }
+                }
+                Ok(Row::Rejected { line, reason }) => writer.reject(line, reason),
+                Err(e) => {
+                    stopped = Some(e);
+                    break;
+                }
+            }
+        }
+        Ok(Imported {
+            report: writer.finish().await?,
+            non_ascii,
+            stopped,
         })
     }
 }

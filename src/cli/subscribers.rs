@@ -10,16 +10,11 @@ use super::output::{outln, print_table};
 use super::{Context, Outcome, UsageError};
 use crate::address::Address;
 use crate::store::{
-    AddOutcome, ImportOptions, ImportReport, Importer, List, NewSubscriber, Store, Subscriber,
+    AddOutcome, BatchError, BatchWriter, ImportOptions, List, NewSubscriber, Store, Subscriber,
     SubscriberFilter, SubscriberStatus, SubscriptionStatus,
 };
-use crate::subscriber_csv::{ExportWriter, ImportReader, Row};
+use crate::subscriber_csv::{ExportWriter, ImportReader, Imported};
 use crate::subscriber_input::{attributes_json, parse_attr_pair, validate_language, validate_name};
-
-/// Rows written per transaction during an import: large enough that SQLite's per-commit cost
-/// (a WAL sync) is amortised, small enough that an interrupted import loses little work and
-/// memory stays flat.
-const IMPORT_BATCH: usize = 5_000;
 
 /// Subscribers fetched per page when listing or exporting.
 const PAGE: i64 = 2_000;
@@ -351,44 +346,22 @@ async fn import(
         .map_or_else(|| shown.clone(), |n| n.to_string_lossy().into_owned());
     options.source = format!("import:{label}");
     let dry_run = options.dry_run;
-    let mut writer = BatchWriter {
-        importer: Some(store.importer().await?),
-        options,
-        report: ImportReport::default(),
-        in_flight: None,
-        shown: shown.clone(),
-        quiet: ctx.quiet,
-    };
-    let mut batch = Vec::with_capacity(IMPORT_BATCH);
-    let mut stopped = None;
-    let mut non_ascii = 0u64;
-    while let Some(row) = reader.next_row() {
-        match row {
-            Ok(Row::Record(record)) => {
-                non_ascii += u64::from(record.address.needs_smtputf8());
-                batch.push(record);
-                if batch.len() == IMPORT_BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
-                    writer.submit(full).await?;
-                }
-            }
-            Ok(Row::Rejected { line, reason }) => {
-                if !ctx.quiet {
-                    eprintln!("{shown}:{line}: {reason}");
-                }
-                writer.report.rejected += 1;
-                writer.report.notes.push((line, reason));
-            }
-            Err(e) => {
-                stopped = Some(e);
-                break;
-            }
+    let quiet = ctx.quiet;
+    let writer = BatchWriter::new(store.importer().await?, options, |line, message: &str| {
+        if !quiet {
+            eprintln!("{shown}:{line}: {message}");
         }
-    }
-    writer.submit(batch).await?;
-    let report = writer.finish().await?;
+    });
+    let Imported {
+        report,
+        non_ascii,
+        stopped,
+    } = reader
+        .import_into(writer)
+        .await
+        .map_err(|e| batch_failed(e, &shown, dry_run))?;
     if let Some(e) = stopped {
-        let done = summary(&report, dry_run);
+        let done = report.summary(dry_run);
         return Err(anyhow::Error::new(e).context(format!(
             "import of {shown} stopped ({done} before the problem); fix the file and import it again: rows already imported will count as unchanged"
         )));
@@ -410,8 +383,8 @@ async fn import(
             "non_ascii_local_parts": non_ascii,
             "notes": notes,
         }))?;
-    } else if !ctx.quiet {
-        outln!("{}", summary(&report, dry_run))?;
+    } else if !quiet {
+        outln!("{}", report.summary(dry_run))?;
     }
     if non_ascii > 0 {
         ctx.info(smtputf8_warning(non_ascii));
@@ -423,76 +396,16 @@ async fn import(
     })
 }
 
-/// A batch back from the database task: the importer, to write the next one, the batch's
-/// rows (freed by the caller, see `submit`) and the outcome.
-type WrittenBatch = (
-    Importer,
-    Vec<crate::store::ImportRecord>,
-    Result<ImportReport, crate::store::StoreError>,
-);
-
-/// Writes batches in the background while the next one is parsed: reading and validating
-/// the CSV and SQLite's own work then run on the two cores side by side. One batch at a time
-/// is in flight, so batches still commit in file order.
-struct BatchWriter {
-    /// Between batches; `None` while a batch is in flight (the task owns it then) or after a
-    /// batch failed (dropping it closed its connection).
-    importer: Option<Importer>,
-    options: ImportOptions,
-    report: ImportReport,
-    in_flight: Option<tokio::task::JoinHandle<WrittenBatch>>,
-    shown: String,
-    quiet: bool,
-}
-
-impl BatchWriter {
-    async fn submit(&mut self, batch: Vec<crate::store::ImportRecord>) -> anyhow::Result<()> {
-        let written = self.wait().await?;
-        if !batch.is_empty()
-            && let Some(mut importer) = self.importer.take()
-        {
-            let options = self.options.clone();
-            self.in_flight = Some(tokio::spawn(async move {
-                let result = importer.import_batch(&batch, &options).await;
-                (importer, batch, result)
-            }));
-        }
-        // Freeing thousands of rows takes a while: done here, once the next batch is already
-        // being written, rather than while the database waits for it.
-        drop(written);
-        Ok(())
-    }
-
-    /// Waits for the batch in flight, if any, and hands its rows back.
-    async fn wait(&mut self) -> anyhow::Result<Vec<crate::store::ImportRecord>> {
-        let Some(handle) = self.in_flight.take() else {
-            return Ok(Vec::new());
-        };
-        let (importer, written, result) =
-            handle.await.context("the import's database task failed")?;
-        let done = summary(&self.report, self.options.dry_run);
-        let part = result.with_context(|| {
-            format!(
-                "import of {} stopped ({done} before this batch)",
-                self.shown
-            )
-        })?;
-        self.importer = Some(importer);
-        for (line, message) in &part.notes {
-            if !self.quiet {
-                eprintln!("{}:{line}: {message}", self.shown);
-            }
-        }
-        self.report.absorb(part);
-        Ok(written)
-    }
-
-    async fn finish(mut self) -> anyhow::Result<ImportReport> {
-        self.wait().await?;
-        if let Some(importer) = self.importer.take() {
-            importer.finish().await?;
-        }
-        Ok(self.report)
+/// The error of a batch that failed, saying how far the import of `shown` got, with the
+/// store's own error kept in the chain (it decides the exit code).
+fn batch_failed(error: BatchError, shown: &str, dry_run: bool) -> anyhow::Error {
+    match error {
+        BatchError::Batch { done, source, .. } => anyhow::Error::new(source).context(format!(
+            "import of {shown} stopped ({} before this batch)",
+            done.summary(dry_run)
+        )),
+        BatchError::Task(e) => anyhow::Error::new(e).context("the import's database task failed"),
+        BatchError::Finish(e) => e.into(),
     }
 }
 
@@ -503,20 +416,6 @@ fn smtputf8_warning(count: u64) -> String {
         "warning: {count} address(es) have a non-ASCII part before the @ (RFC 6531); only a relay \
          that announces SMTPUTF8 can deliver to them (they are kept)"
     )
-}
-
-fn summary(r: &ImportReport, dry_run: bool) -> String {
-    let mut s = format!(
-        "{} added, {} updated, {} unchanged, {} rejected",
-        r.added, r.updated, r.unchanged, r.rejected
-    );
-    if r.suppressed > 0 {
-        s.push_str(&format!(", {} erased earlier (not re-added)", r.suppressed));
-    }
-    if dry_run {
-        s.push_str(" (dry run: nothing was written)");
-    }
-    s
 }
 
 fn parse_status_filter(status: Option<&str>) -> anyhow::Result<SubscriberFilter> {

@@ -11,6 +11,7 @@
 //! `migrations/`, after checking that the file was not written by a newer bulletin.
 
 mod campaigns;
+mod import;
 mod leases;
 mod lists;
 mod subscribers;
@@ -26,11 +27,12 @@ pub use campaigns::{
     Campaign, CampaignError, CampaignStatus, DeliveryCounts, DeliveryRow, DeliveryStatus, Outcome,
     Recipient, Start,
 };
+pub use import::{BatchError, BatchWriter, ImportOptions, ImportRecord, ImportReport, Importer};
 pub use leases::{Lease, LeaseHolder, LeaseInfo};
 pub use lists::{List, ListSummary};
 pub use subscribers::{
-    AddOutcome, ImportOptions, ImportRecord, ImportReport, Importer, NewSubscriber, Subscriber,
-    SubscriberFilter, SubscriberStatus, Subscription, SubscriptionStatus, suppression_hash,
+    AddOutcome, NewSubscriber, Subscriber, SubscriberFilter, SubscriberStatus, Subscription,
+    SubscriptionStatus, suppression_hash,
 };
 pub use web::{BoundOutcome, LinkTarget, PendingOutcome, WebOutcome};
 
@@ -413,7 +415,8 @@ impl Store {
         Ok(done.last_insert_rowid())
     }
 
-    /// Counts events, newest first, for `subscribers show` and the tests.
+    /// Every event of one subscriber, oldest first (in the order they were written), for
+    /// `subscribers show` and the tests.
     pub async fn events_for(&self, subscriber_id: i64) -> Result<Vec<Event>, StoreError> {
         sqlx::query_as::<_, Event>(
             "SELECT e.occurred_at, e.kind, l.name AS list_name, e.source, e.detail

@@ -338,3 +338,92 @@ fn runs_of_the_same_lists_and_mixed_rows_are_written_alike() {
         assert_eq!(p.scalar("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
     }
 }
+
+/// A file of three batches (rows are written 5,000 to a transaction, one batch in flight
+/// while the next is read): every batch's remarks reach the operator with their file line,
+/// new subscribers keep the file's order across batches, and importing the file again
+/// changes nothing.
+#[test]
+fn a_file_of_several_batches_imports_in_order_with_every_remark() {
+    let p = Project::with_lists();
+    p.ok(&["subscribers", "add", "gone@example.org", "--list", "news"]);
+    p.ok(&["subscribers", "remove", "gone@example.org"]);
+    p.ok(&["subscribers", "add", "left@example.org", "--list", "news"]);
+    p.ok(&[
+        "subscribers",
+        "unsubscribe",
+        "left@example.org",
+        "--list",
+        "news",
+    ]);
+    let mut file = String::from("email,name,lists\n");
+    for i in 0..12_000 {
+        file.push_str(&match i {
+            3_000 => "not-an-address,X,news\n".to_string(),
+            7_000 => "gone@example.org,G,news\n".to_string(),
+            9_000 => "P00001@example.org,again,news\n".to_string(),
+            11_000 => "left@example.org,L,news|partners\n".to_string(),
+            _ => format!(
+                "p{i:05}@example.org,Person {i},{}\n",
+                if i % 3 == 0 { "news|partners" } else { "news" }
+            ),
+        });
+    }
+    p.write("people.csv", &file);
+
+    let (code, out, err) = p.run(&["subscribers", "import", "people.csv"]);
+    assert_eq!(
+        out.trim(),
+        "11996 added, 1 updated, 0 unchanged, 2 rejected, 1 erased earlier (not re-added)"
+    );
+    assert_eq!(code, 3, "rejected rows make a partial success: {err}");
+    // Row i of the loop is on line i + 2 of the file (after the header).
+    for remark in [
+        "people.csv:3002: invalid address: `not-an-address`",
+        "people.csv:9002: duplicate of line 3 (P00001@example.org)",
+        "people.csv:7002: gone@example.org was erased at the person's request",
+        "people.csv:11002: left@example.org unsubscribed from news earlier; left unsubscribed",
+    ] {
+        assert!(err.contains(remark), "missing `{remark}` in:\n{err}");
+    }
+    let emails = p.strings("SELECT email FROM subscribers ORDER BY id");
+    assert_eq!(emails.len(), 11_997);
+    assert_eq!(
+        emails[1..4],
+        [
+            "p00000@example.org",
+            "p00001@example.org",
+            "p00002@example.org"
+        ],
+        "after left@, in file order"
+    );
+    assert_eq!(emails[11_996], "p11999@example.org");
+    assert_eq!(
+        p.strings("SELECT CAST(COUNT(*) AS TEXT) FROM subscriptions WHERE list_id = (SELECT id FROM lists WHERE name = 'partners')"),
+        vec!["3999".to_string()],
+        "every third row (less rows 3000 and 9000), and left@ joining partners for the first time"
+    );
+
+    let counts = p.counts();
+    let (code, out, _) = p.run(&["--json", "subscribers", "import", "people.csv"]);
+    assert_eq!(code, 3);
+    let report: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    assert_eq!(
+        (
+            &report["added"],
+            &report["updated"],
+            &report["unchanged"],
+            &report["rejected"],
+            &report["suppressed"]
+        ),
+        (
+            &serde_json::json!(0),
+            &serde_json::json!(0),
+            &serde_json::json!(11_997),
+            &serde_json::json!(2),
+            &serde_json::json!(1)
+        )
+    );
+    assert_eq!(report["notes"].as_array().map(Vec::len), Some(4));
+    assert_eq!(p.counts(), counts, "the second import wrote nothing");
+}
