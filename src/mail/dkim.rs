@@ -9,7 +9,6 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ring::signature::{Ed25519KeyPair, RsaKeyPair};
-use sha2::{Digest, Sha256};
 
 /// The headers we sign, in this order: every one we write (`Reply-To` and `Feedback-ID` only
 /// when configured). Listing one that is absent stops anyone adding it later.
@@ -125,7 +124,10 @@ impl Signer {
             &message[..split],
             &message[(split + 2).min(message.len())..],
         );
-        let body_hash = STANDARD.encode(Sha256::digest(relaxed_body(body)));
+        let body_hash = STANDARD.encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            &relaxed_body(body),
+        ));
         let algorithm = match self.key {
             Key::Rsa(_) => "rsa-sha256",
             Key::Ed25519(_) => "ed25519-sha256",
@@ -165,7 +167,10 @@ impl Signer {
                 sig
             }
             // RFC 8463: Ed25519 signs the SHA-256 of the canonicalised headers.
-            Key::Ed25519(k) => k.sign(&Sha256::digest(&data)).as_ref().to_vec(),
+            Key::Ed25519(k) => k
+                .sign(ring::digest::digest(&ring::digest::SHA256, &data).as_ref())
+                .as_ref()
+                .to_vec(),
         };
         let header = format!(
             "DKIM-Signature: {value}{}\r\n",

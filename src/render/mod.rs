@@ -27,7 +27,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde_json::Map;
-use sha2::{Digest, Sha256};
 
 use crate::content::{Edition, Fallback};
 
@@ -229,7 +228,7 @@ pub fn render(
         reported,
     };
     let mut variants = BTreeMap::new();
-    let mut hasher = Sha256::new();
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
     for language in languages {
         let variant = pass.variant(language, &mut report)?;
         hash_variant(&mut hasher, &variant);
@@ -237,7 +236,8 @@ pub fn render(
     }
     report.sort();
     let content_hash = hasher
-        .finalize()
+        .finish()
+        .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
@@ -355,7 +355,7 @@ impl Pass<'_> {
 
 /// Adds to the content hash what a recipient of `variant` can receive. Fields are separated by
 /// a NUL byte, so that text moving from one field to the next changes the hash.
-fn hash_variant(hasher: &mut Sha256, variant: &RenderedVariant) {
+fn hash_variant(hasher: &mut ring::digest::Context, variant: &RenderedVariant) {
     for part in [
         variant.language.as_str(),
         &variant.subject,
@@ -364,7 +364,7 @@ fn hash_variant(hasher: &mut Sha256, variant: &RenderedVariant) {
         &variant.text.with_placeholders(),
     ] {
         hasher.update(part.as_bytes());
-        hasher.update([0]);
+        hasher.update(&[0]);
     }
 }
 

@@ -8,7 +8,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sqlx::SqliteConnection;
 
 use super::{List, Store, StoreError, now};
@@ -202,11 +201,11 @@ pub struct SubscriberFilter {
 
 /// The only trace kept of an erased address: a SHA-256 of its lower-cased form.
 pub fn suppression_hash(email_key: &str) -> String {
-    let mut hasher = Sha256::new();
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
     hasher.update(b"bulletin-erased:");
     hasher.update(email_key.as_bytes());
     let mut out = String::with_capacity(64);
-    push_lower_hex(&hasher.finalize(), &mut out);
+    push_lower_hex(hasher.finish().as_ref(), &mut out);
     out
 }
 

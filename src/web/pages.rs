@@ -9,7 +9,6 @@
 use std::sync::LazyLock;
 
 use base64::Engine as _;
-use sha2::{Digest, Sha256};
 
 /// A language the pages are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,7 +264,8 @@ a{color:#1d4ed8}";
 
 /// The Content-Security-Policy of every page but the archive's.
 pub(crate) static PAGE_CSP: LazyLock<String> = LazyLock::new(|| {
-    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(CSS.as_bytes()));
+    let hash = base64::engine::general_purpose::STANDARD
+        .encode(ring::digest::digest(&ring::digest::SHA256, CSS.as_bytes()));
     format!(
         "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; \
          frame-ancestors 'none'; base-uri 'none'"
