@@ -400,41 +400,14 @@ impl Store {
             return Ok(PendingOutcome::Nothing);
         }
         let now = now();
-        let existing: Option<(i64, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, status, token_nonce, language FROM subscribers WHERE email_key = ?",
-        )
-        .bind(&key)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| self.classify(e))?;
-        let (id, nonce, language) = match existing {
-            Some((_, status, _, _)) if status != "active" => return Ok(PendingOutcome::Nothing),
-            Some((id, _, nonce, lang)) => (id, nonce, lang),
-            None => {
-                let (id, nonce): (i64, String) = sqlx::query_as(
-                    "INSERT INTO subscribers (email, email_key, name, language, attributes, status, created_at, updated_at)
-                     VALUES (?, ?, '', ?, '{}', 'active', ?, ?) RETURNING id, token_nonce",
-                )
-                .bind(address.as_str())
-                .bind(&key)
-                .bind(language)
-                .bind(&now)
-                .bind(&now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| self.classify(e))?;
-                Self::event(
-                    &mut *tx,
-                    "created",
-                    Some(id),
-                    None,
-                    source,
-                    serde_json::json!({}),
-                )
-                .await
-                .map_err(|e| self.classify(e))?;
-                (id, nonce, language.map(str::to_string))
-            }
+        let Some((id, nonce, language)) = self
+            .form_subscriber(&mut tx, address, &key, language, source, &now)
+            .await?
+        else {
+            // Committed like every other refusal, so the cooldown holds for blocklisted
+            // addresses too and their answer costs the same.
+            tx.commit().await.map_err(|e| self.classify(e))?;
+            return Ok(PendingOutcome::Nothing);
         };
         let status: Option<String> = sqlx::query_scalar(
             "SELECT status FROM subscriptions WHERE subscriber_id = ? AND list_id = ?",
@@ -494,6 +467,56 @@ impl Store {
             language,
             event_id,
         })
+    }
+
+    /// The subscriber a form request is for: found by address, or created with no name and
+    /// no lists. `None` for a blocklisted one, who gets nothing from the form. Returns (id,
+    /// token nonce, language).
+    async fn form_subscriber(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        address: &Address,
+        key: &str,
+        language: Option<&str>,
+        source: &str,
+        now: &str,
+    ) -> Result<Option<(i64, String, Option<String>)>, StoreError> {
+        let existing: Option<(i64, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, status, token_nonce, language FROM subscribers WHERE email_key = ?",
+        )
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| self.classify(e))?;
+        match existing {
+            Some((_, status, _, _)) if status != "active" => Ok(None),
+            Some((id, _, nonce, lang)) => Ok(Some((id, nonce, lang))),
+            None => {
+                let (id, nonce): (i64, String) = sqlx::query_as(
+                    "INSERT INTO subscribers (email, email_key, name, language, attributes, status, created_at, updated_at)
+                     VALUES (?, ?, '', ?, '{}', 'active', ?, ?) RETURNING id, token_nonce",
+                )
+                .bind(address.as_str())
+                .bind(key)
+                .bind(language)
+                .bind(now)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.classify(e))?;
+                Self::event(
+                    &mut *tx,
+                    "created",
+                    Some(id),
+                    None,
+                    source,
+                    serde_json::json!({}),
+                )
+                .await
+                .map_err(|e| self.classify(e))?;
+                Ok(Some((id, nonce, language.map(str::to_string))))
+            }
+        }
     }
 
     /// Records a confirmation request for the address hashed `hash`, unless one was recorded
