@@ -13,4 +13,5 @@ mod secrets;
 mod sizes;
 mod store;
 mod subscribers;
-mod support;
+
+use bulletin_testkit::project as support;

@@ -154,7 +154,7 @@ fn blocklisted_people_are_never_resubscribed_from_the_web() {
     assert_eq!(r.status, 200);
     assert!(r.body.contains("Check your inbox"));
     std::thread::sleep(Duration::from_millis(500));
-    assert!(sink.messages().is_empty());
+    assert!(sink.texts().is_empty());
     assert_eq!(project.status(id, list).as_deref(), Some("unsubscribed"));
 }
 

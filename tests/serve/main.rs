@@ -5,11 +5,6 @@
 //! Nothing here skips: a missing aiosmtpd or Chromium fails the test with the command that
 //! installs it, because a check that silently does not run proves nothing.
 
-#[path = "../support/dkim.rs"]
-// Shared with the send tests; these use Ed25519 keys only.
-#[allow(dead_code)]
-mod dkim_support;
-
 mod archive;
 mod browser;
 mod consent;
@@ -17,3 +12,5 @@ mod one_click;
 mod robustness;
 mod subscribe;
 mod support;
+
+use bulletin_testkit::dkim as dkim_support;

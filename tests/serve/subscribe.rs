@@ -94,7 +94,7 @@ fn the_answer_never_reveals_whether_an_address_is_known() {
     // The confirmed subscriber is not mailed again; the stranger is.
     let mails = sink.wait_for(1, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(sink.messages().len(), 1, "{mails:?}");
+    assert_eq!(sink.texts().len(), 1, "{mails:?}");
     assert!(mails[0].contains("To: stranger@example.org"));
 }
 
@@ -200,7 +200,7 @@ fn one_confirmation_mail_per_address_within_the_cooldown_even_across_restarts() 
     );
     sink.wait_for(2, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(800));
-    let mails = sink.messages();
+    let mails = sink.texts();
     let to_victim = mails
         .iter()
         .filter(|m| m.to_lowercase().contains("to: <victim@example.org>"))
@@ -257,8 +257,8 @@ fn posts_from_another_site_are_refused() {
     }
     sink.wait_for(4, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(sink.messages().len(), 4);
-    assert!(sink.messages().iter().all(|m| !m.contains("victim")));
+    assert_eq!(sink.texts().len(), 4);
+    assert!(sink.texts().iter().all(|m| !m.contains("victim")));
 }
 
 #[test]
@@ -301,7 +301,7 @@ fn honeypot_bad_input_and_rate_limit() {
     assert_eq!(r.status, 429, "{}", r.body);
     assert!(r.header("retry-after").is_some());
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(sink.messages().len(), 0);
+    assert_eq!(sink.texts().len(), 0);
 }
 
 #[test]

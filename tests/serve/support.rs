@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -19,29 +19,25 @@ pub(crate) const SECRET: &str = "test-secret-of-more-than-thirty-two-characters"
 /// A secret used before a rotation.
 pub(crate) const OLD_SECRET: &str = "the-previous-secret-also-longer-than-thirty-two";
 
-/// Runs `f` on a fresh single-threaded runtime (the tests themselves are synchronous).
-pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
+pub(crate) use bulletin_testkit::block_on;
+pub(crate) use bulletin_testkit::smtp::SmtpServer as SmtpSink;
 
-/// A temporary folder with a database file.
-pub(crate) struct Project {
-    pub(crate) dir: tempfile::TempDir,
+/// The shared test project, with what the serve tests need on top: the database opened through
+/// the library's own store, so that lists, subscribers and tokens are made as bulletin makes
+/// them.
+pub(crate) struct Project(bulletin_testkit::project::Project);
+
+impl std::ops::Deref for Project {
+    type Target = bulletin_testkit::project::Project;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Project {
     pub(crate) fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        self.dir.path()
+        Self(bulletin_testkit::project::Project::new())
     }
 
     pub(crate) fn db_url(&self) -> String {
@@ -433,106 +429,6 @@ pub(crate) fn multipart(boundary: &str, name: &str, value: &str) -> Vec<u8> {
         "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n--{boundary}--\r\n"
     )
     .into_bytes()
-}
-
-/// A port nobody listens on right now.
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// Python's aiosmtpd, a real SMTP server, storing what it receives in a Maildir.
-pub(crate) struct SmtpSink {
-    child: Child,
-    pub(crate) port: u16,
-    pub(crate) maildir: PathBuf,
-}
-
-impl SmtpSink {
-    /// Starts the server (`tests/serve/smtp-sink.sh`); fails the test, with the install
-    /// command, when aiosmtpd is missing.
-    pub(crate) fn start(dir: &Path) -> Self {
-        let port = free_port();
-        let maildir = dir.join("maildir");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve/smtp-sink.sh");
-        let mut child = Command::new("bash")
-            .arg(&script)
-            .arg(format!("127.0.0.1:{port}"))
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the SMTP sink");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = child.try_wait().expect("wait") {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
-                panic!(
-                    "the SMTP sink exited ({status}): {err}\n\
-                     install it with `python3 -m pip install aiosmtpd` (see tests/serve/smtp-sink.sh)"
-                );
-            }
-            if start.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the SMTP sink did not listen on port {port} within 20 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self {
-            child,
-            port,
-            maildir,
-        }
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    /// Every message received so far, raw.
-    pub(crate) fn messages(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for sub in ["new", "cur"] {
-            if let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) {
-                for e in entries.flatten() {
-                    out.push(std::fs::read_to_string(e.path()).expect("read message"));
-                }
-            }
-        }
-        out
-    }
-
-    /// Waits for `n` messages.
-    pub(crate) fn wait_for(&self, n: usize, within: Duration) -> Vec<String> {
-        let start = Instant::now();
-        loop {
-            let m = self.messages();
-            if m.len() >= n {
-                return m;
-            }
-            assert!(
-                start.elapsed() < within,
-                "expected {n} message(s) in {}, found {}",
-                self.maildir.display(),
-                m.len()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The path of the confirm link in a raw message, whatever its transfer encoding did to the

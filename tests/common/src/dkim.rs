@@ -7,7 +7,7 @@ use std::process::Command;
 
 /// The kinds of key bulletin accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum KeyKind {
+pub enum KeyKind {
     /// RSA-2048 in a PKCS#8 `PRIVATE KEY` block.
     RsaPkcs8,
     /// RSA-2048 in a PKCS#1 `RSA PRIVATE KEY` block.
@@ -30,7 +30,7 @@ fn openssl(args: &[&str]) -> Vec<u8> {
 }
 
 /// Writes a new private key of `kind` to `path` (PEM).
-pub(crate) fn generate_key(path: &Path, kind: KeyKind) {
+pub fn generate_key(path: &Path, kind: KeyKind) {
     let k = path.to_str().expect("UTF-8 path");
     match kind {
         KeyKind::RsaPkcs8 | KeyKind::RsaPkcs1 => {
@@ -79,8 +79,8 @@ fn txt_record(pem: &Path, kind: KeyKind) -> String {
 }
 
 /// Asserts that dkimpy verifies every message in `maildir` against the public half of `key`.
-pub(crate) fn assert_maildir_verifies(maildir: &Path, key: &Path, kind: KeyKind) {
-    let verifier = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/dkim_verify.py");
+pub fn assert_maildir_verifies(maildir: &Path, key: &Path, kind: KeyKind) {
+    let verifier = crate::support_dir().join("dkim_verify.py");
     let result = Command::new("python3")
         .arg(verifier)
         .arg(maildir)

@@ -6,28 +6,30 @@ use assert_cmd::Command;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 
+pub use crate::block_on;
+
 /// A temporary folder holding a database file and input files.
-pub(crate) struct Project {
+pub struct Project {
     dir: tempfile::TempDir,
 }
 
 impl Project {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
         }
     }
 
-    pub(crate) fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub(crate) fn db_path(&self) -> PathBuf {
+    pub fn db_path(&self) -> PathBuf {
         self.path().join("bulletin.db")
     }
 
     /// The binary, run in the project folder with a clean `BULLETIN_*` environment.
-    pub(crate) fn std_cmd(&self) -> std::process::Command {
+    pub fn std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("bulletin"));
         cmd.current_dir(self.path());
         for (key, _) in std::env::vars() {
@@ -39,12 +41,12 @@ impl Project {
     }
 
     /// [`Project::std_cmd`] with assert_cmd's conveniences (stdin, assertions).
-    pub(crate) fn cmd(&self) -> Command {
+    pub fn cmd(&self) -> Command {
         Command::from_std(self.std_cmd())
     }
 
     /// Runs the binary with `args` and returns (exit code, stdout, stderr).
-    pub(crate) fn run(&self, args: &[&str]) -> (i32, String, String) {
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
         let out = self.cmd().args(args).output().expect("binary runs");
         (
             out.status.code().unwrap_or(-1),
@@ -54,7 +56,7 @@ impl Project {
     }
 
     /// Runs and asserts success; returns stdout.
-    pub(crate) fn ok(&self, args: &[&str]) -> String {
+    pub fn ok(&self, args: &[&str]) -> String {
         let (code, out, err) = self.run(args);
         assert_eq!(
             code, 0,
@@ -63,14 +65,14 @@ impl Project {
         out
     }
 
-    pub(crate) fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
         let path = self.path().join(name);
         std::fs::write(&path, contents).expect("write input file");
         path
     }
 
     /// One number from the database, read with a separate connection.
-    pub(crate) fn scalar(&self, sql: &str) -> i64 {
+    pub fn scalar(&self, sql: &str) -> i64 {
         let path = self.db_path();
         let sql = sql.to_string();
         block_on(async move {
@@ -83,7 +85,7 @@ impl Project {
     }
 
     /// Rows of text from the database.
-    pub(crate) fn strings(&self, sql: &str) -> Vec<String> {
+    pub fn strings(&self, sql: &str) -> Vec<String> {
         let path = self.db_path();
         let sql = sql.to_string();
         block_on(async move {
@@ -96,7 +98,7 @@ impl Project {
     }
 
     /// Executes a statement against the database.
-    pub(crate) fn execute(&self, sql: &str) {
+    pub fn execute(&self, sql: &str) {
         let path = self.db_path();
         let sql = sql.to_string();
         block_on(async move {
@@ -109,7 +111,7 @@ impl Project {
     }
 
     /// A snapshot of every table's row count, to prove that a failed command wrote nothing.
-    pub(crate) fn counts(&self) -> Vec<(String, i64)> {
+    pub fn counts(&self) -> Vec<(String, i64)> {
         [
             "lists",
             "subscribers",
@@ -128,7 +130,7 @@ impl Project {
     }
 
     /// The project with two lists: `news` (single opt-in) and `partners` (double opt-in).
-    pub(crate) fn with_lists() -> Self {
+    pub fn with_lists() -> Self {
         let p = Self::new();
         p.ok(&["lists", "add", "news"]);
         p.ok(&["lists", "add", "partners", "--double-opt-in"]);
@@ -136,16 +138,8 @@ impl Project {
     }
 }
 
-pub(crate) async fn connect(path: &Path) -> SqliteConnection {
+pub async fn connect(path: &Path) -> SqliteConnection {
     SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
         .await
         .expect("open test database")
-}
-
-pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
 }
