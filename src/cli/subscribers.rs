@@ -516,7 +516,7 @@ async fn list_subscribers(
                     s.email.clone(),
                     s.name.clone(),
                     s.language.clone().unwrap_or_default(),
-                    s.status.clone(),
+                    s.status.to_string(),
                     lists.join(" "),
                 ]);
                 Ok(())
@@ -660,7 +660,7 @@ async fn show(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outco
             .map(|s| {
                 vec![
                     s.list.clone(),
-                    s.status.clone(),
+                    s.status.to_string(),
                     s.consent_source.clone(),
                     s.created_at.clone(),
                     s.confirmed_at.clone().unwrap_or_default(),

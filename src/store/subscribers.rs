@@ -14,8 +14,9 @@ use super::{List, Store, StoreError, now};
 use crate::address::Address;
 
 /// Where a subscriber stands with one list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
 pub enum SubscriptionStatus {
     /// Waiting for the person to confirm (double opt-in).
     Unconfirmed,
@@ -66,8 +67,9 @@ impl fmt::Display for SubscriptionStatus {
 }
 
 /// Whether a subscriber may be mailed at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
 pub enum SubscriberStatus {
     /// May receive the lists they subscribed to.
     Active,
@@ -82,6 +84,12 @@ impl SubscriberStatus {
             Self::Active => "active",
             Self::Blocklisted => "blocklisted",
         }
+    }
+}
+
+impl std::fmt::Display for SubscriberStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -137,8 +145,8 @@ pub struct Subscriber {
     /// The attributes as stored, JSON object text: see [`Subscriber::attributes_json`].
     #[serde(skip)]
     pub attributes: String,
-    /// `active` or `blocklisted`.
-    pub status: String,
+    /// Whether they may be mailed at all.
+    pub status: SubscriberStatus,
     /// When added.
     pub created_at: String,
     /// When last changed.
@@ -176,8 +184,8 @@ impl Subscriber {
 pub struct Subscription {
     /// The list's name.
     pub list: String,
-    /// unconfirmed, confirmed, unsubscribed.
-    pub status: String,
+    /// Where the subscription stands.
+    pub status: SubscriptionStatus,
     /// Where consent came from.
     pub consent_source: String,
     /// When the subscription was first recorded (RFC 3339, UTC).

@@ -16,7 +16,7 @@
 use super::subscribers::SET_SUBSCRIPTION_STATUS;
 use super::{Store, StoreError, now, suppression_hash, timestamp};
 use crate::address::Address;
-use crate::store::SubscriptionStatus;
+use crate::store::{SubscriberStatus, SubscriptionStatus};
 
 /// What a signed link points at: enough to verify the token and to draw the page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,7 +276,7 @@ impl Store {
         subscriber_id: i64,
         list_id: i64,
     ) -> Result<Option<BoundState>, StoreError> {
-        let row: Option<(String, String)> = sqlx::query_as(
+        let row: Option<(SubscriptionStatus, SubscriberStatus)> = sqlx::query_as(
             "SELECT x.status, s.status FROM subscriptions x JOIN subscribers s ON s.id = x.subscriber_id
              WHERE x.subscriber_id = ? AND x.list_id = ?",
         )
@@ -286,9 +286,6 @@ impl Store {
         .await
         .map_err(|e| self.classify(e))?;
         let Some((status, subscriber_status)) = row else {
-            return Ok(None);
-        };
-        let Ok(status) = status.parse() else {
             return Ok(None);
         };
         let latest: Option<(i64, String, String)> = sqlx::query_as(
@@ -302,7 +299,7 @@ impl Store {
         .map_err(|e| self.classify(e))?;
         Ok(Some(BoundState {
             status,
-            active: subscriber_status == "active",
+            active: subscriber_status == SubscriberStatus::Active,
             latest,
         }))
     }
@@ -409,7 +406,7 @@ impl Store {
             tx.commit().await.map_err(|e| self.classify(e))?;
             return Ok(PendingOutcome::Nothing);
         };
-        let status: Option<String> = sqlx::query_scalar(
+        let status: Option<SubscriptionStatus> = sqlx::query_scalar(
             "SELECT status FROM subscriptions WHERE subscriber_id = ? AND list_id = ?",
         )
         .bind(id)
@@ -417,8 +414,8 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await
         .map_err(|e| self.classify(e))?;
-        let event_id = match status.as_deref() {
-            Some("confirmed") => {
+        let event_id = match status {
+            Some(SubscriptionStatus::Confirmed) => {
                 tx.commit().await.map_err(|e| self.classify(e))?;
                 return Ok(PendingOutcome::Nothing);
             }
@@ -430,7 +427,7 @@ impl Store {
                 Some(id),
                 Some(list_id),
                 source,
-                serde_json::json!({ "status": status }),
+                serde_json::json!({ "status": status.as_str() }),
             )
             .await
             .map_err(|e| self.classify(e))?,
@@ -481,7 +478,7 @@ impl Store {
         source: &str,
         now: &str,
     ) -> Result<Option<(i64, String, Option<String>)>, StoreError> {
-        let existing: Option<(i64, String, String, Option<String>)> = sqlx::query_as(
+        let existing: Option<(i64, SubscriberStatus, String, Option<String>)> = sqlx::query_as(
             "SELECT id, status, token_nonce, language FROM subscribers WHERE email_key = ?",
         )
         .bind(key)
@@ -489,7 +486,7 @@ impl Store {
         .await
         .map_err(|e| self.classify(e))?;
         match existing {
-            Some((_, status, _, _)) if status != "active" => Ok(None),
+            Some((_, SubscriberStatus::Blocklisted, _, _)) => Ok(None),
             Some((id, _, nonce, lang)) => Ok(Some((id, nonce, lang))),
             None => {
                 let (id, nonce): (i64, String) = sqlx::query_as(
