@@ -392,18 +392,17 @@ impl Config {
     /// Reads the configuration.
     ///
     /// `explicit` is the `--config` flag or `BULLETIN_CONFIG`: that file must exist. Without it,
-    /// `./bulletin.toml` is read when present, and defaults apply when it is not. `env` is the
-    /// process environment (passed in so that tests need not mutate the real one).
+    /// the project is found as git and cargo find theirs: the nearest `bulletin.toml` in the
+    /// working folder or a folder above it; defaults apply when there is none (and
+    /// [`Config::source`] says so). `env` is the process environment (passed in so that tests
+    /// need not mutate the real one).
     pub fn load(
         explicit: Option<&Path>,
         env: &[(String, String)],
     ) -> Result<(Self, Vec<String>), ConfigError> {
         let path = match explicit {
             Some(p) => Some(p.to_path_buf()),
-            None => {
-                let default = PathBuf::from("bulletin.toml");
-                default.exists().then_some(default)
-            }
+            None => find_project_file(),
         };
         let mut config = match &path {
             Some(p) => {
@@ -418,8 +417,10 @@ impl Config {
             None => Self::default(),
         };
         let warnings = config.apply_env(env)?;
-        config.resolve_paths();
+        // Checked as written, before relative paths are joined to the file's folder: joined,
+        // `sqlite://user:pw@host/x.db` would become a path and its credentials go unnoticed.
         config.validate()?;
+        config.resolve_paths();
         Ok((config, warnings))
     }
 
@@ -647,6 +648,16 @@ fn unknown_key_error(e: &toml::de::Error, file: SourceFile<'_>) -> Option<Config
         section: section.map_or_else(|| "the top level".to_string(), |s| format!("[{s}]")),
         hint,
     })
+}
+
+/// The nearest `bulletin.toml` in the working folder or one above it. Relative paths in it
+/// resolve against its own folder, so a command run from `editions/` uses the project's
+/// database, not a new one there.
+fn find_project_file() -> Option<PathBuf> {
+    let here = std::env::current_dir().ok()?;
+    here.ancestors()
+        .map(|dir| dir.join("bulletin.toml"))
+        .find(|candidate| candidate.is_file())
 }
 
 #[cfg(test)]

@@ -119,12 +119,27 @@ pub(crate) struct Context {
     pub(crate) json: bool,
     pub(crate) quiet: bool,
     pub(crate) verbose: u8,
+    /// `--database` or `BULLETIN_DATABASE_URL` named the database: it may be used outside a
+    /// project.
+    pub(crate) database_named: bool,
 }
 
 impl Context {
     /// Opens the database named by the configuration (creating and migrating it).
     pub(crate) async fn store(&self) -> anyhow::Result<Store> {
         let db = &self.config.database;
+        if self.config.source.is_none() && !self.database_named {
+            // Opening would create an empty bulletin.db in whatever folder the user stands in.
+            let here = std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|_| "this folder".into());
+            return Err(UsageError(format!(
+                "no bulletin.toml in {here} or any folder above it, so there is no project whose database to use. \
+                 Start one with `bulletin init NAME`, `cd` into an existing project, \
+                 or name a database with --database sqlite://PATH"
+            ))
+            .into());
+        }
         if self.verbose > 0 {
             eprintln!("database: {}", db.url);
         }
@@ -184,11 +199,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             eprintln!("warning: {w}");
         }
     }
+    let database_named =
+        cli.database.is_some() || env.iter().any(|(k, _)| k == "BULLETIN_DATABASE_URL");
     let ctx = Context {
         config,
         json: cli.json,
         quiet: cli.quiet,
         verbose: cli.verbose,
+        database_named,
     };
     if ctx.verbose > 0 {
         match &ctx.config.source {

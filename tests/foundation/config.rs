@@ -3,12 +3,63 @@
 use crate::support::Project;
 
 #[test]
-fn without_a_config_file_defaults_create_bulletin_db_here() {
+fn a_project_with_an_empty_config_file_runs_on_defaults_and_creates_bulletin_db_there() {
     let p = Project::new();
     p.ok(&["lists", "list"]);
     assert!(
         p.db_path().exists(),
-        "bulletin.db should be created in the working folder"
+        "bulletin.db should be created beside bulletin.toml"
+    );
+}
+
+#[test]
+fn outside_a_project_nothing_is_created_and_the_way_in_is_named() {
+    let p = Project::bare();
+    for args in [
+        &["lists", "add", "news"][..],
+        &["subscribers", "list"][..],
+        &["campaigns", "list"][..],
+    ] {
+        let (code, _, err) = p.run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains("no bulletin.toml in")
+                && err.contains("bulletin init NAME")
+                && err.contains("--database"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(
+        !p.db_path().exists(),
+        "no stray bulletin.db in a folder that is not a project"
+    );
+    // Naming the database is explicit enough.
+    let db = format!("sqlite://{}", p.path().join("named.db").display());
+    p.ok(&["--database", &db, "lists", "add", "news"]);
+    assert!(p.path().join("named.db").exists());
+}
+
+#[test]
+fn from_a_subfolder_the_project_and_its_database_are_found() {
+    let p = Project::new();
+    p.ok(&["lists", "add", "news"]);
+    let deeper = p.path().join("editions/next");
+    std::fs::create_dir_all(&deeper).expect("mkdir");
+    let out = p
+        .cmd()
+        .current_dir(&deeper)
+        .args(["lists", "list"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("news"));
+    assert!(
+        !deeper.join("bulletin.db").exists(),
+        "the project's database, not a new one in the subfolder"
     );
 }
 
@@ -76,7 +127,7 @@ fn secrets_are_refused_in_the_file_and_never_printed() {
     assert!(err.contains("BULLETIN_SMTP_PASSWORD"), "{err}");
     assert!(!err.contains("hunter2") && !out.contains("hunter2"));
 
-    std::fs::remove_file(p.path().join("bulletin.toml")).expect("rm");
+    p.write("bulletin.toml", "");
     let out = p
         .cmd()
         .env("BULLETIN_SMTP_PASSWORD", "hunter2-in-env")

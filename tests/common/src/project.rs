@@ -14,7 +14,18 @@ pub struct Project {
 }
 
 impl Project {
+    /// A project folder: an empty `bulletin.toml` (defaults) and nothing else.
     pub fn new() -> Self {
+        let p = Self::bare();
+        p.write(
+            "bulletin.toml",
+            "# a test project: every setting at its default\n",
+        );
+        p
+    }
+
+    /// A folder with no `bulletin.toml`: not a project.
+    pub fn bare() -> Self {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
         }
