@@ -11,6 +11,7 @@ mod dkim_support;
 mod campaigns;
 mod dkim;
 mod hardening;
+mod report;
 mod smtp;
 mod smtp_server;
 mod unsubscribe;
