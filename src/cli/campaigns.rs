@@ -1,6 +1,6 @@
 //! `bulletin campaigns …`: what each campaign did, and steering it from another shell.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -170,7 +170,7 @@ async fn show(ctx: &Context, store: &Store, args: &ShowArgs) -> anyhow::Result<(
     }
     let with_attempts = args.attempts || args.recipient.is_some() || ctx.json;
     let attempts = if with_attempts {
-        attempts_by_delivery(store, args.id, &rows).await?
+        attempts_by_delivery(store.attempts(args.id, query).await?)
     } else {
         BTreeMap::new()
     };
@@ -236,20 +236,13 @@ struct ShownDelivery<'a> {
     attempt_log: &'a [AttemptRow],
 }
 
-/// The logged attempts of `rows`, by delivery id.
-async fn attempts_by_delivery(
-    store: &Store,
-    campaign_id: i64,
-    rows: &[DeliveryRow],
-) -> anyhow::Result<BTreeMap<i64, Vec<AttemptRow>>> {
-    let shown: BTreeSet<i64> = rows.iter().map(|d| d.id).collect();
+/// Attempts grouped by delivery id.
+fn attempts_by_delivery(attempts: Vec<AttemptRow>) -> BTreeMap<i64, Vec<AttemptRow>> {
     let mut by_delivery: BTreeMap<i64, Vec<AttemptRow>> = BTreeMap::new();
-    for a in store.attempts(campaign_id).await? {
-        if shown.contains(&a.delivery_id) {
-            by_delivery.entry(a.delivery_id).or_default().push(a);
-        }
+    for a in attempts {
+        by_delivery.entry(a.delivery_id).or_default().push(a);
     }
-    Ok(by_delivery)
+    by_delivery
 }
 
 /// The campaign, its counts, its sender and why it is paused.

@@ -112,6 +112,43 @@ pub struct DeliveryQuery<'a> {
     pub email_key: Option<&'a str>,
 }
 
+impl DeliveryQuery<'_> {
+    /// The conditions on `d` (deliveries) and `s` (subscribers) after `d.campaign_id = ?`,
+    /// with a placeholder per value that [`DeliveryQuery::bind`] binds in the same order.
+    fn conditions(&self) -> String {
+        let mut sql = String::new();
+        if let Some(statuses) = self.statuses {
+            if statuses.is_empty() {
+                sql.push_str(" AND 0 = 1");
+            } else {
+                let marks = vec!["?"; statuses.len()].join(", ");
+                sql.push_str(&format!(" AND d.status IN ({marks})"));
+            }
+        }
+        if self.email_key.is_some() {
+            sql.push_str(" AND s.email_key = ?");
+        }
+        sql
+    }
+
+    /// Binds the values [`DeliveryQuery::conditions`] has placeholders for.
+    fn bind<'q, O>(
+        &self,
+        mut q: sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>
+    where
+        Self: 'q,
+    {
+        for status in self.statuses.unwrap_or_default() {
+            q = q.bind(*status);
+        }
+        if let Some(key) = self.email_key {
+            q = q.bind(key);
+        }
+        q
+    }
+}
+
 impl Store {
     /// A campaign's deliveries that `query` selects, in the order they were queued.
     pub async fn deliveries(
@@ -119,50 +156,41 @@ impl Store {
         campaign_id: i64,
         query: DeliveryQuery<'_>,
     ) -> Result<Vec<DeliveryRow>, StoreError> {
-        let mut sql = String::from(
+        let sql = format!(
             "SELECT d.id, s.email, d.status, d.attempts, d.sent_at, d.last_reply, d.message_id,
                     d.updated_at,
                     (SELECT MAX(a.started_at) FROM delivery_attempts a WHERE a.delivery_id = d.id)
                         AS last_attempt_at
              FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
-             WHERE d.campaign_id = ?",
+             WHERE d.campaign_id = ?{} ORDER BY d.id",
+            query.conditions()
         );
-        if let Some(statuses) = query.statuses {
-            if statuses.is_empty() {
-                sql.push_str(" AND 0 = 1");
-            } else {
-                // One placeholder per status, bound below.
-                let marks = vec!["?"; statuses.len()].join(", ");
-                sql.push_str(&format!(" AND d.status IN ({marks})"));
-            }
-        }
-        if query.email_key.is_some() {
-            sql.push_str(" AND s.email_key = ?");
-        }
-        sql.push_str(" ORDER BY d.id");
-        let mut q = sqlx::query_as::<_, DeliveryRow>(&sql).bind(campaign_id);
-        for status in query.statuses.unwrap_or_default() {
-            q = q.bind(*status);
-        }
-        if let Some(key) = query.email_key {
-            q = q.bind(key);
-        }
-        q.fetch_all(&self.pool).await.map_err(|e| self.classify(e))
+        query
+            .bind(sqlx::query_as::<_, DeliveryRow>(&sql).bind(campaign_id))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.classify(e))
     }
 
-    /// Every logged attempt of a campaign's deliveries, by delivery and then in the order
-    /// they were made.
-    pub async fn attempts(&self, campaign_id: i64) -> Result<Vec<AttemptRow>, StoreError> {
-        sqlx::query_as::<_, AttemptRow>(
+    /// Every logged attempt of the deliveries `query` selects, by delivery and then in the
+    /// order they were made.
+    pub async fn attempts(
+        &self,
+        campaign_id: i64,
+        query: DeliveryQuery<'_>,
+    ) -> Result<Vec<AttemptRow>, StoreError> {
+        let sql = format!(
             "SELECT a.delivery_id, a.attempt, a.started_at, a.finished_at, a.stage, a.reply,
                     a.outcome
              FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
-             WHERE d.campaign_id = ?
-             ORDER BY a.delivery_id, a.attempt, a.id",
-        )
-        .bind(campaign_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.classify(e))
+                  LEFT JOIN subscribers s ON s.id = d.subscriber_id
+             WHERE d.campaign_id = ?{} ORDER BY a.delivery_id, a.attempt, a.id",
+            query.conditions()
+        );
+        query
+            .bind(sqlx::query_as::<_, AttemptRow>(&sql).bind(campaign_id))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.classify(e))
     }
 }
