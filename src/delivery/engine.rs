@@ -18,7 +18,9 @@ use super::{
     Transport, Verdict, check,
 };
 use crate::mail::{Personaliser, RecipientData};
-use crate::store::{CampaignError, CampaignStatus, Lease, Outcome, Recipient, Store};
+use crate::store::{
+    Attempt, CampaignError, CampaignStatus, Lease, Outcome, Recipient, Settlement, Store,
+};
 
 /// Permanent refusals that might be about us rather than the recipient (policy, content), in
 /// a row with nothing accepted in between, after which the relay is taken to refuse us.
@@ -86,13 +88,30 @@ struct Job {
 
 struct Done {
     job: Job,
+    /// When the worker began sending (connecting first if it had to), RFC 3339.
+    started_at: String,
+    /// When the relay answered or the attempt failed.
+    finished_at: String,
     result: Result<String, SendError>,
+}
+
+impl Done {
+    /// The attempt's record for the log: its number, times, and where it failed.
+    fn attempt(&self) -> Attempt {
+        Attempt {
+            number: self.job.attempts,
+            started_at: self.started_at.clone(),
+            finished_at: self.finished_at.clone(),
+            stage: self.result.as_ref().err().map(|e| e.stage.to_string()),
+        }
+    }
 }
 
 /// A refusal held back until the relay shows whether it refuses this recipient or everyone.
 struct Suspended {
     delivery_id: i64,
     reply: String,
+    attempt: Attempt,
 }
 
 /// The state of one run's loop that outcomes feed.
@@ -154,6 +173,7 @@ impl Judge<'_> {
                 self.suspended.push(Suspended {
                     delivery_id: job.delivery_id,
                     reply,
+                    attempt: done.attempt(),
                 });
                 return None;
             }
@@ -216,24 +236,29 @@ impl Judge<'_> {
 
     /// Held-back refusals become the recipients' failures once the relay accepted mail after
     /// them, or at the end of the queue when it accepted this campaign's mail before.
-    fn release_suspended(&mut self, finished: &mut Vec<(i64, Outcome)>) {
+    fn release_suspended(&mut self, finished: &mut Vec<Settlement>) {
         self.report.failed += self.suspended.len() as u64;
         for s in self.suspended.drain(..) {
-            finished.push((
-                s.delivery_id,
-                Outcome::Failed {
+            finished.push(Settlement {
+                delivery_id: s.delivery_id,
+                outcome: Outcome::Failed {
                     reply: s.reply,
                     blocklist: None,
                 },
-            ));
+                attempt: s.attempt,
+            });
         }
     }
 
     /// Held-back refusals go back to the queue untouched (the run is stopping, or the relay
     /// refuses everyone).
-    fn requeue_suspended(&mut self, finished: &mut Vec<(i64, Outcome)>) {
+    fn requeue_suspended(&mut self, finished: &mut Vec<Settlement>) {
         for s in self.suspended.drain(..) {
-            finished.push((s.delivery_id, Outcome::Requeue { not_before: None }));
+            finished.push(Settlement {
+                delivery_id: s.delivery_id,
+                outcome: Outcome::Requeue { not_before: None },
+                attempt: s.attempt,
+            });
         }
     }
 }
@@ -377,15 +402,21 @@ async fn work<T: Transport>(
     recipient: &Recipient,
 ) -> Done {
     match build_job(personaliser, recipient) {
-        Err((job, reason)) => Done {
-            job,
-            result: Err(SendError::new(
-                "bulletin",
-                Stage::RcptTo,
-                Problem::Local(reason),
-            )),
-        },
+        Err((job, reason)) => {
+            let now = crate::store::now();
+            Done {
+                job,
+                started_at: now.clone(),
+                finished_at: now,
+                result: Err(SendError::new(
+                    "bulletin",
+                    Stage::RcptTo,
+                    Problem::Local(reason),
+                )),
+            }
+        }
         Ok((job, to, bytes)) => {
+            let started_at = crate::store::now();
             let result = match session.as_mut() {
                 Some(s) => s.send(from, &to, &bytes).await,
                 None => match transport.open().await {
@@ -397,7 +428,12 @@ async fn work<T: Transport>(
                     Err(e) => Err(e),
                 },
             };
-            Done { job, result }
+            Done {
+                job,
+                started_at,
+                finished_at: crate::store::now(),
+                result,
+            }
         }
     }
 }
@@ -431,7 +467,7 @@ struct Loop<'a> {
     judge: Judge<'a>,
     pacer: Pacer,
     /// Outcomes to record at the next turn.
-    finished: Vec<(i64, Outcome)>,
+    finished: Vec<Settlement>,
     /// Their addresses, for an error that must name them.
     finished_emails: Vec<String>,
     in_flight: usize,
@@ -607,7 +643,11 @@ impl Loop<'_> {
             self.judge.report.bytes += done.job.bytes;
             let accepted = done.result.is_ok();
             if let Some(outcome) = self.judge.judge(&done) {
-                self.finished.push((done.job.delivery_id, outcome));
+                self.finished.push(Settlement {
+                    delivery_id: done.job.delivery_id,
+                    outcome,
+                    attempt: done.attempt(),
+                });
                 self.finished_emails.push(done.job.email.clone());
             }
             if accepted {
@@ -655,7 +695,7 @@ async fn record_after_failure(
     store: &Store,
     lease: &Lease,
     list_id: i64,
-    finished: Vec<(i64, Outcome)>,
+    finished: Vec<Settlement>,
     emails: Vec<String>,
     failure: DeliveryError,
 ) -> DeliveryError {

@@ -12,6 +12,7 @@
 
 use serde::Serialize;
 
+use super::report::{Attempt, record_attempt};
 use super::{Store, StoreError, now};
 
 /// Where a campaign stands.
@@ -157,23 +158,6 @@ pub struct Recipient {
     pub retry_from: i64,
 }
 
-/// One delivery in detail, for `campaigns show`.
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
-pub struct DeliveryRow {
-    /// Address (None once erased).
-    pub email: Option<String>,
-    /// What became of it.
-    pub status: DeliveryStatus,
-    /// Attempts.
-    pub attempts: i64,
-    /// The relay's last reply, or why it was skipped.
-    pub last_reply: Option<String>,
-    /// Message-ID.
-    pub message_id: Option<String>,
-    /// Last change.
-    pub updated_at: String,
-}
-
 /// What became of one delivery attempt.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -214,6 +198,18 @@ pub enum Outcome {
         /// What happened instead of the reply.
         reply: String,
     },
+}
+
+/// An outcome to record, with the attempt it ends.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    /// The delivery row.
+    pub delivery_id: i64,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// The try that led there, written to `delivery_attempts` unless the outcome is
+    /// [`Outcome::Requeue`] (handed back untried: not an attempt).
+    pub attempt: Attempt,
 }
 
 /// How `start_campaign` found things.
@@ -441,15 +437,15 @@ impl Store {
         &self,
         lease: &super::Lease,
         list_id: i64,
-        finished: &[(i64, Outcome)],
+        finished: &[Settlement],
         limit: usize,
     ) -> Result<Vec<Recipient>, CampaignError> {
         let campaign_id = lease.campaign_id;
         let mut tx = self.write().await?;
         self.renew_lease_in(&mut tx, lease).await?;
         let now = now();
-        for (delivery_id, outcome) in finished {
-            settle_one(&mut tx, *delivery_id, &lease.owner, outcome, &now)
+        for settlement in finished {
+            settle_one(&mut tx, settlement, &lease.owner, &now)
                 .await
                 .map_err(|e| self.classify(e))?;
         }
@@ -651,38 +647,23 @@ impl Store {
         .map_err(|e| self.classify(e))?
         .ok_or(CampaignError::NotFound(id))
     }
-
-    /// A campaign's deliveries that are not plainly sent (failed, skipped, uncertain, waiting),
-    /// or all of them.
-    pub async fn deliveries(
-        &self,
-        campaign_id: i64,
-        all: bool,
-    ) -> Result<Vec<DeliveryRow>, StoreError> {
-        sqlx::query_as::<_, DeliveryRow>(
-            "SELECT s.email, d.status, d.attempts, d.last_reply, d.message_id, d.updated_at
-             FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
-             WHERE d.campaign_id = ? AND (? OR d.status <> 'sent')
-             ORDER BY d.id",
-        )
-        .bind(campaign_id)
-        .bind(all)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.classify(e))
-    }
 }
 
-/// Records one outcome, only on a row this owner claimed and has not settled yet.
+/// Records one outcome, only on a row this owner claimed and has not settled yet, and the
+/// attempt that led to it (one INSERT in the same transaction, so the log is exact).
 async fn settle_one(
     conn: &mut sqlx::SqliteConnection,
-    delivery_id: i64,
+    settlement: &Settlement,
     owner: &str,
-    outcome: &Outcome,
     now: &str,
 ) -> Result<(), sqlx::Error> {
+    let Settlement {
+        delivery_id,
+        outcome,
+        attempt,
+    } = settlement;
     if let Outcome::Requeue { not_before } = outcome {
-        // As if never claimed: the attempt is not counted and the last reply stays.
+        // As if never claimed: the attempt is not counted, not logged, and the last reply stays.
         sqlx::query(
             "UPDATE deliveries SET status = 'queued', attempts = MAX(attempts - 1, 0),
                     next_attempt_at = ?1, updated_at = ?2, claimed_by = NULL
@@ -706,9 +687,10 @@ async fn settle_one(
             Outcome::Uncertain { reply } => (D::Uncertain, reply, None, None),
             Outcome::Requeue { .. } => return Ok(()),
         };
-    sqlx::query(
+    // Delivered when the relay said so, not when this turn got round to recording it.
+    let settled = sqlx::query(
         "UPDATE deliveries SET status = ?1, last_reply = ?2, message_id = ?3, next_attempt_at = ?4,
-                updated_at = ?5, sent_at = CASE WHEN ?1 = 'sent' THEN ?5 ELSE sent_at END,
+                updated_at = ?5, sent_at = CASE WHEN ?1 = 'sent' THEN ?8 ELSE sent_at END,
                 claimed_by = NULL
          WHERE id = ?6 AND status = 'sending' AND claimed_by = ?7",
     )
@@ -719,8 +701,14 @@ async fn settle_one(
     .bind(now)
     .bind(delivery_id)
     .bind(owner)
+    .bind(&attempt.finished_at)
     .execute(&mut *conn)
-    .await?;
+    .await?
+    .rows_affected();
+    // A row that is not ours (any more) is logged by whoever settles it.
+    if settled > 0 {
+        record_attempt(&mut *conn, *delivery_id, attempt, outcome, reply).await?;
+    }
     if let Outcome::Failed {
         reply,
         blocklist: Some(subscriber_id),

@@ -14,6 +14,7 @@ mod campaigns;
 mod import;
 mod leases;
 mod lists;
+mod report;
 mod subscribers;
 mod web;
 
@@ -24,12 +25,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 pub use campaigns::{
-    Campaign, CampaignError, CampaignStatus, DeliveryCounts, DeliveryRow, DeliveryStatus, Outcome,
-    Recipient, Start,
+    Campaign, CampaignError, CampaignStatus, DeliveryCounts, DeliveryStatus, Outcome, Recipient,
+    Settlement, Start,
 };
 pub use import::{BatchError, BatchWriter, ImportOptions, ImportRecord, ImportReport, Importer};
 pub use leases::{Lease, LeaseHolder, LeaseInfo};
 pub use lists::{List, ListSummary};
+pub use report::{Attempt, AttemptRow, DeliveryQuery, DeliveryRow};
 pub use subscribers::{
     AddOutcome, NewSubscriber, Subscriber, SubscriberFilter, SubscriberStatus, Subscription,
     SubscriptionStatus, suppression_hash,

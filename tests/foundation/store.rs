@@ -194,6 +194,7 @@ fn a_database_from_the_first_schema_is_upgraded_with_its_rows() {
             "confirmation_cooldowns_by_time",
             "deliveries_by_status",
             "deliveries_by_subscriber",
+            "delivery_attempts_by_delivery",
             "events_by_subscriber",
             "subscriptions_by_list"
         ]

@@ -4,6 +4,7 @@
 mod campaigns;
 mod dkim;
 mod hardening;
+mod report;
 mod smtp;
 mod unsubscribe;
 

@@ -1,0 +1,196 @@
+//! What `campaigns show` reports: each recipient's delivery and the log of its attempts.
+//!
+//! The log (`delivery_attempts`) is written by [`record_attempt`], called only from the
+//! transaction that settles the attempt's delivery (`settle_and_claim`), so a delivery and its
+//! log never disagree. Everything else here reads.
+
+use serde::Serialize;
+
+use super::campaigns::{DeliveryStatus, Outcome};
+use super::{Store, StoreError};
+
+/// One try at delivering a message, as the sending worker saw it.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// The delivery's attempt count when it was claimed for this try (1 for the first).
+    pub number: i64,
+    /// When the worker began sending (RFC 3339 UTC), connecting first if it had to.
+    pub started_at: String,
+    /// When the relay answered, or the try failed.
+    pub finished_at: String,
+    /// Where in the SMTP conversation it failed (`RCPT TO`, `end of data`, ...); `None` when
+    /// the message was accepted.
+    pub stage: Option<String>,
+}
+
+/// Writes `attempt`'s row in the log. `reply` is what the delivery records as its last reply.
+/// Call only in the transaction that settles the delivery with `outcome`, never for
+/// [`Outcome::Requeue`] (handed back untried).
+pub(super) async fn record_attempt(
+    conn: &mut sqlx::SqliteConnection,
+    delivery_id: i64,
+    attempt: &Attempt,
+    outcome: &Outcome,
+    reply: &str,
+) -> Result<(), sqlx::Error> {
+    let outcome = match outcome {
+        Outcome::Sent { .. } => "sent",
+        Outcome::Retry { .. } => "deferred",
+        Outcome::Failed { .. } => "failed",
+        Outcome::Uncertain { .. } => "uncertain",
+        Outcome::Skipped { .. } => "skipped",
+        Outcome::Requeue { .. } => return Ok(()),
+    };
+    sqlx::query(
+        "INSERT INTO delivery_attempts
+             (delivery_id, attempt, started_at, finished_at, stage, reply, outcome)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(delivery_id)
+    .bind(attempt.number)
+    .bind(&attempt.started_at)
+    .bind(&attempt.finished_at)
+    .bind(attempt.stage.as_deref())
+    .bind(reply)
+    .bind(outcome)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// One recipient of a campaign, for `campaigns show`.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct DeliveryRow {
+    /// The delivery row's id, which its attempts point at.
+    #[serde(skip)]
+    pub id: i64,
+    /// Address (None once erased).
+    pub email: Option<String>,
+    /// What became of it.
+    pub status: DeliveryStatus,
+    /// Attempts made (an attempt handed back untried is not counted).
+    pub attempts: i64,
+    /// When the last logged attempt began (None before the first, and for deliveries made
+    /// before bulletin kept the log).
+    pub last_attempt_at: Option<String>,
+    /// When the relay accepted it.
+    pub sent_at: Option<String>,
+    /// The relay's last reply, or why it was skipped.
+    pub last_reply: Option<String>,
+    /// Message-ID of the message as sent.
+    pub message_id: Option<String>,
+    /// Last change.
+    pub updated_at: String,
+}
+
+/// One logged attempt, for `campaigns show --attempts`.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct AttemptRow {
+    /// The delivery it belongs to.
+    #[serde(skip)]
+    pub delivery_id: i64,
+    /// 1 for the first attempt, and so on.
+    pub attempt: i64,
+    /// When the worker began sending.
+    pub started_at: String,
+    /// When the relay answered, or the attempt failed.
+    pub finished_at: String,
+    /// Where a failure happened; None when accepted.
+    pub stage: Option<String>,
+    /// The relay's reply, or what happened instead of one.
+    pub reply: String,
+    /// `sent`, `deferred` (tried again later), `failed`, `uncertain` or `skipped`.
+    pub outcome: String,
+}
+
+/// Which of a campaign's deliveries to report.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeliveryQuery<'a> {
+    /// Only these statuses; `None` for every status.
+    pub statuses: Option<&'a [DeliveryStatus]>,
+    /// Only this recipient: the address's key (see [`crate::address::Address::key`]).
+    pub email_key: Option<&'a str>,
+}
+
+impl DeliveryQuery<'_> {
+    /// The conditions on `d` (deliveries) and `s` (subscribers) after `d.campaign_id = ?`,
+    /// with a placeholder per value that [`DeliveryQuery::bind`] binds in the same order.
+    fn conditions(&self) -> String {
+        let mut sql = String::new();
+        if let Some(statuses) = self.statuses {
+            if statuses.is_empty() {
+                sql.push_str(" AND 0 = 1");
+            } else {
+                let marks = vec!["?"; statuses.len()].join(", ");
+                sql.push_str(&format!(" AND d.status IN ({marks})"));
+            }
+        }
+        if self.email_key.is_some() {
+            sql.push_str(" AND s.email_key = ?");
+        }
+        sql
+    }
+
+    /// Binds the values [`DeliveryQuery::conditions`] has placeholders for.
+    fn bind<'q, O>(
+        &self,
+        mut q: sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>
+    where
+        Self: 'q,
+    {
+        for status in self.statuses.unwrap_or_default() {
+            q = q.bind(*status);
+        }
+        if let Some(key) = self.email_key {
+            q = q.bind(key);
+        }
+        q
+    }
+}
+
+impl Store {
+    /// A campaign's deliveries that `query` selects, in the order they were queued.
+    pub async fn deliveries(
+        &self,
+        campaign_id: i64,
+        query: DeliveryQuery<'_>,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
+        let sql = format!(
+            "SELECT d.id, s.email, d.status, d.attempts, d.sent_at, d.last_reply, d.message_id,
+                    d.updated_at,
+                    (SELECT MAX(a.started_at) FROM delivery_attempts a WHERE a.delivery_id = d.id)
+                        AS last_attempt_at
+             FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
+             WHERE d.campaign_id = ?{} ORDER BY d.id",
+            query.conditions()
+        );
+        query
+            .bind(sqlx::query_as::<_, DeliveryRow>(&sql).bind(campaign_id))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.classify(e))
+    }
+
+    /// Every logged attempt of the deliveries `query` selects, by delivery and then in the
+    /// order they were made.
+    pub async fn attempts(
+        &self,
+        campaign_id: i64,
+        query: DeliveryQuery<'_>,
+    ) -> Result<Vec<AttemptRow>, StoreError> {
+        let sql = format!(
+            "SELECT a.delivery_id, a.attempt, a.started_at, a.finished_at, a.stage, a.reply,
+                    a.outcome
+             FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+                  LEFT JOIN subscribers s ON s.id = d.subscriber_id
+             WHERE d.campaign_id = ?{} ORDER BY a.delivery_id, a.attempt, a.id",
+            query.conditions()
+        );
+        query
+            .bind(sqlx::query_as::<_, AttemptRow>(&sql).bind(campaign_id))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.classify(e))
+    }
+}
