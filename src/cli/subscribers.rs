@@ -13,7 +13,7 @@ use crate::store::{
     AddOutcome, BatchError, BatchWriter, ImportOptions, List, NewSubscriber, Store, Subscriber,
     SubscriberFilter, SubscriberStatus, SubscriptionStatus,
 };
-use crate::subscriber_csv::{ExportWriter, ImportReader, Imported};
+use crate::subscriber_csv::{CsvError, ExportWriter, ImportReader, Imported};
 use crate::subscriber_input::{attributes_json, parse_attr_pair, validate_language, validate_name};
 
 /// Subscribers fetched per page when listing or exporting.
@@ -356,15 +356,25 @@ async fn import(
         report,
         non_ascii,
         stopped,
+        rows_written,
     } = reader
         .import_into(writer)
         .await
         .map_err(|e| batch_failed(e, &shown, dry_run))?;
     if let Some(e) = stopped {
         let done = report.summary(dry_run);
-        return Err(anyhow::Error::new(e).context(format!(
-            "import of {shown} stopped ({done} before the problem); fix the file and import it again: rows already imported will count as unchanged"
-        )));
+        let context = match e {
+            CsvError::MissingList { .. } if rows_written == 0 || dry_run => {
+                format!("import of {shown} stopped: nothing was imported")
+            }
+            CsvError::MissingList { .. } => format!(
+                "import of {shown} stopped: {rows_written} rows of the batches before it were imported ({done}), the rest were not; importing the file again will count those as unchanged"
+            ),
+            _ => format!(
+                "import of {shown} stopped ({done} before the problem); fix the file and import it again: rows already imported will count as unchanged"
+            ),
+        };
+        return Err(anyhow::Error::new(e).context(context));
     }
     if ctx.json {
         let notes: Vec<serde_json::Value> = report
