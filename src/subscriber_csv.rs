@@ -699,7 +699,23 @@ pub struct ExportWriter<W: Write> {
 impl<W: Write> ExportWriter<W> {
     /// Starts the file with its header. `lists` tells which statuses need writing out.
     pub fn new(out: W, lists: Vec<List>) -> Result<Self, CsvError> {
-        let mut writer = csv::Writer::from_writer(out);
+        Self::start(csv::Writer::from_writer(out), lists)
+    }
+
+    /// Like [`ExportWriter::new`], in the shape Excel opens with accents intact: a UTF-8
+    /// byte-order mark (without it Excel reads the file in the locale's legacy code page),
+    /// `;` between cells (Excel's list separator wherever the comma is the decimal mark,
+    /// most of Europe) and CRLF line ends. [`ImportReader`] reads it back unchanged.
+    pub fn excel(mut out: W, lists: Vec<List>) -> Result<Self, CsvError> {
+        out.write_all(b"\xEF\xBB\xBF").map_err(CsvError::Write)?;
+        let writer = csv::WriterBuilder::new()
+            .delimiter(b';')
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(out);
+        Self::start(writer, lists)
+    }
+
+    fn start(mut writer: csv::Writer<W>, lists: Vec<List>) -> Result<Self, CsvError> {
         writer
             .write_record(["email", "name", "lang", "lists", "attributes"])
             .map_err(write_error)?;

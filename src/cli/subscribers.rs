@@ -112,6 +112,11 @@ pub enum SubscribersCommand {
         /// Write to this file instead of standard output
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// CSV for Excel: UTF-8 with a byte-order mark (so accents show), cells separated by
+        /// semicolons (what Excel expects in most European locales, where the comma is the
+        /// decimal mark) and CRLF line ends; `import` reads it back unchanged
+        #[arg(long, conflicts_with = "format")]
+        excel: bool,
     },
 }
 
@@ -133,6 +138,9 @@ pub enum ExportFormat {
     Csv,
     /// JSON lines, one subscriber per line
     Json,
+    /// CSV for Excel (`--excel`)
+    #[value(skip)]
+    Excel,
 }
 
 pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Result<Outcome> {
@@ -224,8 +232,19 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
             list,
             format,
             output,
+            excel,
         } => {
-            let format = if ctx.json { ExportFormat::Json } else { format };
+            let format = match (excel, ctx.json) {
+                (true, true) => {
+                    return Err(UsageError(
+                        "--excel writes CSV and --json asks for JSON; leave one out".into(),
+                    )
+                    .into());
+                }
+                (true, false) => ExportFormat::Excel,
+                (false, true) => ExportFormat::Json,
+                (false, false) => format,
+            };
             export(&store, list.as_deref(), format, output.as_deref()).await?
         }
     };
@@ -579,6 +598,11 @@ async fn export(
     };
     match format {
         ExportFormat::Csv => write_csv(store, &filter, &mut out).await?,
+        ExportFormat::Excel => {
+            let mut writer = ExportWriter::excel(&mut out, store.all_lists().await?)?;
+            for_each_subscriber(store, &filter, |s| Ok(writer.write(s)?)).await?;
+            writer.finish()?;
+        }
         ExportFormat::Json => {
             for_each_subscriber(store, &filter, |s| {
                 writeln!(out, "{}", subscriber_json(s))?;
