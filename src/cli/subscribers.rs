@@ -96,10 +96,14 @@ pub enum SubscribersCommand {
         /// Address
         email: String,
     },
-    /// Erase a subscriber's personal data (GDPR), keeping only a hash that blocks re-import
+    /// Erase a subscriber's personal data (GDPR), keeping only a hash that blocks re-import.
+    /// Asks first on a terminal; a script must pass --yes
     Remove {
         /// Address
         email: String,
+        /// Erase without asking (required when standard input is not a terminal)
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Export subscribers as CSV (re-importable unchanged) or JSON
     Export {
@@ -216,8 +220,12 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
             Outcome::Success
         }
         SubscribersCommand::Unblock { email } => unblock(ctx, &store, &email).await?,
-        SubscribersCommand::Remove { email } => {
+        SubscribersCommand::Remove { email, yes } => {
             let address = lookup(&email)?;
+            if !yes && !confirm_erasure(&address)? {
+                ctx.info(format!("nothing erased; {address} is as it was"));
+                return Ok(Outcome::Success);
+            }
             store.erase(&address, "cli").await?;
             if ctx.json {
                 ctx.print_json(&serde_json::json!({ "erased": address.as_str() }))?;
@@ -250,6 +258,37 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
     };
     store.close().await;
     Ok(outcome)
+}
+
+/// The prompt before an erasure, on a terminal.
+fn erasure_prompt(address: &Address) -> String {
+    format!("Erase {address} for good? Their history is kept only as a hash. [y/N] ")
+}
+
+/// Whether an answer to a `[y/N]` prompt says yes; anything else, an empty line included,
+/// is no.
+fn says_yes(answer: &str) -> bool {
+    matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES")
+}
+
+/// Asks on the terminal before erasing `address`. Off a terminal there is nobody to ask,
+/// and an erasure cannot be undone, so a script must say it means it with `--yes`.
+fn confirm_erasure(address: &Address) -> anyhow::Result<bool> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Err(UsageError(format!(
+            "not erasing {address}: an erasure cannot be undone and there is no terminal to ask on; pass --yes to erase from a script"
+        ))
+        .into());
+    }
+    // On standard error, so that `--json` output stays one JSON value.
+    let mut err = std::io::stderr().lock();
+    write!(err, "{}", erasure_prompt(address))?;
+    err.flush()?;
+    drop(err);
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(says_yes(&answer))
 }
 
 /// An address to look up: any valid form, IP literals included, since looking up adds
@@ -728,4 +767,24 @@ async fn show(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outco
         .collect();
     print_table(&["when", "event", "list", "source"], &rows)?;
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_yes_confirms_an_erasure() {
+        for yes in ["y\n", "Y\n", "yes\n", " yes \r\n"] {
+            assert!(says_yes(yes), "{yes:?}");
+        }
+        for no in ["\n", "", "n\n", "no\n", "yess\n", "ja\n"] {
+            assert!(!says_yes(no), "{no:?}");
+        }
+        let address = Address::parse("ana@example.org").expect("valid");
+        assert_eq!(
+            erasure_prompt(&address),
+            "Erase ana@example.org for good? Their history is kept only as a hash. [y/N] "
+        );
+    }
 }

@@ -111,7 +111,7 @@ fn erased_addresses_are_not_imported_again() {
     let p = Project::with_lists();
     p.write("people.csv", GOOD);
     p.ok(&["subscribers", "import", "people.csv"]);
-    p.ok(&["subscribers", "remove", "chloe@example.org"]);
+    p.ok(&["subscribers", "remove", "chloe@example.org", "--yes"]);
     let (code, out, err) = p.run(&["subscribers", "import", "people.csv"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("1 erased earlier (not re-added)"), "{out}");
@@ -347,7 +347,7 @@ fn runs_of_the_same_lists_and_mixed_rows_are_written_alike() {
 fn a_file_of_several_batches_imports_in_order_with_every_remark() {
     let p = Project::with_lists();
     p.ok(&["subscribers", "add", "gone@example.org", "--list", "news"]);
-    p.ok(&["subscribers", "remove", "gone@example.org"]);
+    p.ok(&["subscribers", "remove", "gone@example.org", "--yes"]);
     p.ok(&["subscribers", "add", "left@example.org", "--list", "news"]);
     p.ok(&[
         "subscribers",
