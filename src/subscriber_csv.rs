@@ -128,6 +128,21 @@ pub enum CsvError {
         /// What happened.
         message: String,
     },
+    /// A row joins a list that does not exist. The whole import stops there, once, rather
+    /// than refusing every row that names it; the rows waiting with it are not written.
+    #[error(
+        "{path}:{line}: there is no list named `{name}`{hint}; create it with `bulletin lists add {name}` and import the file again"
+    )]
+    MissingList {
+        /// The CSV file as named on the command line (`-` for standard input).
+        path: PathBuf,
+        /// The line of the first row naming it.
+        line: u64,
+        /// The list as the file spells it.
+        name: String,
+        /// A near name that exists (" (did you mean `news`?)"), or nothing.
+        hint: String,
+    },
     /// Writing the export failed (the I/O error is kept, so that a closed pipe is recognised).
     #[error("cannot write CSV: {0}")]
     Write(#[source] std::io::Error),
@@ -145,6 +160,20 @@ pub enum Row {
         /// Why, and how to fix it.
         reason: String,
     },
+}
+
+/// Why a row did not become a record.
+enum Refusal {
+    /// The row is skipped, for this reason.
+    Row(String),
+    /// The row names this list, which does not exist: the import stops.
+    MissingList(String),
+}
+
+impl From<String> for Refusal {
+    fn from(reason: String) -> Self {
+        Self::Row(reason)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -200,7 +229,10 @@ impl ImportReader {
         extra_lists: Vec<List>,
     ) -> Result<Self, CsvError> {
         let path = path.to_path_buf();
-        let mut buffered = BufReader::with_capacity(64 * 1024, input);
+        // CRLF (what Excel writes) is read as LF: the CSV parser ends a record at the CR and
+        // counts the LF towards the next one, which put every row one line too early.
+        let lf: Box<dyn Read> = Box::new(CrlfAsLf::new(BufReader::with_capacity(64 * 1024, input)));
+        let mut buffered = BufReader::with_capacity(64 * 1024, lf);
         let io_err = |path: &PathBuf, source| CsvError::Open {
             path: path.clone(),
             source,
@@ -287,10 +319,24 @@ impl ImportReader {
             {
                 continue;
             }
-            return Some(Ok(match self.row(line) {
-                Ok(record) => Row::Record(record),
-                Err(reason) => Row::Rejected { line, reason },
-            }));
+            return Some(match self.row(line) {
+                Ok(record) => Ok(Row::Record(record)),
+                Err(Refusal::Row(reason)) => Ok(Row::Rejected { line, reason }),
+                Err(Refusal::MissingList(name)) => Err(self.missing_list(line, name)),
+            });
+        }
+    }
+
+    fn missing_list(&self, line: u64, name: String) -> CsvError {
+        let known: Vec<&str> = self.lists.keys().map(String::as_str).collect();
+        let hint = crate::diagnostic::closest(&name, &known)
+            .map(|near| format!(" (did you mean `{near}`?)"))
+            .unwrap_or_default();
+        CsvError::MissingList {
+            path: self.path.clone(),
+            line,
+            name,
+            hint,
         }
     }
 
@@ -315,14 +361,14 @@ impl ImportReader {
         })
     }
 
-    fn row(&mut self, line: u64) -> Result<ImportRecord, String> {
+    fn row(&mut self, line: u64) -> Result<ImportRecord, Refusal> {
         let c = &self.columns;
         if self.record.len() > c.count {
-            return Err(format!(
+            return Err(Refusal::Row(format!(
                 "has {} fields but the header has {}; quote fields that contain the delimiter",
                 self.record.len(),
                 c.count
-            ));
+            )));
         }
         let email = self.cell(c.email, "email")?;
         let address = Address::parse_with(email, self.allow_ip_literal)
@@ -356,11 +402,9 @@ impl ImportReader {
                 .filter(|s| !s.trim().is_empty())
             {
                 let (name, status) = parse_list_entry(entry).map_err(|e| e.to_string())?;
-                let list = self.lists.get(&name).ok_or_else(|| {
-                    format!(
-                        "unknown list `{name}`; create it first with `bulletin lists add {name}`"
-                    )
-                })?;
+                let Some(list) = self.lists.get(&name) else {
+                    return Err(Refusal::MissingList(name));
+                };
                 lists.push((Arc::clone(list), status));
             }
         }
@@ -376,9 +420,9 @@ impl ImportReader {
         key.hash(&mut hasher);
         let fingerprint = hasher.finish();
         if let Some(first) = self.seen.get(&fingerprint) {
-            return Err(format!(
+            return Err(Refusal::Row(format!(
                 "duplicate of line {first} ({address}); each address may appear once per file"
-            ));
+            )));
         }
         self.seen.insert(fingerprint, line);
         Ok(ImportRecord {
@@ -394,6 +438,63 @@ impl ImportReader {
     }
 }
 
+/// A reader that passes its input through with every CRLF turned into LF.
+///
+/// Cells lose nothing by it: a line break inside a cell is refused anyway (names and
+/// attributes never carry one), and between JSON tokens either is whitespace.
+struct CrlfAsLf<R> {
+    inner: R,
+    /// A CR ended the last chunk: whether it is dropped depends on the next byte.
+    cr_held: bool,
+}
+
+impl<R: BufRead> CrlfAsLf<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            cr_held: false,
+        }
+    }
+}
+
+impl<R: BufRead> Read for CrlfAsLf<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let input = self.inner.fill_buf()?;
+            if std::mem::take(&mut self.cr_held) && input.first() != Some(&b'\n') {
+                // A CR not followed by LF (at the end, or an old Mac line end) is kept.
+                out[0] = b'\r';
+                return Ok(1);
+            }
+            if input.is_empty() {
+                return Ok(0);
+            }
+            let take = input.len().min(out.len());
+            let copied = match input[..take].iter().position(|&b| b == b'\r') {
+                Some(cr) => {
+                    self.cr_held = true;
+                    out[..cr].copy_from_slice(&input[..cr]);
+                    self.inner.consume(cr + 1);
+                    cr
+                }
+                None => {
+                    out[..take].copy_from_slice(&input[..take]);
+                    self.inner.consume(take);
+                    take
+                }
+            };
+            // Zero only when the chunk began with a CR: look at what follows it first, as
+            // `Ok(0)` would mean the end of the input.
+            if copied > 0 {
+                return Ok(copied);
+            }
+        }
+    }
+}
+
 /// What reading a file into the database came to.
 #[derive(Debug)]
 pub struct Imported {
@@ -402,8 +503,12 @@ pub struct Imported {
     /// Addresses with a non-ASCII part before the @: only an SMTPUTF8 relay delivers to them.
     pub non_ascii: u64,
     /// The problem with the file that stopped reading part-way, if any. The rows before it
-    /// were written all the same: importing the fixed file again counts them as unchanged.
+    /// were written all the same (importing the fixed file again counts them as unchanged),
+    /// except after [`CsvError::MissingList`]: then only the batches before the one holding
+    /// that row were, `rows_written` rows.
     pub stopped: Option<CsvError>,
+    /// Rows of the file that reached the database (in batches, rejected ones not counted).
+    pub rows_written: u64,
 }
 
 impl ImportReader {
@@ -432,10 +537,15 @@ impl ImportReader {
                 }
             }
         }
+        let (report, rows_written) = match stopped {
+            Some(CsvError::MissingList { .. }) => writer.abandon().await?,
+            _ => writer.finish().await?,
+        };
         Ok(Imported {
-            report: writer.finish().await?,
+            report,
             non_ascii,
             stopped,
+            rows_written,
         })
     }
 }
@@ -589,7 +699,23 @@ pub struct ExportWriter<W: Write> {
 impl<W: Write> ExportWriter<W> {
     /// Starts the file with its header. `lists` tells which statuses need writing out.
     pub fn new(out: W, lists: Vec<List>) -> Result<Self, CsvError> {
-        let mut writer = csv::Writer::from_writer(out);
+        Self::start(csv::Writer::from_writer(out), lists)
+    }
+
+    /// Like [`ExportWriter::new`], in the shape Excel opens with accents intact: a UTF-8
+    /// byte-order mark (without it Excel reads the file in the locale's legacy code page),
+    /// `;` between cells (Excel's list separator wherever the comma is the decimal mark,
+    /// most of Europe) and CRLF line ends. [`ImportReader`] reads it back unchanged.
+    pub fn excel(mut out: W, lists: Vec<List>) -> Result<Self, CsvError> {
+        out.write_all(b"\xEF\xBB\xBF").map_err(CsvError::Write)?;
+        let writer = csv::WriterBuilder::new()
+            .delimiter(b';')
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(out);
+        Self::start(writer, lists)
+    }
+
+    fn start(mut writer: csv::Writer<W>, lists: Vec<List>) -> Result<Self, CsvError> {
         writer
             .write_record(["email", "name", "lang", "lists", "attributes"])
             .map_err(write_error)?;
@@ -687,6 +813,35 @@ mod tests {
             panic!("rejected: {:?}", out[0])
         };
         assert_eq!(first.name.as_deref(), Some("Lima; \"Ana\""));
+    }
+
+    /// Excel's CRLF line ends, also inside a quoted cell: each row on its editor line.
+    #[test]
+    fn crlf_rows_start_on_their_true_line() {
+        let text =
+            "email,attributes\r\na@example.org,\"{\r\n}\"\r\nbad\r\nb@example.org,\r\nworse\r\n";
+        let lines: Vec<(u64, bool)> = rows(text.as_bytes())
+            .iter()
+            .map(|r| match r {
+                Row::Record(r) => (r.line, true),
+                Row::Rejected { line, .. } => (*line, false),
+            })
+            .collect();
+        assert_eq!(lines, [(2, true), (4, false), (5, true), (6, false)]);
+    }
+
+    /// CRLF becomes LF whatever the chunks it arrives in; a lone CR stays.
+    #[test]
+    fn crlf_as_lf_across_chunk_boundaries() {
+        let input = b"a\r\nb\r\r\nc\rd\r";
+        for capacity in 1..=input.len() {
+            let inner = BufReader::with_capacity(capacity, &input[..]);
+            let mut out = Vec::new();
+            CrlfAsLf::new(inner)
+                .read_to_end(&mut out)
+                .expect("in memory");
+            assert_eq!(out, b"a\nb\r\nc\rd\r", "capacity {capacity}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::store::{
     AddOutcome, BatchError, BatchWriter, ImportOptions, List, NewSubscriber, Store, Subscriber,
     SubscriberFilter, SubscriberStatus, SubscriptionStatus,
 };
-use crate::subscriber_csv::{ExportWriter, ImportReader, Imported};
+use crate::subscriber_csv::{CsvError, ExportWriter, ImportReader, Imported};
 use crate::subscriber_input::{attributes_json, parse_attr_pair, validate_language, validate_name};
 
 /// Subscribers fetched per page when listing or exporting.
@@ -96,10 +96,14 @@ pub enum SubscribersCommand {
         /// Address
         email: String,
     },
-    /// Erase a subscriber's personal data (GDPR), keeping only a hash that blocks re-import
+    /// Erase a subscriber's personal data (GDPR), keeping only a hash that blocks re-import.
+    /// Asks first on a terminal; a script must pass --yes
     Remove {
         /// Address
         email: String,
+        /// Erase without asking (required when standard input is not a terminal)
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Export subscribers as CSV (re-importable unchanged) or JSON
     Export {
@@ -112,6 +116,11 @@ pub enum SubscribersCommand {
         /// Write to this file instead of standard output
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// CSV for Excel: UTF-8 with a byte-order mark (so accents show), cells separated by
+        /// semicolons (what Excel expects in most European locales, where the comma is the
+        /// decimal mark) and CRLF line ends; `import` reads it back unchanged
+        #[arg(long, conflicts_with = "format")]
+        excel: bool,
     },
 }
 
@@ -133,6 +142,9 @@ pub enum ExportFormat {
     Csv,
     /// JSON lines, one subscriber per line
     Json,
+    /// CSV for Excel (`--excel`)
+    #[value(skip)]
+    Excel,
 }
 
 pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Result<Outcome> {
@@ -208,8 +220,12 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
             Outcome::Success
         }
         SubscribersCommand::Unblock { email } => unblock(ctx, &store, &email).await?,
-        SubscribersCommand::Remove { email } => {
+        SubscribersCommand::Remove { email, yes } => {
             let address = lookup(&email)?;
+            if !yes && !confirm_erasure(&address)? {
+                ctx.info(format!("nothing erased; {address} is as it was"));
+                return Ok(Outcome::Success);
+            }
             store.erase(&address, "cli").await?;
             if ctx.json {
                 ctx.print_json(&serde_json::json!({ "erased": address.as_str() }))?;
@@ -224,13 +240,55 @@ pub(crate) async fn run(ctx: &Context, cmd: SubscribersCommand) -> anyhow::Resul
             list,
             format,
             output,
+            excel,
         } => {
-            let format = if ctx.json { ExportFormat::Json } else { format };
+            let format = match (excel, ctx.json) {
+                (true, true) => {
+                    return Err(UsageError(
+                        "--excel writes CSV and --json asks for JSON; leave one out".into(),
+                    )
+                    .into());
+                }
+                (true, false) => ExportFormat::Excel,
+                (false, true) => ExportFormat::Json,
+                (false, false) => format,
+            };
             export(&store, list.as_deref(), format, output.as_deref()).await?
         }
     };
     store.close().await;
     Ok(outcome)
+}
+
+/// The prompt before an erasure, on a terminal.
+fn erasure_prompt(address: &Address) -> String {
+    format!("Erase {address} for good? Their history is kept only as a hash. [y/N] ")
+}
+
+/// Whether an answer to a `[y/N]` prompt says yes; anything else, an empty line included,
+/// is no.
+fn says_yes(answer: &str) -> bool {
+    matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES")
+}
+
+/// Asks on the terminal before erasing `address`. Off a terminal there is nobody to ask,
+/// and an erasure cannot be undone, so a script must say it means it with `--yes`.
+fn confirm_erasure(address: &Address) -> anyhow::Result<bool> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Err(UsageError(format!(
+            "not erasing {address}: an erasure cannot be undone and there is no terminal to ask on; pass --yes to erase from a script"
+        ))
+        .into());
+    }
+    // On standard error, so that `--json` output stays one JSON value.
+    let mut err = std::io::stderr().lock();
+    write!(err, "{}", erasure_prompt(address))?;
+    err.flush()?;
+    drop(err);
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(says_yes(&answer))
 }
 
 /// An address to look up: any valid form, IP literals included, since looking up adds
@@ -356,15 +414,25 @@ async fn import(
         report,
         non_ascii,
         stopped,
+        rows_written,
     } = reader
         .import_into(writer)
         .await
         .map_err(|e| batch_failed(e, &shown, dry_run))?;
     if let Some(e) = stopped {
         let done = report.summary(dry_run);
-        return Err(anyhow::Error::new(e).context(format!(
-            "import of {shown} stopped ({done} before the problem); fix the file and import it again: rows already imported will count as unchanged"
-        )));
+        let context = match e {
+            CsvError::MissingList { .. } if rows_written == 0 || dry_run => {
+                format!("import of {shown} stopped: nothing was imported")
+            }
+            CsvError::MissingList { .. } => format!(
+                "import of {shown} stopped: {rows_written} rows of the batches before it were imported ({done}), the rest were not; importing the file again will count those as unchanged"
+            ),
+            _ => format!(
+                "import of {shown} stopped ({done} before the problem); fix the file and import it again: rows already imported will count as unchanged"
+            ),
+        };
+        return Err(anyhow::Error::new(e).context(context));
     }
     if ctx.json {
         let notes: Vec<serde_json::Value> = report
@@ -569,6 +637,11 @@ async fn export(
     };
     match format {
         ExportFormat::Csv => write_csv(store, &filter, &mut out).await?,
+        ExportFormat::Excel => {
+            let mut writer = ExportWriter::excel(&mut out, store.all_lists().await?)?;
+            for_each_subscriber(store, &filter, |s| Ok(writer.write(s)?)).await?;
+            writer.finish()?;
+        }
         ExportFormat::Json => {
             for_each_subscriber(store, &filter, |s| {
                 writeln!(out, "{}", subscriber_json(s))?;
@@ -694,4 +767,24 @@ async fn show(ctx: &Context, store: &Store, email: &str) -> anyhow::Result<Outco
         .collect();
     print_table(&["when", "event", "list", "source"], &rows)?;
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_yes_confirms_an_erasure() {
+        for yes in ["y\n", "Y\n", "yes\n", " yes \r\n"] {
+            assert!(says_yes(yes), "{yes:?}");
+        }
+        for no in ["\n", "", "n\n", "no\n", "yess\n", "ja\n"] {
+            assert!(!says_yes(no), "{no:?}");
+        }
+        let address = Address::parse("ana@example.org").expect("valid");
+        assert_eq!(
+            erasure_prompt(&address),
+            "Erase ana@example.org for good? Their history is kept only as a hash. [y/N] "
+        );
+    }
 }

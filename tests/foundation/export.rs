@@ -109,3 +109,65 @@ fn formulas_are_neutralised_on_export_and_restored_on_import() {
     expected.sort();
     assert_eq!(stored, expected);
 }
+
+/// `--excel`: what Excel opens with accents intact in most European locales (a UTF-8
+/// byte-order mark, `;` between cells, CRLF line ends), and what `import` reads back to the
+/// same rows.
+#[test]
+fn excel_export_has_a_bom_and_semicolons_and_imports_back() {
+    let a = Project::with_lists();
+    a.write(
+        "people.csv",
+        "email,name,lang,lists,attributes\n\
+         chloé@example.org,\"Chloé Martin; Jr\",fr,news|partners:confirmed,\"{\"\"org\"\":\"\"Défense, Droits\"\"}\"\n\
+         ana@example.org,=1+1,pt-BR,news,\n\
+         bo@example.org,Bo,,,\n",
+    );
+    a.ok(&["subscribers", "import", "people.csv"]);
+    a.ok(&["subscribers", "export", "--excel", "--output", "excel.csv"]);
+    let bytes = std::fs::read(a.path().join("excel.csv")).expect("export written");
+    assert!(
+        bytes.starts_with(b"\xEF\xBB\xBFemail;name;lang;lists;attributes\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let text = String::from_utf8(bytes).expect("UTF-8");
+    assert!(
+        text.contains("chloé@example.org;\"Chloé Martin; Jr\";fr;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ana@example.org;'=1+1;pt-BR;news;\r\n"),
+        "{text}"
+    );
+    // Standard output gets the same bytes.
+    let out = a
+        .cmd()
+        .args(["subscribers", "export", "--excel"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.stdout, text.as_bytes());
+
+    // Into a fresh database: the same subscribers, lists and attributes as the plain export.
+    let b = Project::with_lists();
+    b.write("excel.csv", &text);
+    let out = b.ok(&["subscribers", "import", "excel.csv"]);
+    assert_eq!(out.trim(), "3 added, 0 updated, 0 unchanged, 0 rejected");
+    assert_eq!(
+        b.ok(&["subscribers", "export"]),
+        a.ok(&["subscribers", "export"])
+    );
+    // And into the database it came from: nothing changes.
+    let counts = a.counts();
+    let out = a.ok(&["subscribers", "import", "excel.csv", "--update"]);
+    assert_eq!(out.trim(), "0 added, 0 updated, 3 unchanged, 0 rejected");
+    assert_eq!(a.counts(), counts);
+
+    let help = a.ok(&["subscribers", "export", "--help"]);
+    assert!(
+        help.contains("--excel") && help.contains("semicolon"),
+        "{help}"
+    );
+    let (code, _, err) = a.run(&["subscribers", "export", "--excel", "--format", "json"]);
+    assert_eq!(code, 2, "{err}");
+}

@@ -111,7 +111,7 @@ fn erased_addresses_are_not_imported_again() {
     let p = Project::with_lists();
     p.write("people.csv", GOOD);
     p.ok(&["subscribers", "import", "people.csv"]);
-    p.ok(&["subscribers", "remove", "chloe@example.org"]);
+    p.ok(&["subscribers", "remove", "chloe@example.org", "--yes"]);
     let (code, out, err) = p.run(&["subscribers", "import", "people.csv"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("1 erased earlier (not re-added)"), "{out}");
@@ -168,7 +168,7 @@ fn bad_rows_are_reported_by_line_and_skipped() {
     file.extend_from_slice(b"latin@example.org,Jos\xe9,es,news,\n"); // 6 (line 4 spans two lines)
     file.extend_from_slice(b"json@example.org,J,en,news,\"[1,2]\"\n"); // 7
     file.extend_from_slice(b"GOOD1@example.org,Again,en,news,\n"); // 8
-    file.extend_from_slice(b"list@example.org,L,en,nwes,\n"); // 9
+    file.extend_from_slice(b"lang@example.org,L,english!,news,\n"); // 9
     file.extend_from_slice(b"big@example.org,");
     file.extend_from_slice(&vec![b'x'; 1024 * 1024]);
     file.extend_from_slice(b",en,news,\n"); // 10
@@ -183,7 +183,7 @@ fn bad_rows_are_reported_by_line_and_skipped() {
         "mixed.csv:6: column `name` is not UTF-8 (byte 0xE9",
         "mixed.csv:7: attributes must be a JSON object",
         "mixed.csv:8: duplicate of line 2",
-        "mixed.csv:9: unknown list `nwes`",
+        "mixed.csv:9: `english!` is not a language tag",
         "mixed.csv:10: column `name` is 1048576 bytes long",
     ] {
         assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
@@ -347,7 +347,7 @@ fn runs_of_the_same_lists_and_mixed_rows_are_written_alike() {
 fn a_file_of_several_batches_imports_in_order_with_every_remark() {
     let p = Project::with_lists();
     p.ok(&["subscribers", "add", "gone@example.org", "--list", "news"]);
-    p.ok(&["subscribers", "remove", "gone@example.org"]);
+    p.ok(&["subscribers", "remove", "gone@example.org", "--yes"]);
     p.ok(&["subscribers", "add", "left@example.org", "--list", "news"]);
     p.ok(&[
         "subscribers",
@@ -426,4 +426,110 @@ fn a_file_of_several_batches_imports_in_order_with_every_remark() {
     );
     assert_eq!(report["notes"].as_array().map(Vec::len), Some(4));
     assert_eq!(p.counts(), counts, "the second import wrote nothing");
+}
+
+/// Excel writes CRLF line ends: a bad row is reported on the line a text editor shows, also
+/// after a quoted cell that spans lines (with a CRLF inside it too).
+#[test]
+fn crlf_files_report_each_row_on_its_true_line() {
+    let p = Project::with_lists();
+    p.write(
+        "excel.csv",
+        "\u{feff}email;name\r\nana@example.org;Ana\r\nnot-an-address;Bad\r\nbo@example.org;Bo\r\n",
+    );
+    let (code, out, err) = p.run(&["subscribers", "import", "excel.csv"]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out.trim(), "2 added, 0 updated, 0 unchanged, 1 rejected");
+    assert!(err.contains("excel.csv:3: invalid address"), "{err}");
+
+    // Lines: 1 header, 2-3 ana (the attributes cell spans them), 4 bo, 5 the bad row, 6 another
+    // spanning 6-7, 8 bad again.
+    p.write(
+        "quoted.csv",
+        "email,attributes\r\n\
+         cy@example.org,\"{\r\n\"\"org\"\":\"\"X\"\"}\"\r\n\
+         dee@example.org,\r\n\
+         not-an-address,\r\n\
+         eve@example.org,\"{\r\n\"\"org\"\":\"\"Y\"\"}\"\r\n\
+         also-bad,\r\n",
+    );
+    let (code, out, err) = p.run(&["subscribers", "import", "quoted.csv"]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out.trim(), "3 added, 0 updated, 0 unchanged, 2 rejected");
+    assert!(
+        err.contains("quoted.csv:5: invalid address: `not-an-address`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("quoted.csv:8: invalid address: `also-bad`"),
+        "{err}"
+    );
+    assert_eq!(
+        p.strings("SELECT attributes FROM subscribers WHERE email = 'eve@example.org'"),
+        [r#"{"org":"Y"}"#]
+    );
+}
+
+/// A list the file names that does not exist stops the import at once, with one message
+/// that says how to create it, and nothing is written (not the rows before it either).
+#[test]
+fn a_missing_list_stops_the_import_once_and_writes_nothing() {
+    let p = Project::with_lists();
+    p.write(
+        "people.csv",
+        "email,lists\nana@example.org,news\nbo@example.org,events\ncy@example.org,events\ndee@example.org,news|events\n",
+    );
+    let before = p.counts();
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let mut args = vec!["subscribers", "import", "people.csv"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = p.run(&args);
+        assert_eq!(code, 2, "{err}");
+        assert_eq!(out, "", "no summary of an import that did not happen");
+        assert_eq!(
+            err.matches("bulletin lists add events").count(),
+            1,
+            "one message, not one per row:\n{err}"
+        );
+        assert!(
+            err.contains("people.csv:3:") && err.contains("nothing was imported"),
+            "{err}"
+        );
+        assert_eq!(p.counts(), before, "nothing written");
+    }
+
+    // The same for a list named with --list, before any row is read.
+    p.write("plain.csv", "email\nana@example.org\nbo@example.org\n");
+    let (code, _, err) = p.run(&["subscribers", "import", "plain.csv", "--list", "events"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.matches("bulletin lists add events").count(), 1, "{err}");
+    assert_eq!(p.counts(), before);
+
+    // Once the list exists, the same file imports.
+    p.ok(&["lists", "add", "events"]);
+    let out = p.ok(&["subscribers", "import", "people.csv"]);
+    assert_eq!(out.trim(), "4 added, 0 updated, 0 unchanged, 0 rejected");
+}
+
+/// Past the first batch (5,000 rows), the batches before are already written: the import
+/// still stops at the first row naming a missing list, and says what was kept.
+#[test]
+fn a_missing_list_after_the_first_batch_says_what_was_kept() {
+    let p = Project::with_lists();
+    let mut file = String::from("email,lists\n");
+    for i in 0..6_000 {
+        file.push_str(&format!("p{i:05}@example.org,news\n"));
+    }
+    file.push_str("late@example.org,events\n");
+    p.write("people.csv", &file);
+    let (code, out, err) = p.run(&["subscribers", "import", "people.csv"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(out, "");
+    assert!(err.contains("people.csv:6002:"), "{err}");
+    assert!(err.contains("bulletin lists add events"), "{err}");
+    assert!(
+        err.contains("5000 rows of the batches before it were imported"),
+        "{err}"
+    );
+    assert_eq!(p.scalar("SELECT COUNT(*) FROM subscribers"), 5_000);
 }

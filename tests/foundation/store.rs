@@ -226,7 +226,7 @@ fn a_database_from_the_first_schema_is_upgraded_with_its_rows() {
         .await;
         assert!(orphan.is_err(), "the foreign key survived the rebuild");
     });
-    p.ok(&["subscribers", "remove", "Ana@example.org"]);
+    p.ok(&["subscribers", "remove", "Ana@example.org", "--yes"]);
     assert_eq!(
         p.strings("SELECT subscriber_id || ':' || status FROM subscriptions"),
         vec!["2:unsubscribed"]

@@ -155,7 +155,7 @@ fn remove_erases_personal_data_and_blocks_re_adding() {
         "--list",
         "news",
     ]);
-    p.ok(&["subscribers", "remove", "erase.me@example.org"]);
+    p.ok(&["subscribers", "remove", "erase.me@example.org", "--yes"]);
     assert_eq!(p.scalar("SELECT COUNT(*) FROM subscribers"), 0);
     assert_eq!(p.scalar("SELECT COUNT(*) FROM subscriptions"), 0);
     assert_eq!(p.scalar("SELECT COUNT(*) FROM suppressions"), 1);
@@ -286,7 +286,7 @@ fn unblock_lifts_a_blocklisting_and_nothing_else() {
     assert_eq!(p.counts(), counts);
 
     p.ok(&["subscribers", "add", "bo@example.org"]);
-    p.ok(&["subscribers", "remove", "bo@example.org"]);
+    p.ok(&["subscribers", "remove", "bo@example.org", "--yes"]);
     let (code, _, err) = p.run(&["subscribers", "unblock", "bo@example.org"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("was erased"), "{err}");
@@ -294,4 +294,60 @@ fn unblock_lifts_a_blocklisting_and_nothing_else() {
     let (code, _, err) = p.run(&["subscribers", "unblock", "nobody@example.org"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("nobody@example.org"), "{err}");
+}
+
+/// Erasure cannot be undone: a script must say it means it (`--yes`), and a person at a
+/// terminal is asked.
+#[test]
+fn remove_asks_on_a_terminal_and_needs_yes_in_a_script() {
+    let p = Project::with_lists();
+    p.ok(&["subscribers", "add", "ana@example.org", "--list", "news"]);
+    let before = p.counts();
+    // Off a terminal (standard input is a pipe here), without --yes: refused.
+    let (code, _, err) = p.run(&["subscribers", "remove", "ana@example.org"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("ana@example.org") && err.contains("--yes"),
+        "{err}"
+    );
+    assert_eq!(p.counts(), before, "nothing erased");
+
+    // On a terminal (a pseudo-terminal from util-linux `script`): asked, and only "y" erases.
+    let bin = assert_cmd::cargo::cargo_bin("bulletin");
+    let on_terminal = |answer: &str| {
+        let mut script = std::process::Command::new("script");
+        script.current_dir(p.path());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("BULLETIN_") {
+                script.env_remove(key);
+            }
+        }
+        let out = assert_cmd::Command::from_std(script)
+            .args([
+                "-qec",
+                &format!("{} subscribers remove ana@example.org", bin.display()),
+                "/dev/null",
+            ])
+            .write_stdin(answer)
+            .output()
+            .expect("script (util-linux) runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = on_terminal("n\n");
+    assert!(
+        shown.contains(
+            "Erase ana@example.org for good? Their history is kept only as a hash. [y/N]"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("nothing erased"), "{shown}");
+    assert_eq!(p.counts(), before, "answered no");
+    let shown = on_terminal("y\n");
+    assert!(shown.contains("erased ana@example.org"), "{shown}");
+    assert_eq!(p.scalar("SELECT COUNT(*) FROM subscribers"), 0);
+
+    p.ok(&["subscribers", "add", "bo@example.org", "--list", "news"]);
+    p.ok(&["subscribers", "remove", "bo@example.org", "--yes"]);
+    assert_eq!(p.scalar("SELECT COUNT(*) FROM subscribers"), 0);
+    assert_eq!(p.scalar("SELECT COUNT(*) FROM suppressions"), 2);
 }

@@ -55,6 +55,8 @@ pub struct BatchWriter<N> {
     report: ImportReport,
     in_flight: Option<JoinHandle<WrittenBatch>>,
     on_note: N,
+    /// Rows of the batches written so far (committed, or rolled back on a dry run).
+    rows_written: u64,
 }
 
 impl<N: FnMut(u64, &str)> BatchWriter<N> {
@@ -67,6 +69,7 @@ impl<N: FnMut(u64, &str)> BatchWriter<N> {
             report: ImportReport::default(),
             in_flight: None,
             on_note,
+            rows_written: 0,
         }
     }
 
@@ -98,14 +101,24 @@ impl<N: FnMut(u64, &str)> BatchWriter<N> {
     }
 
     /// Writes the rows still waiting, waits for every batch and ends the import.
-    pub async fn finish(mut self) -> Result<ImportReport, BatchError> {
+    /// Returns what was written and how many rows that was.
+    pub async fn finish(mut self) -> Result<(ImportReport, u64), BatchError> {
         let last = std::mem::take(&mut self.batch);
         self.submit(last).await?;
+        self.abandon().await
+    }
+
+    /// Ends the import without writing the rows still waiting: the file named a list that
+    /// does not exist, and a batch is all or nothing. The batch in flight, if any, is
+    /// already being committed and is waited for. Returns what was written and how many
+    /// rows that was.
+    pub async fn abandon(mut self) -> Result<(ImportReport, u64), BatchError> {
+        self.batch.clear();
         self.wait().await?;
         if let Some(importer) = self.importer.take() {
             importer.finish().await.map_err(BatchError::Finish)?;
         }
-        Ok(self.report)
+        Ok((self.report, self.rows_written))
     }
 
     async fn submit(&mut self, batch: Vec<ImportRecord>) -> Result<(), BatchError> {
@@ -137,6 +150,7 @@ impl<N: FnMut(u64, &str)> BatchWriter<N> {
             source,
         })?;
         self.importer = Some(importer);
+        self.rows_written += written.len() as u64;
         for (line, message) in &part.notes {
             (self.on_note)(*line, message);
         }
