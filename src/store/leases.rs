@@ -168,7 +168,20 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| self.classify(e))?;
-        // Every lease but ours is gone, so every `sending` row but ours is a dead sender's.
+        // Every lease but ours is gone, so every `sending` row but ours is a dead sender's. Its
+        // attempt is logged as it ends: begun when the row was claimed, outcome unknown.
+        sqlx::query(
+            "INSERT INTO delivery_attempts
+                 (delivery_id, attempt, started_at, finished_at, stage, reply, outcome)
+             SELECT id, attempts, updated_at, ?1, NULL,
+                    'the sender stopped while this message was with the relay', 'uncertain'
+             FROM deliveries WHERE campaign_id = ?2 AND status = 'sending'",
+        )
+        .bind(&now)
+        .bind(campaign_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.classify(e))?;
         let orphans = sqlx::query(
             "UPDATE deliveries SET status = 'uncertain', updated_at = ?1,
                     last_reply = 'uncertain: the sender stopped while this message was with the relay'

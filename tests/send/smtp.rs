@@ -407,6 +407,11 @@ fn a_killed_send_resumes_and_only_in_flight_recipients_can_get_two_copies() {
 
     let (code, _, err) = send_news(&p, &server.url(), &[], "--yes");
     assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        p.scalar("SELECT COUNT(*) FROM delivery_attempts WHERE outcome = 'uncertain'"),
+        uncertain,
+        "the dead sender's attempts are logged when the next send takes over"
+    );
     let seen = per_recipient(&server.messages());
     assert_eq!(seen.len(), 120, "nobody skipped");
     for (email, n) in &seen {
