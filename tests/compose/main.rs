@@ -5,6 +5,7 @@
 mod broken;
 mod browser;
 mod cli;
+mod greeting;
 mod hostile;
 mod preview;
 mod snapshots;
