@@ -140,4 +140,13 @@ mod tests {
             .expect("the scaffolded bulletin.toml must load");
         assert_eq!(c.smtp.pool, 8);
     }
+
+    #[test]
+    fn the_cd_line_can_be_pasted_as_printed() {
+        use super::shell_word;
+        assert_eq!(shell_word("my-news"), "my-news");
+        assert_eq!(shell_word("../news/2026"), "../news/2026");
+        assert_eq!(shell_word("My News"), "'My News'");
+        assert_eq!(shell_word("it's $HOME"), "'it'\\''s $HOME'");
+    }
 }
