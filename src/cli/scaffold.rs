@@ -1,4 +1,5 @@
-//! `bulletin init`: a new project folder with a commented configuration to edit.
+//! `bulletin init`: a new project folder that works at once: a commented configuration, an
+//! example edition in two languages, a sample subscriber file, and the commands to try them.
 
 use std::path::{Path, PathBuf};
 
@@ -15,81 +16,102 @@ pub struct InitArgs {
     pub dir: PathBuf,
 }
 
+/// The files of a new project, by path inside it. They live as real files under
+/// `src/cli/scaffold/`, so that they can be read, edited and checked as what they are.
+const FILES: &[(&str, &str)] = &[
+    ("bulletin.toml", CONFIG_TEMPLATE),
+    (
+        "subscribers/sample.csv",
+        include_str!("scaffold/subscribers/sample.csv"),
+    ),
+    (
+        "editions/first-edition/edition.toml",
+        include_str!("scaffold/editions/first-edition/edition.toml"),
+    ),
+    (
+        "editions/first-edition/articles/reading-circle.md",
+        include_str!("scaffold/editions/first-edition/articles/reading-circle.md"),
+    ),
+    (
+        "editions/first-edition/articles/reading-circle.fr.md",
+        include_str!("scaffold/editions/first-edition/articles/reading-circle.fr.md"),
+    ),
+    (
+        "editions/first-edition/articles/repair-cafe.md",
+        include_str!("scaffold/editions/first-edition/articles/repair-cafe.md"),
+    ),
+    (
+        "editions/first-edition/articles/repair-cafe.fr.md",
+        include_str!("scaffold/editions/first-edition/articles/repair-cafe.fr.md"),
+    ),
+];
+
 /// The configuration a new project starts with: every key, its default, and what it does.
-const CONFIG_TEMPLATE: &str = r#"# bulletin configuration. Every key is optional; the values shown are examples.
-# Secrets never go here: set BULLETIN_SMTP_PASSWORD and BULLETIN_SECRET in the environment,
-# or point password_file / secret_file at files only the sender can read.
+const CONFIG_TEMPLATE: &str = include_str!("scaffold/bulletin.toml");
 
-[list]                                            # the identity of the newsletter
-name = "Our Newsletter"
-id = "newsletter.example.org"                     # List-Id header (RFC 2919)
-from = "Our Newsletter <newsletter@example.org>"
-reply_to = "team@example.org"
-postal_address = "1 Example Street, 1000 Example City"   # shown in every footer
-public_url = "http://127.0.0.1:8080"              # base of unsubscribe/confirm/archive links
+/// Folders a new project has even when nothing is written into them: `templates/` is where
+/// the theme's partials are overridden.
+const FOLDERS: &[&str] = &["templates", "editions", "subscribers"];
 
-[database]
-url = "sqlite://bulletin.db"                      # relative to this file's folder
-busy_timeout_ms = 5000
+/// The commands that take the new project from here to a sent edition, after `cd` into it.
+/// Each line is exact: a newcomer copies them one by one (`tests/compose/init.rs` runs them).
+const NEXT_STEPS: &str = include_str!("scaffold/next-steps.txt");
 
-[smtp]
-url = "smtp://127.0.0.1:2525"                     # smtps://host:465, smtp://host:587?tls=required
-# username = "newsletter"                         # password: BULLETIN_SMTP_PASSWORD or password_file
-# password_file = "/run/secrets/smtp-password"
-pool = 8                                          # connections
-rate = 0                                          # messages per second, 0 = as fast as the relay allows
-hourly_cap = 0                                    # messages per hour, 0 = no cap
-max_attempts = 5                                  # per message, for temporary failures
-
-# [dkim]
-# domain = "example.org"
-# selector = "news"
-# key_file = "dkim.pem"                           # RSA (PKCS#1 or PKCS#8 PEM) or Ed25519
-
-[server]
-listen = "127.0.0.1:8080"                         # token secret: BULLETIN_SECRET or secret_file
-"#;
-
-const SAMPLE_CSV: &str = "email,name,lang,lists\nana.lima@example.org,Ana Lima,pt,news\n";
-
-/// Creates the folders and files that do not exist yet; never overwrites.
+/// Creates the folders and files that do not exist yet; never overwrites, and says which
+/// files it kept.
 pub(crate) fn init(args: &InitArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let dir = &args.dir;
     if dir.exists() && !dir.is_dir() {
         return Err(UsageError(format!("{} exists and is not a folder", dir.display())).into());
     }
     let mut created = Vec::new();
-    for sub in ["", "templates", "editions", "subscribers"] {
-        let path = dir.join(sub);
-        if !path.exists() {
-            std::fs::create_dir_all(&path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            if !sub.is_empty() {
-                created.push(path);
-            }
-        }
+    let mut kept = Vec::new();
+    for sub in FOLDERS {
+        create_dir(&dir.join(sub))?;
     }
-    for (name, text) in [
-        ("bulletin.toml", CONFIG_TEMPLATE),
-        ("subscribers/example.csv", SAMPLE_CSV),
-    ] {
+    for (name, text) in FILES {
         let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            create_dir(parent)?;
+        }
         if write_new(&path, text)? {
             created.push(path);
-        } else if !quiet {
-            eprintln!("kept existing {}", path.display());
+        } else {
+            kept.push(path);
         }
     }
     if !quiet {
+        for path in &kept {
+            eprintln!("kept existing {}", path.display());
+        }
         for path in &created {
             eprintln!("created {}", path.display());
         }
-        eprintln!(
-            "next: edit {}, then `bulletin lists add news` and `bulletin subscribers import subscribers/example.csv`",
-            dir.join("bulletin.toml").display()
-        );
+        eprintln!("\nNext steps:");
+        if dir != Path::new(".") {
+            eprintln!("  cd {}", shell_word(&dir.display().to_string()));
+        }
+        eprint!("{NEXT_STEPS}");
     }
     Ok(Outcome::Success)
+}
+
+fn create_dir(path: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))
+}
+
+/// `word` as one shell word: as it is when it has nothing the shell would read, else in single
+/// quotes, so that the `cd` line can be pasted as printed.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_./+,:@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// Writes `text` to `path` unless the file exists; true when written.
@@ -117,5 +139,14 @@ mod tests {
         let c = crate::config::Config::parse(super::CONFIG_TEMPLATE, std::path::Path::new("t"))
             .expect("the scaffolded bulletin.toml must load");
         assert_eq!(c.smtp.pool, 8);
+    }
+
+    #[test]
+    fn the_cd_line_can_be_pasted_as_printed() {
+        use super::shell_word;
+        assert_eq!(shell_word("my-news"), "my-news");
+        assert_eq!(shell_word("../news/2026"), "../news/2026");
+        assert_eq!(shell_word("My News"), "'My News'");
+        assert_eq!(shell_word("it's $HOME"), "'it'\\''s $HOME'");
     }
 }

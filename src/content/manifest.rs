@@ -38,6 +38,10 @@ pub(super) struct Manifest {
     pub(super) template: Option<String>,
     pub(super) list: Option<String>,
     intro: Option<Spanned<String>>,
+    /// Whether the theme writes its greeting line ("Dear Ana Lima,") before the intro; an
+    /// intro that greets the reader itself sets this to false.
+    #[serde(default = "default_greeting")]
+    pub(super) greeting: bool,
     #[serde(default)]
     translations: BTreeMap<Spanned<String>, ManifestTranslation>,
     #[serde(default)]
@@ -68,6 +72,10 @@ struct ManifestSection {
     title_translations: BTreeMap<String, String>,
 }
 
+fn default_greeting() -> bool {
+    true
+}
+
 fn default_layout() -> Layout {
     Layout::Cards
 }
@@ -87,6 +95,7 @@ const MANIFEST_KEYS: &[(&str, &[&str])] = &[
             "template",
             "list",
             "intro",
+            "greeting",
             "translations",
             "sections",
             "articles",

@@ -222,6 +222,9 @@ pub struct Edition {
     pub template: String,
     /// Mailing list the edition is meant for, when the manifest names one.
     pub list: Option<String>,
+    /// Whether the theme greets the reader before the intro (`greeting = false` when the
+    /// intro does it).
+    pub greeting: bool,
     /// Edition texts per language (the default language's are complete).
     pub texts: BTreeMap<String, EditionTexts>,
     /// Sections in order.
@@ -396,6 +399,7 @@ fn build(
         languages,
         template: m.template.unwrap_or_else(|| "default".into()),
         list: m.list,
+        greeting: m.greeting,
         texts,
         sections,
         articles,

@@ -45,6 +45,8 @@ pub(super) struct EditionData<'a> {
     date: String,
     languages: &'a [String],
     default_language: &'a str,
+    /// Whether the theme writes its greeting line before the intro.
+    greeting: bool,
 }
 
 /// One entry of `sections`.
@@ -224,6 +226,7 @@ fn edition_data<'a>(picker: &mut Picker<'a>) -> (EditionData<'a>, Option<String>
         ),
         languages: &edition.languages,
         default_language: default,
+        greeting: edition.greeting,
     };
     (data, intro)
 }

@@ -3,7 +3,8 @@
 //! Errors stop `compose` (exit code 2): an unresolved placeholder, a missing unsubscribe link,
 //! HTML over Gmail's 102 KB clipping limit, a relative or unsafe link, an image without alt
 //! text. Warnings are printed and the edition still composes: mrml warnings, a long subject, a
-//! missing preheader or postal address, a language variant that fell back. Each finding names
+//! missing preheader or postal address, a language variant that fell back, an intro that
+//! greets the reader after the theme's own greeting. Each finding names
 //! the file and line when it has one.
 //!
 //! The checks run in two places: on the content files, where the file and line of a mistake
@@ -45,7 +46,7 @@ pub struct Finding {
     pub severity: Severity,
     /// Short stable name of the check, for scripts: `link`, `image-alt`, `placeholder`,
     /// `size`, `unsubscribe`, `mjml`, `subject`, `preheader`, `postal-address`, `fallback`,
-    /// `html`.
+    /// `html`, `greeting`.
     pub code: &'static str,
     /// The file it is in, when known.
     pub file: Option<String>,
@@ -188,6 +189,7 @@ pub(super) fn lint_content(edition: &Edition, report: &mut LintReport) -> BTreeS
             lint_article(a, report, &mut reported);
         }
     }
+    lint_greeting(edition, report);
     for texts in edition.texts.values() {
         if let Some(intro) = &texts.intro {
             for issue in markdown::check(intro) {
@@ -201,6 +203,85 @@ pub(super) fn lint_content(edition: &Edition, report: &mut LintReport) -> BTreeS
         }
     }
     reported
+}
+
+/// Words that open a greeting, per language (the first subtag of the variant's language).
+/// A language without a list is checked against all of them.
+const GREETING_WORDS: &[(&str, &[&str])] = &[
+    ("en", &["hello", "hi", "dear"]),
+    ("fr", &["bonjour", "cher", "chère"]),
+    ("es", &["hola", "estimado", "estimada"]),
+    ("pt", &["olá", "caro", "cara"]),
+    ("de", &["hallo", "liebe", "lieber"]),
+];
+
+/// The greeting word an intro starts with, if it starts with one: `Hello`, `**Bonjour**`,
+/// `¡Hola,`. Markdown markers and punctuation around the first word do not count.
+fn greeting_word<'a>(intro: &'a str, language: &str) -> Option<&'a str> {
+    let is_marker = |c: char| !c.is_alphanumeric();
+    let first = intro.trim_start_matches(is_marker);
+    let word = first
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .filter(|w| !w.is_empty())?;
+    let lower = word.to_lowercase();
+    let base = language.split('-').next().unwrap_or(language);
+    let mut lists = GREETING_WORDS.iter().filter(|(l, _)| *l == base).peekable();
+    let known = if lists.peek().is_some() {
+        lists.any(|(_, words)| words.contains(&lower.as_str()))
+    } else {
+        GREETING_WORDS
+            .iter()
+            .any(|(_, words)| words.contains(&lower.as_str()))
+    };
+    known.then_some(word)
+}
+
+/// The line of edition.toml where an intro's text starts: the line after `intro = """`
+/// when the value opens a multi-line string, else the key's own line.
+fn intro_text_line(manifest: &str, intro_line: usize, intro: &str) -> usize {
+    let opens_block = manifest
+        .lines()
+        .nth(intro_line.saturating_sub(1))
+        .is_some_and(|l| {
+            let l = l.trim_end();
+            l.ends_with("\"\"\"") || l.ends_with("'''")
+        });
+    let leading = intro.len() - intro.trim_start().len();
+    let within = line_of(intro, leading) - 1;
+    if opens_block {
+        intro_line + 1 + within
+    } else {
+        intro_line + within
+    }
+}
+
+/// A warning for each intro that greets the reader while the theme writes its own greeting
+/// line before it: the reader would read "Dear Ana Lima, Hello Ana Lima".
+fn lint_greeting(edition: &Edition, report: &mut LintReport) {
+    if !edition.greeting {
+        return;
+    }
+    // Only to place the warning; the edition was read from this file moments ago.
+    let manifest = std::fs::read_to_string(&edition.manifest_path).unwrap_or_default();
+    for (language, texts) in &edition.texts {
+        let Some(intro) = &texts.intro else { continue };
+        let Some(word) = greeting_word(intro, language) else {
+            continue;
+        };
+        report.push(Finding {
+            severity: Severity::Warning,
+            code: "greeting",
+            file: Some(edition.manifest_path.display().to_string()),
+            line: Some(intro_text_line(&manifest, texts.intro_line, intro)),
+            language: Some(language.clone()),
+            message: format!(
+                "the intro starts with the greeting `{word}` and the theme greets the reader \
+                 too, so they would be greeted twice; add `greeting = false` to edition.toml \
+                 (or start the intro differently)"
+            ),
+        });
+    }
 }
 
 fn push_issue(report: &mut LintReport, file: &Path, line: usize, issue: MarkdownIssue) {
@@ -506,4 +587,36 @@ pub(super) fn lint_fallback(
             parts.join(", ")
         ),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{greeting_word, intro_text_line};
+
+    #[test]
+    fn greeting_words_are_found_past_markdown_and_punctuation() {
+        assert_eq!(
+            greeting_word("Hello {{subscriber.name}},", "en"),
+            Some("Hello")
+        );
+        assert_eq!(greeting_word("**Chère** lectrice,", "fr"), Some("Chère"));
+        assert_eq!(greeting_word("¡Hola, amigos!", "es-MX"), Some("Hola"));
+        assert_eq!(greeting_word("Liebe Leserin,", "it"), Some("Liebe"));
+        // Only the first word, whole: "Highlights" is not "hi", and a greeting later on is
+        // the writer's choice.
+        assert_eq!(greeting_word("Highlights of the month", "en"), None);
+        assert_eq!(
+            greeting_word("This month, hello to our new members", "en"),
+            None
+        );
+        assert_eq!(greeting_word("Hola", "en"), None, "the language's own list");
+        assert_eq!(greeting_word("", "en"), None);
+    }
+
+    #[test]
+    fn an_intro_line_is_where_its_text_starts() {
+        let manifest = "slug = \"x\"\nintro = \"\"\"\n\nHello\n\"\"\"\nother = 1\nintro = \"Hi\"\n";
+        assert_eq!(intro_text_line(manifest, 2, "\nHello\n"), 4);
+        assert_eq!(intro_text_line(manifest, 7, "Hi"), 7);
+    }
 }

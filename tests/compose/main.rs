@@ -5,7 +5,9 @@
 mod broken;
 mod browser;
 mod cli;
+mod greeting;
 mod hostile;
+mod init;
 mod preview;
 mod snapshots;
 

@@ -182,7 +182,7 @@ fn init_scaffolds_a_project_that_works_and_never_overwrites() {
         "proj/bulletin.toml",
         "proj/templates",
         "proj/editions",
-        "proj/subscribers/example.csv",
+        "proj/subscribers/sample.csv",
     ] {
         assert!(p.path().join(path).exists(), "{path}");
     }
