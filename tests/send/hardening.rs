@@ -31,8 +31,10 @@ fn delivery(p: &crate::support::Project, email: &str) -> String {
 
 #[test]
 fn a_second_send_of_a_running_campaign_is_refused_and_nobody_gets_two_copies() {
+    // 80 messages at 50 ms over two connections keep the first sender busy for about two
+    // seconds, far longer than three refused sends take even on a loaded machine.
     let p = project_with(80);
-    let server = SmtpServer::faulty(p.path(), "delay=0.03");
+    let server = SmtpServer::faulty(p.path(), "delay=0.05");
     let first = send_command(&p, &server, 2)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
