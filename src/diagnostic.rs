@@ -157,7 +157,7 @@ impl<'a> SourceFile<'a> {
 /// the modules that read files are built from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Located {
-    /// The file.
+    /// The file the message is about, as given.
     pub(crate) path: PathBuf,
     /// 1-based line.
     pub(crate) line: usize,

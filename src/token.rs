@@ -75,9 +75,9 @@ impl Purpose {
 pub struct Claims {
     /// What it is for.
     pub purpose: Purpose,
-    /// The subscriber.
+    /// The subscriber the link was mailed to.
     pub subscriber_id: i64,
-    /// The list.
+    /// The list the link acts on.
     pub list_id: i64,
     /// Unix seconds when it was issued.
     pub issued_at: i64,

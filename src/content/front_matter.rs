@@ -68,7 +68,7 @@ impl std::fmt::Display for NumberOrText {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct ArticleMeta {
-    /// Headline.
+    /// The headline, shown as the article's title in every layout.
     pub title: String,
     /// One or two sentences shown under the headline.
     pub summary: String,

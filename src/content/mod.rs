@@ -49,7 +49,7 @@ pub enum ContentError {
         "{path} is not an edition folder: it has no edition.toml (see editions/glo-act-special-edition/ for an example)"
     )]
     NotAnEdition {
-        /// The folder.
+        /// The edition folder that was given.
         path: PathBuf,
     },
     /// `edition.toml` is not valid TOML or a value has the wrong type.
@@ -147,7 +147,7 @@ pub struct Section {
     pub title: String,
     /// Title per other language.
     pub title_translations: BTreeMap<String, String>,
-    /// Layout.
+    /// How the article is laid out: full width, or a tile of the grid.
     pub layout: Layout,
     /// Columns of a grid (2 or 3).
     pub columns: u8,

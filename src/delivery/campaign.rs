@@ -116,7 +116,7 @@ pub struct BeginOptions {
 /// A campaign ready to run, and what was found on the way, for the operator.
 #[derive(Debug)]
 pub struct Begun {
-    /// The campaign.
+    /// The campaign, created now or resumed.
     pub campaign: Campaign,
     /// Its lease, held by this process; the engine renews it.
     pub lease: Lease,

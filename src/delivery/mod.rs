@@ -40,7 +40,7 @@ pub enum DeliveryError {
     /// The outbox folder cannot be created.
     #[error("cannot create the outbox {path}: {source}")]
     Outbox {
-        /// The folder.
+        /// The folder given with `--outbox`.
         path: String,
         /// What went wrong, for the operator.
         source: std::io::Error,
@@ -48,7 +48,7 @@ pub enum DeliveryError {
     /// The relay cannot be reached or refuses us (checked before the first message).
     #[error("cannot deliver through {relay}: {cause}")]
     Relay {
-        /// The transport.
+        /// The transport, as `describe()` names it.
         relay: String,
         /// What went wrong.
         cause: String,
@@ -56,7 +56,7 @@ pub enum DeliveryError {
     /// The database stopped taking writes mid-send.
     #[error("campaign #{campaign}: the database failed mid-send ({cause}). {}", unrecorded_advice(unrecorded, *status_recorded))]
     Unrecorded {
-        /// The campaign.
+        /// The campaign whose outcomes could not all be recorded.
         campaign: i64,
         /// The database error.
         cause: String,
@@ -156,7 +156,7 @@ pub enum Halt {
     RelayDown {
         /// How many.
         failures: u32,
-        /// The relay.
+        /// The relay, as `describe()` names it.
         relay: String,
         /// The last failure.
         last: String,

@@ -43,7 +43,7 @@ pub enum MailError {
 pub struct Mailbox {
     /// Display name (may be empty).
     pub name: String,
-    /// The address.
+    /// The address, validated at its door.
     pub address: Address,
 }
 
@@ -153,7 +153,7 @@ impl Prepared {
 /// What differs per recipient.
 #[derive(Debug, Clone)]
 pub struct Personal<'a> {
-    /// The recipient.
+    /// The recipient, as the `To:` header names them.
     pub to: &'a Mailbox,
     /// Their one-click unsubscribe URL (RFC 8058).
     pub unsubscribe_url: &'a str,
@@ -202,7 +202,7 @@ pub fn build(sender: &Sender, prepared: &Prepared, p: &Personal<'_>) -> Vec<u8> 
 /// an edition: no List-Unsubscribe, and `Auto-Submitted` so that autoresponders stay quiet.
 #[derive(Debug, Clone)]
 pub struct Transactional<'a> {
-    /// The recipient.
+    /// The recipient, as the `To:` header names them.
     pub to: &'a Mailbox,
     /// `Subject`.
     pub subject: &'a str,

@@ -94,13 +94,13 @@ pub enum RenderError {
         file: String,
         /// 1-based line where the limit is passed.
         line: usize,
-        /// The limit.
+        /// The deepest nesting allowed.
         limit: usize,
     },
     /// The lint report has errors.
     #[error("lint found {errors} error(s) in `{slug}`; fix them and compose again")]
     Lint {
-        /// The edition.
+        /// The slug of the edition that has the errors.
         slug: String,
         /// How many errors.
         errors: usize,

@@ -190,7 +190,7 @@ pub(crate) fn placeholder_slot(inner: &str) -> Option<(SlotKey, String)> {
 pub struct SubscriberSlots {
     /// Name (empty when unknown: slots then show their fallback).
     pub name: String,
-    /// Address.
+    /// The recipient's address, for the `{{email}}` slot.
     pub email: String,
     /// One-click unsubscribe URL, unique to this subscriber.
     pub unsubscribe_url: String,

@@ -140,9 +140,9 @@ impl DeliveryCounts {
 pub struct Recipient {
     /// The delivery row.
     pub delivery_id: i64,
-    /// The subscriber.
+    /// The subscriber the delivery is for.
     pub subscriber_id: i64,
-    /// Address.
+    /// Their address, where the message goes.
     pub email: String,
     /// Display name.
     pub name: String,
@@ -236,9 +236,9 @@ pub enum CampaignError {
          or finish campaign #{id} from the content it started with"
     )]
     ContentChanged {
-        /// The edition.
+        /// The edition's slug.
         slug: String,
-        /// The list.
+        /// The list it was sent to.
         list: String,
         /// The earlier campaign.
         id: i64,
@@ -259,7 +259,7 @@ pub enum CampaignError {
         holder.pid, holder.host, holder.acquired_at, holder.heartbeat_at, holder.expires_at
     )]
     Busy {
-        /// The campaign.
+        /// The campaign that was already started.
         id: i64,
         /// Who holds it (boxed: errors travel by value, and this one is large).
         holder: Box<super::LeaseInfo>,

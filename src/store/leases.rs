@@ -53,7 +53,7 @@ impl LeaseHolder {
 /// A lease held by this process.
 #[derive(Debug, Clone)]
 pub struct Lease {
-    /// The campaign.
+    /// The campaign the lease is on.
     pub campaign_id: i64,
     /// Our owner token.
     pub owner: String,

@@ -142,7 +142,7 @@ pub enum StoreError {
         "list `{name}` has {campaigns} campaign(s) on record; pass --force to remove it anyway (the campaigns keep its name)"
     )]
     ListInUse {
-        /// The list.
+        /// The list that campaigns still name.
         name: String,
         /// How many campaigns name it.
         campaigns: i64,
@@ -435,7 +435,7 @@ impl Store {
 /// One row of the audit log, as shown to operators.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct Event {
-    /// When.
+    /// When it happened (RFC 3339, UTC).
     pub occurred_at: String,
     /// subscribed, confirmed, unsubscribed, updated, erased, ...
     pub kind: String,

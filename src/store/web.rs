@@ -54,7 +54,7 @@ pub enum PendingOutcome {
     Confirm {
         /// The subscriber (new or existing).
         subscriber_id: i64,
-        /// The list.
+        /// The list the confirmation link is for.
         list_id: i64,
         /// The subscriber's token nonce, to sign the confirm link.
         nonce: String,
