@@ -147,7 +147,7 @@ pub struct Section {
     pub title: String,
     /// Title per other language.
     pub title_translations: BTreeMap<String, String>,
-    /// How the article is laid out: full width, or a tile of the grid.
+    /// How the section's articles are laid out: full-width cards, or a grid of columns.
     pub layout: Layout,
     /// Columns of a grid (2 or 3).
     pub columns: u8,
