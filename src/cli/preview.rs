@@ -20,6 +20,7 @@ use clap::Args;
 use super::compose::{identity, load_and_render, sample_subscriber, templates_dir};
 use super::{Context, Outcome, UsageError};
 use crate::content::Edition;
+use crate::render::lint::CLIP_LIMIT_BYTES;
 use crate::render::{ListIdentity, RenderedEdition, Severity, Theme};
 
 /// Where `--serve` listens when no address is given.
@@ -277,6 +278,106 @@ fn esc(text: &str) -> String {
     out
 }
 
+/// The email's HTML size against Gmail's clipping limit (the filled email as sent, not the
+/// lint's generous estimate), and every link of it with the text a reader clicks and its
+/// target: what to check by eye before sending.
+fn size_and_links(lang: &str, html: &str) -> String {
+    let bytes = html.len();
+    let limit_kb = CLIP_LIMIT_BYTES / 1024;
+    let kb = format!("{:.1}", bytes as f64 / 1024.0);
+    let size = if bytes > CLIP_LIMIT_BYTES {
+        format!(
+            "<p class=\"error\" id=\"size-{l}\"><strong>HTML size: {kb} KB ({bytes} bytes), over Gmail’s \
+             {limit_kb} KB clipping limit</strong>: Gmail will hide the end of this email, unsubscribe \
+             link included. Shorten the articles or move some to the web version.</p>",
+            l = esc(lang)
+        )
+    } else {
+        format!(
+            "<p class=\"ok\" id=\"size-{l}\">HTML size: {kb} KB ({bytes} bytes) of Gmail’s {limit_kb} KB \
+             clipping limit</p>",
+            l = esc(lang)
+        )
+    };
+    let found = links(html);
+    let rows: String = found
+        .iter()
+        .map(|(text, target)| format!("<tr><td>{text}</td><td><code>{target}</code></td></tr>"))
+        .collect();
+    format!(
+        "{size}<details open><summary>Links ({n})</summary><table class=\"headers\" id=\"links-{l}\">\
+         <tr><th>Text</th><th>Target</th></tr>{rows}</table></details>",
+        n = found.len(),
+        l = esc(lang)
+    )
+}
+
+/// Every `<a href>` of an email as (text a reader sees, target), in document order. Both are
+/// taken from the email's own HTML, where entities are already escaped; only `<` and `>` (no
+/// tag is left after stripping them) are escaped again, so the page shows them as text.
+fn links(html: &str) -> Vec<(String, String)> {
+    let neutral = |s: &str| s.replace('<', "&lt;").replace('>', "&gt;");
+    let mut found = Vec::new();
+    let mut pos = 0;
+    while let Some(i) = html[pos..].find("<a ") {
+        let start = pos + i;
+        let Some(tag_len) = html[start..].find('>') else {
+            break;
+        };
+        let tag = &html[start..start + tag_len];
+        let inner_start = start + tag_len + 1;
+        let inner_end = html[inner_start..]
+            .find("</a>")
+            .map_or(html.len(), |e| inner_start + e);
+        let inner = &html[inner_start..inner_end];
+        pos = inner_end;
+        let Some(target) = attribute(tag, "href") else {
+            continue;
+        };
+        let text = visible_text(inner);
+        let text = if !text.is_empty() {
+            text
+        } else if let Some(alt) = attribute(inner, "alt").filter(|a| !a.trim().is_empty()) {
+            format!("image: {alt}")
+        } else {
+            "(no text)".to_string()
+        };
+        found.push((neutral(&text), neutral(target)));
+    }
+    found
+}
+
+/// The value of `name="…"` in an HTML fragment, preceded by whitespace (so that `data-href`
+/// is not `href`).
+fn attribute<'a>(html: &'a str, name: &str) -> Option<&'a str> {
+    let needle = format!("{name}=\"");
+    let mut pos = 0;
+    while let Some(i) = html[pos..].find(&needle) {
+        let at = pos + i;
+        let value_start = at + needle.len();
+        if html[..at].ends_with(char::is_whitespace) {
+            return html[value_start..].split('"').next();
+        }
+        pos = value_start;
+    }
+    None
+}
+
+/// The text of an HTML fragment without its tags, whitespace collapsed.
+fn visible_text(html: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 const STYLE: &str = r#"
 body { margin: 0; font: 15px/1.5 -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif; background: #e9edf2; color: #1f2933; }
 header { background: #0b4f8a; color: #fff; padding: 14px 24px; position: sticky; top: 0; z-index: 2; }
@@ -413,13 +514,14 @@ fn build(
              <iframe title=\"{l} email, desktop\" srcdoc=\"{doc}\"></iframe></figure>\
              <figure class=\"phone\"><figcaption>Phone (375 px)</figcaption>\
              <iframe title=\"{l} email, phone\" srcdoc=\"{doc}\"></iframe></figure></div>\
-             <details open><summary>Message headers</summary><table class=\"headers\">{header_rows}</table></details>\
+             {checks}<details open><summary>Message headers</summary><table class=\"headers\">{header_rows}</table></details>\
              <details open><summary>Lint</summary><ul class=\"lint\">{findings}</ul></details>\
              <details><summary>Text part</summary><pre class=\"text\">{text_esc}</pre></details></section>",
             l = esc(lang),
             subject = esc(&variant.subject),
             doc = esc(&html),
             text_esc = esc(&text),
+            checks = size_and_links(lang, &html),
         ));
         emails.insert(lang.clone(), html);
         texts.insert(lang.clone(), text);

@@ -204,8 +204,8 @@ pub(crate) async fn test_send(
         variant.subject = format!("[TEST] {}", variant.subject);
     }
     let sender = Sender::from_config(&ctx.config)?;
-    // Test copies carry a link that looks real but is signed with a throw-away key: it must
-    // never unsubscribe anyone.
+    // Test copies' links lead to the page that explains a test copy (never a real token:
+    // they must never unsubscribe anyone); the key below signs nothing that is sent.
     let keys = Keys::new(
         &crate::config::Secret::new(format!("test-copy-{}", "x".repeat(32))),
         &[],
@@ -218,7 +218,8 @@ pub(crate) async fn test_send(
         &ctx.config.list.public_url,
         0,
         0,
-    );
+    )
+    .for_test_copy();
     if let Some(signer) = crate::mail::dkim::Signer::from_config(&ctx.config)? {
         personaliser = personaliser.with_dkim(signer);
     }

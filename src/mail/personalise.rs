@@ -27,6 +27,7 @@ pub struct Personaliser {
     campaign_id: i64,
     feedback_id: Option<String>,
     signer: Option<dkim::Signer>,
+    test_copy: bool,
 }
 
 /// The recipient facts a message needs.
@@ -73,6 +74,12 @@ pub enum PersonaliseError {
 }
 
 impl Personaliser {
+    /// The path under the public URL of every unsubscribe and preferences link in a test copy
+    /// (`preview --to`): `serve` answers it with a page saying that it is a test copy, instead
+    /// of refusing a token signed with a throw-away key. It is not a token, so it can never act
+    /// for anybody.
+    pub const TEST_COPY_PATH: &str = "/u/test-copy";
+
     /// Prepares the shared parts of every language variant.
     pub fn new(
         edition: Arc<RenderedEdition>,
@@ -97,7 +104,16 @@ impl Personaliser {
             list_id,
             campaign_id,
             signer: None,
+            test_copy: false,
         }
+    }
+
+    /// Builds test copies: every unsubscribe and preferences link is
+    /// `{public_url}`[`Self::TEST_COPY_PATH`], the page that explains a test copy, so that the person
+    /// checking the test copy can follow its links and sees what they are for.
+    pub fn for_test_copy(mut self) -> Self {
+        self.test_copy = true;
+        self
     }
 
     /// Signs every message with this DKIM key.
@@ -113,6 +129,9 @@ impl Personaliser {
 
     /// The one-click unsubscribe URL of a subscriber for this list.
     pub fn unsubscribe_url(&self, subscriber_id: i64, token_nonce: &str, now: i64) -> String {
+        if self.test_copy {
+            return format!("{}{}", self.public_url, Self::TEST_COPY_PATH);
+        }
         let token = self
             .keys
             .unsubscribe(subscriber_id, self.list_id, token_nonce, now);

@@ -393,6 +393,10 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(home))
         .route("/healthz", get(healthz))
         .route(
+            crate::mail::Personaliser::TEST_COPY_PATH,
+            get(unsubscribe::test_copy).post(unsubscribe::test_copy),
+        )
+        .route(
             "/u/{token}",
             get(unsubscribe::page).post(unsubscribe::one_click),
         )

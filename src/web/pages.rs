@@ -120,6 +120,8 @@ pub(crate) struct Strings {
     pub(crate) mail_subject: &'static str,
     pub(crate) mail_body: &'static str,
     pub(crate) mail_button: &'static str,
+    pub(crate) test_copy_title: &'static str,
+    pub(crate) test_copy_body: &'static str,
 }
 
 static EN: Strings = Strings {
@@ -180,6 +182,10 @@ static EN: Strings = Strings {
         The link is valid for {days} days. If you did not ask for this, ignore this message: \
         you will receive nothing more.\n",
     mail_button: "Confirm my subscription",
+    test_copy_title: "This is a test copy",
+    test_copy_body: "You opened a link of a test copy of an edition, sent with bulletin preview --to to check it \
+        before sending. In the real edition, this button unsubscribes the reader from the list. \
+        Nothing was changed: a test copy unsubscribes nobody.",
 };
 
 static FR: Strings = Strings {
@@ -241,6 +247,10 @@ static FR: Strings = Strings {
         Le lien est valable {days} jours. Si vous n’avez rien demandé, ignorez ce message : \
         vous ne recevrez rien de plus.\n",
     mail_button: "Confirmer mon abonnement",
+    test_copy_title: "Ceci est une copie de test",
+    test_copy_body: "Vous avez ouvert un lien d’une copie de test d’une édition, envoyée avec bulletin preview --to \
+        pour la vérifier avant l’envoi. Dans l’édition réelle, ce bouton désinscrit le lecteur de la liste. \
+        Rien n’a été modifié : une copie de test ne désinscrit personne.",
 };
 
 /// The one stylesheet, inline so that a page needs no second request. The CSP allows exactly

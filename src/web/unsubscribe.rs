@@ -68,6 +68,20 @@ pub(super) async fn page(
     Ok(page_ok(&state, lang, &title, &body))
 }
 
+/// `GET` and `POST /u/test-copy`, the links of a test copy (`preview --to`): a page saying
+/// what the link does in the real edition. It reads no token and writes nothing, so a mail
+/// program's one-click POST is answered 200 like a real one.
+pub(super) async fn test_copy(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let lang = browser_lang(&headers);
+    let s = lang.strings();
+    page_ok(
+        &state,
+        lang,
+        s.test_copy_title,
+        &para(&escape(s.test_copy_body)),
+    )
+}
+
 /// `POST /u/{token}`: leave the list the message came from. Always 200 once the token
 /// verifies, whether or not anything changed (idempotent).
 pub(super) async fn one_click(

@@ -142,3 +142,77 @@ fn serves_the_page_and_rerenders_when_a_file_changes() {
     assert!(page.contains("The edition does not render"), "{page}");
     assert!(page.contains("harbour.md:1: no front matter"));
 }
+
+/// `bulletin preview EDITION --out p.html` in `dir`; returns the page.
+fn preview_page(dir: &std::path::Path, edition: &std::path::Path) -> String {
+    super::bulletin(dir)
+        .args(["preview", "--out", "p.html"])
+        .arg(edition)
+        .assert()
+        .success();
+    std::fs::read_to_string(dir.join("p.html")).expect("page")
+}
+
+#[test]
+fn the_page_shows_each_emails_size_against_the_clip_and_every_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = preview_page(dir.path(), &super::example());
+    // The size shown is the size of the email `compose` writes (same made-up subscriber).
+    super::bulletin(dir.path())
+        .arg("compose")
+        .arg(super::example())
+        .assert()
+        .success();
+    for lang in ["en", "fr"] {
+        let email = dir
+            .path()
+            .join("out/glo-act-special-edition")
+            .join(lang)
+            .join("email.html");
+        let bytes = std::fs::metadata(&email).expect("email.html").len();
+        let figure = format!("({bytes} bytes) of Gmail’s 102 KB clipping limit");
+        let section = page
+            .split(&format!("id=\"lang-{lang}\""))
+            .nth(1)
+            .expect("the language's section");
+        assert!(section.contains(&figure), "{lang}: no `{figure}`");
+    }
+    assert!(!page.contains("over Gmail’s"), "the example is not clipped");
+    // A known link of the example, with its text and target, and the unsubscribe link.
+    assert!(
+        page.contains(
+            "<td>summary of the protocols</td>\
+             <td><code>https://newsletter.example.org/documents/untoc-protocols-summary.pdf</code></td>"
+        ),
+        "the link list"
+    );
+    assert!(page.contains("<code>https://newsletter.example.org/unsubscribe/preview-token</code>"));
+}
+
+#[test]
+fn an_email_over_gmails_clip_is_flagged_on_the_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edition = dir.path().join("big");
+    super::copy_dir(&super::fixture("minimal"), &edition);
+    let article = edition.join("articles/harbour.md");
+    let mut text = std::fs::read_to_string(&article).expect("read");
+    for i in 0..2_500 {
+        text.push_str(&format!(
+            "\nParagraph {i} of a very long article about the harbour.\n"
+        ));
+    }
+    std::fs::write(&article, text).expect("write");
+    let page = preview_page(dir.path(), &edition);
+    assert!(
+        page.contains("class=\"error\" id=\"size-en\"")
+            && page.contains("over Gmail’s 102 KB clipping limit"),
+        "{}",
+        page.split("id=\"size-en\"")
+            .nth(1)
+            .unwrap_or("no size line")
+    );
+    assert!(
+        page.contains("class=\"ok\" id=\"size-es\""),
+        "es stays under"
+    );
+}

@@ -12,5 +12,6 @@ mod one_click;
 mod robustness;
 mod subscribe;
 mod support;
+mod test_copy;
 
 use bulletin_testkit::dkim as dkim_support;
