@@ -9,6 +9,7 @@
 mod campaigns;
 mod compose;
 mod lists;
+mod manpage;
 mod output;
 mod preview;
 mod scaffold;
@@ -38,24 +39,37 @@ pub struct Cli {
         long,
         global = true,
         env = "BULLETIN_CONFIG",
+        help_heading = "Global options",
         value_name = "PATH"
     )]
     pub config: Option<PathBuf>,
 
     /// Database URL, e.g. sqlite://bulletin.db (overrides [database] url)
-    #[arg(long, global = true, env = "BULLETIN_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "BULLETIN_DATABASE_URL",
+        value_name = "URL",
+        help_heading = "Global options"
+    )]
     pub database: Option<String>,
 
     /// Print only errors
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
     pub quiet: bool,
 
     /// Print more detail (repeat for more)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     pub verbose: u8,
 
     /// Machine-readable output on stdout (one JSON document)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
 
     /// What to do.
@@ -183,7 +197,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Success);
         }
         Command::Manpage { out } => {
-            write_manpages(out)?;
+            manpage::write_manpages(out)?;
             return Ok(Outcome::Success);
         }
         Command::Init(args) => return scaffold::init(args, cli.quiet),
@@ -226,33 +240,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Success)
         }
     }
-}
-
-fn write_manpages(out: &std::path::Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let cmd = Cli::command();
-    let mut pages = vec![("bulletin".to_string(), cmd.clone())];
-    for sub in cmd.get_subcommands() {
-        pages.push((format!("bulletin-{}", sub.get_name()), sub.clone()));
-        for subsub in sub.get_subcommands() {
-            pages.push((
-                format!("bulletin-{}-{}", sub.get_name(), subsub.get_name()),
-                subsub.clone(),
-            ));
-        }
-    }
-    for (name, page) in pages {
-        let page = page.name(name.clone());
-        let mut buffer = Vec::new();
-        clap_mangen::Man::new(page)
-            .render(&mut buffer)
-            .with_context(|| format!("cannot render the man page {name}"))?;
-        let path = out.join(format!("{name}.1"));
-        std::fs::write(&path, buffer)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    eprintln!("man pages written to {}", out.display());
-    Ok(())
 }
 
 /// The exit code for an error: 2 when the cause is the user's input, 1 otherwise.
