@@ -7,6 +7,7 @@
 //! for an input error anywhere in its cause chain.
 
 mod campaigns;
+mod complete;
 mod compose;
 mod lists;
 mod manpage;
@@ -21,7 +22,7 @@ use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 use crate::store::{Store, StoreError};
@@ -104,6 +105,12 @@ pub enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+    /// Print completion candidates (what the completion scripts run for `--list`)
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        /// What to list
+        what: complete::Candidates,
     },
     /// Write the man pages (bulletin.1 and one per subcommand) into a folder
     Manpage {
@@ -189,11 +196,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     // Commands that need neither configuration nor database.
     match &cli.command {
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            // Into a buffer first: clap_complete panics when its writer fails (a closed pipe).
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "bulletin", &mut script);
-            std::io::stdout().lock().write_all(&script)?;
+            complete::print_script(*shell)?;
+            return Ok(Outcome::Success);
+        }
+        Command::Complete { what: _ } => {
+            complete::print_candidates(cli.config.as_deref(), cli.database.as_deref()).await;
             return Ok(Outcome::Success);
         }
         Command::Manpage { out } => {
@@ -236,9 +243,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Send(args) => send::send(&ctx, args).await,
         Command::Campaigns(cmd) => campaigns::campaigns(&ctx, cmd).await,
         Command::Serve(args) => serve::run(&ctx, args).await,
-        Command::Completions { .. } | Command::Manpage { .. } | Command::Init(_) => {
-            Ok(Outcome::Success)
-        }
+        Command::Completions { .. }
+        | Command::Complete { .. }
+        | Command::Manpage { .. }
+        | Command::Init(_) => Ok(Outcome::Success),
     }
 }
 
