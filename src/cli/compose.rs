@@ -17,6 +17,7 @@ use crate::render::{self, ListIdentity, RenderError, RenderedEdition, Subscriber
 #[derive(Debug, Args)]
 pub struct ComposeArgs {
     /// The edition folder (edition.toml and articles/)
+    #[arg(value_hint = clap::ValueHint::DirPath)]
     pub edition: PathBuf,
     /// Write into OUT/<lang>/ [default: out/<edition slug>]
     #[arg(long, value_name = "DIR")]

@@ -7,8 +7,10 @@
 //! for an input error anywhere in its cause chain.
 
 mod campaigns;
+mod complete;
 mod compose;
 mod lists;
+mod manpage;
 mod output;
 mod preview;
 mod scaffold;
@@ -20,7 +22,7 @@ use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 use crate::store::{Store, StoreError};
@@ -38,24 +40,37 @@ pub struct Cli {
         long,
         global = true,
         env = "BULLETIN_CONFIG",
+        help_heading = "Global options",
         value_name = "PATH"
     )]
     pub config: Option<PathBuf>,
 
     /// Database URL, e.g. sqlite://bulletin.db (overrides [database] url)
-    #[arg(long, global = true, env = "BULLETIN_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "BULLETIN_DATABASE_URL",
+        value_name = "URL",
+        help_heading = "Global options"
+    )]
     pub database: Option<String>,
 
     /// Print only errors
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
     pub quiet: bool,
 
     /// Print more detail (repeat for more)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     pub verbose: u8,
 
     /// Machine-readable output on stdout (one JSON document)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
 
     /// What to do.
@@ -90,6 +105,12 @@ pub enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+    /// Print completion candidates (what the completion scripts run for `--list`)
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        /// What to list
+        what: complete::Candidates,
     },
     /// Write the man pages (bulletin.1 and one per subcommand) into a folder
     Manpage {
@@ -175,15 +196,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     // Commands that need neither configuration nor database.
     match &cli.command {
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            // Into a buffer first: clap_complete panics when its writer fails (a closed pipe).
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "bulletin", &mut script);
-            std::io::stdout().lock().write_all(&script)?;
+            complete::print_script(*shell)?;
+            return Ok(Outcome::Success);
+        }
+        Command::Complete { what: _ } => {
+            complete::print_candidates(cli.config.as_deref(), cli.database.as_deref()).await;
             return Ok(Outcome::Success);
         }
         Command::Manpage { out } => {
-            write_manpages(out)?;
+            manpage::write_manpages(out)?;
             return Ok(Outcome::Success);
         }
         Command::Init(args) => return scaffold::init(args, cli.quiet),
@@ -222,37 +243,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Send(args) => send::send(&ctx, args).await,
         Command::Campaigns(cmd) => campaigns::campaigns(&ctx, cmd).await,
         Command::Serve(args) => serve::run(&ctx, args).await,
-        Command::Completions { .. } | Command::Manpage { .. } | Command::Init(_) => {
-            Ok(Outcome::Success)
-        }
+        Command::Completions { .. }
+        | Command::Complete { .. }
+        | Command::Manpage { .. }
+        | Command::Init(_) => Ok(Outcome::Success),
     }
-}
-
-fn write_manpages(out: &std::path::Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let cmd = Cli::command();
-    let mut pages = vec![("bulletin".to_string(), cmd.clone())];
-    for sub in cmd.get_subcommands() {
-        pages.push((format!("bulletin-{}", sub.get_name()), sub.clone()));
-        for subsub in sub.get_subcommands() {
-            pages.push((
-                format!("bulletin-{}-{}", sub.get_name(), subsub.get_name()),
-                subsub.clone(),
-            ));
-        }
-    }
-    for (name, page) in pages {
-        let page = page.name(name.clone());
-        let mut buffer = Vec::new();
-        clap_mangen::Man::new(page)
-            .render(&mut buffer)
-            .with_context(|| format!("cannot render the man page {name}"))?;
-        let path = out.join(format!("{name}.1"));
-        std::fs::write(&path, buffer)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    eprintln!("man pages written to {}", out.display());
-    Ok(())
 }
 
 /// The exit code for an error: 2 when the cause is the user's input, 1 otherwise.

@@ -30,6 +30,7 @@ const DEFAULT_ADDR: &str = "127.0.0.1:8025";
 #[derive(Debug, Args)]
 pub struct PreviewArgs {
     /// The edition folder (edition.toml and articles/)
+    #[arg(value_hint = clap::ValueHint::DirPath)]
     pub edition: PathBuf,
     /// Serve the preview on ADDR and re-render when a file changes [default: 127.0.0.1:8025]
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DEFAULT_ADDR)]

@@ -27,6 +27,7 @@ use crate::token::Keys;
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// The edition folder
+    #[arg(value_hint = clap::ValueHint::DirPath)]
     pub edition: PathBuf,
     /// The list to send to
     #[arg(long, value_name = "L")]

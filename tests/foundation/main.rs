@@ -5,6 +5,7 @@
 mod addresses;
 mod config;
 mod export;
+mod help;
 mod import;
 mod lists;
 mod names;
