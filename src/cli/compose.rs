@@ -78,8 +78,10 @@ pub(crate) fn sample_subscriber(list: &ListIdentity, slug: &str, lang: &str) -> 
     SubscriberSlots {
         name: "Ana Lima".into(),
         email: "ana.lima@example.org".into(),
-        unsubscribe_url: format!("{base}/unsubscribe/preview-token"),
-        preferences_url: format!("{base}/preferences/preview-token"),
+        // The page `serve` shows for test copies: a link clicked in a preview or a composed
+        // file explains itself instead of reporting an invalid link.
+        unsubscribe_url: format!("{base}{}", crate::mail::Personaliser::TEST_COPY_PATH),
+        preferences_url: format!("{base}{}", crate::mail::Personaliser::TEST_COPY_PATH),
         archive_url: render::archive_url(base, slug, lang),
         attributes,
     }

@@ -24,7 +24,7 @@ fn compose_writes_every_language_and_a_clean_report() {
         );
         assert!(!html.contains("BxSLOT"));
         let text = std::fs::read_to_string(out.join("email.txt")).expect("text");
-        assert!(text.contains("https://newsletter.example.org/unsubscribe/preview-token"));
+        assert!(text.contains("https://newsletter.example.org/u/test-copy"));
         let archive = std::fs::read_to_string(out.join("archive.html")).expect("archive");
         assert!(!archive.contains("Ana Lima"), "the web version is nobody's");
     }

@@ -186,7 +186,7 @@ fn the_page_shows_each_emails_size_against_the_clip_and_every_link() {
         ),
         "the link list"
     );
-    assert!(page.contains("<code>https://newsletter.example.org/unsubscribe/preview-token</code>"));
+    assert!(page.contains("<code>https://newsletter.example.org/u/test-copy</code>"));
 }
 
 #[test]
