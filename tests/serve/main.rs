@@ -8,6 +8,7 @@
 mod archive;
 mod browser;
 mod consent;
+mod journey;
 mod one_click;
 mod robustness;
 mod subscribe;

@@ -40,6 +40,11 @@ impl Project {
         Self(bulletin_testkit::project::Project::new())
     }
 
+    /// A folder that is not a project yet (for `bulletin init .`).
+    pub(crate) fn bare() -> Self {
+        Self(bulletin_testkit::project::Project::bare())
+    }
+
     pub(crate) fn db_url(&self) -> String {
         format!("sqlite://{}", self.path().join("bulletin.db").display())
     }
