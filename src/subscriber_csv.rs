@@ -562,7 +562,8 @@ fn formula_like(cell: &str) -> bool {
 /// The cell as export writes it: a `'` in front of a formula-like cell, which spreadsheets
 /// show as text and never run. Cells already starting with `'` and then a formula get one
 /// more, so that [`restore_formula`] can take exactly one away: the round trip is exact.
-fn neutralise_formula(cell: &str) -> std::borrow::Cow<'_, str> {
+/// Every CSV bulletin writes for spreadsheets goes through it (exports, campaign reports).
+pub fn neutralise_formula(cell: &str) -> std::borrow::Cow<'_, str> {
     if formula_like(cell) {
         std::borrow::Cow::Owned(format!("'{cell}"))
     } else {

@@ -383,7 +383,10 @@ fn report_csv(
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(&header)?;
     for row in &cells {
-        out.write_record(row.iter().map(|c| spreadsheet_safe(c).into_owned()))?;
+        out.write_record(
+            row.iter()
+                .map(|c| crate::subscriber_csv::neutralise_formula(c).into_owned()),
+        )?;
     }
     let bytes = out
         .into_inner()
@@ -391,16 +394,6 @@ fn report_csv(
     let mut text = String::from_utf8(bytes)?;
     text.truncate(text.trim_end_matches('\n').len());
     Ok(text)
-}
-
-/// A cell a spreadsheet shows as text: a relay's reply or an address starting like a formula
-/// (`=`, `+`, `-`, `@`; OWASP's CSV injection) gets a `'` in front, which spreadsheets hide.
-fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{cell}").into()
-    } else {
-        cell.into()
-    }
 }
 
 /// Asks the campaign's sender to stop after the messages in flight.
