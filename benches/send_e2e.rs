@@ -74,20 +74,7 @@ fn main() {
     let avg = (bytes / n as u64).max(1);
 
     let key = dir.path().join("dkim.pem");
-    let status = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&key)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(status.success());
+    bulletin_testkit::dkim::generate_key(&key, bulletin_testkit::dkim::KeyKind::RsaPkcs8);
     let db_dkim = prepare(dir.path(), "dkim", n, Some(&key));
     let mut cmd = bulletin(&db_dkim, Some(&relay));
     cmd.args([

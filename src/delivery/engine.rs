@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, mpsc};
 
 use super::{
     DeliveryError, Halt, Problem, Progress, RunReport, SendError, Session, Settings, Stage,
-    Transport, Verdict, check,
+    Transport, Verdict,
 };
 use crate::mail::{Personaliser, RecipientData};
 use crate::store::{
@@ -282,17 +282,15 @@ pub struct Run<'a, T> {
 }
 
 /// Runs a campaign under its lease until every recipient has an outcome, or until it is
-/// paused, interrupted, the relay looks down or refuses us, or the database fails.
+/// paused, interrupted, the relay looks down or refuses us, or the database fails. Called
+/// after [`super::begin`], which checked the relay and took the lease.
 pub async fn run<T: Transport>(
     run: Run<'_, T>,
     progress: &mut dyn Progress,
 ) -> Result<RunReport, DeliveryError> {
+    // The relay was checked by `begin`, moments ago; if it went down since, the workers'
+    // failures say so (and enough of them in a row pause the campaign).
     let started = Instant::now();
-    // Fail before anything is claimed if the relay cannot be reached at all.
-    if let Err(e) = check(run.transport.as_ref()).await {
-        let _ = run.store.release_lease(run.lease).await;
-        return Err(e);
-    }
     let concurrency = run.settings.concurrency.max(1);
     let (job_tx, job_rx) = mpsc::channel::<Recipient>(concurrency);
     let (done_tx, done_rx) = mpsc::channel::<Done>(concurrency * 2);
