@@ -23,6 +23,8 @@ use crate::content::Edition;
 use crate::render::lint::CLIP_LIMIT_BYTES;
 use crate::render::{ListIdentity, RenderedEdition, Severity, Theme};
 
+mod frames;
+
 /// Where `--serve` listens when no address is given.
 const DEFAULT_ADDR: &str = "127.0.0.1:8025";
 
@@ -386,14 +388,12 @@ header h1 { margin: 0; font-size: 18px; }
 header nav a { color: #cfe3f6; margin-right: 14px; }
 .status { font-size: 14px; color: #cfe3f6; }
 section.variant { padding: 18px 24px 30px; border-bottom: 1px solid #cbd2d9; }
-.frames { display: flex; gap: 24px; align-items: flex-start; overflow-x: auto; }
-figure { margin: 0; }
 figcaption { font-size: 13px; color: #52606d; margin-bottom: 6px; }
-iframe { border: 1px solid #cbd2d9; background: #fff; height: 1400px; border-radius: 6px; }
-.desktop iframe { width: 700px; } .phone iframe { width: 375px; }
-table.headers { border-collapse: collapse; background: #fff; font-size: 13px; }
-table.headers th, table.headers td { text-align: left; padding: 4px 10px; border-bottom: 1px solid #e4e7eb; vertical-align: top; }
-pre.text { background: #fff; padding: 14px; border: 1px solid #cbd2d9; max-width: 80ch; white-space: pre-wrap; font-size: 13px; }
+h1, h2, p, li { overflow-wrap: anywhere; }
+table.headers { border-collapse: collapse; background: #fff; font-size: 13px; max-width: 100%; }
+table.headers th, table.headers td { text-align: left; padding: 4px 10px; border-bottom: 1px solid #e4e7eb; vertical-align: top; overflow-wrap: anywhere; }
+pre.text { background: #fff; padding: 14px; border: 1px solid #cbd2d9; max-width: 80ch; box-sizing: border-box; white-space: pre-wrap; overflow-wrap: anywhere; font-size: 13px; }
+@media (max-width: 720px) { header, section.variant { padding-left: 8px; padding-right: 8px; } }
 ul.lint { background: #fff; padding: 10px 10px 10px 30px; border: 1px solid #cbd2d9; }
 .error { color: #b42318; } .warning { color: #8a5a00; } .ok { color: #1d7a3a; }
 header .status.ok { color: #b7f5c8; } header .status.warning { color: #ffe08a; } header .status.error { color: #ffc4bd; }
@@ -412,8 +412,9 @@ fn reload_script(version: Option<u64>) -> String {
 
 fn error_page(message: &str, version: Option<u64>) -> String {
     format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>bulletin preview: error</title>\
-         <style>{STYLE}</style></head><body><header><h1>bulletin preview</h1></header>\
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>bulletin preview: error</title><style>{STYLE}</style></head><body><header><h1>bulletin preview</h1></header>\
          <section class=\"variant\"><h2 class=\"error\">The edition does not render</h2>\
          <pre class=\"text error\" id=\"error\">{}</pre><p>Fix the file; this page reloads by itself.</p></section>{}</body></html>",
         esc(message),
@@ -510,17 +511,13 @@ fn build(
             )
         };
         body.push_str(&format!(
-            "<section class=\"variant\" id=\"lang-{l}\"><h2>{l}: {subject}</h2>{fell_back}\
-             <div class=\"frames\"><figure class=\"desktop\"><figcaption>Desktop (700 px)</figcaption>\
-             <iframe title=\"{l} email, desktop\" srcdoc=\"{doc}\"></iframe></figure>\
-             <figure class=\"phone\"><figcaption>Phone (375 px)</figcaption>\
-             <iframe title=\"{l} email, phone\" srcdoc=\"{doc}\"></iframe></figure></div>\
+            "<section class=\"variant\" id=\"lang-{l}\"><h2>{l}: {subject}</h2>{fell_back}{frames}\
              {checks}<details open><summary>Message headers</summary><table class=\"headers\">{header_rows}</table></details>\
              <details open><summary>Lint</summary><ul class=\"lint\">{findings}</ul></details>\
              <details><summary>Text part</summary><pre class=\"text\">{text_esc}</pre></details></section>",
             l = esc(lang),
             subject = esc(&variant.subject),
-            doc = esc(&html),
+            frames = frames::frames(lang, &html),
             text_esc = esc(&text),
             checks = size_and_links(lang, &html),
         ));
@@ -530,8 +527,10 @@ fn build(
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} — bulletin preview</title><style>{STYLE}</style></head><body>{body}{}</body></html>",
+         <title>{} — bulletin preview</title><style>{STYLE}{}</style></head><body>{body}{}{}</body></html>",
         esc(&edition.slug),
+        frames::FRAME_STYLE,
+        frames::FIT_SCRIPT,
         reload_script(version)
     );
     Rendered {
