@@ -15,9 +15,9 @@
 //! secret can be rotated without breaking links already in inboxes. Comparisons are constant
 //! time.
 
+use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::hmac;
 
 use crate::config::Secret;
 

@@ -3,12 +3,14 @@
 //! Written against the built message bytes rather than through lettre's `DkimConfig`, whose
 //! default signs only From, Subject, To and Date: Gmail and Yahoo want the RFC 8058
 //! `List-Unsubscribe` and `List-Unsubscribe-Post` headers covered too, and we sign every
-//! header we write. The signing itself is `ring`'s (constant-time, and several times faster
-//! than the pure-Rust `rsa` crate lettre uses).
+//! header we write. The signing is aws-lc-rs's: constant-time, about twice as fast as ring at
+//! RSA-2048 (which is what sets the speed of a signed send), several times faster than the
+//! pure-Rust `rsa` crate lettre uses, and the same provider rustls uses for the relay's TLS, so
+//! the binary carries one cryptography library.
 
+use aws_lc_rs::signature::{Ed25519KeyPair, RsaKeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use ring::signature::{Ed25519KeyPair, RsaKeyPair};
 
 /// The headers we sign, in this order: every one we write (`Reply-To` and `Feedback-ID` only
 /// when configured). Listing one that is absent stops anyone adding it later.
@@ -124,8 +126,8 @@ impl Signer {
             &message[..split],
             &message[(split + 2).min(message.len())..],
         );
-        let body_hash = STANDARD.encode(ring::digest::digest(
-            &ring::digest::SHA256,
+        let body_hash = STANDARD.encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
             &relaxed_body(body),
         ));
         let algorithm = match self.key {
@@ -155,12 +157,17 @@ impl Signer {
         data.extend_from_slice(relaxed_header("dkim-signature", &value).as_bytes());
         let signature = match &self.key {
             Key::Rsa(k) => {
-                let mut sig = vec![0; k.public().modulus_len()];
-                let rng = ring::rand::SystemRandom::new();
+                let mut sig = vec![0; k.public_modulus_len()];
+                let rng = aws_lc_rs::rand::SystemRandom::new();
                 // Signing only fails for an output buffer of the wrong size, which
-                // `modulus_len` rules out; an empty b= would then simply not verify.
-                if k.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, &data, &mut sig)
-                    .is_err()
+                // `public_modulus_len` rules out; an empty b= would then simply not verify.
+                if k.sign(
+                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    &data,
+                    &mut sig,
+                )
+                .is_err()
                 {
                     sig.clear();
                 }
@@ -168,7 +175,7 @@ impl Signer {
             }
             // RFC 8463: Ed25519 signs the SHA-256 of the canonicalised headers.
             Key::Ed25519(k) => k
-                .sign(ring::digest::digest(&ring::digest::SHA256, &data).as_ref())
+                .sign(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &data).as_ref())
                 .as_ref()
                 .to_vec(),
         };
@@ -199,7 +206,7 @@ fn pem_block(text: &str) -> Option<(String, Vec<u8>)> {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Header fields as (name, raw value with folding), in order.
@@ -240,7 +247,14 @@ fn relaxed_header(name: &str, value: &str) -> String {
 
 /// RFC 6376 3.4.4: trailing white space of each line removed, inner runs to one space, empty
 /// lines at the end removed, a non-empty body ends with CRLF.
-fn relaxed_body(body: &[u8]) -> Vec<u8> {
+///
+/// The bodies bulletin builds are already in this form (`mail::quoted_printable` writes them
+/// so): those are hashed as they are, after a check that costs a few SIMD passes, instead of
+/// being copied byte by byte. Any other body takes the general path.
+pub(crate) fn relaxed_body(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if is_relaxed_canonical(body) {
+        return std::borrow::Cow::Borrowed(body);
+    }
     let mut out = Vec::with_capacity(body.len());
     for line in body.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -264,7 +278,24 @@ fn relaxed_body(body: &[u8]) -> Vec<u8> {
     if out == b"\r\n" {
         out.clear();
     }
-    out
+    std::borrow::Cow::Owned(out)
+}
+
+/// Whether relaxed canonicalisation would leave `body` unchanged: empty, or ending in exactly
+/// one CRLF, every line ending in CRLF, no tab, no two spaces in a row, no space before a
+/// line's end.
+pub(crate) fn is_relaxed_canonical(body: &[u8]) -> bool {
+    use memchr::memmem;
+    if body.is_empty() {
+        return true;
+    }
+    body.ends_with(b"\r\n")
+        && !body.ends_with(b"\r\n\r\n")
+        && body != b"\r\n"
+        && memchr::memchr(b'\t', body).is_none()
+        && memmem::find(body, b"  ").is_none()
+        && memmem::find(body, b" \r\n").is_none()
+        && memchr::memchr_iter(b'\n', body).all(|i| i > 0 && body[i - 1] == b'\r')
 }
 
 /// Folds the signature so the header's lines stay short (white space in b= is ignored).
@@ -284,12 +315,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_fast_path_canonicalises_exactly_as_the_general_one() {
+        let slow = |body: &[u8]| {
+            // Force the general path by making the body non-canonical in a way that relaxed
+            // canonicalisation removes: a trailing empty line.
+            let mut b = body.to_vec();
+            b.extend_from_slice(b"\r\n\r\n");
+            relaxed_body(&b).into_owned()
+        };
+        let cases: &[&[u8]] = &[
+            b"",
+            b"\r\n",
+            b"a\r\n",
+            b"a b\r\n",
+            b"a  b\r\n",
+            b"a\tb\r\n",
+            b"a \r\n",
+            b"a\nb\r\n",
+            b"a\r\n\r\n",
+            b"a\rb\r\n",
+            b" a\r\n b\r\n",
+            b"no final line end",
+        ];
+        for &case in cases {
+            let fast = relaxed_body(case);
+            let expected = if case.is_empty() {
+                Vec::new()
+            } else {
+                slow(case)
+            };
+            assert_eq!(
+                fast.as_ref(),
+                expected.as_slice(),
+                "{:?}",
+                String::from_utf8_lossy(case)
+            );
+        }
+        assert!(matches!(
+            relaxed_body(b"a b\r\nc\r\n"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
     fn relaxed_canonicalisation_follows_rfc_6376_examples() {
         // RFC 6376 section 3.4.5.
         assert_eq!(relaxed_header("A", " X\r\n"), "a:X");
         assert_eq!(relaxed_header("B ", " Y\t\r\n\tZ  "), "b:Y Z");
-        assert_eq!(relaxed_body(b" C \r\nD \t E\r\n\r\n\r\n"), b" C\r\nD E\r\n");
-        assert_eq!(relaxed_body(b""), b"");
+        assert_eq!(
+            relaxed_body(b" C \r\nD \t E\r\n\r\n\r\n").as_ref(),
+            b" C\r\nD E\r\n".as_slice()
+        );
+        assert!(relaxed_body(b"").is_empty());
     }
 
     #[test]

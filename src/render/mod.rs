@@ -228,7 +228,7 @@ pub fn render(
         reported,
     };
     let mut variants = BTreeMap::new();
-    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut hasher = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     for language in languages {
         let variant = pass.variant(language, &mut report)?;
         hash_variant(&mut hasher, &variant);
@@ -355,7 +355,7 @@ impl Pass<'_> {
 
 /// Adds to the content hash what a recipient of `variant` can receive. Fields are separated by
 /// a NUL byte, so that text moving from one field to the next changes the hash.
-fn hash_variant(hasher: &mut ring::digest::Context, variant: &RenderedVariant) {
+fn hash_variant(hasher: &mut aws_lc_rs::digest::Context, variant: &RenderedVariant) {
     for part in [
         variant.language.as_str(),
         &variant.subject,

@@ -38,7 +38,8 @@ impl LeaseHolder {
         let mut random = [0u8; 12];
         // An all-zero token would still be unique together with host and pid, so a failure of
         // the system's random source is not worth refusing to send over.
-        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
+        let _ =
+            aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut random);
         let mut owner = String::with_capacity(24);
         super::subscribers::push_lower_hex(&random, &mut owner);
         Self {

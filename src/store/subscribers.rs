@@ -209,7 +209,7 @@ pub struct SubscriberFilter {
 
 /// The only trace kept of an erased address: a SHA-256 of its lower-cased form.
 pub fn suppression_hash(email_key: &str) -> String {
-    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut hasher = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     hasher.update(b"bulletin-erased:");
     hasher.update(email_key.as_bytes());
     let mut out = String::with_capacity(64);

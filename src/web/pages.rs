@@ -274,8 +274,10 @@ a{color:#1d4ed8}";
 
 /// The Content-Security-Policy of every page but the archive's.
 pub(crate) static PAGE_CSP: LazyLock<String> = LazyLock::new(|| {
-    let hash = base64::engine::general_purpose::STANDARD
-        .encode(ring::digest::digest(&ring::digest::SHA256, CSS.as_bytes()));
+    let hash = base64::engine::general_purpose::STANDARD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        CSS.as_bytes(),
+    ));
     format!(
         "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; \
          frame-ancestors 'none'; base-uri 'none'"

@@ -292,9 +292,9 @@ const NONCE_LEN: usize = 16;
 /// The column's default (`lower(hex(randomblob(8)))`) costs SQLite about 0.9 s per million
 /// rows, as much as the rest of the row; one `getrandom` for the whole batch costs nothing.
 fn token_nonces(count: usize) -> Result<String, StoreError> {
-    use ring::rand::SecureRandom;
+    use aws_lc_rs::rand::SecureRandom;
     let mut bytes = vec![0u8; count * NONCE_LEN / 2];
-    ring::rand::SystemRandom::new()
+    aws_lc_rs::rand::SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| StoreError::Randomness)?;
     let mut hex = String::with_capacity(count * NONCE_LEN);
