@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
 
 use crate::config::Secret;
 
@@ -333,7 +335,9 @@ impl SmtpRelay {
         SendError::new(self.peer(), stage, problem)
     }
 
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+    /// Opens a conversation: connection, greeting, STARTTLS when required, the EHLO keywords
+    /// lettre does not keep, and AUTH when configured.
+    async fn connect(&self) -> Result<Open, SendError> {
         let hello = ClientId::Domain(
             hostname_for_helo().unwrap_or_else(|| "bulletin.localhost".to_string()),
         );
@@ -409,6 +413,12 @@ impl SmtpRelay {
                 })
                 .map_err(|p| self.fail(Stage::StartTls, p))?;
         }
+        // Asked before AUTH: a second EHLO is always allowed there (RFC 5321 4.1.4), while
+        // after AUTH some servers forget the authentication.
+        let pipelining = step(t.greeting, conn.command(Ehlo::new(hello.clone())))
+            .await
+            .map(|reply| offers(&reply, "PIPELINING"))
+            .map_err(|p| self.fail(Stage::Greeting, p))?;
         if let Some((user, password)) = &self.credentials {
             let offered = [Mechanism::Plain, Mechanism::Login]
                 .into_iter()
@@ -441,7 +451,37 @@ impl SmtpRelay {
             })
             .map_err(|p| self.fail(Stage::Auth, p))?;
         }
-        Ok(conn)
+        Ok(Open { conn, pipelining })
+    }
+}
+
+/// Whether an EHLO reply lists `keyword` (RFC 5321 4.1.1.1: each line after the first is a
+/// keyword, then its parameters), compared as a whole word, case-insensitively.
+fn offers(ehlo: &Response, keyword: &str) -> bool {
+    ehlo.message()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .any(|k| k.eq_ignore_ascii_case(keyword))
+}
+
+/// An open conversation with the relay.
+struct Open {
+    conn: AsyncSmtpConnection,
+    /// The relay announced PIPELINING (RFC 2920): the envelope goes in one write.
+    pipelining: bool,
+}
+
+/// MAIL, RCPT and DATA as one group: what RFC 2920 lets a client send without waiting for
+/// each reply. DATA ends the group, as the RFC requires.
+struct Envelope<'a> {
+    mail: &'a Mail,
+    rcpt: &'a Rcpt,
+}
+
+impl std::fmt::Display for Envelope<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Each command's own Display ends with its CRLF.
+        write!(f, "{}{}{Data}", self.mail, self.rcpt)
     }
 }
 
@@ -459,7 +499,7 @@ fn hostname_for_helo() -> Option<String> {
 /// A session with the relay; reconnects after the relay drops the connection.
 pub struct SmtpSession {
     relay: SmtpRelay,
-    conn: Option<AsyncSmtpConnection>,
+    conn: Option<Open>,
 }
 
 impl std::fmt::Debug for SmtpSession {
@@ -477,10 +517,10 @@ impl Transport for SmtpRelay {
     }
 
     async fn open(&self) -> Result<SmtpSession, SendError> {
-        let conn = self.connect().await?;
+        let open = self.connect().await?;
         Ok(SmtpSession {
             relay: self.clone(),
-            conn: Some(conn),
+            conn: Some(open),
         })
     }
 }
@@ -527,18 +567,65 @@ impl<'a> Iterator for Blocks<'a> {
 }
 
 impl SmtpSession {
+    /// MAIL, RCPT and DATA in one write, then their three replies in order, each read against
+    /// its own stage and time limit (RFC 2920). Every reply is read even after a refusal, so
+    /// the conversation stays in step; the first refusal is the transaction's outcome.
+    async fn pipelined_envelope(
+        relay: &SmtpRelay,
+        conn: &mut AsyncSmtpConnection,
+        mail: &Mail,
+        rcpt: &Rcpt,
+    ) -> Result<(), SendError> {
+        let t = relay.timeouts;
+        // A timeout or a lost connection leaves later replies unread: stop there (the
+        // session then drops the connection, as for any such problem).
+        let out_of_step = |p: &Problem| matches!(p, Problem::Timeout(_) | Problem::Connection(_));
+        let mail_reply = step(t.mail, conn.command(Envelope { mail, rcpt })).await;
+        if let Err(p) = &mail_reply {
+            if out_of_step(p) {
+                return Err(relay.fail(Stage::MailFrom, p.clone()));
+            }
+        }
+        let rcpt_reply = step(t.rcpt, conn.read_response()).await;
+        if let Err(p) = &rcpt_reply {
+            if out_of_step(p) {
+                return Err(relay.fail(Stage::RcptTo, p.clone()));
+            }
+        }
+        let data_reply = step(t.data_init, conn.read_response()).await;
+        let refusal = match (mail_reply, rcpt_reply, &data_reply) {
+            (Err(p), _, _) => Some((Stage::MailFrom, p)),
+            (_, Err(p), _) => Some((Stage::RcptTo, p)),
+            (_, _, Err(p)) => Some((Stage::Data, p.clone())),
+            _ => None,
+        };
+        match refusal {
+            None => Ok(()),
+            Some((stage, problem)) => {
+                if data_reply.is_ok() {
+                    // DATA was accepted although the sender or the recipient was refused (a
+                    // relay should refuse it then, RFC 2920 3.1). Ending the data with a dot
+                    // could deliver an empty message; closing the connection instead makes the
+                    // relay drop the transaction, and the next message reconnects.
+                    conn.abort().await;
+                }
+                Err(relay.fail(stage, problem))
+            }
+        }
+    }
+
     /// One transaction on an open connection: MAIL, RCPT, DATA, content, final reply, each
     /// with its own stage and time limit.
     async fn transaction(
         relay: &SmtpRelay,
-        conn: &mut AsyncSmtpConnection,
+        open: &mut Open,
         from: &lettre::Address,
         to: &lettre::Address,
         message: &[u8],
     ) -> Result<String, SendError> {
-        use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
         use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
         let t = relay.timeouts;
+        let conn = &mut open.conn;
         let info = conn.server_info();
         let mut parameters = Vec::new();
         if !AsRef::<str>::as_ref(to).is_ascii() || !AsRef::<str>::as_ref(from).is_ascii() {
@@ -558,18 +645,21 @@ impl SmtpSession {
         if !message.is_ascii() && info.supports_feature(Extension::EightBitMime) {
             parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        step(
-            t.mail,
-            conn.command(Mail::new(Some(from.clone()), parameters)),
-        )
-        .await
-        .map_err(|p| relay.fail(Stage::MailFrom, p))?;
-        step(t.rcpt, conn.command(Rcpt::new(to.clone(), Vec::new())))
-            .await
-            .map_err(|p| relay.fail(Stage::RcptTo, p))?;
-        step(t.data_init, conn.command(Data))
-            .await
-            .map_err(|p| relay.fail(Stage::Data, p))?;
+        let mail = Mail::new(Some(from.clone()), parameters);
+        let rcpt = Rcpt::new(to.clone(), Vec::new());
+        if open.pipelining {
+            Self::pipelined_envelope(relay, conn, &mail, &rcpt).await?;
+        } else {
+            step(t.mail, conn.command(mail))
+                .await
+                .map_err(|p| relay.fail(Stage::MailFrom, p))?;
+            step(t.rcpt, conn.command(rcpt))
+                .await
+                .map_err(|p| relay.fail(Stage::RcptTo, p))?;
+            step(t.data_init, conn.command(Data))
+                .await
+                .map_err(|p| relay.fail(Stage::Data, p))?;
+        }
 
         let progress = std::sync::Mutex::new(WriteProgress {
             last_block: tokio::time::Instant::now(),
@@ -635,14 +725,15 @@ impl Session for SmtpSession {
         let to: lettre::Address = to
             .parse()
             .map_err(|e| local(Stage::RcptTo, format!("recipient {to}: {e}")))?;
-        let conn = match self.conn.as_mut() {
-            Some(c) if !c.has_broken() => c,
+        let open = match self.conn.as_mut() {
+            Some(o) if !o.conn.has_broken() => o,
             _ => {
                 self.conn = None;
                 self.conn.insert(self.relay.connect().await?)
             }
         };
-        let result = Self::transaction(&self.relay, conn, &from, &to, message).await;
+        let result = Self::transaction(&self.relay, open, &from, &to, message).await;
+        let conn = &mut open.conn;
         if let Err(e) = &result {
             let reusable = match (&e.problem, e.stage) {
                 // After a refusal the transaction is over at the end of data; before it, RSET
@@ -670,14 +761,16 @@ impl Session for SmtpSession {
 
     fn smtputf8(&self) -> bool {
         use lettre::transport::smtp::extension::Extension;
-        self.conn
-            .as_ref()
-            .is_some_and(|c| c.server_info().supports_feature(Extension::SmtpUtfEight))
+        self.conn.as_ref().is_some_and(|o| {
+            o.conn
+                .server_info()
+                .supports_feature(Extension::SmtpUtfEight)
+        })
     }
 
     async fn close(mut self) {
-        if let Some(mut c) = self.conn.take() {
-            let _ = tokio::time::timeout(self.relay.timeouts.mail, c.quit()).await;
+        if let Some(mut o) = self.conn.take() {
+            let _ = tokio::time::timeout(self.relay.timeouts.mail, o.conn.quit()).await;
         }
     }
 }

@@ -571,3 +571,72 @@ fn a_relay_that_keeps_failing_pauses_the_campaign() {
     );
     assert!(server.messages().is_empty());
 }
+
+#[test]
+fn a_relay_that_offers_pipelining_gets_each_envelope_in_one_write_and_refusals_keep_their_stage() {
+    let p = project_with(8);
+    let spec = "pipelining,temp=reader1@example.org:1,perm=reader2@example.org,\
+                rcpt=reader5@example.org:553_5.1.3_Bad_recipient_address_syntax";
+    let server = SmtpServer::faulty(p.path(), spec);
+    let env = [
+        ("BULLETIN_SMTP_RETRY_BASE_MS", "50"),
+        ("BULLETIN_SMTP_MAX_ATTEMPTS", "4"),
+    ];
+    let (code, out, err) = send_news(&p, &server.url(), &env, "--yes");
+    assert_eq!(
+        code, 3,
+        "two refused recipients: partial success\n{out}\n{err}"
+    );
+    let seen = per_recipient(&server.messages());
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+    // Every envelope (9 tries: 8 recipients, one deferred once) came as one group.
+    let log = std::fs::read_to_string(p.path().join("envelopes.log")).expect("envelopes.log");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 9, "{log}");
+    assert!(lines.iter().all(|l| *l == "grouped"), "{log}");
+    // Each refusal is judged by the stage it came at, although the replies came together.
+    let attempts = |email: &str| {
+        p.strings(&format!(
+            "SELECT a.outcome || '|' || COALESCE(a.stage, '') || '|' || a.reply
+             FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+             JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = '{email}'
+             ORDER BY a.attempt"
+        ))
+    };
+    let refused = attempts("reader2@example.org");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].starts_with("failed|RCPT TO|550") && refused[0].contains("User unknown"),
+        "{refused:?}"
+    );
+    let syntax = attempts("reader5@example.org");
+    assert!(syntax[0].starts_with("failed|RCPT TO|553"), "{syntax:?}");
+    let deferred = attempts("reader1@example.org");
+    assert!(
+        deferred[0].starts_with("deferred|end of data|451") && deferred[1].starts_with("sent||"),
+        "{deferred:?}"
+    );
+}
+
+#[test]
+fn a_sender_refused_in_a_pipelined_group_is_a_mail_from_refusal() {
+    let p = project_with(2);
+    let server = SmtpServer::faulty(p.path(), "pipelining,mailfrom=550_5.7.1_Sender_not_allowed");
+    let (code, out, err) = send_news(&p, &server.url(), &[], "--yes");
+    assert_ne!(code, 0, "{out}\n{err}");
+    assert!(server.messages().is_empty());
+    assert!(
+        err.contains("MAIL FROM") && err.contains("5.7.1"),
+        "the refusal names its stage and code:\n{err}"
+    );
+    // The relay refused us, not a recipient: nobody is marked failed or blocklisted.
+    assert_eq!(
+        p.scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'failed'"),
+        0
+    );
+    assert_eq!(
+        p.scalar("SELECT COUNT(*) FROM subscribers WHERE status = 'blocklisted'"),
+        0
+    );
+}

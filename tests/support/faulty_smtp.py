@@ -13,11 +13,15 @@ SPEC is a comma-separated list of rules (empty for none):
     mailfrom=REPLY answer every MAIL FROM with REPLY (underscores stand for spaces)
     rcptall=REPLY  answer every RCPT TO with REPLY
     rcpt=ADDR:REPLY answer the RCPT TO of ADDR with REPLY
+    pipelining     announce PIPELINING (RFC 2920), and write to envelopes.log, beside
+                   MAILDIR, one line per MAIL FROM: `grouped` when the RCPT and DATA
+                   commands had already arrived with it, `waited` when they had not
 Every accepted message is stored in the Maildir MAILDIR.
 """
 
 import asyncio
 import mailbox
+import os
 
 
 class FaultyHandler:
@@ -26,9 +30,13 @@ class FaultyHandler:
         self.temp, self.drop, self.swallow, self.perm, self.delay = {}, {}, {}, set(), 0.0
         self.mailfrom, self.rcptall, self.rcpt = None, None, {}
         self.seen = {}
+        self.pipelining = False
+        self.log = os.path.join(os.path.dirname(os.path.abspath(maildir).rstrip("/")), "envelopes.log")
         for rule in filter(None, spec.split(",")):
             kind, _, arg = rule.partition("=")
-            if kind == "delay":
+            if kind == "pipelining":
+                self.pipelining = True
+            elif kind == "delay":
                 self.delay = float(arg)
             elif kind == "perm":
                 self.perm.add(arg.lower())
@@ -47,7 +55,19 @@ class FaultyHandler:
             parser.error("FaultyHandler takes MAILDIR [SPEC]")
         return cls(*args)
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.pipelining:
+            # What the client sent after MAIL FROM and the server has not read yet: aiosmtpd
+            # reads one command at a time from its stream reader's buffer.
+            waiting = bytes(server._reader._buffer).upper()
+            with open(self.log, "a") as log:
+                log.write("grouped\n" if b"RCPT TO:" in waiting and b"DATA\r\n" in waiting else "waited\n")
         if self.mailfrom:
             return self.mailfrom
         envelope.mail_from = address
