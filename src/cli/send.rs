@@ -14,6 +14,7 @@ use super::compose::{ThemeArgs, identity, templates_dir};
 use super::output::outln;
 use super::{Context, Outcome, UsageError};
 use crate::content::Edition;
+use crate::delivery::estimate::Estimate;
 use crate::delivery::{
     self, BeginOptions, Begun, CampaignKey, Progress, Relay, Run, RunReport, Session, Settings,
     SmtpRelay, SmtpTimeouts, Transport,
@@ -32,7 +33,8 @@ pub struct SendArgs {
     /// The list to send to
     #[arg(long, value_name = "L")]
     pub list: String,
-    /// Build every message and report counts and size; deliver nothing, record nothing
+    /// Build every message and report counts, size and the expected duration; deliver
+    /// nothing, record nothing
     #[arg(long)]
     pub dry_run: bool,
     /// Deliver into this Maildir folder instead of the SMTP relay
@@ -123,7 +125,8 @@ async fn prepare(ctx: &Context, args: &SendArgs) -> anyhow::Result<Prepared> {
 pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcome> {
     let p = prepare(ctx, &args).await?;
     if args.dry_run {
-        return dry_run(ctx, &p).await;
+        let settings = Settings::from_config(&ctx.config, args.concurrency, args.rate);
+        return dry_run(ctx, &p, &settings).await;
     }
     let relay = Relay::from_config(&ctx.config, args.outbox.as_deref())?;
     if !confirmed(&args, &p, &relay)? {
@@ -400,8 +403,9 @@ fn stop_on_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds every message of the audience and reports counts and size; writes nothing.
-async fn dry_run(ctx: &Context, p: &Prepared) -> anyhow::Result<Outcome> {
+/// Builds every message of the audience and reports counts, size and how long the send will
+/// take (see `delivery::estimate`); writes nothing.
+async fn dry_run(ctx: &Context, p: &Prepared, settings: &Settings) -> anyhow::Result<Outcome> {
     let (store, list, audience) = (&p.store, &p.list, p.audience);
     let personaliser = Personaliser::new(
         Arc::clone(&p.rendered),
@@ -446,6 +450,8 @@ async fn dry_run(ctx: &Context, p: &Prepared) -> anyhow::Result<Outcome> {
     }
     let seconds = started.elapsed().as_secs_f64();
     let international = store.audience_needing_smtputf8(list.id).await?;
+    let timing = store.last_send_timing().await?;
+    let estimate = Estimate::new(count, settings.rate, settings.hourly_cap, timing.as_ref());
     if international > 0 {
         ctx.warn(format!(
             "{international} recipient(s) have an address with a non-ASCII local part: they need a relay that \
@@ -456,7 +462,7 @@ async fn dry_run(ctx: &Context, p: &Prepared) -> anyhow::Result<Outcome> {
         ctx.print_json(&serde_json::json!({
             "dry_run": true, "list": list.name, "audience": audience, "messages": count,
             "bytes": bytes, "largest": largest, "languages": by_language, "seconds": seconds,
-            "need_smtputf8": international,
+            "need_smtputf8": international, "estimate": estimate, "measured_on": timing,
         }))?;
     } else {
         let langs: Vec<String> = by_language
@@ -471,6 +477,7 @@ async fn dry_run(ctx: &Context, p: &Prepared) -> anyhow::Result<Outcome> {
             largest as f64 / 1024.0,
             seconds
         )?;
+        outln!("{}", estimate.describe(timing.as_ref()))?;
     }
     Ok(Outcome::Success)
 }

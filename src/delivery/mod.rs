@@ -8,6 +8,7 @@
 
 pub mod campaign;
 mod engine;
+pub mod estimate;
 pub mod reply;
 pub mod transport;
 

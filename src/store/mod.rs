@@ -31,7 +31,7 @@ pub use campaigns::{
 pub use import::{BatchError, BatchWriter, ImportOptions, ImportRecord, ImportReport, Importer};
 pub use leases::{Lease, LeaseHolder, LeaseInfo};
 pub use lists::{List, ListSummary};
-pub use report::{Attempt, AttemptRow, DeliveryQuery, DeliveryRow};
+pub use report::{Attempt, AttemptRow, DeliveryQuery, DeliveryRow, SendTiming};
 pub use subscribers::{
     AddOutcome, NewSubscriber, Subscriber, SubscriberFilter, SubscriberStatus, Subscription,
     SubscriptionStatus, suppression_hash,

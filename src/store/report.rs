@@ -9,6 +9,26 @@ use serde::Serialize;
 use super::campaigns::{DeliveryStatus, Outcome};
 use super::{Store, StoreError};
 
+/// How fast the relay took a finished campaign: its delivered messages and the time from its
+/// first attempt's start to its last attempt's end.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SendTiming {
+    /// The campaign measured.
+    pub campaign_id: i64,
+    /// Messages it delivered.
+    pub messages: i64,
+    /// Seconds from its first attempt's start to its last attempt's end.
+    pub seconds: f64,
+}
+
+impl SendTiming {
+    /// Messages per second; `None` for a campaign too small or too quick to measure (under a
+    /// second, or under 10 messages).
+    pub fn rate(&self) -> Option<f64> {
+        (self.messages >= 10 && self.seconds >= 1.0).then(|| self.messages as f64 / self.seconds)
+    }
+}
+
 /// One try at delivering a message, as the sending worker saw it.
 #[derive(Debug, Clone)]
 pub struct Attempt {
@@ -150,6 +170,37 @@ impl DeliveryQuery<'_> {
 }
 
 impl Store {
+    /// How fast the most recently finished campaign that delivered anything was sent, from
+    /// its attempt log; `None` before the first such campaign.
+    pub async fn last_send_timing(&self) -> Result<Option<SendTiming>, StoreError> {
+        let row: Option<(i64, i64, String, String)> = sqlx::query_as(
+            "SELECT d.campaign_id, COUNT(*), MIN(a.started_at), MAX(a.finished_at)
+             FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE a.outcome = 'sent' AND d.campaign_id = (
+                 SELECT c.id FROM campaigns c
+                 WHERE c.status = 'finished'
+                   AND EXISTS (SELECT 1 FROM deliveries x WHERE x.campaign_id = c.id AND x.status = 'sent')
+                 ORDER BY c.finished_at DESC, c.id DESC LIMIT 1)
+             GROUP BY d.campaign_id",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.classify(e))?;
+        let Some((campaign_id, messages, first, last)) = row else {
+            return Ok(None);
+        };
+        let at = |t: &str| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        };
+        // Times are written by this program in RFC 3339; one that does not parse means a
+        // hand-edited row, which is no measurement.
+        Ok(at(&first).zip(at(&last)).map(|(first, last)| SendTiming {
+            campaign_id,
+            messages,
+            seconds: (last - first).as_seconds_f64().max(0.0),
+        }))
+    }
+
     /// A campaign's deliveries that `query` selects, in the order they were queued.
     pub async fn deliveries(
         &self,

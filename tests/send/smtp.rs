@@ -640,3 +640,45 @@ fn a_sender_refused_in_a_pipelined_group_is_a_mail_from_refusal() {
         0
     );
 }
+
+#[test]
+fn the_dry_run_says_how_long_the_send_will_take_from_the_rate_the_cap_and_the_last_campaign() {
+    let p = project_with(12);
+    let server = SmtpServer::start(p.path());
+    let dry = |env: &[(&str, &str)], extra: &[&str]| {
+        let mut args = vec!["send", "--dry-run"];
+        let e = edition();
+        args.extend([e.as_str(), "--list", "news"]);
+        args.extend(extra);
+        let (code, out, err) = run(&p, &server.url(), env, &args);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let out = dry(&[], &[]);
+    assert!(
+        out.contains("duration: unknown until a first campaign"),
+        "{out}"
+    );
+    let out = dry(&[], &["--rate", "2"]);
+    assert!(
+        out.contains("duration: about 6 s at 2.0 msg/s ([smtp] rate)"),
+        "{out}"
+    );
+    let out = dry(&[("BULLETIN_SMTP_HOURLY_CAP", "5")], &["--rate", "1"]);
+    assert!(
+        out.contains("about 2 h 00 min at 1.0 msg/s")
+            && out.contains("spreads it over 3 hours (without it: 12 s)"),
+        "{out}"
+    );
+    // After a real send, the relay's measured speed is the basis (it is slower than no limit).
+    let (code, _, err) = send_news(&p, &server.url(), &[("BULLETIN_SMTP_RATE", "8")], "--yes");
+    assert_eq!(code, 0, "{err}");
+    let out = dry(&[], &["--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["estimate"]["basis"], "measured", "{v}");
+    assert_eq!(v["measured_on"]["campaign_id"], 1, "{v}");
+    let rate = v["estimate"]["rate"].as_f64().expect("a rate");
+    assert!(rate > 2.0 && rate <= 9.0, "about 8 msg/s was measured: {v}");
+    let out = dry(&[], &[]);
+    assert!(out.contains("(the relay's speed on campaign 1)"), "{out}");
+}
