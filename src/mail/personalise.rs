@@ -92,7 +92,10 @@ impl Personaliser {
         let prepared = edition
             .variants
             .iter()
-            .map(|(lang, v)| (lang.clone(), Prepared::new(&sender, &v.subject)))
+            .map(|(lang, v)| {
+                let prepared = Prepared::new(&sender, &v.subject).with_parts(&v.html, &v.text);
+                (lang.clone(), prepared)
+            })
             .collect();
         Self {
             feedback_id: Some(format!("{campaign_id}:{list_id}:{}:bulletin", edition.slug)),
@@ -170,8 +173,9 @@ impl Personaliser {
             archive_url: archive_url(&self.public_url, &self.edition.slug, &variant.language),
             attributes,
         };
-        let html = variant.html.fill(&slots);
-        let text = variant.text.fill(&slots);
+        let (mut html, mut text) = (String::new(), String::new());
+        let html = prepared.html_part(&variant.html, &slots, &mut html);
+        let text = prepared.text_part(&variant.text, &slots, &mut text);
         let message_id = format!(
             "bulletin.{}.{}@{}",
             self.campaign_id, r.delivery_id, self.sender.message_id_domain
@@ -188,8 +192,8 @@ impl Personaliser {
                 unsubscribe_url: &unsubscribe_url,
                 message_id: &message_id,
                 date: &rfc5322_date(now),
-                text: &text,
-                html: &html,
+                text,
+                html,
                 feedback_id: self.feedback_id.as_deref(),
             },
         );

@@ -254,6 +254,29 @@ pub struct CompiledTemplate {
     literal_len: usize,
 }
 
+/// One piece of a filled document (see [`CompiledTemplate::for_each_piece`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// The literal at this index of [`CompiledTemplate::literals`].
+    Literal(usize),
+    /// A recipient's value, escaped for its place (its fallback when the value is blank).
+    Value(&'a str),
+}
+
+impl Slot {
+    /// Appends this slot's value for `values`, or its fallback when the value is blank,
+    /// escaped for its place.
+    fn write_value(&self, values: &SubscriberSlots, out: &mut String) {
+        let value = values.value(&self.key);
+        let value: &str = if value.trim().is_empty() {
+            &self.fallback
+        } else {
+            &value
+        };
+        write_escaped(out, value, self.escape);
+    }
+}
+
 /// Whether a document is HTML (escape by position) or plain text (no escaping).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -318,16 +341,37 @@ impl CompiledTemplate {
         out.reserve(self.literal_len + 64 * self.slots.len());
         for (literal, slot) in self.literals.iter().zip(&self.slots) {
             out.push_str(literal);
-            let value = values.value(&slot.key);
-            let value: &str = if value.trim().is_empty() {
-                &slot.fallback
-            } else {
-                &value
-            };
-            write_escaped(out, value, slot.escape);
+            slot.write_value(values, out);
         }
         if let Some(last) = self.literals.last() {
             out.push_str(last);
+        }
+    }
+
+    /// The document's fixed text between slots, in order: one more than there are slots.
+    /// What a caller transforms once per edition (the mail encoder encodes them) to splice
+    /// values into with [`Self::for_each_piece`].
+    pub fn literals(&self) -> &[String] {
+        &self.literals
+    }
+
+    /// The filled document as the pieces [`Self::fill`] joins, in order: each literal by its
+    /// index in [`Self::literals`], each value as it is escaped in its place (`scratch` holds
+    /// it; reused between values).
+    pub fn for_each_piece(
+        &self,
+        values: &SubscriberSlots,
+        scratch: &mut String,
+        mut piece: impl FnMut(Piece<'_>),
+    ) {
+        for (i, slot) in self.slots.iter().enumerate() {
+            piece(Piece::Literal(i));
+            scratch.clear();
+            slot.write_value(values, scratch);
+            piece(Piece::Value(scratch));
+        }
+        if !self.literals.is_empty() {
+            piece(Piece::Literal(self.literals.len() - 1));
         }
     }
 
