@@ -19,8 +19,8 @@ fn every_built_in_language_has_every_theme_message() {
         let (messages, fell_back) = catalogues.messages(lang, "theme");
         assert_eq!(fell_back, [], "{lang} lacks theme messages");
         for (id, text) in &messages {
-            // Some words are spelt the same in both languages.
-            if (lang, id.as_str()) == ("fr", "contact") {
+            // Some words are spelt the same in both languages, and most languages share the comma.
+            if (lang, id.as_str()) == ("fr", "contact") || id == "greeting-end" {
                 continue;
             }
             assert_ne!(

@@ -10,10 +10,12 @@
 //!
 //! One job per file: `data` builds what the templates see (with the `theme` catalogue's
 //! words of [`crate::i18n`] as the theme's own labels), `theme` loads the templates and their helpers, `markdown` and
-//! `sanitise` turn article text into HTML and plain text, [`slots`] compiles the output, `mjml`
+//! `sanitise` turn article text into HTML and plain text, `bidi` marks a right-to-left
+//! variant's Outlook tables and text part, [`slots`] compiles the output, `mjml`
 //! checks the generated MJML and turns it into HTML, [`lint`] checks content and output, and
 //! this file runs the pass once per language and hashes the result.
 
+mod bidi;
 mod data;
 pub mod lint;
 mod markdown;
@@ -326,8 +328,15 @@ impl Pass<'_> {
             .text
             .render_with_context(&templates.text, &context)
             .map_err(|e| hb_error(theme, &e))?;
+        let mut text = tidy_text(&text);
+        let html = if crate::i18n::direction(language) == crate::i18n::Dir::Rtl {
+            text = bidi::rtl_text(&text);
+            bidi::outlook_rtl(&html)
+        } else {
+            html
+        };
         let html = CompiledTemplate::compile(&html, Kind::Html);
-        let text = CompiledTemplate::compile(&tidy_text(&text), Kind::Text);
+        let text = CompiledTemplate::compile(&text, Kind::Text);
         let archive_html = html.fill(&archive_slots(self.list, &edition.slug, language));
 
         let output = lint::VariantOutput {

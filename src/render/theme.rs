@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use handlebars::{
-    Context, Handlebars, Helper, HelperResult, Output, PathAndJson, RenderContext,
-    RenderError as HbError, RenderErrorReason,
+    Context, Handlebars, Helper, HelperDef, HelperResult, Output, PathAndJson, RenderContext,
+    RenderError as HbError, RenderErrorReason, Renderable,
 };
 
 use super::RenderError;
@@ -167,6 +167,7 @@ impl Theme {
             r.register_helper("upper", Box::new(upper_helper));
             r.register_helper("underline", Box::new(underline_helper));
             r.register_helper("wrap", Box::new(wrap_helper));
+            r.register_helper("part", Box::new(PartHelper));
         }
         text.register_escape_fn(handlebars::no_escape);
         for (name, source) in &sources {
@@ -325,6 +326,7 @@ fn helper_name(h: &Helper<'_>) -> &'static str {
         "default" => "default",
         "upper" => "upper",
         "underline" => "underline",
+        "part" => "part",
         _ => "wrap",
     }
 }
@@ -377,6 +379,56 @@ fn date_helper(
     let text = crate::i18n::format_date(date, lang);
     out.write(&(r.get_escape_fn())(&text))?;
     Ok(())
+}
+
+/// `{{#part this}}…{{/part}}` or `{{#part intro_language}}…{{/part}}`: content written in
+/// another language than the variant's (an untranslated article in the Arabic variant) is
+/// wrapped in its own `lang` and `dir`, so that screen readers switch voice and its
+/// punctuation and alignment follow its own direction. The parameter is a language tag, or
+/// an object with a `language` field. Content in the variant's language is written as it
+/// is, and so is everything in the text part, which has no markup to carry it.
+struct PartHelper;
+
+impl HelperDef for PartHelper {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        r: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        rc: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let Some(inner) = h.template() else {
+            return Ok(());
+        };
+        let param = h
+            .param(0)
+            .ok_or(RenderErrorReason::ParamNotFoundForIndex("part", 0))?;
+        let value = param.value();
+        let language = value
+            .as_str()
+            .or_else(|| value.get("language").and_then(serde_json::Value::as_str));
+        let variant = ctx.data().get("lang").and_then(|l| l.as_str());
+        let other = match language {
+            Some(l) if !l.is_empty() && Some(l) != variant && !is_text(r) => Some(l),
+            _ => None,
+        };
+        let Some(language) = other else {
+            return inner.render(r, ctx, rc, out);
+        };
+        let dir = crate::i18n::direction(language);
+        let mut tag = String::from("<div lang=\"");
+        escape_html(&mut tag, language);
+        tag.push_str(&format!(
+            "\" dir=\"{0}\" class=\"part-{0}\" style=\"text-align:{1};\">",
+            dir.as_str(),
+            dir.start()
+        ));
+        out.write(&tag)?;
+        inner.render(r, ctx, rc, out)?;
+        out.write("</div>")?;
+        Ok(())
+    }
 }
 
 /// `{{url value}}`: a URL for an `href` or `src`. Subscriber slots pass through; web and mail

@@ -1,6 +1,7 @@
 # كلمات القالب المدمج باللغة العربية.
 
 dear = مرحبًا
+greeting-end = ،
 reader = بالقرّاء الكرام
 in-this-edition = في هذا العدد
 read-more = اقرأ المزيد

@@ -1,6 +1,7 @@
 # Die Wörter des eingebauten Themas, auf Deutsch.
 
 dear = Hallo
+greeting-end = ,
 reader = zusammen
 in-this-edition = In dieser Ausgabe
 read-more = Weiterlesen

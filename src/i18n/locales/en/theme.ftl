@@ -3,6 +3,8 @@
 # `read-more` is `{{labels.read_more}}`.
 
 dear = Dear
+# The punctuation after the greeting and the name.
+greeting-end = ,
 reader = reader
 in-this-edition = In this edition
 read-more = Read more

@@ -1,6 +1,7 @@
 # Las palabras del tema integrado, en español.
 
 dear = Hola
+greeting-end = ,
 reader = a todos
 in-this-edition = En este número
 read-more = Leer más

@@ -1,6 +1,7 @@
 # Les mots du thème intégré, en français.
 
 dear = Bonjour
+greeting-end = ,
 reader = à toutes et à tous
 in-this-edition = Dans ce numéro
 read-more = Lire la suite

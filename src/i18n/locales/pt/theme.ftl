@@ -1,6 +1,7 @@
 # As palavras do tema integrado, em português.
 
 dear = Olá
+greeting-end = ,
 reader = a todos
 in-this-edition = Nesta edição
 read-more = Ler mais

@@ -1,6 +1,7 @@
 # 内置主题的中文用语。
 
 dear = 您好
+greeting-end = ，
 reader = 各位读者
 in-this-edition = 本期内容
 read-more = 阅读全文
