@@ -9,7 +9,9 @@ mod cli;
 mod greeting;
 mod hostile;
 mod init;
+mod languages;
 mod preview;
+mod rtl;
 mod snapshots;
 
 use std::path::{Path, PathBuf};
@@ -79,4 +81,16 @@ pub fn bulletin(dir: &Path) -> assert_cmd::Command {
         .env_remove("BULLETIN_CONFIG")
         .env("BULLETIN_CONFIG", write_config(dir));
     cmd
+}
+
+/// A temporary folder into which the binary has composed the example edition
+/// (`out/glo-act-special-edition/<lang>/email.html`…).
+pub fn composed_example() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    bulletin(dir.path())
+        .arg("compose")
+        .arg(example())
+        .assert()
+        .success();
+    dir
 }
