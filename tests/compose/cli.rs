@@ -75,7 +75,7 @@ fn project_templates_override_the_built_in_theme_file_by_file() {
     let html =
         std::fs::read_to_string(dir.path().join("out/glo-act-special-edition/en/email.html"))
             .expect("html");
-    assert!(html.contains("Our own intro for Ana Lima."));
+    assert!(html.contains("Our own intro for <bdi>Ana Lima</bdi>."));
     assert!(
         html.contains("Six pillars"),
         "the other built-in partials stay"
