@@ -142,6 +142,11 @@ fn mark_runs(out: &mut String, text: &str) {
         let len = tail
             .find(|c: char| c.is_whitespace() || strong(c) == Some(true))
             .unwrap_or(tail.len());
+        // Sentence punctuation after a URL is the sentence's: the mark goes before it, so
+        // that a closing `).` takes the paragraph's direction.
+        let len = tail[..len]
+            .trim_end_matches([')', '.', ',', ';', ':', '!', '?', '،', '؛'])
+            .len();
         // `BxSLOT` that is not a whole token is text, and so is a lone scheme.
         let len = len.max(1);
         out.push_str(&tail[..len]);
@@ -168,10 +173,10 @@ mod tests {
 
     #[test]
     fn rtl_lines_start_right_to_left_and_urls_keep_their_slash() {
-        let text = "GLO.ACT مشروع مشترك.\nعرض: https://example.org/ar/\nPlain English line.\n";
+        let text = "GLO.ACT مشروع مشترك.\nعرض: https://example.org/ar/\nPlain English line.\nاقرأ (https://example.org/a.pdf).\n";
         assert_eq!(
             rtl_text(text),
-            "\u{200f}GLO.ACT مشروع مشترك.\nعرض: https://example.org/ar/\u{200e}\nPlain English line.\n"
+            "\u{200f}GLO.ACT مشروع مشترك.\nعرض: https://example.org/ar/\u{200e}\nPlain English line.\nاقرأ (https://example.org/a.pdf\u{200e}).\n"
         );
     }
 
