@@ -168,6 +168,7 @@ impl Theme {
             r.register_helper("underline", Box::new(underline_helper));
             r.register_helper("wrap", Box::new(wrap_helper));
             r.register_helper("part", Box::new(PartHelper));
+            r.register_helper("number", Box::new(number_helper));
         }
         text.register_escape_fn(handlebars::no_escape);
         for (name, source) in &sources {
@@ -327,6 +328,7 @@ fn helper_name(h: &Helper<'_>) -> &'static str {
         "upper" => "upper",
         "underline" => "underline",
         "part" => "part",
+        "number" => "number",
         _ => "wrap",
     }
 }
@@ -429,6 +431,33 @@ impl HelperDef for PartHelper {
         out.write("</div>")?;
         Ok(())
     }
+}
+
+/// `{{number value}}`: a number (or text holding one, `1234.5`) with the digits and separators
+/// of the variant's language, from CLDR: "1,234.5", "1 234,5", "١٬٢٣٤٫٥" in `ar-EG`.
+/// Text that is not a number is written as it is.
+fn number_helper(
+    h: &Helper<'_>,
+    r: &Handlebars<'_>,
+    ctx: &Context,
+    _: &mut RenderContext<'_, '_>,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let Some(param) = h.param(0) else {
+        return Err(RenderErrorReason::ParamNotFoundForIndex("number", 0).into());
+    };
+    let raw = match param.value() {
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => value_str(param, r)?.to_string(),
+    };
+    let lang = ctx
+        .data()
+        .get("lang")
+        .and_then(|l| l.as_str())
+        .unwrap_or("en");
+    let text = crate::i18n::NumberFormatter::new(lang).format(raw.trim());
+    out.write(&(r.get_escape_fn())(&text))?;
+    Ok(())
 }
 
 /// `{{url value}}`: a URL for an `href` or `src`. Subscriber slots pass through; web and mail

@@ -90,3 +90,33 @@ fn a_bad_catalogue_stops_compose_naming_its_file_and_line() {
                 .and(predicate::str::contains("projectfluent.org")),
         );
 }
+
+#[test]
+fn the_number_helper_writes_each_languages_digits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&templates).expect("mkdir");
+    std::fs::write(
+        templates.join("intro.mjml.hbs"),
+        "<mj-section><mj-column><mj-text>N={{number \"1234567.5\"}}; {{number \"n/a\"}}</mj-text></mj-column></mj-section>\n",
+    )
+    .expect("write");
+    super::bulletin(dir.path())
+        .arg("compose")
+        .arg(super::example())
+        .assert()
+        .success();
+    let out = dir.path().join("out/glo-act-special-edition");
+    for (lang, number) in [
+        ("en", "1,234,567.5"),
+        ("fr", "1\u{202f}234\u{202f}567,5"),
+        ("es", "1.234.567,5"),
+        ("ar", "1,234,567.5"),
+    ] {
+        let html = std::fs::read_to_string(out.join(lang).join("email.html")).expect("html");
+        assert!(
+            html.contains(&format!("N={number}; n/a")),
+            "{lang}: no `{number}`"
+        );
+    }
+}
