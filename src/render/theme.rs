@@ -333,6 +333,14 @@ fn helper_name(h: &Helper<'_>) -> &'static str {
     }
 }
 
+/// The language of the variant being rendered (the template data's `lang`).
+fn variant_language(ctx: &Context) -> &str {
+    ctx.data()
+        .get("lang")
+        .and_then(|l| l.as_str())
+        .unwrap_or(crate::i18n::FALLBACK_LANGUAGE)
+}
+
 /// True when rendering the text part (the registry that does not escape).
 fn is_text(r: &Handlebars<'_>) -> bool {
     (r.get_escape_fn())("<") == "<"
@@ -364,11 +372,7 @@ fn date_helper(
     out: &mut dyn Output,
 ) -> HelperResult {
     let iso = param_str(h, 0, r)?;
-    let lang = ctx
-        .data()
-        .get("lang")
-        .and_then(|l| l.as_str())
-        .unwrap_or("en");
+    let lang = variant_language(ctx);
     let date = time::Date::parse(
         iso,
         time::macros::format_description!("[year]-[month]-[day]"),
@@ -410,9 +414,9 @@ impl HelperDef for PartHelper {
         let language = value
             .as_str()
             .or_else(|| value.get("language").and_then(serde_json::Value::as_str));
-        let variant = ctx.data().get("lang").and_then(|l| l.as_str());
+        let variant = variant_language(ctx);
         let other = match language {
-            Some(l) if !l.is_empty() && Some(l) != variant && !is_text(r) => Some(l),
+            Some(l) if !l.is_empty() && l != variant && !is_text(r) => Some(l),
             _ => None,
         };
         let Some(language) = other else {
@@ -450,11 +454,7 @@ fn number_helper(
         serde_json::Value::Number(n) => n.to_string(),
         _ => value_str(param, r)?.to_string(),
     };
-    let lang = ctx
-        .data()
-        .get("lang")
-        .and_then(|l| l.as_str())
-        .unwrap_or("en");
+    let lang = variant_language(ctx);
     let text = crate::i18n::NumberFormatter::new(lang).format(raw.trim());
     out.write(&(r.get_escape_fn())(&text))?;
     Ok(())

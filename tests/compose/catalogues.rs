@@ -94,13 +94,11 @@ fn a_bad_catalogue_stops_compose_naming_its_file_and_line() {
 #[test]
 fn the_number_helper_writes_each_languages_digits() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let templates = dir.path().join("templates");
-    std::fs::create_dir_all(&templates).expect("mkdir");
-    std::fs::write(
-        templates.join("intro.mjml.hbs"),
+    super::write_template(
+        dir.path(),
+        "intro.mjml.hbs",
         "<mj-section><mj-column><mj-text>N={{number \"1234567.5\"}}; {{number \"n/a\"}}</mj-text></mj-column></mj-section>\n",
-    )
-    .expect("write");
+    );
     super::bulletin(dir.path())
         .arg("compose")
         .arg(super::example())

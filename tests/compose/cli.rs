@@ -60,13 +60,11 @@ fn compose_one_language_into_a_chosen_folder_with_json() {
 #[test]
 fn project_templates_override_the_built_in_theme_file_by_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let templates = dir.path().join("templates");
-    std::fs::create_dir_all(&templates).expect("mkdir");
-    std::fs::write(
-        templates.join("intro.mjml.hbs"),
+    super::write_template(
+        dir.path(),
+        "intro.mjml.hbs",
         "<mj-section><mj-column><mj-text>Our own intro for {{default subscriber.name \"you\"}}.</mj-text></mj-column></mj-section>\n",
-    )
-    .expect("write");
+    );
     super::bulletin(dir.path())
         .arg("compose")
         .arg(super::example())

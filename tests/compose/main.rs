@@ -94,3 +94,10 @@ pub fn composed_example() -> tempfile::TempDir {
         .success();
     dir
 }
+
+/// Writes a project theme file `templates/<name>` into `dir`.
+pub fn write_template(dir: &Path, name: &str, text: &str) {
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates).expect("mkdir templates");
+    std::fs::write(templates.join(name), text).expect("write template");
+}
