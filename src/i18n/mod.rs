@@ -260,6 +260,8 @@ impl Catalogues {
         let resource = parse(file, source)?;
         let key = (lang.to_string(), domain.to_string());
         let catalogue = self.catalogues.entry(key).or_insert_with(|| {
+            // Built-in rows and project folders are valid tags (`load` checked the latter);
+            // the root tag would only cost plural rules, never a wrong word.
             let tag: LanguageIdentifier = lang.parse().unwrap_or_default();
             let mut bundle = FluentBundle::new_concurrent(vec![tag]);
             bundle.set_formatter(Some(format_number));

@@ -137,3 +137,31 @@ fn direction_follows_script_then_language() {
         assert_eq!(direction(ltr), Dir::Ltr, "{ltr}");
     }
 }
+
+#[test]
+fn every_catalogue_file_has_its_row_in_the_built_in_table() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/i18n/locales");
+    let mut files = BTreeSet::new();
+    for (lang_dir, lang) in sorted_entries(&root).expect("locales folder") {
+        for (_, file) in sorted_entries(&lang_dir).expect("language folder") {
+            if let Some(domain) = file.strip_suffix(".ftl") {
+                files.insert((lang.clone(), domain.to_string()));
+            }
+        }
+    }
+    let rows: BTreeSet<(String, String)> = builtin::CATALOGUES
+        .iter()
+        .map(|r| (r.lang.to_string(), r.domain.to_string()))
+        .collect();
+    assert_eq!(
+        files, rows,
+        "add a row to src/i18n/builtin.rs for each .ftl file"
+    );
+    for row in builtin::CATALOGUES {
+        assert!(
+            row.lang.parse::<LanguageIdentifier>().is_ok(),
+            "{}",
+            row.lang
+        );
+    }
+}
