@@ -15,8 +15,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::slots::{self, SlotKey, token};
-use super::{ListIdentity, Theme, i18n};
+use super::{ListIdentity, Theme};
 use crate::content::{Article, Edition, Fallback, Layout, Section, TitledLink};
+use crate::i18n;
 
 /// Everything the templates of one variant see.
 #[derive(Serialize)]
@@ -24,12 +25,23 @@ pub(super) struct TemplateData<'a> {
     lang: &'a str,
     /// `rtl` for scripts written right to left, else `ltr`.
     dir: &'static str,
+    /// Whether the variant is written right to left (`dir` is `rtl`).
+    rtl: bool,
+    /// The side lines start on, `left` or `right`: for `align`, `text-align`, `padding-…`.
+    start: &'static str,
+    /// The side lines end on, `right` or `left`.
+    end: &'static str,
+    /// The arrow that points onward in reading order: `→`, or `←` right to left.
+    forward: &'static str,
+    /// The language the intro is written in (the default language's when it fell back).
+    intro_language: &'a str,
     pub(super) edition: EditionData<'a>,
     intro: Option<String>,
     sections: Vec<SectionData<'a>>,
     /// Every article's documents, each URL once, in the order of the edition.
     documents: Vec<&'a TitledLink>,
-    labels: Value,
+    /// The `theme` catalogue's messages, ids written with `_` for `-` (`labels.read_more`).
+    labels: BTreeMap<String, String>,
     list: ListData<'a>,
     subscriber: SubscriberData,
 }
@@ -41,6 +53,8 @@ pub(super) struct EditionData<'a> {
     title: String,
     pub(super) subject: String,
     pub(super) preheader: Option<String>,
+    /// The language the title is written in (the default language's when it fell back).
+    title_language: &'a str,
     /// `YYYY-MM-DD`; the `date` helper formats it per language.
     date: String,
     languages: &'a [String],
@@ -54,6 +68,8 @@ pub(super) struct EditionData<'a> {
 struct SectionData<'a> {
     id: &'a str,
     title: &'a str,
+    /// The language of `title` (the default language's when it fell back).
+    language: &'a str,
     layout: &'static str,
     is_grid: bool,
     is_cards: bool,
@@ -69,6 +85,10 @@ struct ArticleData<'a> {
     slug: &'a str,
     language: &'a str,
     fell_back: bool,
+    /// The direction of the article's own language, `ltr` or `rtl`.
+    dir: &'static str,
+    /// The side the article's lines start on, `left` or `right`.
+    start: &'static str,
     /// With subscriber placeholders turned into slot tokens.
     title: String,
     /// With subscriber placeholders turned into slot tokens.
@@ -115,6 +135,8 @@ struct SubscriberData {
 pub(super) struct VariantData<'a> {
     pub(super) data: TemplateData<'a>,
     pub(super) fell_back: Vec<Fallback>,
+    /// Theme words missing from the language's catalogue, each shown in another language.
+    pub(super) theme_fell_back: Vec<i18n::Fallback>,
 }
 
 /// Picks a translated text or the default language's, recording each fallback.
@@ -150,6 +172,7 @@ impl Picker<'_> {
 pub(super) fn variant_data<'a>(
     edition: &'a Edition,
     list: &'a ListIdentity,
+    theme: &Theme,
     language: &'a str,
     attributes: &BTreeSet<String>,
 ) -> VariantData<'a> {
@@ -158,23 +181,29 @@ pub(super) fn variant_data<'a>(
         language,
         fell_back: Vec::new(),
     };
-    let (edition_data, intro) = edition_data(&mut picker);
-    let (labels, labels_fell_back) = i18n::labels(language);
-    if labels_fell_back {
-        picker.fell_back("theme labels".into(), PathBuf::from("templates"));
-    }
+    let (edition_data, intro, intro_language) = edition_data(&mut picker);
+    let (messages, theme_fell_back) = theme.catalogues.messages(language, "theme");
+    let labels = messages
+        .into_iter()
+        .map(|(id, text)| (id.replace('-', "_"), text))
+        .collect();
     let sections: Vec<SectionData<'a>> = edition
         .sections
         .iter()
         .map(|section| section_data(section, &mut picker))
         .collect();
+    let direction = i18n::direction(language);
     let data = TemplateData {
         lang: language,
-        dir: if matches!(language.split('-').next(), Some("ar" | "he" | "fa" | "ur")) {
-            "rtl"
-        } else {
-            "ltr"
+        dir: direction.as_str(),
+        rtl: direction == i18n::Dir::Rtl,
+        start: direction.start(),
+        end: direction.end(),
+        forward: match direction {
+            i18n::Dir::Ltr => "→",
+            i18n::Dir::Rtl => "←",
         },
+        intro_language,
         edition: edition_data,
         intro,
         documents: documents(&sections),
@@ -191,11 +220,12 @@ pub(super) fn variant_data<'a>(
     VariantData {
         data,
         fell_back: picker.fell_back,
+        theme_fell_back,
     }
 }
 
 /// The edition's own texts in the picker's language, and its intro.
-fn edition_data<'a>(picker: &mut Picker<'a>) -> (EditionData<'a>, Option<String>) {
+fn edition_data<'a>(picker: &mut Picker<'a>) -> (EditionData<'a>, Option<String>, &'a str) {
     let edition = picker.edition;
     let default = &edition.default_language;
     let base = edition.texts.get(default).cloned().unwrap_or_default();
@@ -204,6 +234,16 @@ fn edition_data<'a>(picker: &mut Picker<'a>) -> (EditionData<'a>, Option<String>
         .get(picker.language)
         .cloned()
         .unwrap_or_default();
+    // The language a picked text is written in: the variant's own, or the default's.
+    let language_of = |own: bool| {
+        if own {
+            picker.language
+        } else {
+            default.as_str()
+        }
+    };
+    let title_language = language_of(own.title.is_some());
+    let intro_language = language_of(own.intro.is_some());
     let title = picker
         .pick("title", own.title, base.title)
         .unwrap_or_default();
@@ -218,6 +258,7 @@ fn edition_data<'a>(picker: &mut Picker<'a>) -> (EditionData<'a>, Option<String>
         title,
         subject,
         preheader,
+        title_language,
         date: format!(
             "{:04}-{:02}-{:02}",
             date.year(),
@@ -228,7 +269,7 @@ fn edition_data<'a>(picker: &mut Picker<'a>) -> (EditionData<'a>, Option<String>
         default_language: default,
         greeting: edition.greeting,
     };
-    (data, intro)
+    (data, intro, intro_language)
 }
 
 /// Every article's documents, each URL once, in the order of the edition.
@@ -266,6 +307,11 @@ fn section_data<'a>(section: &'a Section, picker: &mut Picker<'a>) -> SectionDat
     SectionData {
         id: &section.id,
         title,
+        language: if title_fell_back {
+            &edition.default_language
+        } else {
+            picker.language
+        },
         layout: match section.layout {
             Layout::Cards => "cards",
             Layout::Grid => "grid",
@@ -280,10 +326,13 @@ fn section_data<'a>(section: &'a Section, picker: &mut Picker<'a>) -> SectionDat
 
 fn article_data<'a>(slug: &'a str, article: &'a Article, fell_back: bool) -> ArticleData<'a> {
     let m = &article.meta;
+    let direction = i18n::direction(&article.language);
     ArticleData {
         slug,
         language: &article.language,
         fell_back,
+        dir: direction.as_str(),
+        start: direction.start(),
         title: slots::substitute_placeholders(&m.title),
         summary: slots::substitute_placeholders(&m.summary),
         category: m.category.as_deref(),

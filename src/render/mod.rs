@@ -8,14 +8,15 @@
 //! keeps with the send path, and why subscriber values never enter the template data: the
 //! templates see slot tokens instead (see [`slots`]).
 //!
-//! One job per file: `data` builds what the templates see (with `i18n`'s words for the
-//! theme's own labels), `theme` loads the templates and their helpers, `markdown` and
-//! `sanitise` turn article text into HTML and plain text, [`slots`] compiles the output, `mjml`
+//! One job per file: `data` builds what the templates see (with the `theme` catalogue's
+//! words of [`crate::i18n`] as the theme's own labels), `theme` loads the templates and their helpers, `markdown` and
+//! `sanitise` turn article text into HTML and plain text, `bidi` marks a right-to-left
+//! variant's Outlook tables and text part, [`slots`] compiles the output, `mjml`
 //! checks the generated MJML and turns it into HTML, [`lint`] checks content and output, and
 //! this file runs the pass once per language and hashes the result.
 
+mod bidi;
 mod data;
-mod i18n;
 pub mod lint;
 mod markdown;
 mod mjml;
@@ -97,6 +98,9 @@ pub enum RenderError {
         /// The deepest nesting allowed.
         limit: usize,
     },
+    /// A message catalogue (`locales/<lang>/*.ftl`) does not load.
+    #[error(transparent)]
+    Catalogue(#[from] crate::i18n::I18nError),
     /// The lint report has errors.
     #[error("lint found {errors} error(s) in `{slug}`; fix them and compose again")]
     Lint {
@@ -312,7 +316,7 @@ impl Pass<'_> {
         report: &mut LintReport,
     ) -> Result<RenderedVariant, RenderError> {
         let (edition, theme, templates) = (self.edition, self.theme, &self.templates);
-        let variant = data::variant_data(edition, self.list, language, &self.attributes);
+        let variant = data::variant_data(edition, self.list, theme, language, &self.attributes);
         // One conversion to JSON serves both templates.
         let context = handlebars::Context::wraps(&variant.data).map_err(|e| hb_error(theme, &e))?;
         let mjml = theme
@@ -324,8 +328,15 @@ impl Pass<'_> {
             .text
             .render_with_context(&templates.text, &context)
             .map_err(|e| hb_error(theme, &e))?;
+        let mut text = tidy_text(&text);
+        let html = if crate::i18n::direction(language) == crate::i18n::Dir::Rtl {
+            text = bidi::rtl_text(&text);
+            bidi::outlook_rtl(&html)
+        } else {
+            html
+        };
         let html = CompiledTemplate::compile(&html, Kind::Html);
-        let text = CompiledTemplate::compile(&tidy_text(&text), Kind::Text);
+        let text = CompiledTemplate::compile(&text, Kind::Text);
         let archive_html = html.fill(&archive_slots(self.list, &edition.slug, language));
 
         let output = lint::VariantOutput {
@@ -340,6 +351,7 @@ impl Pass<'_> {
         } = variant.data.edition;
         lint::lint_texts(report, edition, language, &subject, preheader.as_deref());
         lint::lint_fallback(report, edition, language, &variant.fell_back);
+        lint::lint_theme_words(report, language, &variant.theme_fell_back);
         Ok(RenderedVariant {
             language: language.to_string(),
             subject,

@@ -302,12 +302,23 @@ impl CompiledTemplate {
                         Kind::Text => Escape::Text,
                         Kind::Html => html_context(document, at, &key),
                     };
+                    // A subscriber's value in running text is isolated, so that a Latin name
+                    // in Arabic text (or the reverse) does not reorder the words around it.
+                    let isolate = escape == Escape::Html
+                        && !literal.ends_with("<bdi>")
+                        && in_body_text(document, at);
+                    if isolate {
+                        literal.push_str("<bdi>");
+                    }
                     literals.push(std::mem::take(&mut literal));
                     slots.push(Slot {
                         key,
                         fallback,
                         escape,
                     });
+                    if isolate {
+                        literal.push_str("</bdi>");
+                    }
                     pos = at + len;
                 }
                 None => {
@@ -401,6 +412,18 @@ impl CompiledTemplate {
         }
         out
     }
+}
+
+/// Whether byte `at` of an HTML document is in the text of its body (not in a tag, not in
+/// the head, where `<title>` cannot hold markup).
+fn in_body_text(doc: &str, at: usize) -> bool {
+    let before = &doc[..at];
+    let in_text = match (before.rfind('<'), before.rfind('>')) {
+        (Some(open), Some(close)) => close > open,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    in_text && before.contains("<body")
 }
 
 /// Decides how a slot at byte `at` of an HTML document is escaped.
@@ -583,5 +606,24 @@ mod tests {
         assert!(t.ends_with(" {{oops}}"));
         let c = CompiledTemplate::compile(&t, Kind::Text);
         assert_eq!(c.fill(&SubscriberSlots::default()), "Hi , there {{oops}}");
+    }
+
+    #[test]
+    fn values_in_body_text_are_isolated_and_nowhere_else() {
+        let name = token(&SlotKey::Name, "");
+        let doc = format!(
+            "<html><head><title>{name}</title></head><body><p title=\"{name}\">مرحبًا {name}،</p>\
+             <p>Hi <bdi>{name}</bdi></p></body></html>"
+        );
+        let c = CompiledTemplate::compile(&doc, Kind::Html);
+        let values = SubscriberSlots {
+            name: "Ana".into(),
+            ..SubscriberSlots::default()
+        };
+        assert_eq!(
+            c.fill(&values),
+            "<html><head><title>Ana</title></head><body><p title=\"Ana\">مرحبًا <bdi>Ana</bdi>،</p>\
+             <p>Hi <bdi>Ana</bdi></p></body></html>"
+        );
     }
 }

@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use handlebars::{
-    Context, Handlebars, Helper, HelperResult, Output, PathAndJson, RenderContext,
-    RenderError as HbError, RenderErrorReason,
+    Context, Handlebars, Helper, HelperDef, HelperResult, Output, PathAndJson, RenderContext,
+    RenderError as HbError, RenderErrorReason, Renderable,
 };
 
 use super::RenderError;
 use super::markdown;
 use super::slots::{escape_html, with_fallback};
+use crate::i18n::Catalogues;
 
 /// The default theme, compiled into the binary so that `bulletin compose` works anywhere.
 const BUILT_IN: &[(&str, &str)] = &[
@@ -74,6 +75,8 @@ pub struct TemplateSource {
 pub struct Theme {
     pub(crate) html: Handlebars<'static>,
     pub(crate) text: Handlebars<'static>,
+    /// The theme's words per language (domain `theme`), built-in and the project's own.
+    pub catalogues: Catalogues,
     /// Sources by registered name (`layout`, `card`, `email.txt`).
     pub sources: BTreeMap<String, TemplateSource>,
     /// The folder overrides were read from, if it exists.
@@ -100,8 +103,14 @@ fn template_name(file: &str) -> Option<(String, bool)> {
 
 impl Theme {
     /// The built-in theme with the `*.mjml.hbs` / `*.txt.hbs` files of `override_dir` (when it
-    /// exists) replacing built-in files of the same name or adding partials.
+    /// exists) replacing built-in files of the same name or adding partials, and the message
+    /// catalogues of the `locales/` folder beside it (a project's `templates/` and `locales/`
+    /// both sit beside `bulletin.toml`) on top of the built-in ones.
     pub fn load(override_dir: Option<&Path>) -> Result<Self, RenderError> {
+        let locales = override_dir
+            .and_then(Path::parent)
+            .map(|project| project.join("locales"));
+        let catalogues = Catalogues::load(locales.as_deref())?;
         let mut sources = BTreeMap::new();
         for (file, text) in BUILT_IN {
             if let Some((name, _)) = template_name(file) {
@@ -158,6 +167,8 @@ impl Theme {
             r.register_helper("upper", Box::new(upper_helper));
             r.register_helper("underline", Box::new(underline_helper));
             r.register_helper("wrap", Box::new(wrap_helper));
+            r.register_helper("part", Box::new(PartHelper));
+            r.register_helper("number", Box::new(number_helper));
         }
         text.register_escape_fn(handlebars::no_escape);
         for (name, source) in &sources {
@@ -195,6 +206,7 @@ impl Theme {
         Ok(Self {
             html,
             text,
+            catalogues,
             sources,
             override_dir,
         })
@@ -315,8 +327,18 @@ fn helper_name(h: &Helper<'_>) -> &'static str {
         "default" => "default",
         "upper" => "upper",
         "underline" => "underline",
+        "part" => "part",
+        "number" => "number",
         _ => "wrap",
     }
+}
+
+/// The language of the variant being rendered (the template data's `lang`).
+fn variant_language(ctx: &Context) -> &str {
+    ctx.data()
+        .get("lang")
+        .and_then(|l| l.as_str())
+        .unwrap_or(crate::i18n::FALLBACK_LANGUAGE)
 }
 
 /// True when rendering the text part (the registry that does not escape).
@@ -350,11 +372,7 @@ fn date_helper(
     out: &mut dyn Output,
 ) -> HelperResult {
     let iso = param_str(h, 0, r)?;
-    let lang = ctx
-        .data()
-        .get("lang")
-        .and_then(|l| l.as_str())
-        .unwrap_or("en");
+    let lang = variant_language(ctx);
     let date = time::Date::parse(
         iso,
         time::macros::format_description!("[year]-[month]-[day]"),
@@ -364,7 +382,80 @@ fn date_helper(
             "`{iso}` is not a YYYY-MM-DD date"
         )))
     })?;
-    let text = super::i18n::format_date(date, lang);
+    let text = crate::i18n::format_date(date, lang);
+    out.write(&(r.get_escape_fn())(&text))?;
+    Ok(())
+}
+
+/// `{{#part this}}…{{/part}}` or `{{#part intro_language}}…{{/part}}`: content written in
+/// another language than the variant's (an untranslated article in the Arabic variant) is
+/// wrapped in its own `lang` and `dir`, so that screen readers switch voice and its
+/// punctuation and alignment follow its own direction. The parameter is a language tag, or
+/// an object with a `language` field. Content in the variant's language is written as it
+/// is, and so is everything in the text part, which has no markup to carry it.
+struct PartHelper;
+
+impl HelperDef for PartHelper {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        r: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        rc: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let Some(inner) = h.template() else {
+            return Ok(());
+        };
+        let param = h
+            .param(0)
+            .ok_or(RenderErrorReason::ParamNotFoundForIndex("part", 0))?;
+        let value = param.value();
+        let language = value
+            .as_str()
+            .or_else(|| value.get("language").and_then(serde_json::Value::as_str));
+        let variant = variant_language(ctx);
+        let other = match language {
+            Some(l) if !l.is_empty() && l != variant && !is_text(r) => Some(l),
+            _ => None,
+        };
+        let Some(language) = other else {
+            return inner.render(r, ctx, rc, out);
+        };
+        let dir = crate::i18n::direction(language);
+        let mut tag = String::from("<div lang=\"");
+        escape_html(&mut tag, language);
+        tag.push_str(&format!(
+            "\" dir=\"{0}\" class=\"part-{0}\" style=\"text-align:{1};\">",
+            dir.as_str(),
+            dir.start()
+        ));
+        out.write(&tag)?;
+        inner.render(r, ctx, rc, out)?;
+        out.write("</div>")?;
+        Ok(())
+    }
+}
+
+/// `{{number value}}`: a number (or text holding one, `1234.5`) with the digits and separators
+/// of the variant's language, from CLDR: "1,234.5", "1 234,5", "١٬٢٣٤٫٥" in `ar-EG`.
+/// Text that is not a number is written as it is.
+fn number_helper(
+    h: &Helper<'_>,
+    r: &Handlebars<'_>,
+    ctx: &Context,
+    _: &mut RenderContext<'_, '_>,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let Some(param) = h.param(0) else {
+        return Err(RenderErrorReason::ParamNotFoundForIndex("number", 0).into());
+    };
+    let raw = match param.value() {
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => value_str(param, r)?.to_string(),
+    };
+    let lang = variant_language(ctx);
+    let text = crate::i18n::NumberFormatter::new(lang).format(raw.trim());
     out.write(&(r.get_escape_fn())(&text))?;
     Ok(())
 }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn chromium() -> PathBuf {
+pub(crate) fn chromium() -> PathBuf {
     let candidates = [
         std::env::var("BULLETIN_CHROMIUM").unwrap_or_default(),
         "/usr/bin/chromium".into(),
@@ -27,7 +27,7 @@ fn chromium() -> PathBuf {
         })
 }
 
-fn screenshots() -> PathBuf {
+pub(crate) fn screenshots() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
@@ -64,7 +64,7 @@ fn run_chromium(args: &[&str], url: &str) -> String {
     String::from_utf8_lossy(&output.stdout).to_string()
 }
 
-fn screenshot(url: &str, width: u32, height: u32, file: &Path) {
+pub(crate) fn screenshot(url: &str, width: u32, height: u32, file: &Path) {
     let _ = std::fs::remove_file(file);
     run_chromium(
         &[
@@ -85,17 +85,16 @@ fn escape_attr(s: &str) -> String {
     s.replace('&', "&amp;").replace('"', "&quot;")
 }
 
-/// Loads `html` in an iframe `width` px wide (headless windows cannot be narrower than 500 px,
-/// a frame can) inside a host page whose `script` measures it once loaded and writes what it
-/// found into `<pre id="probe">`; returns that text, unescaped. The host page is kept as
-/// `dir/file` (a screenshot can be taken of it).
-fn probe_in_frame(html: &str, width: u32, script: &str, dir: &Path, file: &str) -> String {
+/// Loads `html` in an iframe `width` px wide (headless windows cannot be narrower than 500
+/// px), calls the page's JavaScript function `probe(frame)` (defined by `script`) once it has
+/// loaded, and returns the text that function put into `<pre id="probe">`, unescaped.
+pub(crate) fn probe_frame(html: &str, width: u32, script: &str, dir: &Path) -> String {
     let host = format!(
-        "<!doctype html><html><body style=\"margin:0\"><iframe id=\"f\" style=\"width:{width}px;height:3000px;border:0\" srcdoc=\"{}\"></iframe>\
-         <script>{script}</script></body></html>",
+        "<!doctype html><html><body style=\"margin:0\"><iframe id=\"f\" style=\"width:{width}px;height:4000px;border:0\" srcdoc=\"{}\"></iframe>\
+         <script>{script}\ndocument.getElementById('f').addEventListener('load',function(){{probe(this);}});</script></body></html>",
         escape_attr(html)
     );
-    let path = dir.join(file);
+    let path = dir.join(format!("probe-{width}.html"));
     std::fs::write(&path, host).expect("write probe");
     let dom = run_chromium(
         &[
@@ -113,7 +112,8 @@ fn probe_in_frame(html: &str, width: u32, script: &str, dir: &Path, file: &str) 
                 "the probe did not run; DOM:\n{}",
                 &dom[..dom.len().min(2000)]
             )
-        })
+        });
+    probe
         .replace("&quot;", "\"")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
@@ -123,14 +123,13 @@ fn probe_in_frame(html: &str, width: u32, script: &str, dir: &Path, file: &str) 
 /// Loads `html` in a 375 px wide frame and returns the document's (scrollWidth, clientWidth,
 /// innerWidth).
 fn measure_at_375(html: &str, dir: &Path) -> (u32, u32, u32) {
-    let probe = probe_in_frame(
+    let probe = probe_frame(
         html,
         375,
-        "document.getElementById('f').addEventListener('load',function(){var d=this.contentDocument.documentElement;\
-         var p=document.createElement('pre');p.id='probe';p.textContent=d.scrollWidth+' '+d.clientWidth+' '+this.contentWindow.innerWidth;\
-         document.body.appendChild(p);});",
+        "function probe(f){var d=f.contentDocument.documentElement;\
+         var p=document.createElement('pre');p.id='probe';p.textContent=d.scrollWidth+' '+d.clientWidth+' '+f.contentWindow.innerWidth;\
+         document.body.appendChild(p);}",
         dir,
-        "probe.html",
     );
     let n: Vec<u32> = probe
         .split_whitespace()
@@ -142,14 +141,9 @@ fn measure_at_375(html: &str, dir: &Path) -> (u32, u32, u32) {
 
 #[test]
 fn email_fits_a_phone_and_screenshots_are_kept() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    super::bulletin(dir.path())
-        .arg("compose")
-        .arg(super::example())
-        .assert()
-        .success();
+    let dir = super::composed_example();
     let shots = screenshots();
-    for lang in ["en", "fr"] {
+    for lang in ["ar", "en", "es", "fr"] {
         let email = dir
             .path()
             .join("out/glo-act-special-edition")
@@ -222,8 +216,7 @@ struct PageLayout {
 /// Loads the preview page in a frame `width` px wide, opens the images-off views, and measures.
 fn preview_layout(page_html: &str, width: u32, dir: &Path) -> PageLayout {
     let probe = r#"
-      var f=document.getElementById('f');
-      f.addEventListener('load',function(){
+      function probe(f){
         var w=f.contentWindow, d=f.contentDocument;
         Array.prototype.forEach.call(d.querySelectorAll('details.images-off'),function(x){x.open=true;});
         setTimeout(function(){
@@ -244,14 +237,8 @@ fn preview_layout(page_html: &str, width: u32, dir: &Path) -> PageLayout {
           });
           var p=document.createElement('pre');p.id='probe';p.textContent=JSON.stringify(out);document.body.appendChild(p);
         },500);
-      });"#;
-    let json = probe_in_frame(
-        page_html,
-        width,
-        probe,
-        dir,
-        &format!("preview-probe-{width}.html"),
-    );
+      }"#;
+    let json = probe_frame(page_html, width, probe, dir);
     let v: serde_json::Value = serde_json::from_str(&json).expect("probe JSON");
     let list = |k: &str| v[k].as_array().cloned().unwrap_or_default();
     PageLayout {

@@ -4,11 +4,14 @@
 
 mod broken;
 mod browser;
+mod catalogues;
 mod cli;
 mod greeting;
 mod hostile;
 mod init;
+mod languages;
 mod preview;
+mod rtl;
 mod snapshots;
 
 use std::path::{Path, PathBuf};
@@ -78,4 +81,23 @@ pub fn bulletin(dir: &Path) -> assert_cmd::Command {
         .env_remove("BULLETIN_CONFIG")
         .env("BULLETIN_CONFIG", write_config(dir));
     cmd
+}
+
+/// A temporary folder into which the binary has composed the example edition
+/// (`out/glo-act-special-edition/<lang>/email.html`…).
+pub fn composed_example() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    bulletin(dir.path())
+        .arg("compose")
+        .arg(example())
+        .assert()
+        .success();
+    dir
+}
+
+/// Writes a project theme file `templates/<name>` into `dir`.
+pub fn write_template(dir: &Path, name: &str, text: &str) {
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates).expect("mkdir templates");
+    std::fs::write(templates.join(name), text).expect("write template");
 }

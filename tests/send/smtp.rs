@@ -474,7 +474,7 @@ fn preview_to_sends_a_test_copy_of_each_language_without_a_campaign() {
     );
     assert_eq!(code, 0, "{err}");
     let messages = server.messages();
-    assert_eq!(messages.len(), 2, "one copy per language (en, fr)");
+    assert_eq!(messages.len(), 4, "one copy per language (ar, en, es, fr)");
     let mut subjects: Vec<String> = messages
         .iter()
         .map(|raw| {
