@@ -168,7 +168,7 @@ pub(crate) async fn run(ctx: &Context, cmd: ListsCommand) -> anyhow::Result<Outc
                 .update_list(&name, &texts.into_appearance(visibility), "cli")
                 .await?;
             if ctx.json {
-                let texts = store.list_texts(Some(&[list.id])).await?;
+                let texts = store.list_texts(Some(list.id)).await?;
                 ctx.print_json(&serde_json::json!({ "list": list, "texts": texts }))?;
             } else {
                 let shown = if list.public { "public" } else { "private" };

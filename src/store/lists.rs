@@ -370,23 +370,17 @@ impl Store {
         self.list_named(name).await
     }
 
-    /// Every display name and description of the lists in `ids` (all lists when `ids` is
-    /// `None`), ordered by list and language.
-    pub async fn list_texts(&self, ids: Option<&[i64]>) -> Result<Vec<ListText>, StoreError> {
-        let all: Vec<ListText> = sqlx::query_as(
+    /// Every display name and description of list `only`, or of every list, ordered by list
+    /// and language.
+    pub async fn list_texts(&self, only: Option<i64>) -> Result<Vec<ListText>, StoreError> {
+        sqlx::query_as(
             "SELECT list_id, language, display_name, description FROM list_texts
-             ORDER BY list_id, language",
+             WHERE ?1 IS NULL OR list_id = ?1 ORDER BY list_id, language",
         )
+        .bind(only)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| self.classify(e))?;
-        Ok(match ids {
-            None => all,
-            Some(ids) => all
-                .into_iter()
-                .filter(|t| ids.contains(&t.list_id))
-                .collect(),
-        })
+        .map_err(|e| self.classify(e))
     }
 }
 

@@ -44,7 +44,7 @@ use axum::routing::{get, post};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::config::Config;
-use crate::store::{LinkTarget, Store, StoreError};
+use crate::store::{LinkTarget, ListText, Store, StoreError};
 use crate::token::{Claims, Keys, Purpose, TokenError};
 
 pub use confirmation_mail::ConfirmationMailer;
@@ -221,8 +221,8 @@ pub(crate) enum Denied {
     /// replaced, or overtaken by an opt-out), or an undo past its few minutes: only a fresh
     /// sign-up on `list` can subscribe again.
     Stale {
-        /// The list, for the form's link.
-        list: String,
+        /// The list's internal name for the form's link, when the form offers it.
+        list: Option<String>,
     },
     /// The database did not answer in time or failed.
     Unavailable,
@@ -443,6 +443,22 @@ pub(crate) fn subscriber_lang(target: &LinkTarget, headers: &HeaderMap) -> Lang 
     Lang::negotiate(None, target.language.as_deref(), accept_language(headers))
 }
 
+/// The name of a list as people read it in language `tag`: its display name in that language
+/// (or the fallback [`crate::store::pick_text`] chooses), else the newsletter's name. Never
+/// the internal list name, which is the operator's identifier, not a title.
+pub(crate) fn list_title(state: &AppState, tag: &str, texts: &[ListText]) -> String {
+    crate::store::pick_text(texts, tag).map_or_else(
+        || state.settings().site_name.clone(),
+        |t| t.display_name.clone(),
+    )
+}
+
+/// The internal name of the list a link is about, for a link to the form: only when the
+/// form offers that list.
+pub(crate) fn form_list(target: &LinkTarget) -> Option<String> {
+    target.list_public.then(|| target.list_name.clone())
+}
+
 /// The `Accept-Language` header, when it is text.
 pub(crate) fn accept_language(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -571,7 +587,7 @@ pub(crate) fn denied(state: &AppState, lang: Lang, why: Denied) -> Response {
             let body = format!(
                 "{}{}",
                 pages::para(&pages::escape(s.stale_body)),
-                subscribe_link(state, lang, Some(&list))
+                subscribe_link(state, lang, list.as_deref())
             );
             html(
                 StatusCode::GONE,

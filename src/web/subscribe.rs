@@ -33,11 +33,11 @@ use serde::Deserialize;
 
 use super::pages::{self, Lang, button_form, escape, fill, para};
 use super::{
-    AppState, Denied, PageError, accept_language, browser_lang, html, page_ok, resolve_link,
-    subscriber_lang, unix_now,
+    AppState, Denied, PageError, accept_language, browser_lang, form_list, html, list_title,
+    page_ok, resolve_link, subscriber_lang, unix_now,
 };
 use crate::address::Address;
-use crate::store::{BoundOutcome, List, PendingOutcome};
+use crate::store::{BoundOutcome, List, ListText, PendingOutcome};
 use crate::token::{Claims, Purpose};
 
 /// `?lang=fr&list=news` on the form.
@@ -63,11 +63,59 @@ fn form_lang(explicit: Option<&str>, headers: &HeaderMap) -> Lang {
     Lang::negotiate(explicit, None, accept_language(headers))
 }
 
+/// The language to remember for a new subscriber: the one the form was asked for
+/// (`/subscribe?lang=es`, carried by the form's hidden field) when it is a valid tag, even if
+/// the pages themselves are not written in it (the editions may be), else the page's.
+fn requested_language(explicit: Option<&str>, page: Lang) -> String {
+    explicit
+        .and_then(|raw| {
+            crate::subscriber_input::validate_language(raw)
+                .ok()
+                .flatten()
+        })
+        .unwrap_or_else(|| page.tag().to_string())
+}
+
+/// A list as the form offers it: its internal name travels in the form, its title is shown.
+struct Offered {
+    name: String,
+    title: String,
+    description: String,
+}
+
+/// The public lists, each with its title and description in language `tag`.
+async fn offered_lists(state: &AppState, tag: &str) -> Result<Vec<(List, Offered)>, Denied> {
+    let (lists, texts) = state
+        .read(|store| async move { Ok((store.all_lists().await?, store.list_texts(None).await?)) })
+        .await?;
+    Ok(lists
+        .into_iter()
+        .filter(|l| l.public)
+        .map(|list| {
+            let own: Vec<ListText> = texts
+                .iter()
+                .filter(|t| t.list_id == list.id)
+                .cloned()
+                .collect();
+            let description = crate::store::pick_text(&own, tag)
+                .map(|t| t.description.clone())
+                .unwrap_or_default();
+            let offered = Offered {
+                name: list.name.clone(),
+                title: list_title(state, tag, &own),
+                description,
+            };
+            (list, offered)
+        })
+        .collect())
+}
+
 /// The form's HTML: one list preselected (or a choice), the address, the honeypot.
 fn form_page(
     state: &AppState,
     lang: Lang,
-    lists: &[List],
+    language: &str,
+    lists: &[&Offered],
     selected: Option<&str>,
     email: &str,
     error: Option<&str>,
@@ -88,15 +136,28 @@ fn form_page(
         selected.and_then(|n| lists.iter().find(|l| l.name == n)),
         lists,
     ) {
-        (Some(list), _) | (None, [list]) => format!(
-            "<input type=\"hidden\" name=\"list\" value=\"{}\"><p>{}</p>",
-            escape(&list.name),
-            escape(&list.name)
-        ),
+        (Some(list), _) | (None, [list]) => {
+            let description = if list.description.is_empty() {
+                String::new()
+            } else {
+                para(&escape(&list.description))
+            };
+            format!(
+                "<input type=\"hidden\" name=\"list\" value=\"{}\"><p><strong>{}</strong></p>{description}",
+                escape(&list.name),
+                escape(&list.title)
+            )
+        }
         (None, _) => {
             let options: String = lists
                 .iter()
-                .map(|l| format!("<option value=\"{n}\">{n}</option>", n = escape(&l.name)))
+                .map(|l| {
+                    format!(
+                        "<option value=\"{}\">{}</option>",
+                        escape(&l.name),
+                        escape(&l.title)
+                    )
+                })
                 .collect();
             format!(
                 "<label for=\"list\">{}</label><select id=\"list\" name=\"list\">{options}</select>",
@@ -119,7 +180,7 @@ fn form_page(
          <input type=\"text\" id=\"website\" name=\"website\" tabindex=\"-1\" autocomplete=\"off\"></div>\
          <p><button type=\"submit\">{button}</button></p></form>\n{note}",
         base = escape(&state.settings().base_path),
-        lang = lang.tag(),
+        lang = escape(language),
         email_label = escape(s.email_label),
         email = escape(email),
         hp = escape(s.honeypot_label),
@@ -136,18 +197,28 @@ pub(super) async fn form(
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let lang = form_lang(query.lang.as_deref(), &headers);
-    let lists = state
-        .read(|store| store.all_lists())
+    let language = requested_language(query.lang.as_deref(), lang);
+    let lists = offered_lists(&state, &language)
         .await
         .map_err(|why| state.refuse(lang, why))?;
+    // A private list is not on offer, whoever knows its name.
     if let Some(name) = &query.list {
-        if !lists.iter().any(|l| &l.name == name) {
+        if !lists.iter().any(|(l, _)| &l.name == name) {
             return Err(state.refuse(lang, Denied::NotFound));
         }
     }
+    let offered: Vec<&Offered> = lists.iter().map(|(_, o)| o).collect();
     Ok(form_response(
         StatusCode::OK,
-        form_page(&state, lang, &lists, query.list.as_deref(), "", None),
+        form_page(
+            &state,
+            lang,
+            &language,
+            &offered,
+            query.list.as_deref(),
+            "",
+            None,
+        ),
     ))
 }
 
@@ -245,9 +316,10 @@ pub(super) async fn submit(
         );
         return Ok(response);
     }
-    let list = match state.read(|store| store.all_lists()).await {
-        Ok(lists) => match lists.into_iter().find(|l| l.name == form.list) {
-            Some(list) => list,
+    let language = requested_language(form.lang.as_deref(), lang);
+    let (list, offered) = match offered_lists(&state, &language).await {
+        Ok(lists) => match lists.into_iter().find(|(l, _)| l.name == form.list) {
+            Some(found) => found,
             None => return Err(state.refuse(lang, Denied::NotFound)),
         },
         Err(why) => return Err(state.refuse(lang, why)),
@@ -269,13 +341,13 @@ pub(super) async fn submit(
     let address = match Address::parse(&form.email) {
         Ok(a) => a,
         Err(_) => {
-            let lists = std::slice::from_ref(&list);
             return Ok(form_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 form_page(
                     &state,
                     lang,
-                    lists,
+                    &language,
+                    &[&offered],
                     Some(&list.name),
                     &form.email,
                     Some(s.bad_address),
@@ -288,7 +360,7 @@ pub(super) async fn submit(
             store.subscribe_pending(
                 &address,
                 list.id,
-                Some(lang.tag()),
+                Some(&language),
                 "form",
                 state.settings().confirm_cooldown_secs,
             )
@@ -316,7 +388,12 @@ pub(super) async fn submit(
             let link = format!("{}/confirm/{token}", state.settings().public_url);
             // The person's own language if we knew them, else the form's.
             let mail_lang = language.as_deref().and_then(Lang::from_tag).unwrap_or(lang);
-            state.send_confirmation(address, list.name.clone(), link, mail_lang);
+            // The list's title in the mail's language, never its internal name.
+            let title = match state.read(|store| store.list_texts(Some(list.id))).await {
+                Ok(texts) => list_title(&state, mail_lang.tag(), &texts),
+                Err(_) => offered.title.clone(),
+            };
+            state.send_confirmation(address, title, link, mail_lang);
         }
         Ok(PendingOutcome::Nothing) => {}
         Err(why) => return Err(state.refuse(lang, why)),
@@ -335,10 +412,10 @@ pub(super) async fn confirm_page(
         .map_err(|why| state.refuse(browser_lang(&headers), why))?;
     let lang = subscriber_lang(&target, &headers);
     let s = lang.strings();
-    let list = target.list_name.as_str();
+    let title = list_title(&state, lang.tag(), &target.list_texts);
     let body = format!(
         "{}{}",
-        para(&fill(s.confirm_body, &[("list", list)])),
+        para(&fill(s.confirm_body, &[("list", &title)])),
         button_form(
             &format!("{}/confirm/{token}", state.settings().base_path),
             &[],
@@ -364,7 +441,7 @@ pub(super) async fn confirm(
         .map_err(|why| state.refuse(browser_lang(&headers), why))?;
     let lang = subscriber_lang(&target, &headers);
     let stale = Denied::Stale {
-        list: target.list_name.clone(),
+        list: form_list(&target),
     };
     // A link issued before links were bound to their sign-up cannot be checked: ask again.
     let Some(request) = claims.event_id else {
@@ -388,6 +465,9 @@ pub(super) async fn confirm(
         &state,
         lang,
         s.confirmed_title,
-        &para(&fill(s.confirmed_body, &[("list", &target.list_name)])),
+        &para(&fill(
+            s.confirmed_body,
+            &[("list", &list_title(&state, lang.tag(), &target.list_texts))],
+        )),
     ))
 }

@@ -23,8 +23,8 @@ use axum::response::Response;
 
 use super::pages::{Lang, button_form, escape, fill, para};
 use super::{
-    AppState, Denied, PageError, browser_lang, page_ok, resolve_link, subscribe_link,
-    subscriber_lang, unix_now,
+    AppState, Denied, PageError, browser_lang, form_list, list_title, page_ok, resolve_link,
+    subscribe_link, subscriber_lang, unix_now,
 };
 use crate::store::{BoundOutcome, LinkTarget, SubscriptionStatus, WebOutcome};
 use crate::token::{Claims, Purpose, TokenError};
@@ -53,7 +53,8 @@ pub(super) async fn page(
         return Ok(unsubscribed_page(&state, &token, &target, lang, None));
     }
     let s = lang.strings();
-    let list = target.list_name.as_str();
+    let title = list_title(&state, lang.tag(), &target.list_texts);
+    let list = title.as_str();
     let body = format!(
         "{}{}",
         para(&fill(s.unsubscribe_body, &[("list", list)])),
@@ -64,8 +65,8 @@ pub(super) async fn page(
             true
         )
     );
-    let title = s.unsubscribe_title.replace("{list}", list);
-    Ok(page_ok(&state, lang, &title, &body))
+    let heading = s.unsubscribe_title.replace("{list}", list);
+    Ok(page_ok(&state, lang, &heading, &body))
 }
 
 /// `GET` and `POST /u/test-copy`, the links of a test copy (`preview --to`): a page saying
@@ -149,8 +150,8 @@ fn unsubscribed_page(
     undo: Option<&str>,
 ) -> Response {
     let s = lang.strings();
-    let list = target.list_name.as_str();
-    let mut body = para(&fill(s.unsubscribed_body, &[("list", list)]));
+    let title = list_title(state, lang.tag(), &target.list_texts);
+    let mut body = para(&fill(s.unsubscribed_body, &[("list", &title)]));
     if target.status.is_some() {
         body.push_str(&para(&escape(s.resubscribe_hint)));
         match undo {
@@ -160,7 +161,7 @@ fn unsubscribed_page(
                 s.resubscribe_button,
                 false,
             )),
-            None => body.push_str(&subscribe_link(state, lang, Some(list))),
+            None => body.push_str(&subscribe_link(state, lang, form_list(target).as_deref())),
         }
     }
     if target.other_active_lists > 0 {
@@ -204,7 +205,7 @@ pub(super) async fn resubscribe(
         .map_err(|why| state.refuse(browser_lang(&headers), why))?;
     let lang = subscriber_lang(&target, &headers);
     let stale = || Denied::Stale {
-        list: target.list_name.clone(),
+        list: form_list(&target),
     };
     // Never on this list: there is nothing to undo, and no consent to restore.
     if target.status.is_none() {
@@ -241,10 +242,10 @@ pub(super) async fn resubscribe(
         Err(why) => return Err(state.refuse(lang, why)),
     }
     let s = lang.strings();
-    let list = target.list_name.as_str();
+    let title = list_title(&state, lang.tag(), &target.list_texts);
     let body = format!(
         "{}{}",
-        para(&fill(s.resubscribed_body, &[("list", list)])),
+        para(&fill(s.resubscribed_body, &[("list", &title)])),
         button_form(
             &action(&state, &token, ""),
             &[("from", "page")],

@@ -293,13 +293,14 @@ fn a_person_confirms_a_subscription_in_a_real_browser() {
 fn a_person_unsubscribes_and_changes_their_mind_in_a_real_browser() {
     let project = Project::new();
     let lists = project.lists(&["news", "events"]);
+    project.display_name("news", "en", "Project news");
     let subs = project.subscribers(&["reader@example.org".into()], &["news", "events"], None);
     let token = project.unsubscribe_token(SECRET, subs[0], lists[0]);
     let server = Server::start(&project, &[]);
     let mut browser = Browser::launch();
 
     browser.open(&format!("http://{}/u/{token}", server.addr));
-    assert!(browser.text().contains("Unsubscribe from news?"));
+    assert!(browser.text().contains("Unsubscribe from Project news?"));
     browser.screenshot("serve-unsubscribe.png");
     assert_eq!(
         project.status(subs[0], lists[0]).as_deref(),

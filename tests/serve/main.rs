@@ -9,6 +9,7 @@ mod archive;
 mod browser;
 mod consent;
 mod journey;
+mod list_names;
 mod one_click;
 mod robustness;
 mod subscribe;
