@@ -14,6 +14,7 @@ mod campaigns;
 mod import;
 mod leases;
 mod lists;
+mod preferences;
 mod report;
 mod subscribers;
 mod web;
@@ -31,6 +32,7 @@ pub use campaigns::{
 pub use import::{BatchError, BatchWriter, ImportOptions, ImportRecord, ImportReport, Importer};
 pub use leases::{Lease, LeaseHolder, LeaseInfo};
 pub use lists::{List, ListAppearance, ListSummary, ListText, pick_text};
+pub use preferences::{PreferenceChange, PreferenceList, PreferenceOutcome, PreferenceView};
 pub use report::{Attempt, AttemptRow, DeliveryQuery, DeliveryRow};
 pub use subscribers::{
     AddOutcome, NewSubscriber, Subscriber, SubscriberFilter, SubscriberStatus, Subscription,

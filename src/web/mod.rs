@@ -27,6 +27,7 @@ mod archive;
 mod confirmation_mail;
 mod limits;
 mod pages;
+mod preferences;
 mod server;
 mod subscribe;
 mod unsubscribe;
@@ -402,6 +403,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/u/{token}/resubscribe", post(unsubscribe::resubscribe))
         .route("/u/{token}/all", post(unsubscribe::leave_all))
+        .route(
+            crate::mail::Personaliser::TEST_PREFERENCES_PATH,
+            get(preferences::test_copy).post(preferences::test_copy),
+        )
+        .route("/p/{token}", get(preferences::page).post(preferences::save))
+        .route("/p/{token}/all", post(preferences::leave_all))
         .route("/subscribe", get(subscribe::form).post(subscribe::submit))
         .route(
             "/confirm/{token}",

@@ -20,6 +20,14 @@ pub enum Lang {
 }
 
 impl Lang {
+    /// Every language the pages are written in, for the preference centre's choice.
+    pub const ALL: &[Lang] = &[Self::En, Self::Fr];
+
+    /// The language's name in itself, as a language menu shows it.
+    pub fn autonym(self) -> &'static str {
+        self.strings().autonym
+    }
+
     /// The language of a BCP 47 tag (`fr`, `fr-CA`), if the pages have it.
     pub fn from_tag(tag: &str) -> Option<Self> {
         let primary = tag.trim().split(['-', '_']).next()?.to_ascii_lowercase();
@@ -122,6 +130,20 @@ pub(crate) struct Strings {
     pub(crate) mail_button: &'static str,
     pub(crate) test_copy_title: &'static str,
     pub(crate) test_copy_body: &'static str,
+    pub(crate) prefs_title: &'static str,
+    pub(crate) prefs_intro: &'static str,
+    pub(crate) prefs_lists_legend: &'static str,
+    pub(crate) prefs_name_label: &'static str,
+    pub(crate) prefs_language_label: &'static str,
+    pub(crate) prefs_save_button: &'static str,
+    pub(crate) prefs_saved: &'static str,
+    pub(crate) prefs_unchanged: &'static str,
+    pub(crate) prefs_leave_all_hint: &'static str,
+    pub(crate) prefs_blocklisted: &'static str,
+    pub(crate) prefs_bad_input: &'static str,
+    pub(crate) prefs_test_copy_title: &'static str,
+    pub(crate) prefs_test_copy_body: &'static str,
+    pub(crate) autonym: &'static str,
 }
 
 static EN: Strings = Strings {
@@ -186,6 +208,22 @@ static EN: Strings = Strings {
     test_copy_body: "You opened a link of a test copy of an edition, sent with bulletin preview --to to check it \
         before sending. In the real edition, this button unsubscribes the reader from the list. \
         Nothing was changed: a test copy unsubscribes nobody.",
+    prefs_title: "Your subscriptions",
+    prefs_intro: "Choose what you receive from us. Nothing changes until you save.",
+    prefs_lists_legend: "Lists",
+    prefs_name_label: "Your name",
+    prefs_language_label: "Language of our messages and pages",
+    prefs_save_button: "Save my choices",
+    prefs_saved: "Your choices are saved.",
+    prefs_unchanged: "Everything was already as you chose: nothing needed saving.",
+    prefs_leave_all_hint: "Or stop receiving anything from us:",
+    prefs_blocklisted: "This address no longer receives mail from us, so lists cannot be joined from here; you can still leave them.",
+    prefs_bad_input: "This could not be saved: the name must be one line of at most 200 characters, and the language a language tag such as en or pt-BR. Nothing was changed.",
+    prefs_test_copy_title: "Preview of the preference centre",
+    prefs_test_copy_body: "You opened the Manage preferences link of a test copy. A reader sees their own lists here, \
+        and can join or leave each one, change their name and language, or leave everything. \
+        Nothing is saved from a test copy.",
+    autonym: "English",
 };
 
 static FR: Strings = Strings {
@@ -251,6 +289,22 @@ static FR: Strings = Strings {
     test_copy_body: "Vous avez ouvert un lien d’une copie de test d’une édition, envoyée avec bulletin preview --to \
         pour la vérifier avant l’envoi. Dans l’édition réelle, ce bouton désinscrit le lecteur de la liste. \
         Rien n’a été modifié : une copie de test ne désinscrit personne.",
+    prefs_title: "Vos abonnements",
+    prefs_intro: "Choisissez ce que vous recevez de notre part. Rien ne change avant l’enregistrement.",
+    prefs_lists_legend: "Listes",
+    prefs_name_label: "Votre nom",
+    prefs_language_label: "Langue de nos messages et de nos pages",
+    prefs_save_button: "Enregistrer mes choix",
+    prefs_saved: "Vos choix sont enregistrés.",
+    prefs_unchanged: "Tout était déjà comme vous l’avez choisi : rien à enregistrer.",
+    prefs_leave_all_hint: "Ou ne plus rien recevoir de notre part :",
+    prefs_blocklisted: "Cette adresse ne reçoit plus nos messages : aucune liste ne peut être rejointe d’ici, mais vous pouvez encore les quitter.",
+    prefs_bad_input: "Impossible d’enregistrer : le nom doit tenir sur une ligne de 200 caractères au plus, et la langue être un code comme fr ou pt-BR. Rien n’a été modifié.",
+    prefs_test_copy_title: "Aperçu du centre de préférences",
+    prefs_test_copy_body: "Vous avez ouvert le lien « Gérer mes préférences » d’une copie de test. Un lecteur voit ici ses propres listes, \
+        peut rejoindre ou quitter chacune, changer son nom et sa langue, ou tout quitter. \
+        Rien n’est enregistré depuis une copie de test.",
+    autonym: "Français",
 };
 
 /// The one stylesheet, inline so that a page needs no second request. The CSP allows exactly
@@ -269,6 +323,12 @@ input[type=email],select{font:inherit;width:100%;box-sizing:border-box;padding:.
 border:1px solid #666;border-radius:.3rem}\
 form{margin:1.5rem 0}\
 .error{color:#b91c1c;font-weight:600}\
+.notice{color:#166534;font-weight:600}\
+fieldset{border:1px solid #ccc;border-radius:.3rem;padding:.5rem 1rem 1rem}\
+.choice{margin:.6rem 0}.choice label{display:inline;font-weight:600;margin:0}\
+.hint{display:block;color:#444;font-size:.95rem;margin-inline-start:1.7rem}\
+input[type=text]{font:inherit;width:100%;box-sizing:border-box;padding:.5rem;\
+border:1px solid #666;border-radius:.3rem}\
 .hp{position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden}\
 a{color:#1d4ed8}";
 

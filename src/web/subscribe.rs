@@ -235,7 +235,7 @@ fn form_response(status: StatusCode, page: String) -> Response {
 }
 
 /// Whether a POST may come from the page that sent it: see the module's notes.
-fn same_site(state: &AppState, headers: &HeaderMap) -> bool {
+pub(super) fn same_site(state: &AppState, headers: &HeaderMap) -> bool {
     use axum::http::header::{HOST, ORIGIN, REFERER};
     let named = |name| headers.get(name).map(|v| v.to_str().unwrap_or("null"));
     let sender = match (named(ORIGIN), named(REFERER)) {

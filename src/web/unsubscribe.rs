@@ -276,11 +276,16 @@ pub(super) async fn leave_all(
     {
         return Err(state.refuse(lang, why));
     }
+    Ok(left_all_page(&state, lang))
+}
+
+/// The page after leaving every list, from here or from the preference centre.
+pub(super) fn left_all_page(state: &AppState, lang: Lang) -> Response {
     let s = lang.strings();
-    Ok(page_ok(
-        &state,
+    page_ok(
+        state,
         lang,
         s.left_all_title,
         &para(&escape(s.left_all_body)),
-    ))
+    )
 }

@@ -8,9 +8,11 @@
 mod archive;
 mod browser;
 mod consent;
+mod cross_stage;
 mod journey;
 mod list_names;
 mod one_click;
+mod preferences;
 mod robustness;
 mod subscribe;
 mod support;
