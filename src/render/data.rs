@@ -15,8 +15,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::slots::{self, SlotKey, token};
-use super::{ListIdentity, Theme, i18n};
+use super::{ListIdentity, Theme};
 use crate::content::{Article, Edition, Fallback, Layout, Section, TitledLink};
+use crate::i18n;
 
 /// Everything the templates of one variant see.
 #[derive(Serialize)]
@@ -29,7 +30,8 @@ pub(super) struct TemplateData<'a> {
     sections: Vec<SectionData<'a>>,
     /// Every article's documents, each URL once, in the order of the edition.
     documents: Vec<&'a TitledLink>,
-    labels: Value,
+    /// The `theme` catalogue's messages, ids written with `_` for `-` (`labels.read_more`).
+    labels: BTreeMap<String, String>,
     list: ListData<'a>,
     subscriber: SubscriberData,
 }
@@ -115,6 +117,8 @@ struct SubscriberData {
 pub(super) struct VariantData<'a> {
     pub(super) data: TemplateData<'a>,
     pub(super) fell_back: Vec<Fallback>,
+    /// Theme words missing from the language's catalogue, each shown in another language.
+    pub(super) theme_fell_back: Vec<i18n::Fallback>,
 }
 
 /// Picks a translated text or the default language's, recording each fallback.
@@ -150,6 +154,7 @@ impl Picker<'_> {
 pub(super) fn variant_data<'a>(
     edition: &'a Edition,
     list: &'a ListIdentity,
+    theme: &Theme,
     language: &'a str,
     attributes: &BTreeSet<String>,
 ) -> VariantData<'a> {
@@ -159,10 +164,11 @@ pub(super) fn variant_data<'a>(
         fell_back: Vec::new(),
     };
     let (edition_data, intro) = edition_data(&mut picker);
-    let (labels, labels_fell_back) = i18n::labels(language);
-    if labels_fell_back {
-        picker.fell_back("theme labels".into(), PathBuf::from("templates"));
-    }
+    let (messages, theme_fell_back) = theme.catalogues.messages(language, "theme");
+    let labels = messages
+        .into_iter()
+        .map(|(id, text)| (id.replace('-', "_"), text))
+        .collect();
     let sections: Vec<SectionData<'a>> = edition
         .sections
         .iter()
@@ -170,11 +176,7 @@ pub(super) fn variant_data<'a>(
         .collect();
     let data = TemplateData {
         lang: language,
-        dir: if matches!(language.split('-').next(), Some("ar" | "he" | "fa" | "ur")) {
-            "rtl"
-        } else {
-            "ltr"
-        },
+        dir: i18n::direction(language).as_str(),
         edition: edition_data,
         intro,
         documents: documents(&sections),
@@ -191,6 +193,7 @@ pub(super) fn variant_data<'a>(
     VariantData {
         data,
         fell_back: picker.fell_back,
+        theme_fell_back,
     }
 }
 

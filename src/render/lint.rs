@@ -589,6 +589,31 @@ pub(super) fn lint_fallback(
     });
 }
 
+/// Names every theme word the language's catalogue lacks and which language showed it
+/// instead, with the file that would fix it.
+pub(super) fn lint_theme_words(
+    report: &mut LintReport,
+    language: &str,
+    fell_back: &[crate::i18n::Fallback],
+) {
+    if fell_back.is_empty() {
+        return;
+    }
+    let words: Vec<String> = fell_back.iter().map(ToString::to_string).collect();
+    report.push(Finding {
+        severity: Severity::Warning,
+        code: "theme-fallback",
+        file: None,
+        line: None,
+        language: Some(language.to_string()),
+        message: format!(
+            "the theme's words are not all translated into `{language}`: {}; add them to \
+             locales/{language}/theme.ftl (README: translations)",
+            words.join(", ")
+        ),
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::{greeting_word, intro_text_line};

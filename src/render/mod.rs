@@ -8,14 +8,13 @@
 //! keeps with the send path, and why subscriber values never enter the template data: the
 //! templates see slot tokens instead (see [`slots`]).
 //!
-//! One job per file: `data` builds what the templates see (with `i18n`'s words for the
-//! theme's own labels), `theme` loads the templates and their helpers, `markdown` and
+//! One job per file: `data` builds what the templates see (with the `theme` catalogue's
+//! words of [`crate::i18n`] as the theme's own labels), `theme` loads the templates and their helpers, `markdown` and
 //! `sanitise` turn article text into HTML and plain text, [`slots`] compiles the output, `mjml`
 //! checks the generated MJML and turns it into HTML, [`lint`] checks content and output, and
 //! this file runs the pass once per language and hashes the result.
 
 mod data;
-mod i18n;
 pub mod lint;
 mod markdown;
 mod mjml;
@@ -97,6 +96,9 @@ pub enum RenderError {
         /// The deepest nesting allowed.
         limit: usize,
     },
+    /// A message catalogue (`locales/<lang>/*.ftl`) does not load.
+    #[error(transparent)]
+    Catalogue(#[from] crate::i18n::I18nError),
     /// The lint report has errors.
     #[error("lint found {errors} error(s) in `{slug}`; fix them and compose again")]
     Lint {
@@ -312,7 +314,7 @@ impl Pass<'_> {
         report: &mut LintReport,
     ) -> Result<RenderedVariant, RenderError> {
         let (edition, theme, templates) = (self.edition, self.theme, &self.templates);
-        let variant = data::variant_data(edition, self.list, language, &self.attributes);
+        let variant = data::variant_data(edition, self.list, theme, language, &self.attributes);
         // One conversion to JSON serves both templates.
         let context = handlebars::Context::wraps(&variant.data).map_err(|e| hb_error(theme, &e))?;
         let mjml = theme
@@ -340,6 +342,7 @@ impl Pass<'_> {
         } = variant.data.edition;
         lint::lint_texts(report, edition, language, &subject, preheader.as_deref());
         lint::lint_fallback(report, edition, language, &variant.fell_back);
+        lint::lint_theme_words(report, language, &variant.theme_fell_back);
         Ok(RenderedVariant {
             language: language.to_string(),
             subject,

@@ -18,6 +18,7 @@ use handlebars::{
 use super::RenderError;
 use super::markdown;
 use super::slots::{escape_html, with_fallback};
+use crate::i18n::Catalogues;
 
 /// The default theme, compiled into the binary so that `bulletin compose` works anywhere.
 const BUILT_IN: &[(&str, &str)] = &[
@@ -74,6 +75,8 @@ pub struct TemplateSource {
 pub struct Theme {
     pub(crate) html: Handlebars<'static>,
     pub(crate) text: Handlebars<'static>,
+    /// The theme's words per language (domain `theme`), built-in and the project's own.
+    pub catalogues: Catalogues,
     /// Sources by registered name (`layout`, `card`, `email.txt`).
     pub sources: BTreeMap<String, TemplateSource>,
     /// The folder overrides were read from, if it exists.
@@ -100,8 +103,14 @@ fn template_name(file: &str) -> Option<(String, bool)> {
 
 impl Theme {
     /// The built-in theme with the `*.mjml.hbs` / `*.txt.hbs` files of `override_dir` (when it
-    /// exists) replacing built-in files of the same name or adding partials.
+    /// exists) replacing built-in files of the same name or adding partials, and the message
+    /// catalogues of the `locales/` folder beside it (a project's `templates/` and `locales/`
+    /// both sit beside `bulletin.toml`) on top of the built-in ones.
     pub fn load(override_dir: Option<&Path>) -> Result<Self, RenderError> {
+        let locales = override_dir
+            .and_then(Path::parent)
+            .map(|project| project.join("locales"));
+        let catalogues = Catalogues::load(locales.as_deref())?;
         let mut sources = BTreeMap::new();
         for (file, text) in BUILT_IN {
             if let Some((name, _)) = template_name(file) {
@@ -195,6 +204,7 @@ impl Theme {
         Ok(Self {
             html,
             text,
+            catalogues,
             sources,
             override_dir,
         })
@@ -364,7 +374,7 @@ fn date_helper(
             "`{iso}` is not a YYYY-MM-DD date"
         )))
     })?;
-    let text = super::i18n::format_date(date, lang);
+    let text = crate::i18n::format_date(date, lang);
     out.write(&(r.get_escape_fn())(&text))?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 mod broken;
 mod browser;
+mod catalogues;
 mod cli;
 mod greeting;
 mod hostile;
