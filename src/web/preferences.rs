@@ -26,7 +26,7 @@ use axum::response::Response;
 
 use super::pages::{Lang, button_form, escape, para};
 use super::subscribe::same_site;
-use super::{AppState, Denied, PageError, accept_language, browser_lang, html, list_title};
+use super::{AppState, Denied, PageError, html, list_title};
 use crate::store::{PreferenceChange, PreferenceList, PreferenceView};
 use crate::token::Purpose;
 
@@ -36,8 +36,8 @@ fn action(state: &AppState, token: &str, suffix: &str) -> String {
 }
 
 /// The page's language: the subscriber's own, else the browser's.
-fn reader_lang(view: &PreferenceView, headers: &HeaderMap) -> Lang {
-    Lang::negotiate(None, view.language.as_deref(), accept_language(headers))
+fn reader_lang(state: &AppState, view: &PreferenceView, headers: &HeaderMap) -> Lang {
+    state.negotiate(None, view.language.as_deref(), headers)
 }
 
 /// Verifies a preference link and returns what the page shows. Any failure is the same 404.
@@ -81,30 +81,30 @@ fn preferences_page(
     token: Option<&str>,
     notice: Notice<'_>,
 ) -> String {
-    let s = lang.strings();
+    let s = state.pages(lang);
     let mut body = String::new();
     match notice {
         Notice::None => {}
         Notice::Saved => body.push_str(&format!(
             "<p class=\"notice\" role=\"status\">{}</p>\n",
-            escape(s.prefs_saved)
+            s.html("prefs-saved")
         )),
         Notice::Unchanged => body.push_str(&format!(
             "<p class=\"notice\" role=\"status\">{}</p>\n",
-            escape(s.prefs_unchanged)
+            s.html("prefs-unchanged")
         )),
+        // Already HTML, from the catalogue.
         Notice::Error(message) => body.push_str(&format!(
-            "<p class=\"error\" role=\"alert\" id=\"name-error\">{}</p>\n",
-            escape(message)
+            "<p class=\"error\" role=\"alert\" id=\"name-error\">{message}</p>\n"
         )),
     }
     if token.is_none() {
-        body.push_str(&para(&escape(s.prefs_test_copy_body)));
+        body.push_str(&para(&s.html("prefs-test-copy-body")));
     } else {
-        body.push_str(&para(&escape(s.prefs_intro)));
+        body.push_str(&para(&s.html("prefs-intro")));
     }
     if view.blocklisted {
-        body.push_str(&para(&escape(s.prefs_blocklisted)));
+        body.push_str(&para(&s.html("prefs-blocklisted")));
     }
     let post = token.map_or_else(
         || format!("{}/p/test-copy", state.settings().base_path),
@@ -118,20 +118,25 @@ fn preferences_page(
         state,
         lang,
         &view.lists,
-        s.prefs_lists_legend,
+        &s.text("prefs-lists-legend"),
     ));
-    body.push_str(&name_and_language(lang, view));
+    body.push_str(&name_and_language(state, lang, view));
     body.push_str(&format!(
         "<p><button type=\"submit\">{}</button></p>\n</form>\n",
-        escape(s.prefs_save_button)
+        s.html("prefs-save-button")
     ));
     if view.lists.iter().any(PreferenceList::receiving) || token.is_none() {
-        body.push_str(&para(&escape(s.prefs_leave_all_hint)));
+        body.push_str(&para(&s.html("prefs-leave-all-hint")));
         let leave = token.map_or_else(
             || format!("{}/p/test-copy", state.settings().base_path),
             |t| action(state, t, "/all"),
         );
-        body.push_str(&button_form(&leave, &[], s.leave_all_button, false));
+        body.push_str(&button_form(
+            &leave,
+            &[],
+            &s.text("leave-all-button"),
+            false,
+        ));
     }
     super::pages::page(lang, &state.settings().site_name, title, &body)
 }
@@ -175,12 +180,13 @@ fn lists_fieldset(state: &AppState, lang: Lang, lists: &[PreferenceList], legend
 
 /// The name field and the language choice: every language the pages are written in, each
 /// under its own name, and the subscriber's current one if it is none of those.
-fn name_and_language(lang: Lang, view: &PreferenceView) -> String {
-    let s = lang.strings();
+fn name_and_language(state: &AppState, lang: Lang, view: &PreferenceView) -> String {
+    let s = state.pages(lang);
+    let words = &state.settings().words;
     let current = view.language.as_deref();
     let mut options = String::new();
     let mut listed = false;
-    for each in Lang::ALL {
+    for each in words.languages() {
         // Only an exact match: `fr-CA` keeps its own option, so that saving does not quietly
         // turn it into `fr`.
         let selected = current.is_some_and(|c| c.eq_ignore_ascii_case(each.tag()));
@@ -189,7 +195,7 @@ fn name_and_language(lang: Lang, view: &PreferenceView) -> String {
             "<option value=\"{tag}\" lang=\"{tag}\"{sel}>{name}</option>",
             tag = each.tag(),
             sel = if selected { " selected" } else { "" },
-            name = escape(each.autonym()),
+            name = words.pages(*each).html("language-name"),
         ));
     }
     if let Some(other) = current.filter(|_| !listed) {
@@ -207,9 +213,9 @@ fn name_and_language(lang: Lang, view: &PreferenceView) -> String {
         "<label for=\"name\">{name_label}</label>\
          <input type=\"text\" id=\"name\" name=\"name\" autocomplete=\"name\" maxlength=\"200\" value=\"{name}\">\n\
          <label for=\"lang\">{lang_label}</label><select id=\"lang\" name=\"lang\">{options}</select>\n",
-        name_label = escape(s.prefs_name_label),
+        name_label = s.html("prefs-name-label"),
         name = escape(&view.name),
-        lang_label = escape(s.prefs_language_label),
+        lang_label = s.html("prefs-language-label"),
     )
 }
 
@@ -221,8 +227,8 @@ pub(super) async fn page(
 ) -> Result<Response, PageError> {
     let (_, view) = resolve(&state, &token)
         .await
-        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
-    let lang = reader_lang(&view, &headers);
+        .map_err(|why| state.refuse(state.browser_lang(&headers), why))?;
+    let lang = reader_lang(&state, &view, &headers);
     Ok(shown(&state, lang, &view, &token, Notice::None))
 }
 
@@ -234,10 +240,10 @@ fn shown(
     token: &str,
     notice: Notice<'_>,
 ) -> Response {
-    let title = lang.strings().prefs_title;
+    let title = state.pages(lang).text("prefs-title");
     html(
         StatusCode::OK,
-        preferences_page(state, lang, title, view, Some(token), notice),
+        preferences_page(state, lang, &title, view, Some(token), notice),
     )
 }
 
@@ -279,27 +285,27 @@ pub(super) async fn save(
     headers: HeaderMap,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Result<Response, PageError> {
-    let Form(form) = form.map_err(|e| state.reject(browser_lang(&headers), e.status()))?;
+    let Form(form) = form.map_err(|e| state.reject(state.browser_lang(&headers), e.status()))?;
     let (subscriber_id, view) = resolve(&state, &token)
         .await
-        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
-    let lang = reader_lang(&view, &headers);
+        .map_err(|why| state.refuse(state.browser_lang(&headers), why))?;
+    let lang = reader_lang(&state, &view, &headers);
     if !same_site(&state, &headers) {
         return Err(state.reject(lang, StatusCode::FORBIDDEN));
     }
     let change = match parse_change(&form) {
         Ok(change) => change,
         Err(_) => {
-            let s = lang.strings();
+            let s = state.pages(lang);
             return Ok(html(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 preferences_page(
                     &state,
                     lang,
-                    s.prefs_title,
+                    &s.text("prefs-title"),
                     &view,
                     Some(&token),
-                    Notice::Error(s.prefs_bad_input),
+                    Notice::Error(&s.html("prefs-bad-input")),
                 ),
             ));
         }
@@ -313,7 +319,7 @@ pub(super) async fn save(
     let (_, view) = resolve(&state, &token)
         .await
         .map_err(|why| state.refuse(lang, why))?;
-    let lang = reader_lang(&view, &headers);
+    let lang = reader_lang(&state, &view, &headers);
     let notice = if outcome.is_empty() {
         Notice::Unchanged
     } else {
@@ -330,12 +336,12 @@ pub(super) async fn leave_all(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, PageError> {
     if let Err(e) = body {
-        return Err(state.reject(browser_lang(&headers), e.status()));
+        return Err(state.reject(state.browser_lang(&headers), e.status()));
     }
     let (subscriber_id, view) = resolve(&state, &token)
         .await
-        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
-    let lang = reader_lang(&view, &headers);
+        .map_err(|why| state.refuse(state.browser_lang(&headers), why))?;
+    let lang = reader_lang(&state, &view, &headers);
     if !same_site(&state, &headers) {
         return Err(state.reject(lang, StatusCode::FORBIDDEN));
     }
@@ -350,7 +356,7 @@ pub(super) async fn leave_all(
 /// public lists, for the person checking a test copy or a composed file. Nothing is read
 /// about anybody and nothing is written.
 pub(super) async fn test_copy(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let lang = browser_lang(&headers);
+    let lang = state.browser_lang(&headers);
     // Without a database (a preview before any list exists) the page still explains itself.
     let lists = state
         .read(|store| async move {
@@ -380,9 +386,9 @@ pub(super) async fn test_copy(State(state): State<AppState>, headers: HeaderMap)
         blocklisted: false,
         lists,
     };
-    let title = lang.strings().prefs_test_copy_title;
+    let title = state.pages(lang).text("prefs-test-copy-title");
     html(
         StatusCode::OK,
-        preferences_page(&state, lang, title, &view, None, Notice::None),
+        preferences_page(&state, lang, &title, &view, None, Notice::None),
     )
 }

@@ -31,10 +31,9 @@ use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::pages::{self, Lang, button_form, escape, fill, para};
+use super::pages::{self, Arg, Lang, button_form, escape, para};
 use super::{
-    AppState, Denied, PageError, accept_language, browser_lang, form_list, html, list_title,
-    page_ok, resolve_link, subscriber_lang, unix_now,
+    AppState, Denied, PageError, form_list, html, list_title, page_ok, resolve_link, unix_now,
 };
 use crate::address::Address;
 use crate::store::{BoundOutcome, List, ListText, PendingOutcome};
@@ -59,8 +58,8 @@ pub(super) struct SubscribeForm {
     website: String,
 }
 
-fn form_lang(explicit: Option<&str>, headers: &HeaderMap) -> Lang {
-    Lang::negotiate(explicit, None, accept_language(headers))
+fn form_lang(state: &AppState, explicit: Option<&str>, headers: &HeaderMap) -> Lang {
+    state.negotiate(explicit, None, headers)
 }
 
 /// The language to remember for a new subscriber: the one the form was asked for
@@ -118,18 +117,24 @@ fn form_page(
     lists: &[&Offered],
     selected: Option<&str>,
     email: &str,
-    error: Option<&str>,
+    error: Option<&'static str>,
 ) -> String {
-    let s = lang.strings();
+    let s = state.pages(lang);
     let site = &state.settings().site_name;
     if lists.is_empty() {
-        return pages::page(lang, site, s.subscribe_title, &para(&escape(s.no_lists)));
+        return pages::page(
+            lang,
+            site,
+            &s.text("subscribe-title"),
+            &para(&s.html("no-lists")),
+        );
     }
     let mut body = String::new();
+    // `error` is a message id of the pages catalogue.
     if let Some(error) = error {
         body.push_str(&format!(
             "<p class=\"error\" role=\"alert\" id=\"email-error\">{}</p>\n",
-            escape(error)
+            s.html(error)
         ));
     }
     let list_field = match (
@@ -161,7 +166,7 @@ fn form_page(
                 .collect();
             format!(
                 "<label for=\"list\">{}</label><select id=\"list\" name=\"list\">{options}</select>",
-                escape(s.list_label)
+                s.html("list-label")
             )
         }
     };
@@ -181,13 +186,13 @@ fn form_page(
          <p><button type=\"submit\">{button}</button></p></form>\n{note}",
         base = escape(&state.settings().base_path),
         lang = escape(language),
-        email_label = escape(s.email_label),
+        email_label = s.html("email-label"),
         email = escape(email),
-        hp = escape(s.honeypot_label),
-        button = escape(s.subscribe_button),
-        note = para(&escape(s.subscribe_note)),
+        hp = s.html("honeypot-label"),
+        button = s.html("subscribe-button"),
+        note = para(&s.html("subscribe-note")),
     ));
-    pages::page(lang, site, s.subscribe_title, &body)
+    pages::page(lang, site, &s.text("subscribe-title"), &body)
 }
 
 /// `GET /subscribe[?list=NAME][&lang=fr]`.
@@ -196,7 +201,7 @@ pub(super) async fn form(
     Query(query): Query<FormQuery>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let lang = form_lang(query.lang.as_deref(), &headers);
+    let lang = form_lang(&state, query.lang.as_deref(), &headers);
     let language = requested_language(query.lang.as_deref(), lang);
     let lists = offered_lists(&state, &language)
         .await
@@ -287,10 +292,10 @@ pub(super) async fn submit(
     ext: Extensions,
     form: Result<Form<SubscribeForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    let fallback_lang = browser_lang(&headers);
+    let fallback_lang = state.browser_lang(&headers);
     let Form(form) = form.map_err(|e| state.reject(fallback_lang, e.status()))?;
-    let lang = form_lang(form.lang.as_deref(), &headers);
-    let s = lang.strings();
+    let lang = form_lang(&state, form.lang.as_deref(), &headers);
+    let s = state.pages(lang);
     if !same_site(&state, &headers) {
         return Err(state.reject(lang, StatusCode::FORBIDDEN));
     }
@@ -306,8 +311,8 @@ pub(super) async fn submit(
             pages::page(
                 lang,
                 &state.settings().site_name,
-                s.too_many_title,
-                &para(&escape(s.too_many_body)),
+                &s.text("too-many-title"),
+                &para(&s.html("too-many-body")),
             ),
         );
         response.headers_mut().insert(
@@ -330,8 +335,8 @@ pub(super) async fn submit(
             pages::page(
                 lang,
                 &state.settings().site_name,
-                s.check_inbox_title,
-                &para(&escape(s.check_inbox_body)),
+                &s.text("check-inbox-title"),
+                &para(&s.html("check-inbox-body")),
             ),
         )
     };
@@ -350,7 +355,7 @@ pub(super) async fn submit(
                     &[&offered],
                     Some(&list.name),
                     &form.email,
-                    Some(s.bad_address),
+                    Some("bad-address"),
                 ),
             ));
         }
@@ -387,7 +392,10 @@ pub(super) async fn submit(
             );
             let link = format!("{}/confirm/{token}", state.settings().public_url);
             // The person's own language if we knew them, else the form's.
-            let mail_lang = language.as_deref().and_then(Lang::from_tag).unwrap_or(lang);
+            let mail_lang = language
+                .as_deref()
+                .and_then(|tag| state.settings().words.lang(tag))
+                .unwrap_or(lang);
             // The list's title in the mail's language, never its internal name.
             let title = match state.read(|store| store.list_texts(Some(list.id))).await {
                 Ok(texts) => list_title(&state, mail_lang.tag(), &texts),
@@ -409,21 +417,21 @@ pub(super) async fn confirm_page(
 ) -> Result<Response, PageError> {
     let (_, target) = resolve_link(&state, &token, Purpose::Confirm)
         .await
-        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
-    let lang = subscriber_lang(&target, &headers);
-    let s = lang.strings();
+        .map_err(|why| state.refuse(state.browser_lang(&headers), why))?;
+    let lang = state.subscriber_lang(&target, &headers);
+    let s = state.pages(lang);
     let title = list_title(&state, lang.tag(), &target.list_texts);
     let body = format!(
         "{}{}",
-        para(&fill(s.confirm_body, &[("list", &title)])),
+        para(&s.html_with("confirm-body", &[("list", Arg::Text(&title))])),
         button_form(
             &format!("{}/confirm/{token}", state.settings().base_path),
             &[],
-            s.confirm_button,
+            &s.text("confirm-button"),
             true
         )
     );
-    Ok(page_ok(&state, lang, s.confirm_title, &body))
+    Ok(page_ok(&state, lang, &s.text("confirm-title"), &body))
 }
 
 /// `POST /confirm/{token}`: the subscription starts.
@@ -434,12 +442,12 @@ pub(super) async fn confirm(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, PageError> {
     if let Err(e) = body {
-        return Err(state.reject(browser_lang(&headers), e.status()));
+        return Err(state.reject(state.browser_lang(&headers), e.status()));
     }
     let (claims, target) = resolve_link(&state, &token, Purpose::Confirm)
         .await
-        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
-    let lang = subscriber_lang(&target, &headers);
+        .map_err(|why| state.refuse(state.browser_lang(&headers), why))?;
+    let lang = state.subscriber_lang(&target, &headers);
     let stale = Denied::Stale {
         list: form_list(&target),
     };
@@ -460,14 +468,17 @@ pub(super) async fn confirm(
         Ok(BoundOutcome::Missing) => return Err(state.refuse(lang, Denied::NotFound)),
         Err(why) => return Err(state.refuse(lang, why)),
     }
-    let s = lang.strings();
+    let s = state.pages(lang);
     Ok(page_ok(
         &state,
         lang,
-        s.confirmed_title,
-        &para(&fill(
-            s.confirmed_body,
-            &[("list", &list_title(&state, lang.tag(), &target.list_texts))],
+        &s.text("confirmed-title"),
+        &para(&s.html_with(
+            "confirmed-body",
+            &[(
+                "list",
+                Arg::Text(&list_title(&state, lang.tag(), &target.list_texts)),
+            )],
         )),
     ))
 }

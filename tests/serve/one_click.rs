@@ -276,7 +276,11 @@ fn pages_carry_security_headers_and_the_subscribers_language() {
     let token = project.unsubscribe_token(SECRET, fr[0], lists[0]);
     let r = server.get(&format!("/u/{token}"));
     assert_eq!(r.status, 200);
-    assert!(r.body.contains("<html lang=\"fr\">"), "{}", r.body);
+    assert!(
+        r.body.contains("<html lang=\"fr\" dir=\"ltr\">"),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("Me désinscrire"), "{}", r.body);
     let csp = r.header("content-security-policy").expect("CSP");
     assert!(
