@@ -277,11 +277,14 @@ pub(crate) fn page(lang: Lang, site: &str, title: &str, body: &str) -> String {
         "<!doctype html>\n<html lang=\"{lang}\" dir=\"{dir}\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"robots\" content=\"noindex\">\n<title>{title} · {site}</title>\n\
-         <style>{CSS}</style>\n</head>\n<body>\n<main>\n<p class=\"brand\">{site}</p>\n\
-         <h1>{title}</h1>\n{body}\n</main>\n</body>\n</html>\n",
+         <style>{CSS}</style>\n</head>\n<body>\n<main>\n<p class=\"brand\"><bdi>{site}</bdi></p>\n\
+         <h1>{heading}</h1>\n{body}\n</main>\n</body>\n</html>\n",
         lang = lang.tag(),
         dir = lang.dir().as_str(),
+        // A right-to-left title keeps Fluent's isolation marks (see `Words::text`): fine in
+        // `<title>`, and made `<bdi>` elements in the heading like in the rest of the page.
         title = escape(title),
+        heading = escape(title).replace(FSI, "<bdi>").replace(PDI, "</bdi>"),
         site = escape(site),
     )
 }

@@ -10,6 +10,7 @@ mod browser;
 mod consent;
 mod cross_stage;
 mod journey;
+mod languages;
 mod list_names;
 mod one_click;
 mod preferences;
