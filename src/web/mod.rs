@@ -470,7 +470,7 @@ pub fn router(state: AppState) -> Router {
         .route("/archive/{slug}/{lang}/", get(archive::edition))
         // The web version's footer links here: there is no subscriber to act for.
         .route("/unsubscribe", get(generic_unsubscribe))
-        .route("/preferences", get(generic_unsubscribe))
+        .route("/preferences", get(generic_preferences))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
@@ -717,6 +717,21 @@ async fn generic_unsubscribe(State(state): State<AppState>, headers: HeaderMap) 
             &state.settings().site_name,
             &s.text("generic-unsubscribe-title"),
             &pages::para(&s.html("generic-unsubscribe-body")),
+        ),
+    )
+}
+
+/// The archive's "Manage preferences" link has no token either: the same, for preferences.
+async fn generic_preferences(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let lang = state.browser_lang(&headers);
+    let s = state.pages(lang);
+    html(
+        StatusCode::OK,
+        pages::page(
+            lang,
+            &state.settings().site_name,
+            &s.text("prefs-title"),
+            &pages::para(&s.html("generic-preferences-body")),
         ),
     )
 }

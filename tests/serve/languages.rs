@@ -43,6 +43,7 @@ const KEYS: &[&str] = &[
     "prefs-language-label",
     "prefs-save-button",
     "prefs-leave-all-hint",
+    "generic-preferences-body",
 ];
 
 /// Checks that `body` is a page in `lang`: its `<html>` tag, and no English sentence of the
@@ -129,7 +130,13 @@ fn every_page_and_the_confirmation_mail_speak_the_readers_language() {
                 .contains(&format!("name=\"lang\" value=\"{tag}\""))
         );
         let browser = [("Accept-Language", *tag)];
-        for path in ["/", "/archive/", "/no-such-page", &format!("/p/{token}")] {
+        for path in [
+            "/",
+            "/archive/",
+            "/no-such-page",
+            "/preferences",
+            &format!("/p/{token}"),
+        ] {
             let r = http(server.addr, "GET", path, &browser, b"");
             assert_in(&words, lang, &r.body, path);
         }
@@ -182,4 +189,61 @@ fn every_page_and_the_confirmation_mail_speak_the_readers_language() {
         );
         let _ = doi;
     }
+}
+
+/// A project's `locales/<lang>/pages.ftl` adds a language to the pages without recompiling,
+/// and overrides a built-in message; what it lacks falls back to English message by message.
+#[test]
+fn a_projects_locales_folder_adds_a_language_and_overrides_words() {
+    let project = Project::new();
+    let news = project.lists(&["news"])[0];
+    for lang in ["sw", "en"] {
+        std::fs::create_dir_all(project.path().join("locales").join(lang)).expect("folder");
+    }
+    project.write(
+        "locales/sw/pages.ftl",
+        "language-name = Kiswahili\nunsubscribe-button = Jiondoe\n",
+    );
+    project.write(
+        "locales/en/pages.ftl",
+        "leave-all-button = Leave them all\n",
+    );
+    let id = project.subscribers(&["msomaji@example.org".into()], &["news"], Some("sw"))[0];
+    let server = Server::start(&project, &[]);
+    let token = project.unsubscribe_token(SECRET, id, news);
+    let page = server.get(&format!("/u/{token}"));
+    assert!(
+        page.body.contains("<html lang=\"sw\" dir=\"ltr\">"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(">Jiondoe<"), "{}", page.body);
+    assert!(
+        page.body.contains("You will no longer receive"),
+        "a message Swahili lacks comes in English: {}",
+        page.body
+    );
+    let prefs = keys(SECRET).preferences(id, news, &project.nonce(id), 1);
+    let page = server.get(&format!("/p/{prefs}"));
+    assert!(
+        page.body.contains(">Kiswahili<"),
+        "the language menu: {}",
+        page.body
+    );
+    assert!(page.body.contains("Leave them all"), "{}", page.body);
+
+    // A broken file stops `serve` at start, naming the file and line.
+    project.write(
+        "locales/sw/pages.ftl",
+        "language-name = Kiswahili\nbroken = {\n",
+    );
+    let out = crate::support::bulletin(project.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("BULLETIN_SECRET", SECRET)
+        .env("BULLETIN_DATABASE_URL", project.db_url())
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("locales/sw/pages.ftl:2"), "{err}");
 }

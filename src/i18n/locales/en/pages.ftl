@@ -43,6 +43,7 @@ left-all-title = You have left every list
 left-all-body = We will send you nothing more.
 generic-unsubscribe-title = Unsubscribe
 generic-unsubscribe-body = Every message we send ends with a personal unsubscribe link: open it from the message you received, or use your mail program's unsubscribe button.
+generic-preferences-body = Every message we send ends with a personal Manage preferences link: open it from the message you received to choose your lists and language.
 test-copy-title = This is a test copy
 test-copy-body = You opened a link of a test copy of an edition, sent with bulletin preview --to to check it before sending. In the real edition, this button unsubscribes the reader from the list. Nothing was changed: a test copy unsubscribes nobody.
 

@@ -40,6 +40,7 @@ left-all-title = Ha salido de todas las listas
 left-all-body = No le enviaremos nada más.
 generic-unsubscribe-title = Darse de baja
 generic-unsubscribe-body = Cada mensaje que enviamos termina con un enlace personal para darse de baja: ábralo desde el mensaje que recibió, o use el botón de baja de su programa de correo.
+generic-preferences-body = Cada mensaje que enviamos termina con un enlace personal de preferencias: ábralo desde el mensaje que recibió para elegir sus listas y su idioma.
 test-copy-title = Esta es una copia de prueba
 test-copy-body = Ha abierto un enlace de una copia de prueba de una edición, enviada con bulletin preview --to para revisarla antes del envío. En la edición real, este botón da de baja al lector de la lista. No se ha modificado nada: una copia de prueba no da de baja a nadie.
 

@@ -40,6 +40,7 @@ left-all-title = Vous avez quitté toutes les listes
 left-all-body = Nous ne vous enverrons plus rien.
 generic-unsubscribe-title = Se désinscrire
 generic-unsubscribe-body = Chaque message que nous envoyons se termine par un lien de désinscription personnel : ouvrez-le depuis le message reçu, ou utilisez le bouton de désinscription de votre messagerie.
+generic-preferences-body = Chaque message que nous envoyons se termine par un lien personnel « Gérer mes préférences » : ouvrez-le depuis le message reçu pour choisir vos listes et votre langue.
 test-copy-title = Ceci est une copie de test
 test-copy-body = Vous avez ouvert un lien d’une copie de test d’une édition, envoyée avec bulletin preview --to pour la vérifier avant l’envoi. Dans l’édition réelle, ce bouton désinscrit le lecteur de la liste. Rien n’a été modifié : une copie de test ne désinscrit personne.
 

@@ -34,6 +34,7 @@ left-all-title = 您已退出所有列表
 left-all-body = 我们不会再向您发送任何内容。
 generic-unsubscribe-title = 退订
 generic-unsubscribe-body = 我们发送的每封邮件末尾都有您的个人退订链接：请从收到的邮件中打开它，或使用邮件程序的退订按钮。
+generic-preferences-body = 我们发送的每封邮件末尾都有您的个人偏好设置链接：请从收到的邮件中打开它，选择您的列表和语言。
 test-copy-title = 这是一份测试副本
 test-copy-body = 您打开的是某一期的测试副本中的链接，该副本由 bulletin preview --to 发送，用于发送前检查。在正式的一期中，此按钮会让读者退订该列表。未作任何更改：测试副本不会让任何人退订。
 
