@@ -708,32 +708,26 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 /// The archive's "unsubscribe" link has no token: explain where the personal link is.
 async fn generic_unsubscribe(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let lang = state.browser_lang(&headers);
-    let s = state.pages(lang);
-    html(
-        StatusCode::OK,
-        pages::page(
-            lang,
-            &state.settings().site_name,
-            &s.text("generic-unsubscribe-title"),
-            &pages::para(&s.html("generic-unsubscribe-body")),
-        ),
+    explanation(
+        &state,
+        &headers,
+        "generic-unsubscribe-title",
+        "generic-unsubscribe-body",
     )
 }
 
 /// The archive's "Manage preferences" link has no token either: the same, for preferences.
 async fn generic_preferences(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let lang = state.browser_lang(&headers);
+    explanation(&state, &headers, "prefs-title", "generic-preferences-body")
+}
+
+/// A page of one paragraph, in the browser's language: messages `title` and `body`.
+fn explanation(state: &AppState, headers: &HeaderMap, title: &str, body: &str) -> Response {
+    let lang = state.browser_lang(headers);
     let s = state.pages(lang);
-    html(
-        StatusCode::OK,
-        pages::page(
-            lang,
-            &state.settings().site_name,
-            &s.text("prefs-title"),
-            &pages::para(&s.html("generic-preferences-body")),
-        ),
-    )
+    let site = &state.settings().site_name;
+    let page = pages::page(lang, site, &s.text(title), &pages::para(&s.html(body)));
+    html(StatusCode::OK, page)
 }
 
 async fn fallback(State(state): State<AppState>, headers: HeaderMap) -> Response {
