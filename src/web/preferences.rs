@@ -24,10 +24,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::pages::{Lang, button_form, escape, para};
+use super::pages::{Arg, Lang, button_form, escape, para};
 use super::subscribe::same_site;
 use super::{AppState, Denied, PageError, html, list_title};
 use crate::store::{PreferenceChange, PreferenceList, PreferenceView};
+use crate::subscriber_input::MAX_NAME_CHARS as MAX_NAME;
 use crate::token::Purpose;
 
 /// Where this page's forms post.
@@ -211,10 +212,11 @@ fn name_and_language(state: &AppState, lang: Lang, view: &PreferenceView) -> Str
     }
     format!(
         "<label for=\"name\">{name_label}</label>\
-         <input type=\"text\" id=\"name\" name=\"name\" autocomplete=\"name\" maxlength=\"200\" value=\"{name}\">\n\
+         <input type=\"text\" id=\"name\" name=\"name\" autocomplete=\"name\" maxlength=\"{max}\" value=\"{name}\">\n\
          <label for=\"lang\">{lang_label}</label><select id=\"lang\" name=\"lang\">{options}</select>\n",
         name_label = s.html("prefs-name-label"),
         name = escape(&view.name),
+        max = MAX_NAME,
         lang_label = s.html("prefs-language-label"),
     )
 }
@@ -305,7 +307,9 @@ pub(super) async fn save(
                     &s.text("prefs-title"),
                     &view,
                     Some(&token),
-                    Notice::Error(&s.html("prefs-bad-input")),
+                    Notice::Error(
+                        &s.html_with("prefs-bad-input", &[("max", Arg::Number(MAX_NAME as i64))]),
+                    ),
                 ),
             ));
         }

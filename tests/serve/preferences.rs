@@ -197,6 +197,11 @@ fn saving_joins_leaves_and_changes_language_and_name_as_events_from_preferences(
     let bad = format!("shown={news}&list-{news}=on&name=A%0Ab&lang=fr");
     let r = save(&server, &path, &bad);
     assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.contains("ligne de <bdi>256</bdi> caractères"),
+        "the limit the store applies: {}",
+        r.body
+    );
     assert_eq!(events(&project, reader, "preferences"), 3);
 
     // Leave everything.

@@ -76,6 +76,6 @@ prefs-saved = Your choices are saved.
 prefs-unchanged = Everything was already as you chose: nothing needed saving.
 prefs-leave-all-hint = Or stop receiving anything from us:
 prefs-blocklisted = This address no longer receives mail from us, so lists cannot be joined from here; you can still leave them.
-prefs-bad-input = This could not be saved: the name must be one line of at most 200 characters, and the language a language tag such as en or pt-BR. Nothing was changed.
+prefs-bad-input = This could not be saved: the name must be one line of at most { $max } characters, and the language a language tag such as en or pt-BR. Nothing was changed.
 prefs-test-copy-title = Preview of the preference centre
 prefs-test-copy-body = You opened the Manage preferences link of a test copy. A reader sees their own lists here, and can join or leave each one, change their name and language, or leave everything. Nothing is saved from a test copy.

@@ -73,6 +73,6 @@ prefs-saved = Sus opciones se han guardado.
 prefs-unchanged = Todo estaba ya como lo eligió: no había nada que guardar.
 prefs-leave-all-hint = O deje de recibir cualquier cosa de nosotros:
 prefs-blocklisted = Esta dirección ya no recibe nuestros mensajes, así que desde aquí no puede unirse a ninguna lista; sí puede salir de ellas.
-prefs-bad-input = No se pudo guardar: el nombre debe ocupar una sola línea de 200 caracteres como máximo, y el idioma ser un código como es o pt-BR. No se ha modificado nada.
+prefs-bad-input = No se pudo guardar: el nombre debe ocupar una sola línea de { $max } caracteres como máximo, y el idioma ser un código como es o pt-BR. No se ha modificado nada.
 prefs-test-copy-title = Vista previa del centro de preferencias
 prefs-test-copy-body = Ha abierto el enlace «Preferencias» de una copia de prueba. Aquí cada lector ve sus propias listas y puede unirse o salir de cada una, cambiar su nombre e idioma, o salir de todo. Desde una copia de prueba no se guarda nada.

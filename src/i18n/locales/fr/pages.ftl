@@ -73,6 +73,6 @@ prefs-saved = Vos choix sont enregistrés.
 prefs-unchanged = Tout était déjà comme vous l’avez choisi : rien à enregistrer.
 prefs-leave-all-hint = Ou ne plus rien recevoir de notre part :
 prefs-blocklisted = Cette adresse ne reçoit plus nos messages : aucune liste ne peut être rejointe d’ici, mais vous pouvez encore les quitter.
-prefs-bad-input = Impossible d’enregistrer : le nom doit tenir sur une ligne de 200 caractères au plus, et la langue être un code comme fr ou pt-BR. Rien n’a été modifié.
+prefs-bad-input = Impossible d’enregistrer : le nom doit tenir sur une ligne de { $max } caractères au plus, et la langue être un code comme fr ou pt-BR. Rien n’a été modifié.
 prefs-test-copy-title = Aperçu du centre de préférences
 prefs-test-copy-body = Vous avez ouvert le lien « Gérer mes préférences » d’une copie de test. Un lecteur voit ici ses propres listes, peut rejoindre ou quitter chacune, changer son nom et sa langue, ou tout quitter. Rien n’est enregistré depuis une copie de test.

@@ -67,6 +67,6 @@ prefs-saved = 您的选择已保存。
 prefs-unchanged = 一切已与您的选择一致，无需保存。
 prefs-leave-all-hint = 或者不再接收我们的任何内容：
 prefs-blocklisted = 我们已不再向此地址发送邮件，因此无法在此加入列表；您仍可以退出列表。
-prefs-bad-input = 无法保存：姓名须为一行且不超过 200 个字符，语言须为 zh 或 pt-BR 这样的代码。未作任何更改。
+prefs-bad-input = 无法保存：姓名须为一行且不超过 { $max } 个字符，语言须为 zh 或 pt-BR 这样的代码。未作任何更改。
 prefs-test-copy-title = 偏好设置中心预览
 prefs-test-copy-body = 您打开的是测试副本中的“管理偏好设置”链接。读者在这里会看到自己的列表，可以加入或退出每个列表、修改姓名和语言，或退出全部。测试副本不会保存任何内容。
