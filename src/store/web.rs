@@ -29,7 +29,9 @@ pub struct LinkTarget {
     pub list_name: String,
     /// Whether the public form offers the list.
     pub list_public: bool,
-    /// The list's display names and descriptions, for the page's words.
+    /// The list's display names and descriptions, for the page's words. Left empty here:
+    /// the web service reads them only once the link has verified, so that a forged link
+    /// costs no more than before ([`Store::list_texts`]).
     pub list_texts: Vec<super::ListText>,
     /// Where the subscriber stands with the list; `None` when they never joined it.
     pub status: Option<SubscriptionStatus>,
@@ -129,13 +131,12 @@ impl Store {
         let Some(list_name) = list_name else {
             return Ok(None);
         };
-        let list_texts = self.list_texts(Some(list_id)).await?;
         Ok(Some(LinkTarget {
             nonce,
             language,
             list_name,
             list_public: public.unwrap_or(false),
-            list_texts,
+            list_texts: Vec::new(),
             status: status.and_then(|s| s.parse().ok()),
             other_active_lists: others,
         }))

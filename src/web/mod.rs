@@ -533,7 +533,14 @@ pub(crate) async fn resolve_link(
         .keys()
         .verify(token, &target.nonce, purpose, unix_now(), ttl)
     {
-        Ok(_) => Ok((claims, target)),
+        Ok(_) => {
+            // Only now: a forged link must cost one read, not two.
+            let mut target = target;
+            target.list_texts = state
+                .read(|store| store.list_texts(Some(claims.list_id)))
+                .await?;
+            Ok((claims, target))
+        }
         Err(TokenError::Expired) => Err(Denied::Expired),
         Err(_) => Err(Denied::NotFound),
     }
