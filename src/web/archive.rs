@@ -119,11 +119,18 @@ pub(super) async fn index(
     } else {
         let mut items = String::from("<ul>\n");
         for (slug, langs) in &found {
+            let words = &state.settings().words;
             let links: Vec<String> = langs
                 .iter()
                 .map(|l| {
+                    // Each language under its own name when the pages know it (`العربية`),
+                    // else its tag.
+                    let name = words
+                        .lang(l)
+                        .filter(|found| found.tag().eq_ignore_ascii_case(l))
+                        .map_or_else(|| escape(l), |found| words.pages(found).html("language-name"));
                     format!(
-                        "<a href=\"{base}/archive/{s}/{l}/\" hreflang=\"{l}\">{l}</a>",
+                        "<a href=\"{base}/archive/{s}/{l}/\" hreflang=\"{l}\" lang=\"{l}\">{name}</a>",
                         s = escape(slug),
                         l = escape(l)
                     )
