@@ -25,8 +25,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::pages::{Arg, Lang, button_form, escape, para};
-use super::subscribe::same_site;
-use super::{AppState, Denied, PageError, html, list_title};
+use super::subscribe::{form_response, same_site};
+use super::{AppState, Denied, PageError, list_title};
 use crate::store::{PreferenceChange, PreferenceList, PreferenceView};
 use crate::subscriber_input::MAX_NAME_CHARS as MAX_NAME;
 use crate::token::Purpose;
@@ -243,7 +243,7 @@ fn shown(
     notice: Notice<'_>,
 ) -> Response {
     let title = state.pages(lang).text("prefs-title");
-    html(
+    form_response(
         StatusCode::OK,
         preferences_page(state, lang, &title, view, Some(token), notice),
     )
@@ -299,7 +299,7 @@ pub(super) async fn save(
         Ok(change) => change,
         Err(_) => {
             let s = state.pages(lang);
-            return Ok(html(
+            return Ok(form_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 preferences_page(
                     &state,
@@ -391,7 +391,7 @@ pub(super) async fn test_copy(State(state): State<AppState>, headers: HeaderMap)
         lists,
     };
     let title = state.pages(lang).text("prefs-test-copy-title");
-    html(
+    form_response(
         StatusCode::OK,
         preferences_page(&state, lang, &title, &view, None, Notice::None),
     )

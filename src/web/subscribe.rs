@@ -227,10 +227,11 @@ pub(super) async fn form(
     ))
 }
 
-/// A page holding the form. `Referrer-Policy: same-origin` rather than the other pages'
-/// `no-referrer`: under `no-referrer` browsers send `Origin: null` with the form's POST, which
-/// the cross-site check would have to accept. Same-origin sends nothing to other sites either.
-fn form_response(status: StatusCode, page: String) -> Response {
+/// A page holding a form that the cross-site check guards (this one, the preference
+/// centre's). `Referrer-Policy: same-origin` rather than the other pages' `no-referrer`: under
+/// `no-referrer` browsers send `Origin: null` with the form's POST, which the check would have
+/// to accept. Same-origin sends nothing to other sites either, not even a tokened URL.
+pub(super) fn form_response(status: StatusCode, page: String) -> Response {
     let mut response = html(status, page);
     response.headers_mut().insert(
         axum::http::header::REFERRER_POLICY,

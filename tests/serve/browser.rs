@@ -444,4 +444,23 @@ fn arabic_unsubscribe_and_preference_pages_are_laid_out_right_to_left() {
         Some("confirmed"),
         "looking changed nothing"
     );
+
+    // A person unticks the second list and presses the save button, as in any browser.
+    browser.viewport(800);
+    let unticked = browser.eval(&format!(
+        "(() => {{ const b = document.getElementById('list-{}'); b.click(); return b.checked; }})()",
+        lists[1]
+    ));
+    assert_eq!(unticked, json!(false));
+    browser.click("حفظ اختياراتي");
+    let text = browser.text();
+    assert!(text.contains("تم حفظ اختياراتك"), "{text}");
+    assert_eq!(
+        project.status(subs[0], lists[1]).as_deref(),
+        Some("unsubscribed")
+    );
+    assert_eq!(
+        project.status(subs[0], lists[0]).as_deref(),
+        Some("confirmed")
+    );
 }
