@@ -58,6 +58,10 @@ pub enum Purpose {
     Confirm,
     /// Undo the unsubscribe just made, from the page that made it (short-lived).
     Undo,
+    /// Open the preference centre (`/p/{token}`, the "Manage preferences" link of every
+    /// message). Like an unsubscribe link it never expires, since it is also a way to leave;
+    /// being a different purpose, neither link can stand in for the other.
+    Preferences,
 }
 
 impl Purpose {
@@ -66,6 +70,7 @@ impl Purpose {
             Self::Unsubscribe => 1,
             Self::Confirm => 2,
             Self::Undo => 3,
+            Self::Preferences => 4,
         }
     }
 }
@@ -141,6 +146,21 @@ impl Keys {
         self.issue(
             Claims {
                 purpose: Purpose::Unsubscribe,
+                subscriber_id,
+                list_id,
+                issued_at: now,
+                event_id: None,
+            },
+            nonce,
+        )
+    }
+
+    /// A preference-centre token (it never expires). `list_id` is the list of the message the
+    /// link came in: the page starts from it, but the link acts on all the subscriber's lists.
+    pub fn preferences(&self, subscriber_id: i64, list_id: i64, nonce: &str, now: i64) -> String {
+        self.issue(
+            Claims {
+                purpose: Purpose::Preferences,
                 subscriber_id,
                 list_id,
                 issued_at: now,
@@ -228,6 +248,7 @@ fn decode(token: &str) -> Result<(Claims, Vec<u8>, [u8; MAC_LEN]), TokenError> {
         1 => Purpose::Unsubscribe,
         2 => Purpose::Confirm,
         3 => Purpose::Undo,
+        4 => Purpose::Preferences,
         _ => return Err(TokenError::Malformed),
     };
     let int = |range: std::ops::Range<usize>| {
@@ -381,6 +402,26 @@ mod tests {
         let u = k.unsubscribe(1, 2, "n", 100);
         assert_eq!(read(&u).expect("readable").event_id, None);
         assert!(u.len() <= 64);
+    }
+
+    #[test]
+    fn preference_and_unsubscribe_links_are_not_interchangeable() {
+        let k = keys(A);
+        let p = k.preferences(1, 2, "n", 100);
+        let claims = k
+            .verify(&p, "n", Purpose::Preferences, 9_000_000_000, None)
+            .expect("a preference link never expires");
+        assert_eq!((claims.subscriber_id, claims.list_id), (1, 2));
+        assert_eq!(
+            k.verify(&p, "n", Purpose::Unsubscribe, 100, None),
+            Err(TokenError::WrongPurpose)
+        );
+        let u = k.unsubscribe(1, 2, "n", 100);
+        assert_eq!(
+            k.verify(&u, "n", Purpose::Preferences, 100, None),
+            Err(TokenError::WrongPurpose)
+        );
+        assert_ne!(p, u);
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub(crate) fn sample_subscriber(list: &ListIdentity, slug: &str, lang: &str) -> 
         // The page `serve` shows for test copies: a link clicked in a preview or a composed
         // file explains itself instead of reporting an invalid link.
         unsubscribe_url: format!("{base}{}", crate::mail::Personaliser::TEST_COPY_PATH),
-        preferences_url: format!("{base}{}", crate::mail::Personaliser::TEST_COPY_PATH),
+        preferences_url: format!("{base}{}", crate::mail::Personaliser::TEST_PREFERENCES_PATH),
         archive_url: render::archive_url(base, slug, lang),
         attributes,
     }

@@ -67,6 +67,19 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "lists set",
+        &[
+            (
+                "bulletin lists set glo-act-news --display-name en=\"GLO.ACT news\" --display-name es=\"Noticias de GLO.ACT\"",
+                "the name readers see, per language",
+            ),
+            (
+                "bulletin lists set staff-test --private",
+                "off the public form; members still see it",
+            ),
+        ],
+    ),
+    (
         "lists remove",
         &[(
             "bulletin lists remove practitioners",

@@ -37,4 +37,17 @@ pub(crate) const CATALOGUES: &[BuiltIn] = &[
     ftl!("pt", "theme"),
     ftl!("ru", "theme"),
     ftl!("zh", "theme"),
+    // The public pages of `bulletin serve` and its confirmation mail.
+    ftl!("ar", "pages"),
+    ftl!("en", "pages"),
+    ftl!("es", "pages"),
+    ftl!("fr", "pages"),
+    ftl!("ru", "pages"),
+    ftl!("zh", "pages"),
+    ftl!("ar", "confirmation"),
+    ftl!("en", "confirmation"),
+    ftl!("es", "confirmation"),
+    ftl!("fr", "confirmation"),
+    ftl!("ru", "confirmation"),
+    ftl!("zh", "confirmation"),
 ];

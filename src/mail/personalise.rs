@@ -80,6 +80,10 @@ impl Personaliser {
     /// for anybody.
     pub const TEST_COPY_PATH: &str = "/u/test-copy";
 
+    /// The path of every preferences link in a test copy and in composed files and previews:
+    /// `serve` answers it with a preview of the preference centre that saves nothing.
+    pub const TEST_PREFERENCES_PATH: &str = "/p/test-copy";
+
     /// Prepares the shared parts of every language variant.
     pub fn new(
         edition: Arc<RenderedEdition>,
@@ -111,8 +115,9 @@ impl Personaliser {
         }
     }
 
-    /// Builds test copies: every unsubscribe and preferences link is
-    /// `{public_url}`[`Self::TEST_COPY_PATH`], the page that explains a test copy, so that the person
+    /// Builds test copies: every unsubscribe link is `{public_url}`[`Self::TEST_COPY_PATH`], the
+    /// page that explains a test copy, and every preferences link
+    /// [`Self::TEST_PREFERENCES_PATH`], a preview of the preference centre, so that the person
     /// checking the test copy can follow its links and sees what they are for.
     pub fn for_test_copy(mut self) -> Self {
         self.test_copy = true;
@@ -139,6 +144,18 @@ impl Personaliser {
             .keys
             .unsubscribe(subscriber_id, self.list_id, token_nonce, now);
         format!("{}/u/{token}", self.public_url)
+    }
+
+    /// The preference-centre URL of a subscriber (its own signed link, not the unsubscribe
+    /// one: a different purpose, so neither can stand in for the other).
+    pub fn preferences_url(&self, subscriber_id: i64, token_nonce: &str, now: i64) -> String {
+        if self.test_copy {
+            return format!("{}{}", self.public_url, Self::TEST_PREFERENCES_PATH);
+        }
+        let token = self
+            .keys
+            .preferences(subscriber_id, self.list_id, token_nonce, now);
+        format!("{}/p/{token}", self.public_url)
     }
 
     /// Builds one recipient's message.
@@ -169,7 +186,11 @@ impl Personaliser {
             name: r.name.to_string(),
             email: r.email.to_string(),
             unsubscribe_url: unsubscribe_url.clone(),
-            preferences_url: unsubscribe_url.clone(),
+            preferences_url: self.preferences_url(
+                r.subscriber_id,
+                r.token_nonce,
+                now.unix_timestamp(),
+            ),
             archive_url: archive_url(&self.public_url, &self.edition.slug, &variant.language),
             attributes,
         };

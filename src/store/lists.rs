@@ -1,4 +1,5 @@
-//! Mailing lists: create, list with counts, look up by name, remove.
+//! Mailing lists: create, list with counts, look up by name, remove; and what subscribers see
+//! of a list (whether the public form offers it, its name and description per language).
 
 use serde::Serialize;
 
@@ -14,8 +15,40 @@ pub struct List {
     pub name: String,
     /// New subscriptions start `unconfirmed` until the person confirms by mail.
     pub double_opt_in: bool,
+    /// Offered by the public subscription form and the preference centre.
+    pub public: bool,
     /// When it was created.
     pub created_at: String,
+}
+
+/// The name and description of a list that subscribers read, in one language.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct ListText {
+    /// The list.
+    #[serde(skip)]
+    pub list_id: i64,
+    /// A normalised BCP 47 tag.
+    pub language: String,
+    /// The name people read (`Noticias del proyecto`).
+    pub display_name: String,
+    /// One or two sentences on what the list sends; may be empty.
+    pub description: String,
+}
+
+/// Picks the text of a list for a reader of `lang`: that exact tag, then its primary
+/// language (`pt` for `pt-BR`), then any regional form of it, then English, then the first
+/// language the list has. `None` when the list has no text at all: callers then show the
+/// newsletter's name, never the internal list name.
+pub fn pick_text<'a>(texts: &'a [ListText], lang: &str) -> Option<&'a ListText> {
+    let primary = |tag: &str| tag.split('-').next().unwrap_or(tag).to_ascii_lowercase();
+    let wanted = primary(lang);
+    texts
+        .iter()
+        .find(|t| t.language.eq_ignore_ascii_case(lang))
+        .or_else(|| texts.iter().find(|t| t.language == wanted))
+        .or_else(|| texts.iter().find(|t| primary(&t.language) == wanted))
+        .or_else(|| texts.iter().find(|t| primary(&t.language) == "en"))
+        .or_else(|| texts.first())
 }
 
 /// A list with its subscription counts, for `lists list`.
@@ -25,6 +58,8 @@ pub struct ListSummary {
     pub name: String,
     /// Whether new subscriptions need confirming.
     pub double_opt_in: bool,
+    /// Offered by the public form.
+    pub public: bool,
     /// Confirmed subscriptions of active subscribers: the audience of a send.
     pub confirmed: i64,
     /// Waiting for confirmation (active subscribers).
@@ -62,7 +97,7 @@ impl Store {
         let inserted = sqlx::query_as::<_, List>(
             "INSERT INTO lists (name, double_opt_in, created_at, updated_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (name) DO NOTHING
-             RETURNING id, name, double_opt_in, created_at",
+             RETURNING id, name, double_opt_in, public, created_at",
         )
         .bind(name)
         .bind(double_opt_in)
@@ -91,7 +126,7 @@ impl Store {
     /// Every list, by name.
     pub async fn all_lists(&self) -> Result<Vec<List>, StoreError> {
         sqlx::query_as::<_, List>(
-            "SELECT id, name, double_opt_in, created_at FROM lists ORDER BY name",
+            "SELECT id, name, double_opt_in, public, created_at FROM lists ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await
@@ -103,7 +138,7 @@ impl Store {
         sqlx::query_as::<_, ListSummary>(
             // Each subscription counts once: a blocklisted subscriber's confirmed subscription
             // is not audience, so it counts as blocklisted, not confirmed.
-            "SELECT l.name, l.double_opt_in, l.created_at,
+            "SELECT l.name, l.double_opt_in, l.public, l.created_at,
                     COALESCE(SUM(CASE WHEN s.status = 'confirmed' AND p.status = 'active'
                                       THEN 1 ELSE 0 END), 0) AS confirmed,
                     COALESCE(SUM(CASE WHEN s.status = 'unconfirmed' AND p.status = 'active'
@@ -124,7 +159,7 @@ impl Store {
     /// The list called `name`, or an error suggesting the closest existing name.
     pub async fn list_named(&self, name: &str) -> Result<List, StoreError> {
         let found = sqlx::query_as::<_, List>(
-            "SELECT id, name, double_opt_in, created_at FROM lists WHERE name = ?",
+            "SELECT id, name, double_opt_in, public, created_at FROM lists WHERE name = ?",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -207,9 +242,179 @@ impl Store {
     }
 }
 
+/// A change to what subscribers see of a list (`bulletin lists set`); `None` leaves a part as
+/// it is.
+#[derive(Debug, Clone, Default)]
+pub struct ListAppearance {
+    /// Offer it on the public form, or stop offering it.
+    pub public: Option<bool>,
+    /// `(language, display name)` pairs: set (or replace) that language's name.
+    pub display_names: Vec<(String, String)>,
+    /// `(language, description)` pairs; a language needs a display name, given here or before.
+    pub descriptions: Vec<(String, String)>,
+}
+
+/// The longest display name and description accepted: they go into a form's `<select>` and a
+/// mail subject.
+const MAX_DISPLAY_NAME_CHARS: usize = 120;
+const MAX_DESCRIPTION_CHARS: usize = 600;
+
+impl Store {
+    /// Applies `change` to the list called `name` in one transaction, with one `list_updated`
+    /// event naming what changed. Languages must be valid tags (normalised here); a
+    /// description needs a display name in the same language.
+    pub async fn update_list(
+        &self,
+        name: &str,
+        change: &ListAppearance,
+        source: &str,
+    ) -> Result<List, StoreError> {
+        let bad = |reason: String| StoreError::BadListText {
+            list: name.to_string(),
+            reason,
+        };
+        let tag = |raw: &str| -> Result<String, StoreError> {
+            match crate::subscriber_input::validate_language(raw) {
+                Ok(Some(tag)) => Ok(tag),
+                _ => Err(bad(format!(
+                    "`{raw}` is not a language tag; write it like `es`, `fr` or `pt-BR`"
+                ))),
+            }
+        };
+        let text = |raw: &str, max: usize, what: &str| -> Result<String, StoreError> {
+            let value = raw.trim();
+            if value.chars().any(char::is_control) {
+                return Err(bad(format!(
+                    "the {what} must be one line without control characters"
+                )));
+            }
+            if value.chars().count() > max {
+                return Err(bad(format!("the {what} is longer than {max} characters")));
+            }
+            Ok(value.to_string())
+        };
+        let mut names = Vec::new();
+        for (lang, value) in &change.display_names {
+            let value = text(value, MAX_DISPLAY_NAME_CHARS, "display name")?;
+            if value.is_empty() {
+                return Err(bad(format!("the display name for `{lang}` is empty")));
+            }
+            names.push((tag(lang)?, value));
+        }
+        let mut descriptions = Vec::new();
+        for (lang, value) in &change.descriptions {
+            descriptions.push((
+                tag(lang)?,
+                text(value, MAX_DESCRIPTION_CHARS, "description")?,
+            ));
+        }
+        let list = self.list_named(name).await?;
+        let mut tx = self.write().await?;
+        let now = now();
+        if let Some(public) = change.public {
+            sqlx::query("UPDATE lists SET public = ?, updated_at = ? WHERE id = ?")
+                .bind(public)
+                .bind(&now)
+                .bind(list.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.classify(e))?;
+        }
+        for (lang, display) in &names {
+            sqlx::query(
+                "INSERT INTO list_texts (list_id, language, display_name, updated_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (list_id, language) DO UPDATE SET display_name = excluded.display_name,
+                     updated_at = excluded.updated_at",
+            )
+            .bind(list.id)
+            .bind(lang)
+            .bind(display)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.classify(e))?;
+        }
+        for (lang, description) in &descriptions {
+            let updated = sqlx::query(
+                "UPDATE list_texts SET description = ?, updated_at = ? WHERE list_id = ? AND language = ?",
+            )
+            .bind(description)
+            .bind(&now)
+            .bind(list.id)
+            .bind(lang)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.classify(e))?
+            .rows_affected();
+            if updated == 0 {
+                return Err(bad(format!(
+                    "there is no display name for `{lang}` yet; give one with --display-name {lang}=NAME"
+                )));
+            }
+        }
+        Self::event(
+            &mut *tx,
+            "list_updated",
+            None,
+            Some(list.id),
+            source,
+            serde_json::json!({
+                "public": change.public,
+                "display_names": names.iter().map(|(l, _)| l).collect::<Vec<_>>(),
+                "descriptions": descriptions.iter().map(|(l, _)| l).collect::<Vec<_>>(),
+            }),
+        )
+        .await
+        .map_err(|e| self.classify(e))?;
+        tx.commit().await.map_err(|e| self.classify(e))?;
+        self.list_named(name).await
+    }
+
+    /// Every display name and description of list `only`, or of every list, ordered by list
+    /// and language.
+    pub async fn list_texts(&self, only: Option<i64>) -> Result<Vec<ListText>, StoreError> {
+        sqlx::query_as(
+            "SELECT list_id, language, display_name, description FROM list_texts
+             WHERE ?1 IS NULL OR list_id = ?1 ORDER BY list_id, language",
+        )
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.classify(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::valid_list_name;
+    use super::{ListText, pick_text, valid_list_name};
+
+    fn text(lang: &str, name: &str) -> ListText {
+        ListText {
+            list_id: 1,
+            language: lang.into(),
+            display_name: name.into(),
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn display_names_fall_back_by_language_then_english_then_any() {
+        let texts = [
+            text("ar", "النشرة"),
+            text("en", "News"),
+            text("pt-BR", "Notícias"),
+        ];
+        let pick = |lang| pick_text(&texts, lang).map(|t| t.display_name.as_str());
+        assert_eq!(pick("ar"), Some("النشرة"));
+        assert_eq!(pick("ar-EG"), Some("النشرة"));
+        assert_eq!(pick("pt"), Some("Notícias"));
+        assert_eq!(pick("ru"), Some("News"));
+        assert_eq!(
+            pick_text(&texts[2..], "ru").map(|t| t.language.as_str()),
+            Some("pt-BR")
+        );
+        assert_eq!(pick_text(&[], "en"), None);
+    }
 
     #[test]
     fn list_names_need_no_quoting() {

@@ -14,6 +14,7 @@ mod campaigns;
 mod import;
 mod leases;
 mod lists;
+mod preferences;
 mod report;
 mod subscribers;
 mod web;
@@ -30,7 +31,8 @@ pub use campaigns::{
 };
 pub use import::{BatchError, BatchWriter, ImportOptions, ImportRecord, ImportReport, Importer};
 pub use leases::{Lease, LeaseHolder, LeaseInfo};
-pub use lists::{List, ListSummary};
+pub use lists::{List, ListAppearance, ListSummary, ListText, pick_text};
+pub use preferences::{PreferenceChange, PreferenceList, PreferenceOutcome, PreferenceView};
 pub use report::{Attempt, AttemptRow, DeliveryQuery, DeliveryRow, SendTiming};
 pub use subscribers::{
     AddOutcome, NewSubscriber, Subscriber, SubscriberFilter, SubscriberStatus, Subscription,
@@ -137,6 +139,14 @@ pub enum StoreError {
         "`{0}` is not a valid list name: use letters, digits, '.', '_' or '-', starting with a letter or digit (at most 64)"
     )]
     BadListName(String),
+    /// A display name or description that cannot be stored (`lists set`).
+    #[error("list `{list}`: {reason}")]
+    BadListText {
+        /// The list.
+        list: String,
+        /// What is wrong, and the fix.
+        reason: String,
+    },
     /// A list still referenced by campaigns.
     #[error(
         "list `{name}` has {campaigns} campaign(s) on record; pass --force to remove it anyway (the campaigns keep its name)"
@@ -180,6 +190,7 @@ impl StoreError {
                 | Self::ListNotFound { .. }
                 | Self::ListExists(_)
                 | Self::BadListName(_)
+                | Self::BadListText { .. }
                 | Self::ListInUse { .. }
                 | Self::SubscriberNotFound(_)
                 | Self::Erased(_)

@@ -572,7 +572,7 @@ impl Joining<'_> {
     }
 }
 
-async fn insert_subscription(
+pub(super) async fn insert_subscription(
     conn: &mut SqliteConnection,
     subscriber_id: i64,
     list_id: i64,

@@ -25,8 +25,14 @@ pub struct LinkTarget {
     pub nonce: String,
     /// The subscriber's preferred language, for the page.
     pub language: Option<String>,
-    /// The list's name.
+    /// The list's internal name: for links to the form only, never shown to people.
     pub list_name: String,
+    /// Whether the public form offers the list.
+    pub list_public: bool,
+    /// The list's display names and descriptions, for the page's words. Left empty here:
+    /// the web service reads them only once the link has verified, so that a forged link
+    /// costs no more than before ([`Store::list_texts`]).
+    pub list_texts: Vec<super::ListText>,
     /// Where the subscriber stands with the list; `None` when they never joined it.
     pub status: Option<SubscriptionStatus>,
     /// Other lists the subscriber still receives (confirmed or unconfirmed).
@@ -85,8 +91,15 @@ pub enum BoundOutcome {
 /// (left earlier, or still unconfirmed): the new confirm link is bound to it.
 const CONFIRM_REQUESTED: &str = "confirm_requested";
 
-/// nonce, language, list name, subscription status, other active lists.
-type LinkRow = (String, Option<String>, Option<String>, Option<String>, i64);
+/// nonce, language, list name, list public, subscription status, other active lists.
+type LinkRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<bool>,
+    Option<String>,
+    i64,
+);
 
 impl Store {
     /// The subscriber's nonce and the subscription a link names, or `None` when the
@@ -97,7 +110,7 @@ impl Store {
         list_id: i64,
     ) -> Result<Option<LinkTarget>, StoreError> {
         let row: Option<LinkRow> = sqlx::query_as(
-            "SELECT s.token_nonce, s.language, l.name, x.status,
+            "SELECT s.token_nonce, s.language, l.name, l.public, x.status,
                         (SELECT COUNT(*) FROM subscriptions o
                           WHERE o.subscriber_id = s.id AND o.list_id <> ?2
                             AND o.status <> 'unsubscribed')
@@ -111,7 +124,7 @@ impl Store {
         .fetch_optional(self.pool())
         .await
         .map_err(|e| self.classify(e))?;
-        let Some((nonce, language, list_name, status, others)) = row else {
+        let Some((nonce, language, list_name, public, status, others)) = row else {
             return Ok(None);
         };
         // A removed list: the link names nothing any more.
@@ -122,6 +135,8 @@ impl Store {
             nonce,
             language,
             list_name,
+            list_public: public.unwrap_or(false),
+            list_texts: Vec::new(),
             status: status.and_then(|s| s.parse().ok()),
             other_active_lists: others,
         }))

@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::pages::{self, escape};
-use super::{AppState, Denied, PageError, browser_lang, html};
+use super::{AppState, Denied, PageError, html};
 
 /// The archive pages are the edition's own HTML: inline styles (MJML writes them) and the
 /// edition's images, but still no script, frame, font or form.
@@ -103,8 +103,8 @@ pub(super) async fn index(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let lang = browser_lang(&headers);
-    let s = lang.strings();
+    let lang = state.browser_lang(&headers);
+    let s = state.pages(lang);
     let sent = state
         .read(|store| store.sent_editions())
         .await
@@ -115,15 +115,22 @@ pub(super) async fn index(
         .unwrap_or_default();
     let base = escape(&state.settings().base_path);
     let body = if found.is_empty() {
-        pages::para(&escape(s.archive_empty))
+        pages::para(&s.html("archive-empty"))
     } else {
         let mut items = String::from("<ul>\n");
         for (slug, langs) in &found {
+            let words = &state.settings().words;
             let links: Vec<String> = langs
                 .iter()
                 .map(|l| {
+                    // Each language under its own name when the pages know it (`العربية`),
+                    // else its tag.
+                    let name = words
+                        .lang(l)
+                        .filter(|found| found.tag().eq_ignore_ascii_case(l))
+                        .map_or_else(|| escape(l), |found| words.pages(found).html("language-name"));
                     format!(
-                        "<a href=\"{base}/archive/{s}/{l}/\" hreflang=\"{l}\">{l}</a>",
+                        "<a href=\"{base}/archive/{s}/{l}/\" hreflang=\"{l}\" lang=\"{l}\">{name}</a>",
                         s = escape(slug),
                         l = escape(l)
                     )
@@ -140,7 +147,12 @@ pub(super) async fn index(
     };
     let mut response = html(
         StatusCode::OK,
-        pages::page(lang, &state.settings().site_name, s.archive_title, &body),
+        pages::page(
+            lang,
+            &state.settings().site_name,
+            &s.text("archive-title"),
+            &body,
+        ),
     );
     // Public and the same for everyone: a proxy may cache it briefly.
     response.headers_mut().insert(
@@ -159,7 +171,7 @@ pub(super) async fn edition(
     let sent = state
         .read(|store| store.sent_editions())
         .await
-        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
+        .map_err(|why| state.refuse(state.browser_lang(&headers), why))?;
     let dir = state.settings().archive_dir.clone();
     let file = tokio::task::spawn_blocking(move || {
         // `resolve` first: it refuses names that are not plain before any is used in a path.
@@ -171,7 +183,7 @@ pub(super) async fn edition(
     .ok()
     .flatten();
     let Some(bytes) = file else {
-        return Err(state.refuse(browser_lang(&headers), Denied::NotFound));
+        return Err(state.refuse(state.browser_lang(&headers), Denied::NotFound));
     };
     Ok((
         StatusCode::OK,

@@ -9,7 +9,7 @@ use crate::config::{Config, ConfigError};
 use crate::delivery::{Session, SmtpRelay, Transport};
 use crate::mail::{self, Mailbox, Sender, Transactional};
 
-use super::pages::{Lang, escape};
+use super::pages::{Arg, Lang, Words, escape};
 use super::{AppState, WebError};
 
 /// Sends confirmation mails through the configured relay.
@@ -50,28 +50,46 @@ impl ConfirmationMailer {
         })
     }
 
-    /// The message for `to`, asking to confirm `list` with `link`: its bytes, signed when a
-    /// DKIM key is configured.
+    /// The message for `to`, asking to confirm `list` (its display name) with `link`, in
+    /// the language of `words` (the `confirmation` catalogue): its bytes, signed when a DKIM
+    /// key is configured.
     pub fn message(
         &self,
         to: &Address,
         list: &str,
         link: &str,
-        lang: Lang,
+        words: Words<'_>,
     ) -> Result<Vec<u8>, WebError> {
-        let s = lang.strings();
-        let days = self.confirm_days.to_string();
-        let subject = s.mail_subject.replace("{list}", list);
-        let mut text = s
-            .mail_body
-            .replace("{list}", list)
-            .replace("{link}", link)
-            .replace("{days}", &days);
-        text.push_str(&format!("\n-- \n{}\n", self.site_name));
+        let days = i64::try_from(self.confirm_days).unwrap_or(i64::MAX);
+        let list_arg = [("list", Arg::Text(list))];
+        let days_arg = [("days", Arg::Number(days))];
+        let subject = words.text_with("subject", &list_arg);
+        // Paragraphs, each as text and as HTML; `None` marks the link's place.
+        let paragraphs: [Option<(String, String)>; 4] = [
+            Some((words.text("greeting"), words.html("greeting"))),
+            Some((
+                words.text_with("asked", &list_arg),
+                words.html_with("asked", &list_arg),
+            )),
+            None,
+            Some((
+                words.text_with("validity", &days_arg),
+                words.html_with("validity", &days_arg),
+            )),
+        ];
+        let mut text = String::new();
+        for paragraph in &paragraphs {
+            match paragraph {
+                Some((plain, _)) => text.push_str(plain),
+                None => text.push_str(link),
+            }
+            text.push_str("\n\n");
+        }
+        text.push_str(&format!("-- \n{}\n", self.site_name));
         if let Some(postal) = &self.postal_address {
             text.push_str(&format!("{postal}\n"));
         }
-        let html = self.html(&text, link, lang);
+        let html = self.html(&paragraphs, link, words);
         let now = time::OffsetDateTime::now_utc();
         // Unique enough for threading and duplicate detection; not a secret.
         let message_id = format!(
@@ -101,30 +119,42 @@ impl ConfirmationMailer {
         })
     }
 
-    /// The HTML alternative: the text's paragraphs, with the link as a button.
-    fn html(&self, text: &str, link: &str, lang: Lang) -> String {
+    /// The HTML alternative: the paragraphs, with the link as a button, laid out in the
+    /// language's direction.
+    fn html(
+        &self,
+        paragraphs: &[Option<(String, String)>],
+        link: &str,
+        words: Words<'_>,
+    ) -> String {
         let link_html = escape(link);
+        let dir = words.lang().dir();
         let mut body = String::new();
-        for para in text.split("\n\n") {
-            let para = para.trim();
-            if para.is_empty() {
-                continue;
-            }
-            if para == link {
-                body.push_str(&format!(
+        for paragraph in paragraphs {
+            match paragraph {
+                Some((_, html)) => body.push_str(&format!("<p>{html}</p>")),
+                // The address itself is always left to right, even inside Arabic text.
+                None => body.push_str(&format!(
                     "<p><a href=\"{link_html}\" style=\"display:inline-block;padding:10px 18px;\
                      background:#1d4ed8;color:#ffffff;text-decoration:none;border-radius:4px\">{}</a></p>\
-                     <p style=\"font-size:13px;color:#555\">{link_html}</p>",
-                    escape(lang.strings().mail_button)
-                ));
-            } else {
-                body.push_str(&format!("<p>{}</p>", escape(para).replace('\n', "<br>")));
+                     <p dir=\"ltr\" style=\"font-size:13px;color:#555\">{link_html}</p>",
+                    words.html("button")
+                )),
             }
         }
+        let signature = escape(&self.site_name);
+        let postal = self
+            .postal_address
+            .as_deref()
+            .map(|p| format!("<br>{}", escape(p)))
+            .unwrap_or_default();
         format!(
-            "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"></head>\
-             <body style=\"font-family:sans-serif;line-height:1.5;color:#1a1a1a\">{body}</body></html>",
-            lang.tag()
+            "<!doctype html><html lang=\"{lang}\" dir=\"{dir}\"><head><meta charset=\"utf-8\"></head>\
+             <body style=\"font-family:sans-serif;line-height:1.5;color:#1a1a1a;text-align:{start}\">\
+             {body}<p style=\"color:#555\">{signature}{postal}</p></body></html>",
+            lang = words.lang().tag(),
+            dir = dir.as_str(),
+            start = dir.start(),
         )
     }
 
@@ -155,7 +185,8 @@ impl AppState {
                 return;
             };
             let mailer = &state.inner.mailer;
-            let sent = match mailer.message(&to, &list, &link, lang) {
+            let words = state.settings().words.confirmation(lang);
+            let sent = match mailer.message(&to, &list, &link, words) {
                 Ok(message) => mailer.send(&to, &message).await,
                 Err(e) => Err(e),
             };
@@ -178,7 +209,11 @@ mod tests {
         let mailer = ConfirmationMailer::from_config(&config).expect("default config works");
         let to = Address::parse("ana@example.org").expect("valid");
         let link = "http://127.0.0.1:8080/confirm/abc";
-        let message = mailer.message(&to, "news", link, Lang::Fr).expect("builds");
+        let words = crate::web::PageWords::load(None).expect("catalogues");
+        let fr = words.lang("fr").expect("French pages");
+        let message = mailer
+            .message(&to, "Nouvelles", link, words.confirmation(fr))
+            .expect("builds");
         let raw = String::from_utf8_lossy(&message).to_string();
         assert!(
             raw.contains("From: Newsletter <newsletter@example.org>"),

@@ -27,6 +27,7 @@ mod archive;
 mod confirmation_mail;
 mod limits;
 mod pages;
+mod preferences;
 mod server;
 mod subscribe;
 mod unsubscribe;
@@ -44,11 +45,11 @@ use axum::routing::{get, post};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::config::Config;
-use crate::store::{LinkTarget, Store, StoreError};
+use crate::store::{LinkTarget, ListText, Store, StoreError};
 use crate::token::{Claims, Keys, Purpose, TokenError};
 
 pub use confirmation_mail::ConfirmationMailer;
-pub use pages::{Lang, escape};
+pub use pages::{Arg, Lang, PageWords, Words, escape};
 pub use server::{ConnectionLimits, serve};
 
 /// Largest request body accepted. A one-click POST is 26 bytes, the subscription form a few
@@ -138,6 +139,9 @@ pub struct Settings {
     pub busy_timeout_ms: u64,
     /// Print one line per request on stderr.
     pub log_requests: bool,
+    /// The words of the pages and the confirmation mail: the built-in catalogues with the
+    /// project's `locales/` folder on top.
+    pub words: Arc<PageWords>,
 }
 
 impl Settings {
@@ -160,6 +164,16 @@ impl Settings {
             })?),
         };
         let hours = i64::try_from(config.server.confirm_ttl_hours).unwrap_or(i64::MAX / 3600);
+        // A project's `locales/` folder sits beside its bulletin.toml, as for `compose`.
+        let locales = config
+            .source
+            .as_ref()
+            .and_then(|file| file.parent())
+            .map(|dir| dir.join("locales"));
+        let words = PageWords::load(locales.as_deref()).map_err(|e| WebError::Config {
+            origin: "locales/".into(),
+            message: e.to_string(),
+        })?;
         Ok(Self {
             site_name: config.list.name.clone(),
             public_url,
@@ -177,6 +191,7 @@ impl Settings {
             database_url: config.database.url.clone(),
             busy_timeout_ms: config.database.busy_timeout_ms,
             log_requests: true,
+            words: Arc::new(words),
         })
     }
 }
@@ -221,8 +236,8 @@ pub(crate) enum Denied {
     /// replaced, or overtaken by an opt-out), or an undo past its few minutes: only a fresh
     /// sign-up on `list` can subscribe again.
     Stale {
-        /// The list, for the form's link.
-        list: String,
+        /// The list's internal name for the form's link, when the form offers it.
+        list: Option<String>,
     },
     /// The database did not answer in time or failed.
     Unavailable,
@@ -257,6 +272,42 @@ impl AppState {
 
     pub(crate) fn keys(&self) -> &Keys {
         &self.inner.keys
+    }
+
+    /// The words of the pages in `lang`.
+    pub(crate) fn pages(&self, lang: Lang) -> Words<'_> {
+        self.inner.settings.words.pages(lang)
+    }
+
+    /// The language of a request without a subscriber: `?lang=` is handled by the handlers
+    /// that take a query; this looks at `Accept-Language`.
+    pub(crate) fn browser_lang(&self, headers: &HeaderMap) -> Lang {
+        self.inner
+            .settings
+            .words
+            .negotiate(None, None, accept_language(headers))
+    }
+
+    /// The language of a page about one subscriber: theirs, else the browser's.
+    pub(crate) fn subscriber_lang(&self, target: &LinkTarget, headers: &HeaderMap) -> Lang {
+        self.inner.settings.words.negotiate(
+            None,
+            target.language.as_deref(),
+            accept_language(headers),
+        )
+    }
+
+    /// Picks a language: explicit, the subscriber's, the browser's, English.
+    pub(crate) fn negotiate(
+        &self,
+        explicit: Option<&str>,
+        subscriber: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Lang {
+        self.inner
+            .settings
+            .words
+            .negotiate(explicit, subscriber, accept_language(headers))
     }
 
     /// How long a database call may take before the request gets a 503: the busy timeout
@@ -402,6 +453,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/u/{token}/resubscribe", post(unsubscribe::resubscribe))
         .route("/u/{token}/all", post(unsubscribe::leave_all))
+        .route(
+            crate::mail::Personaliser::TEST_PREFERENCES_PATH,
+            get(preferences::test_copy).post(preferences::test_copy),
+        )
+        .route("/p/{token}", get(preferences::page).post(preferences::save))
+        .route("/p/{token}/all", post(preferences::leave_all))
         .route("/subscribe", get(subscribe::form).post(subscribe::submit))
         .route(
             "/confirm/{token}",
@@ -413,7 +470,7 @@ pub fn router(state: AppState) -> Router {
         .route("/archive/{slug}/{lang}/", get(archive::edition))
         // The web version's footer links here: there is no subscriber to act for.
         .route("/unsubscribe", get(generic_unsubscribe))
-        .route("/preferences", get(generic_unsubscribe))
+        .route("/preferences", get(generic_preferences))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
@@ -432,15 +489,20 @@ pub fn router(state: AppState) -> Router {
     app
 }
 
-/// The language of a request without a subscriber: `?lang=` is handled by the handlers that
-/// take a query; this looks at `Accept-Language`.
-pub(crate) fn browser_lang(headers: &HeaderMap) -> Lang {
-    Lang::negotiate(None, None, accept_language(headers))
+/// The name of a list as people read it in language `tag`: its display name in that language
+/// (or the fallback [`crate::store::pick_text`] chooses), else the newsletter's name. Never
+/// the internal list name, which is the operator's identifier, not a title.
+pub(crate) fn list_title(state: &AppState, tag: &str, texts: &[ListText]) -> String {
+    crate::store::pick_text(texts, tag).map_or_else(
+        || state.settings().site_name.clone(),
+        |t| t.display_name.clone(),
+    )
 }
 
-/// The language of a page about one subscriber: theirs, else the browser's.
-pub(crate) fn subscriber_lang(target: &LinkTarget, headers: &HeaderMap) -> Lang {
-    Lang::negotiate(None, target.language.as_deref(), accept_language(headers))
+/// The internal name of the list a link is about, for a link to the form: only when the
+/// form offers that list.
+pub(crate) fn form_list(target: &LinkTarget) -> Option<String> {
+    target.list_public.then(|| target.list_name.clone())
 }
 
 /// The `Accept-Language` header, when it is text.
@@ -471,7 +533,14 @@ pub(crate) async fn resolve_link(
         .keys()
         .verify(token, &target.nonce, purpose, unix_now(), ttl)
     {
-        Ok(_) => Ok((claims, target)),
+        Ok(_) => {
+            // Only now: a forged link must cost one read, not two.
+            let mut target = target;
+            target.list_texts = state
+                .read(|store| store.list_texts(Some(claims.list_id)))
+                .await?;
+            Ok((claims, target))
+        }
         Err(TokenError::Expired) => Err(Denied::Expired),
         Err(_) => Err(Denied::NotFound),
     }
@@ -541,7 +610,7 @@ impl AppState {
 
 /// The page for a refusal, in `lang`.
 pub(crate) fn denied(state: &AppState, lang: Lang, why: Denied) -> Response {
-    let s = lang.strings();
+    let s = state.pages(lang);
     let site = &state.settings().site_name;
     match why {
         Denied::NotFound => html(
@@ -549,33 +618,31 @@ pub(crate) fn denied(state: &AppState, lang: Lang, why: Denied) -> Response {
             pages::page(
                 lang,
                 site,
-                s.not_found_title,
-                &pages::para(&pages::escape(s.not_found_body)),
+                &s.text("not-found-title"),
+                &pages::para(&s.html("not-found-body")),
             ),
         ),
         Denied::Expired => {
-            let days = (state.settings().confirm_ttl_secs / 86_400)
-                .max(1)
-                .to_string();
+            let days = (state.settings().confirm_ttl_secs / 86_400).max(1);
             let body = format!(
                 "{}{}",
-                pages::para(&pages::fill(s.expired_body, &[("days", &days)])),
+                pages::para(&s.html_with("expired-body", &[("days", Arg::Number(days))])),
                 subscribe_link(state, lang, None)
             );
             html(
                 StatusCode::GONE,
-                pages::page(lang, site, s.expired_title, &body),
+                pages::page(lang, site, &s.text("expired-title"), &body),
             )
         }
         Denied::Stale { list } => {
             let body = format!(
                 "{}{}",
-                pages::para(&pages::escape(s.stale_body)),
-                subscribe_link(state, lang, Some(&list))
+                pages::para(&s.html("stale-body")),
+                subscribe_link(state, lang, list.as_deref())
             );
             html(
                 StatusCode::GONE,
-                pages::page(lang, site, s.stale_title, &body),
+                pages::page(lang, site, &s.text("stale-title"), &body),
             )
         }
         Denied::Unavailable => {
@@ -584,8 +651,8 @@ pub(crate) fn denied(state: &AppState, lang: Lang, why: Denied) -> Response {
                 pages::page(
                     lang,
                     site,
-                    s.unavailable_title,
-                    &pages::para(&pages::escape(s.unavailable_body)),
+                    &s.text("unavailable-title"),
+                    &pages::para(&s.html("unavailable-body")),
                 ),
             );
             response
@@ -605,7 +672,7 @@ pub(crate) fn subscribe_link(state: &AppState, lang: Lang, list: Option<&str>) -
         pages::escape(&state.settings().base_path),
         lang.tag(),
         pages::escape(&list),
-        pages::escape(lang.strings().home_subscribe)
+        state.pages(lang).html("home-subscribe")
     )
 }
 
@@ -624,15 +691,15 @@ fn url_component(value: &str) -> String {
 }
 
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let lang = browser_lang(&headers);
-    let s = lang.strings();
+    let lang = state.browser_lang(&headers);
+    let s = state.pages(lang);
     let base = pages::escape(&state.settings().base_path);
     let body = format!(
         "<ul><li><a href=\"{base}/subscribe?lang={tag}\">{sub}</a></li>\
          <li><a href=\"{base}/archive/\">{arch}</a></li></ul>",
         tag = lang.tag(),
-        sub = pages::escape(s.home_subscribe),
-        arch = pages::escape(s.home_archive),
+        sub = s.html("home-subscribe"),
+        arch = s.html("home-archive"),
     );
     let site = &state.settings().site_name;
     html(StatusCode::OK, pages::page(lang, site, site, &body))
@@ -648,21 +715,30 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 /// The archive's "unsubscribe" link has no token: explain where the personal link is.
 async fn generic_unsubscribe(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let lang = browser_lang(&headers);
-    let s = lang.strings();
-    html(
-        StatusCode::OK,
-        pages::page(
-            lang,
-            &state.settings().site_name,
-            s.generic_unsubscribe_title,
-            &pages::para(&pages::escape(s.generic_unsubscribe_body)),
-        ),
+    explanation(
+        &state,
+        &headers,
+        "generic-unsubscribe-title",
+        "generic-unsubscribe-body",
     )
 }
 
+/// The archive's "Manage preferences" link has no token either: the same, for preferences.
+async fn generic_preferences(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    explanation(&state, &headers, "prefs-title", "generic-preferences-body")
+}
+
+/// A page of one paragraph, in the browser's language: messages `title` and `body`.
+fn explanation(state: &AppState, headers: &HeaderMap, title: &str, body: &str) -> Response {
+    let lang = state.browser_lang(headers);
+    let s = state.pages(lang);
+    let site = &state.settings().site_name;
+    let page = pages::page(lang, site, &s.text(title), &pages::para(&s.html(body)));
+    html(StatusCode::OK, page)
+}
+
 async fn fallback(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    denied(&state, browser_lang(&headers), Denied::NotFound)
+    denied(&state, state.browser_lang(&headers), Denied::NotFound)
 }
 
 /// Refuses a body announced larger than [`BODY_LIMIT`] before reading any of it: the body
@@ -674,7 +750,7 @@ async fn refuse_oversized(State(state): State<AppState>, request: Request, next:
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if announced.is_some_and(|n| n > BODY_LIMIT as u64) {
-        let lang = browser_lang(request.headers());
+        let lang = state.browser_lang(request.headers());
         return rejected(&state, lang, StatusCode::PAYLOAD_TOO_LARGE);
     }
     next.run(request).await
@@ -696,7 +772,7 @@ async fn read_body_in_time(
         Ok(Err(_)) => StatusCode::PAYLOAD_TOO_LARGE,
         Err(_) => StatusCode::REQUEST_TIMEOUT,
     };
-    let mut response = rejected(&state, browser_lang(&parts.headers), status);
+    let mut response = rejected(&state, state.browser_lang(&parts.headers), status);
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -760,10 +836,13 @@ pub(crate) fn unix_now() -> i64 {
 
 /// Turns a body or form rejection into a page with the right status.
 pub(crate) fn rejected(state: &AppState, lang: Lang, status: StatusCode) -> Response {
-    let s = lang.strings();
+    let s = state.pages(lang);
     let site = &state.settings().site_name;
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        html(status, pages::page(lang, site, s.too_large_title, ""))
+        html(
+            status,
+            pages::page(lang, site, &s.text("too-large-title"), ""),
+        )
     } else {
         let status = if status.is_client_error() {
             status
@@ -775,8 +854,8 @@ pub(crate) fn rejected(state: &AppState, lang: Lang, status: StatusCode) -> Resp
             pages::page(
                 lang,
                 site,
-                s.bad_request_title,
-                &pages::para(&pages::escape(s.bad_request_body)),
+                &s.text("bad-request-title"),
+                &pages::para(&s.html("bad-request-body")),
             ),
         )
     }

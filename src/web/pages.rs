@@ -1,32 +1,111 @@
-//! The pages subscribers see, in English and French: plain, accessible HTML with one inline
+//! The pages subscribers see, in their language: plain, accessible HTML with one inline
 //! stylesheet and no script, image, font or anything else fetched from anywhere.
 //!
-//! Every string a subscriber reads lives in the [`Strings`] tables below, one per language,
-//! so that adding a language is adding one table. Every value put into HTML goes through
-//! [`escape`]; list names come from the database and newsletter names from configuration,
-//! neither of which is trusted to be markup-free.
+//! Every word a subscriber reads comes from the `pages` and `confirmation` message catalogues
+//! ([`crate::i18n`]: `src/i18n/locales/<lang>/pages.ftl`, overridable and extendable from a
+//! project's `locales/` folder), so that adding a language is adding files, not code. The
+//! pages exist in every language that has a `pages` catalogue; a message missing in one falls
+//! back to English message by message.
+//!
+//! Every value put into HTML goes through [`escape`]; list names come from the database and
+//! newsletter names from configuration, neither of which is trusted to be markup-free. Values
+//! inside a message are isolated (`<bdi>`) so that a Latin name in Arabic text, or the
+//! reverse, keeps its place; right-to-left pages carry `dir="rtl"` and the stylesheet uses
+//! logical properties only, so the same CSS mirrors.
 
-use std::sync::LazyLock;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{LazyLock, Mutex};
 
 use base64::Engine as _;
+use fluent_bundle::{FluentArgs, FluentValue};
 
-/// A language the pages are written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    /// English, the fallback.
-    En,
-    /// French.
-    Fr,
-}
+use crate::i18n::{Catalogues, Dir, I18nError, direction};
+
+/// The catalogue domain of the pages.
+const PAGES: &str = "pages";
+/// The catalogue domain of the confirmation mail.
+pub(crate) const CONFIRMATION: &str = "confirmation";
+
+/// A language the pages are written in (one with a `pages` catalogue); cheap to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Lang(&'static str);
 
 impl Lang {
-    /// The language of a BCP 47 tag (`fr`, `fr-CA`), if the pages have it.
-    pub fn from_tag(tag: &str) -> Option<Self> {
-        let primary = tag.trim().split(['-', '_']).next()?.to_ascii_lowercase();
-        match primary.as_str() {
-            "en" => Some(Self::En),
-            "fr" => Some(Self::Fr),
-            _ => None,
+    /// English: the last fallback, complete by definition.
+    pub const FALLBACK: Lang = Lang(crate::i18n::FALLBACK_LANGUAGE);
+
+    /// The tag for `<html lang>`.
+    pub fn tag(self) -> &'static str {
+        self.0
+    }
+
+    /// Which way the language is written.
+    pub fn dir(self) -> Dir {
+        direction(self.0)
+    }
+}
+
+/// Tags of languages the pages exist in, kept for the life of the process so that [`Lang`]
+/// can be `Copy`: a handful of short strings, each stored once however many times the
+/// catalogues are loaded.
+static TAGS: LazyLock<Mutex<BTreeSet<&'static str>>> = LazyLock::new(Default::default);
+
+fn intern(tag: &str) -> &'static str {
+    let mut tags = TAGS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(found) = tags.get(tag) {
+        return found;
+    }
+    let leaked: &'static str = Box::leak(tag.to_string().into_boxed_str());
+    tags.insert(leaked);
+    leaked
+}
+
+/// The words of the pages and the confirmation mail in every language that has them.
+#[derive(Debug)]
+pub struct PageWords {
+    catalogues: Catalogues,
+    /// Languages with a `pages` catalogue, in tag order.
+    languages: Vec<Lang>,
+}
+
+impl PageWords {
+    /// The built-in catalogues with a project's `locales/` folder (absent: none) on top.
+    pub fn load(locales: Option<&Path>) -> Result<Self, I18nError> {
+        let catalogues = Catalogues::load(locales)?;
+        let languages = catalogues
+            .languages()
+            .into_iter()
+            .filter(|l| catalogues.has(l, PAGES))
+            .map(|l| Lang(intern(l)))
+            .collect();
+        Ok(Self {
+            catalogues,
+            languages,
+        })
+    }
+
+    /// Every language the pages are written in.
+    pub fn languages(&self) -> &[Lang] {
+        &self.languages
+    }
+
+    /// The page language for a BCP 47 tag: the tag itself, else a shorter form of it
+    /// (`ar-EG` → `ar`, `zh-Hant-TW` → `zh-Hant` → `zh`), if the pages have it.
+    pub fn lang(&self, tag: &str) -> Option<Lang> {
+        let tag = tag.trim().replace('_', "-");
+        let mut candidate = tag.as_str();
+        loop {
+            if let Some(found) = self
+                .languages
+                .iter()
+                .find(|l| l.0.eq_ignore_ascii_case(candidate))
+            {
+                return Some(*found);
+            }
+            candidate = candidate.rsplit_once('-')?.0;
         }
     }
 
@@ -34,224 +113,112 @@ impl Lang {
     /// `Accept-Language` (in the order given; q-values are rarely anything but decreasing),
     /// then English.
     pub fn negotiate(
+        &self,
         explicit: Option<&str>,
         subscriber: Option<&str>,
         accept_language: Option<&str>,
-    ) -> Self {
+    ) -> Lang {
         explicit
-            .and_then(Self::from_tag)
-            .or_else(|| subscriber.and_then(Self::from_tag))
+            .and_then(|t| self.lang(t))
+            .or_else(|| subscriber.and_then(|t| self.lang(t)))
             .or_else(|| {
                 accept_language?
                     .split(',')
                     .filter_map(|part| part.split(';').next())
-                    .find_map(Self::from_tag)
+                    .find_map(|t| self.lang(t))
             })
-            .unwrap_or(Self::En)
+            .unwrap_or(Lang::FALLBACK)
     }
 
-    /// The tag for `<html lang>`.
-    pub fn tag(self) -> &'static str {
-        match self {
-            Self::En => "en",
-            Self::Fr => "fr",
+    /// The words of the pages in `lang`.
+    pub fn pages(&self, lang: Lang) -> Words<'_> {
+        Words {
+            catalogues: &self.catalogues,
+            domain: PAGES,
+            lang,
         }
     }
 
-    /// The strings of this language.
-    pub(crate) fn strings(self) -> &'static Strings {
-        match self {
-            Self::En => &EN,
-            Self::Fr => &FR,
+    /// The words of the confirmation mail in `lang`.
+    pub fn confirmation(&self, lang: Lang) -> Words<'_> {
+        Words {
+            catalogues: &self.catalogues,
+            domain: CONFIRMATION,
+            lang,
         }
     }
 }
 
-/// Every text of the pages and the confirmation mail, in one language. `{list}`, `{n}` and
-/// `{days}` are filled in by the caller.
-pub(crate) struct Strings {
-    pub(crate) not_found_title: &'static str,
-    pub(crate) not_found_body: &'static str,
-    pub(crate) expired_title: &'static str,
-    pub(crate) expired_body: &'static str,
-    pub(crate) stale_title: &'static str,
-    pub(crate) stale_body: &'static str,
-    pub(crate) unsubscribe_title: &'static str,
-    pub(crate) unsubscribe_body: &'static str,
-    pub(crate) unsubscribe_button: &'static str,
-    pub(crate) unsubscribed_title: &'static str,
-    pub(crate) unsubscribed_body: &'static str,
-    pub(crate) resubscribe_hint: &'static str,
-    pub(crate) resubscribe_button: &'static str,
-    pub(crate) others_hint: &'static str,
-    pub(crate) leave_all_button: &'static str,
-    pub(crate) resubscribed_title: &'static str,
-    pub(crate) resubscribed_body: &'static str,
-    pub(crate) left_all_title: &'static str,
-    pub(crate) left_all_body: &'static str,
-    pub(crate) subscribe_title: &'static str,
-    pub(crate) email_label: &'static str,
-    pub(crate) list_label: &'static str,
-    pub(crate) honeypot_label: &'static str,
-    pub(crate) subscribe_button: &'static str,
-    pub(crate) subscribe_note: &'static str,
-    pub(crate) no_lists: &'static str,
-    pub(crate) bad_address: &'static str,
-    pub(crate) check_inbox_title: &'static str,
-    pub(crate) check_inbox_body: &'static str,
-    pub(crate) confirm_title: &'static str,
-    pub(crate) confirm_body: &'static str,
-    pub(crate) confirm_button: &'static str,
-    pub(crate) confirmed_title: &'static str,
-    pub(crate) confirmed_body: &'static str,
-    pub(crate) unavailable_title: &'static str,
-    pub(crate) unavailable_body: &'static str,
-    pub(crate) too_many_title: &'static str,
-    pub(crate) too_many_body: &'static str,
-    pub(crate) too_large_title: &'static str,
-    pub(crate) bad_request_title: &'static str,
-    pub(crate) bad_request_body: &'static str,
-    pub(crate) archive_title: &'static str,
-    pub(crate) archive_empty: &'static str,
-    pub(crate) home_subscribe: &'static str,
-    pub(crate) home_archive: &'static str,
-    pub(crate) generic_unsubscribe_title: &'static str,
-    pub(crate) generic_unsubscribe_body: &'static str,
-    pub(crate) mail_subject: &'static str,
-    pub(crate) mail_body: &'static str,
-    pub(crate) mail_button: &'static str,
-    pub(crate) test_copy_title: &'static str,
-    pub(crate) test_copy_body: &'static str,
+/// A value for a message's `{ $name }`.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    /// Text (a list's name, a link).
+    Text(&'a str),
+    /// A count, which plural rules and the language's digits apply to.
+    Number(i64),
 }
 
-static EN: Strings = Strings {
-    not_found_title: "This link is not valid",
-    not_found_body: "The link may be incomplete (some mail programs cut long links) or no longer in use. \
-        To stop receiving the newsletter, use the unsubscribe link of a recent message, or reply to it and ask us.",
-    expired_title: "This confirmation link has expired",
-    expired_body: "Confirmation links are valid for {days} days. Subscribe again to receive a new one.",
-    stale_title: "This link is no longer valid",
-    stale_body: "It was already used, replaced by a newer one, or your subscription has changed since. \
-        Nothing was changed. To subscribe again, use the form: we will send you a message to confirm.",
-    unsubscribe_title: "Unsubscribe from {list}?",
-    unsubscribe_body: "You will no longer receive {list} at this address.",
-    unsubscribe_button: "Unsubscribe",
-    unsubscribed_title: "You are unsubscribed",
-    unsubscribed_body: "You will receive no more editions of {list}.",
-    resubscribe_hint: "Clicked by mistake?",
-    resubscribe_button: "Resubscribe",
-    others_hint: "You still receive {n} other list(s) from us.",
-    leave_all_button: "Leave every list",
-    resubscribed_title: "Welcome back",
-    resubscribed_body: "You are subscribed to {list} again.",
-    left_all_title: "You have left every list",
-    left_all_body: "We will send you nothing more.",
-    subscribe_title: "Subscribe",
-    email_label: "Email address",
-    list_label: "List",
-    honeypot_label: "Leave this field empty",
-    subscribe_button: "Subscribe",
-    subscribe_note: "We will send you a message to confirm. We never share your address.",
-    no_lists: "There is no list to subscribe to yet.",
-    bad_address: "This address does not look right. Please check it.",
-    check_inbox_title: "Check your inbox",
-    check_inbox_body: "If this address can receive our newsletter, a message with a confirmation link is on its way. \
-        The subscription starts when you open the link and confirm.",
-    confirm_title: "Confirm your subscription",
-    confirm_body: "Press the button to start receiving {list}.",
-    confirm_button: "Confirm",
-    confirmed_title: "Subscription confirmed",
-    confirmed_body: "You will receive the next edition of {list}.",
-    unavailable_title: "Please try again in a minute",
-    unavailable_body: "The service is busy or under maintenance. Nothing was changed.",
-    too_many_title: "Too many requests",
-    too_many_body: "Please try again later.",
-    too_large_title: "Request too large",
-    bad_request_title: "This form could not be read",
-    bad_request_body: "Please go back and try again.",
-    archive_title: "Past editions",
-    archive_empty: "No edition has been published yet.",
-    home_subscribe: "Subscribe",
-    home_archive: "Past editions",
-    generic_unsubscribe_title: "Unsubscribe",
-    generic_unsubscribe_body: "Every message we send ends with a personal unsubscribe link: open it from the message \
-        you received, or use your mail program's unsubscribe button.",
-    mail_subject: "Confirm your subscription to {list}",
-    mail_body: "Hello,\n\nSomeone, probably you, asked to receive {list} at this address. \
-        To confirm, open this link and press the button:\n\n{link}\n\n\
-        The link is valid for {days} days. If you did not ask for this, ignore this message: \
-        you will receive nothing more.\n",
-    mail_button: "Confirm my subscription",
-    test_copy_title: "This is a test copy",
-    test_copy_body: "You opened a link of a test copy of an edition, sent with bulletin preview --to to check it \
-        before sending. In the real edition, this button unsubscribes the reader from the list. \
-        Nothing was changed: a test copy unsubscribes nobody.",
-};
+/// First strong isolate and pop directional isolate: what Fluent wraps each value in.
+const FSI: char = '\u{2068}';
+const PDI: char = '\u{2069}';
 
-static FR: Strings = Strings {
-    not_found_title: "Ce lien n’est pas valide",
-    not_found_body: "Le lien est peut-être incomplet (certains logiciels de messagerie coupent les liens longs) \
-        ou n’est plus utilisé. Pour ne plus recevoir la lettre, utilisez le lien de désinscription d’un message récent, \
-        ou répondez-y pour nous le demander.",
-    expired_title: "Ce lien de confirmation a expiré",
-    expired_body: "Les liens de confirmation sont valables {days} jours. Abonnez-vous de nouveau pour en recevoir un autre.",
-    stale_title: "Ce lien n’est plus valable",
-    stale_body: "Il a déjà servi, un lien plus récent l’a remplacé, ou votre abonnement a changé depuis. \
-        Rien n’a été modifié. Pour vous abonner de nouveau, utilisez le formulaire : nous vous enverrons un message de confirmation.",
-    unsubscribe_title: "Se désinscrire de {list} ?",
-    unsubscribe_body: "Vous ne recevrez plus {list} à cette adresse.",
-    unsubscribe_button: "Me désinscrire",
-    unsubscribed_title: "Désinscription effectuée",
-    unsubscribed_body: "Vous ne recevrez plus aucune édition de {list}.",
-    resubscribe_hint: "Une erreur ?",
-    resubscribe_button: "Me réabonner",
-    others_hint: "Vous recevez encore {n} autre(s) liste(s) de notre part.",
-    leave_all_button: "Quitter toutes les listes",
-    resubscribed_title: "Bon retour parmi nous",
-    resubscribed_body: "Votre abonnement à {list} est rétabli.",
-    left_all_title: "Vous avez quitté toutes les listes",
-    left_all_body: "Nous ne vous enverrons plus rien.",
-    subscribe_title: "S’abonner",
-    email_label: "Adresse e-mail",
-    list_label: "Liste",
-    honeypot_label: "Laissez ce champ vide",
-    subscribe_button: "M’abonner",
-    subscribe_note: "Nous vous enverrons un message de confirmation. Nous ne communiquons jamais votre adresse.",
-    no_lists: "Il n’y a encore aucune liste à laquelle s’abonner.",
-    bad_address: "Cette adresse semble incorrecte. Merci de la vérifier.",
-    check_inbox_title: "Consultez votre boîte de réception",
-    check_inbox_body: "Si cette adresse peut recevoir notre lettre, un message avec un lien de confirmation est en route. \
-        L’abonnement commence quand vous ouvrez le lien et confirmez.",
-    confirm_title: "Confirmez votre abonnement",
-    confirm_body: "Appuyez sur le bouton pour recevoir {list}.",
-    confirm_button: "Confirmer",
-    confirmed_title: "Abonnement confirmé",
-    confirmed_body: "Vous recevrez la prochaine édition de {list}.",
-    unavailable_title: "Veuillez réessayer dans une minute",
-    unavailable_body: "Le service est occupé ou en maintenance. Rien n’a été modifié.",
-    too_many_title: "Trop de demandes",
-    too_many_body: "Veuillez réessayer plus tard.",
-    too_large_title: "Requête trop volumineuse",
-    bad_request_title: "Ce formulaire n’a pas pu être lu",
-    bad_request_body: "Revenez en arrière et réessayez.",
-    archive_title: "Éditions précédentes",
-    archive_empty: "Aucune édition n’a encore été publiée.",
-    home_subscribe: "S’abonner",
-    home_archive: "Éditions précédentes",
-    generic_unsubscribe_title: "Se désinscrire",
-    generic_unsubscribe_body: "Chaque message que nous envoyons se termine par un lien de désinscription personnel : \
-        ouvrez-le depuis le message reçu, ou utilisez le bouton de désinscription de votre messagerie.",
-    mail_subject: "Confirmez votre abonnement à {list}",
-    mail_body: "Bonjour,\n\nQuelqu’un, sans doute vous, a demandé à recevoir {list} à cette adresse. \
-        Pour confirmer, ouvrez ce lien et appuyez sur le bouton :\n\n{link}\n\n\
-        Le lien est valable {days} jours. Si vous n’avez rien demandé, ignorez ce message : \
-        vous ne recevrez rien de plus.\n",
-    mail_button: "Confirmer mon abonnement",
-    test_copy_title: "Ceci est une copie de test",
-    test_copy_body: "Vous avez ouvert un lien d’une copie de test d’une édition, envoyée avec bulletin preview --to \
-        pour la vérifier avant l’envoi. Dans l’édition réelle, ce bouton désinscrit le lecteur de la liste. \
-        Rien n’a été modifié : une copie de test ne désinscrit personne.",
-};
+/// One domain's messages in one language.
+#[derive(Debug, Clone, Copy)]
+pub struct Words<'a> {
+    catalogues: &'a Catalogues,
+    domain: &'static str,
+    lang: Lang,
+}
+
+impl Words<'_> {
+    /// The language of these words.
+    pub fn lang(&self) -> Lang {
+        self.lang
+    }
+
+    fn raw(&self, key: &str, args: &[(&str, Arg<'_>)]) -> String {
+        let mut fluent = FluentArgs::new();
+        for (name, value) in args {
+            match value {
+                Arg::Text(t) => fluent.set(*name, FluentValue::from(*t)),
+                Arg::Number(n) => fluent.set(*name, FluentValue::from(*n)),
+            }
+        }
+        let args = (!args.is_empty()).then_some(&fluent);
+        self.catalogues
+            .message(self.lang.tag(), self.domain, key, args)
+            .0
+    }
+
+    /// Message `key` as plain text (a `<title>`, a mail's subject and text part). In a
+    /// right-to-left language values stay isolated by Unicode marks, which is what keeps a
+    /// Latin name in its place there; in a left-to-right language they would only be
+    /// invisible clutter, so they are removed.
+    pub fn text(&self, key: &str) -> String {
+        self.text_with(key, &[])
+    }
+
+    /// [`Words::text`] with values.
+    pub fn text_with(&self, key: &str, args: &[(&str, Arg<'_>)]) -> String {
+        let text = self.raw(key, args);
+        match self.lang.dir() {
+            Dir::Rtl => text,
+            Dir::Ltr => text.replace([FSI, PDI], ""),
+        }
+    }
+
+    /// Message `key` as HTML: escaped, each value isolated in `<bdi>`.
+    pub fn html(&self, key: &str) -> String {
+        self.html_with(key, &[])
+    }
+
+    /// [`Words::html`] with values.
+    pub fn html_with(&self, key: &str, args: &[(&str, Arg<'_>)]) -> String {
+        escape(&self.raw(key, args))
+            .replace(FSI, "<bdi>")
+            .replace(PDI, "</bdi>")
+    }
+}
 
 /// The one stylesheet, inline so that a page needs no second request. The CSP allows exactly
 /// this text by its hash, so no injected style (let alone script) can run.
@@ -269,7 +236,13 @@ input[type=email],select{font:inherit;width:100%;box-sizing:border-box;padding:.
 border:1px solid #666;border-radius:.3rem}\
 form{margin:1.5rem 0}\
 .error{color:#b91c1c;font-weight:600}\
-.hp{position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden}\
+.notice{color:#166534;font-weight:600}\
+fieldset{border:1px solid #ccc;border-radius:.3rem;padding:.5rem 1rem 1rem}\
+.choice{margin:.6rem 0}.choice label{display:inline;font-weight:600;margin:0}\
+.hint{display:block;color:#444;font-size:.95rem;margin-inline-start:1.7rem}\
+input[type=text]{font:inherit;width:100%;box-sizing:border-box;padding:.5rem;\
+border:1px solid #666;border-radius:.3rem}\
+.hp{position:absolute;inset-inline-start:-10000px;width:1px;height:1px;overflow:hidden}\
 a{color:#1d4ed8}";
 
 /// The Content-Security-Policy of every page but the archive's.
@@ -300,25 +273,20 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// Fills `{list}`, `{n}`, `{days}` placeholders of a string, escaping the values.
-pub(crate) fn fill(template: &str, pairs: &[(&str, &str)]) -> String {
-    let mut out = escape(template);
-    for (key, value) in pairs {
-        out = out.replace(&format!("{{{key}}}"), &escape(value));
-    }
-    out
-}
-
 /// A whole page: `title` is text (escaped here), `body` is HTML already escaped by the caller.
 pub(crate) fn page(lang: Lang, site: &str, title: &str, body: &str) -> String {
     format!(
-        "<!doctype html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
+        "<!doctype html>\n<html lang=\"{lang}\" dir=\"{dir}\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"robots\" content=\"noindex\">\n<title>{title} · {site}</title>\n\
-         <style>{CSS}</style>\n</head>\n<body>\n<main>\n<p class=\"brand\">{site}</p>\n\
-         <h1>{title}</h1>\n{body}\n</main>\n</body>\n</html>\n",
+         <style>{CSS}</style>\n</head>\n<body>\n<main>\n<p class=\"brand\"><bdi>{site}</bdi></p>\n\
+         <h1>{heading}</h1>\n{body}\n</main>\n</body>\n</html>\n",
         lang = lang.tag(),
+        dir = lang.dir().as_str(),
+        // A right-to-left title keeps Fluent's isolation marks (see `Words::text`): fine in
+        // `<title>`, and made `<bdi>` elements in the heading like in the rest of the page.
         title = escape(title),
+        heading = escape(title).replace(FSI, "<bdi>").replace(PDI, "</bdi>"),
         site = escape(site),
     )
 }
@@ -355,23 +323,69 @@ pub(crate) fn button_form(
 mod tests {
     use super::*;
 
-    #[test]
-    fn negotiation_order() {
-        assert_eq!(Lang::negotiate(Some("fr"), Some("en"), None), Lang::Fr);
-        assert_eq!(Lang::negotiate(None, Some("fr-CA"), Some("en")), Lang::Fr);
-        assert_eq!(
-            Lang::negotiate(None, Some("de"), Some("de-AT,fr;q=0.8,en;q=0.5")),
-            Lang::Fr
-        );
-        assert_eq!(Lang::negotiate(None, None, Some("es")), Lang::En);
+    fn words() -> PageWords {
+        PageWords::load(None).expect("built-in catalogues load")
     }
 
     #[test]
-    fn values_are_escaped() {
-        let s = fill("Leave {list}?", &[("list", "<script>x</script>")]);
-        assert_eq!(s, "Leave &lt;script&gt;x&lt;/script&gt;?");
-        let p = page(Lang::En, "A & B", "T<", "<p>ok</p>");
+    fn negotiation_order() {
+        let w = words();
+        let tag = |l: Lang| l.tag();
+        assert_eq!(tag(w.negotiate(Some("fr"), Some("en"), None)), "fr");
+        assert_eq!(tag(w.negotiate(None, Some("fr-CA"), Some("en"))), "fr");
+        assert_eq!(
+            tag(w.negotiate(None, Some("sw"), Some("sw-KE,ar-EG;q=0.8,en;q=0.5"))),
+            "ar"
+        );
+        assert_eq!(tag(w.negotiate(None, None, Some("xx"))), "en");
+    }
+
+    #[test]
+    fn the_six_un_languages_have_pages_and_a_mail() {
+        let w = words();
+        for tag in ["ar", "en", "es", "fr", "ru", "zh"] {
+            let lang = w.lang(tag).unwrap_or_else(|| panic!("no pages in {tag}"));
+            let name = w.pages(lang).text("language-name");
+            assert_ne!(name, "language-name", "{tag}");
+            let subject = w
+                .confirmation(lang)
+                .text_with("subject", &[("list", Arg::Text("X"))]);
+            assert!(subject.contains('X'), "{tag}: {subject}");
+        }
+        assert_eq!(w.lang("ar").map(Lang::dir), Some(Dir::Rtl));
+    }
+
+    #[test]
+    fn values_are_escaped_and_isolated() {
+        let w = words();
+        let en = w.pages(Lang::FALLBACK);
+        let s = en.html_with(
+            "unsubscribe-title",
+            &[("list", Arg::Text("<script>x</script>"))],
+        );
+        assert_eq!(
+            s,
+            "Unsubscribe from <bdi>&lt;script&gt;x&lt;/script&gt;</bdi>?"
+        );
+        let plain = en.text_with("unsubscribe-title", &[("list", Arg::Text("News"))]);
+        assert_eq!(plain, "Unsubscribe from News?");
+        let p = page(Lang::FALLBACK, "A & B", "T<", "<p>ok</p>");
         assert!(p.contains("<title>T&lt; · A &amp; B</title>"));
+        assert!(p.contains("<html lang=\"en\" dir=\"ltr\">"));
+    }
+
+    #[test]
+    fn plurals_follow_the_language() {
+        let w = words();
+        let en = w.pages(Lang::FALLBACK);
+        assert_eq!(
+            en.text_with("others-hint", &[("count", Arg::Number(1))]),
+            "You still receive one other list from us."
+        );
+        assert_eq!(
+            en.text_with("others-hint", &[("count", Arg::Number(3))]),
+            "You still receive 3 other lists from us."
+        );
     }
 
     #[test]

@@ -31,13 +31,12 @@ use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::pages::{self, Lang, button_form, escape, fill, para};
+use super::pages::{self, Arg, Lang, button_form, escape, para};
 use super::{
-    AppState, Denied, PageError, accept_language, browser_lang, html, page_ok, resolve_link,
-    subscriber_lang, unix_now,
+    AppState, Denied, PageError, form_list, html, list_title, page_ok, resolve_link, unix_now,
 };
 use crate::address::Address;
-use crate::store::{BoundOutcome, List, PendingOutcome};
+use crate::store::{BoundOutcome, List, ListText, PendingOutcome};
 use crate::token::{Claims, Purpose};
 
 /// `?lang=fr&list=news` on the form.
@@ -59,48 +58,115 @@ pub(super) struct SubscribeForm {
     website: String,
 }
 
-fn form_lang(explicit: Option<&str>, headers: &HeaderMap) -> Lang {
-    Lang::negotiate(explicit, None, accept_language(headers))
+fn form_lang(state: &AppState, explicit: Option<&str>, headers: &HeaderMap) -> Lang {
+    state.negotiate(explicit, None, headers)
+}
+
+/// The language to remember for a new subscriber: the one the form was asked for
+/// (`/subscribe?lang=es`, carried by the form's hidden field) when it is a valid tag, even if
+/// the pages themselves are not written in it (the editions may be), else the page's.
+fn requested_language(explicit: Option<&str>, page: Lang) -> String {
+    explicit
+        .and_then(|raw| {
+            crate::subscriber_input::validate_language(raw)
+                .ok()
+                .flatten()
+        })
+        .unwrap_or_else(|| page.tag().to_string())
+}
+
+/// A list as the form offers it: its internal name travels in the form, its title is shown.
+struct Offered {
+    name: String,
+    title: String,
+    description: String,
+}
+
+/// The public lists, each with its title and description in language `tag`.
+async fn offered_lists(state: &AppState, tag: &str) -> Result<Vec<(List, Offered)>, Denied> {
+    let (lists, texts) = state
+        .read(|store| async move { Ok((store.all_lists().await?, store.list_texts(None).await?)) })
+        .await?;
+    Ok(lists
+        .into_iter()
+        .filter(|l| l.public)
+        .map(|list| {
+            let own: Vec<ListText> = texts
+                .iter()
+                .filter(|t| t.list_id == list.id)
+                .cloned()
+                .collect();
+            let description = crate::store::pick_text(&own, tag)
+                .map(|t| t.description.clone())
+                .unwrap_or_default();
+            let offered = Offered {
+                name: list.name.clone(),
+                title: list_title(state, tag, &own),
+                description,
+            };
+            (list, offered)
+        })
+        .collect())
 }
 
 /// The form's HTML: one list preselected (or a choice), the address, the honeypot.
 fn form_page(
     state: &AppState,
     lang: Lang,
-    lists: &[List],
+    language: &str,
+    lists: &[&Offered],
     selected: Option<&str>,
     email: &str,
-    error: Option<&str>,
+    error: Option<&'static str>,
 ) -> String {
-    let s = lang.strings();
+    let s = state.pages(lang);
     let site = &state.settings().site_name;
     if lists.is_empty() {
-        return pages::page(lang, site, s.subscribe_title, &para(&escape(s.no_lists)));
+        return pages::page(
+            lang,
+            site,
+            &s.text("subscribe-title"),
+            &para(&s.html("no-lists")),
+        );
     }
     let mut body = String::new();
+    // `error` is a message id of the pages catalogue.
     if let Some(error) = error {
         body.push_str(&format!(
             "<p class=\"error\" role=\"alert\" id=\"email-error\">{}</p>\n",
-            escape(error)
+            s.html(error)
         ));
     }
     let list_field = match (
         selected.and_then(|n| lists.iter().find(|l| l.name == n)),
         lists,
     ) {
-        (Some(list), _) | (None, [list]) => format!(
-            "<input type=\"hidden\" name=\"list\" value=\"{}\"><p>{}</p>",
-            escape(&list.name),
-            escape(&list.name)
-        ),
+        (Some(list), _) | (None, [list]) => {
+            let description = if list.description.is_empty() {
+                String::new()
+            } else {
+                para(&escape(&list.description))
+            };
+            format!(
+                "<input type=\"hidden\" name=\"list\" value=\"{}\"><p><strong>{}</strong></p>{description}",
+                escape(&list.name),
+                escape(&list.title)
+            )
+        }
         (None, _) => {
             let options: String = lists
                 .iter()
-                .map(|l| format!("<option value=\"{n}\">{n}</option>", n = escape(&l.name)))
+                .map(|l| {
+                    format!(
+                        "<option value=\"{}\">{}</option>",
+                        escape(&l.name),
+                        escape(&l.title)
+                    )
+                })
                 .collect();
             format!(
                 "<label for=\"list\">{}</label><select id=\"list\" name=\"list\">{options}</select>",
-                escape(s.list_label)
+                s.html("list-label")
             )
         }
     };
@@ -119,14 +185,14 @@ fn form_page(
          <input type=\"text\" id=\"website\" name=\"website\" tabindex=\"-1\" autocomplete=\"off\"></div>\
          <p><button type=\"submit\">{button}</button></p></form>\n{note}",
         base = escape(&state.settings().base_path),
-        lang = lang.tag(),
-        email_label = escape(s.email_label),
+        lang = escape(language),
+        email_label = s.html("email-label"),
         email = escape(email),
-        hp = escape(s.honeypot_label),
-        button = escape(s.subscribe_button),
-        note = para(&escape(s.subscribe_note)),
+        hp = s.html("honeypot-label"),
+        button = s.html("subscribe-button"),
+        note = para(&s.html("subscribe-note")),
     ));
-    pages::page(lang, site, s.subscribe_title, &body)
+    pages::page(lang, site, &s.text("subscribe-title"), &body)
 }
 
 /// `GET /subscribe[?list=NAME][&lang=fr]`.
@@ -135,26 +201,37 @@ pub(super) async fn form(
     Query(query): Query<FormQuery>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let lang = form_lang(query.lang.as_deref(), &headers);
-    let lists = state
-        .read(|store| store.all_lists())
+    let lang = form_lang(&state, query.lang.as_deref(), &headers);
+    let language = requested_language(query.lang.as_deref(), lang);
+    let lists = offered_lists(&state, &language)
         .await
         .map_err(|why| state.refuse(lang, why))?;
+    // A private list is not on offer, whoever knows its name.
     if let Some(name) = &query.list {
-        if !lists.iter().any(|l| &l.name == name) {
+        if !lists.iter().any(|(l, _)| &l.name == name) {
             return Err(state.refuse(lang, Denied::NotFound));
         }
     }
+    let offered: Vec<&Offered> = lists.iter().map(|(_, o)| o).collect();
     Ok(form_response(
         StatusCode::OK,
-        form_page(&state, lang, &lists, query.list.as_deref(), "", None),
+        form_page(
+            &state,
+            lang,
+            &language,
+            &offered,
+            query.list.as_deref(),
+            "",
+            None,
+        ),
     ))
 }
 
-/// A page holding the form. `Referrer-Policy: same-origin` rather than the other pages'
-/// `no-referrer`: under `no-referrer` browsers send `Origin: null` with the form's POST, which
-/// the cross-site check would have to accept. Same-origin sends nothing to other sites either.
-fn form_response(status: StatusCode, page: String) -> Response {
+/// A page holding a form that the cross-site check guards (this one, the preference
+/// centre's). `Referrer-Policy: same-origin` rather than the other pages' `no-referrer`: under
+/// `no-referrer` browsers send `Origin: null` with the form's POST, which the check would have
+/// to accept. Same-origin sends nothing to other sites either, not even a tokened URL.
+pub(super) fn form_response(status: StatusCode, page: String) -> Response {
     let mut response = html(status, page);
     response.headers_mut().insert(
         axum::http::header::REFERRER_POLICY,
@@ -164,7 +241,7 @@ fn form_response(status: StatusCode, page: String) -> Response {
 }
 
 /// Whether a POST may come from the page that sent it: see the module's notes.
-fn same_site(state: &AppState, headers: &HeaderMap) -> bool {
+pub(super) fn same_site(state: &AppState, headers: &HeaderMap) -> bool {
     use axum::http::header::{HOST, ORIGIN, REFERER};
     let named = |name| headers.get(name).map(|v| v.to_str().unwrap_or("null"));
     let sender = match (named(ORIGIN), named(REFERER)) {
@@ -216,10 +293,10 @@ pub(super) async fn submit(
     ext: Extensions,
     form: Result<Form<SubscribeForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    let fallback_lang = browser_lang(&headers);
+    let fallback_lang = state.browser_lang(&headers);
     let Form(form) = form.map_err(|e| state.reject(fallback_lang, e.status()))?;
-    let lang = form_lang(form.lang.as_deref(), &headers);
-    let s = lang.strings();
+    let lang = form_lang(&state, form.lang.as_deref(), &headers);
+    let s = state.pages(lang);
     if !same_site(&state, &headers) {
         return Err(state.reject(lang, StatusCode::FORBIDDEN));
     }
@@ -235,8 +312,8 @@ pub(super) async fn submit(
             pages::page(
                 lang,
                 &state.settings().site_name,
-                s.too_many_title,
-                &para(&escape(s.too_many_body)),
+                &s.text("too-many-title"),
+                &para(&s.html("too-many-body")),
             ),
         );
         response.headers_mut().insert(
@@ -245,9 +322,10 @@ pub(super) async fn submit(
         );
         return Ok(response);
     }
-    let list = match state.read(|store| store.all_lists()).await {
-        Ok(lists) => match lists.into_iter().find(|l| l.name == form.list) {
-            Some(list) => list,
+    let language = requested_language(form.lang.as_deref(), lang);
+    let (list, offered) = match offered_lists(&state, &language).await {
+        Ok(lists) => match lists.into_iter().find(|(l, _)| l.name == form.list) {
+            Some(found) => found,
             None => return Err(state.refuse(lang, Denied::NotFound)),
         },
         Err(why) => return Err(state.refuse(lang, why)),
@@ -258,8 +336,8 @@ pub(super) async fn submit(
             pages::page(
                 lang,
                 &state.settings().site_name,
-                s.check_inbox_title,
-                &para(&escape(s.check_inbox_body)),
+                &s.text("check-inbox-title"),
+                &para(&s.html("check-inbox-body")),
             ),
         )
     };
@@ -269,16 +347,16 @@ pub(super) async fn submit(
     let address = match Address::parse(&form.email) {
         Ok(a) => a,
         Err(_) => {
-            let lists = std::slice::from_ref(&list);
             return Ok(form_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 form_page(
                     &state,
                     lang,
-                    lists,
+                    &language,
+                    &[&offered],
                     Some(&list.name),
                     &form.email,
-                    Some(s.bad_address),
+                    Some("bad-address"),
                 ),
             ));
         }
@@ -288,7 +366,7 @@ pub(super) async fn submit(
             store.subscribe_pending(
                 &address,
                 list.id,
-                Some(lang.tag()),
+                Some(&language),
                 "form",
                 state.settings().confirm_cooldown_secs,
             )
@@ -315,8 +393,16 @@ pub(super) async fn submit(
             );
             let link = format!("{}/confirm/{token}", state.settings().public_url);
             // The person's own language if we knew them, else the form's.
-            let mail_lang = language.as_deref().and_then(Lang::from_tag).unwrap_or(lang);
-            state.send_confirmation(address, list.name.clone(), link, mail_lang);
+            let mail_lang = language
+                .as_deref()
+                .and_then(|tag| state.settings().words.lang(tag))
+                .unwrap_or(lang);
+            // The list's title in the mail's language, never its internal name.
+            let title = match state.read(|store| store.list_texts(Some(list.id))).await {
+                Ok(texts) => list_title(&state, mail_lang.tag(), &texts),
+                Err(_) => offered.title.clone(),
+            };
+            state.send_confirmation(address, title, link, mail_lang);
         }
         Ok(PendingOutcome::Nothing) => {}
         Err(why) => return Err(state.refuse(lang, why)),
@@ -332,21 +418,21 @@ pub(super) async fn confirm_page(
 ) -> Result<Response, PageError> {
     let (_, target) = resolve_link(&state, &token, Purpose::Confirm)
         .await
-        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
-    let lang = subscriber_lang(&target, &headers);
-    let s = lang.strings();
-    let list = target.list_name.as_str();
+        .map_err(|why| state.refuse(state.browser_lang(&headers), why))?;
+    let lang = state.subscriber_lang(&target, &headers);
+    let s = state.pages(lang);
+    let title = list_title(&state, lang.tag(), &target.list_texts);
     let body = format!(
         "{}{}",
-        para(&fill(s.confirm_body, &[("list", list)])),
+        para(&s.html_with("confirm-body", &[("list", Arg::Text(&title))])),
         button_form(
             &format!("{}/confirm/{token}", state.settings().base_path),
             &[],
-            s.confirm_button,
+            &s.text("confirm-button"),
             true
         )
     );
-    Ok(page_ok(&state, lang, s.confirm_title, &body))
+    Ok(page_ok(&state, lang, &s.text("confirm-title"), &body))
 }
 
 /// `POST /confirm/{token}`: the subscription starts.
@@ -357,14 +443,14 @@ pub(super) async fn confirm(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, PageError> {
     if let Err(e) = body {
-        return Err(state.reject(browser_lang(&headers), e.status()));
+        return Err(state.reject(state.browser_lang(&headers), e.status()));
     }
     let (claims, target) = resolve_link(&state, &token, Purpose::Confirm)
         .await
-        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
-    let lang = subscriber_lang(&target, &headers);
+        .map_err(|why| state.refuse(state.browser_lang(&headers), why))?;
+    let lang = state.subscriber_lang(&target, &headers);
     let stale = Denied::Stale {
-        list: target.list_name.clone(),
+        list: form_list(&target),
     };
     // A link issued before links were bound to their sign-up cannot be checked: ask again.
     let Some(request) = claims.event_id else {
@@ -383,11 +469,17 @@ pub(super) async fn confirm(
         Ok(BoundOutcome::Missing) => return Err(state.refuse(lang, Denied::NotFound)),
         Err(why) => return Err(state.refuse(lang, why)),
     }
-    let s = lang.strings();
+    let s = state.pages(lang);
     Ok(page_ok(
         &state,
         lang,
-        s.confirmed_title,
-        &para(&fill(s.confirmed_body, &[("list", &target.list_name)])),
+        &s.text("confirmed-title"),
+        &para(&s.html_with(
+            "confirmed-body",
+            &[(
+                "list",
+                Arg::Text(&list_title(&state, lang.tag(), &target.list_texts)),
+            )],
+        )),
     ))
 }

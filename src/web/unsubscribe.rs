@@ -21,10 +21,10 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::pages::{Lang, button_form, escape, fill, para};
+use super::pages::{Arg, Lang, button_form, para};
 use super::{
-    AppState, Denied, PageError, browser_lang, page_ok, resolve_link, subscribe_link,
-    subscriber_lang, unix_now,
+    AppState, Denied, PageError, form_list, list_title, page_ok, resolve_link, subscribe_link,
+    unix_now,
 };
 use crate::store::{BoundOutcome, LinkTarget, SubscriptionStatus, WebOutcome};
 use crate::token::{Claims, Purpose, TokenError};
@@ -45,40 +45,41 @@ pub(super) async fn page(
 ) -> Result<Response, PageError> {
     let (_, target) = resolve_link(&state, &token, Purpose::Unsubscribe)
         .await
-        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
-    let lang = subscriber_lang(&target, &headers);
+        .map_err(|why| state.refuse(state.browser_lang(&headers), why))?;
+    let lang = state.subscriber_lang(&target, &headers);
     if target.status != Some(SubscriptionStatus::Confirmed)
         && target.status != Some(SubscriptionStatus::Unconfirmed)
     {
         return Ok(unsubscribed_page(&state, &token, &target, lang, None));
     }
-    let s = lang.strings();
-    let list = target.list_name.as_str();
+    let s = state.pages(lang);
+    let title = list_title(&state, lang.tag(), &target.list_texts);
+    let list = title.as_str();
     let body = format!(
         "{}{}",
-        para(&fill(s.unsubscribe_body, &[("list", list)])),
+        para(&s.html_with("unsubscribe-body", &[("list", Arg::Text(list))])),
         button_form(
             &action(&state, &token, ""),
             &[("from", "page")],
-            s.unsubscribe_button,
+            &s.text("unsubscribe-button"),
             true
         )
     );
-    let title = s.unsubscribe_title.replace("{list}", list);
-    Ok(page_ok(&state, lang, &title, &body))
+    let heading = s.text_with("unsubscribe-title", &[("list", Arg::Text(list))]);
+    Ok(page_ok(&state, lang, &heading, &body))
 }
 
 /// `GET` and `POST /u/test-copy`, the links of a test copy (`preview --to`): a page saying
 /// what the link does in the real edition. It reads no token and writes nothing, so a mail
 /// program's one-click POST is answered 200 like a real one.
 pub(super) async fn test_copy(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let lang = browser_lang(&headers);
-    let s = lang.strings();
+    let lang = state.browser_lang(&headers);
+    let s = state.pages(lang);
     page_ok(
         &state,
         lang,
-        s.test_copy_title,
-        &para(&escape(s.test_copy_body)),
+        &s.text("test-copy-title"),
+        &para(&s.html("test-copy-body")),
     )
 }
 
@@ -90,11 +91,11 @@ pub(super) async fn one_click(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, PageError> {
-    let body = body.map_err(|e| state.reject(browser_lang(&headers), e.status()))?;
+    let body = body.map_err(|e| state.reject(state.browser_lang(&headers), e.status()))?;
     let (claims, mut target) = resolve_link(&state, &token, Purpose::Unsubscribe)
         .await
-        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
-    let lang = subscriber_lang(&target, &headers);
+        .map_err(|why| state.refuse(state.browser_lang(&headers), why))?;
+    let lang = state.subscriber_lang(&target, &headers);
     let source = if body.as_ref() == b"from=page" {
         "page"
     } else {
@@ -148,32 +149,32 @@ fn unsubscribed_page(
     lang: Lang,
     undo: Option<&str>,
 ) -> Response {
-    let s = lang.strings();
-    let list = target.list_name.as_str();
-    let mut body = para(&fill(s.unsubscribed_body, &[("list", list)]));
+    let s = state.pages(lang);
+    let title = list_title(state, lang.tag(), &target.list_texts);
+    let mut body = para(&s.html_with("unsubscribed-body", &[("list", Arg::Text(&title))]));
     if target.status.is_some() {
-        body.push_str(&para(&escape(s.resubscribe_hint)));
+        body.push_str(&para(&s.html("resubscribe-hint")));
         match undo {
             Some(undo) => body.push_str(&button_form(
                 &action(state, token, "/resubscribe"),
                 &[("undo", undo)],
-                s.resubscribe_button,
+                &s.text("resubscribe-button"),
                 false,
             )),
-            None => body.push_str(&subscribe_link(state, lang, Some(list))),
+            None => body.push_str(&subscribe_link(state, lang, form_list(target).as_deref())),
         }
     }
     if target.other_active_lists > 0 {
-        let n = target.other_active_lists.to_string();
-        body.push_str(&para(&fill(s.others_hint, &[("n", &n)])));
+        let count = Arg::Number(target.other_active_lists);
+        body.push_str(&para(&s.html_with("others-hint", &[("count", count)])));
         body.push_str(&button_form(
             &action(state, token, "/all"),
             &[],
-            s.leave_all_button,
+            &s.text("leave-all-button"),
             false,
         ));
     }
-    page_ok(state, lang, s.unsubscribed_title, &body)
+    page_ok(state, lang, &s.text("unsubscribed-title"), &body)
 }
 
 /// The undo button's form: the token bound to the unsubscribe it undoes.
@@ -197,14 +198,14 @@ pub(super) async fn resubscribe(
         Err(FormRejection::InvalidFormContentType(_)) => UndoForm {
             undo: String::new(),
         },
-        Err(e) => return Err(state.reject(browser_lang(&headers), e.status())),
+        Err(e) => return Err(state.reject(state.browser_lang(&headers), e.status())),
     };
     let (claims, target) = resolve_link(&state, &token, Purpose::Unsubscribe)
         .await
-        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
-    let lang = subscriber_lang(&target, &headers);
+        .map_err(|why| state.refuse(state.browser_lang(&headers), why))?;
+    let lang = state.subscriber_lang(&target, &headers);
     let stale = || Denied::Stale {
-        list: target.list_name.clone(),
+        list: form_list(&target),
     };
     // Never on this list: there is nothing to undo, and no consent to restore.
     if target.status.is_none() {
@@ -240,19 +241,19 @@ pub(super) async fn resubscribe(
         Ok(BoundOutcome::Missing) => return Err(state.refuse(lang, Denied::NotFound)),
         Err(why) => return Err(state.refuse(lang, why)),
     }
-    let s = lang.strings();
-    let list = target.list_name.as_str();
+    let s = state.pages(lang);
+    let title = list_title(&state, lang.tag(), &target.list_texts);
     let body = format!(
         "{}{}",
-        para(&fill(s.resubscribed_body, &[("list", list)])),
+        para(&s.html_with("resubscribed-body", &[("list", Arg::Text(&title))])),
         button_form(
             &action(&state, &token, ""),
             &[("from", "page")],
-            s.unsubscribe_button,
+            &s.text("unsubscribe-button"),
             false
         )
     );
-    Ok(page_ok(&state, lang, s.resubscribed_title, &body))
+    Ok(page_ok(&state, lang, &s.text("resubscribed-title"), &body))
 }
 
 /// `POST /u/{token}/all`: leave every list of this subscriber.
@@ -263,23 +264,28 @@ pub(super) async fn leave_all(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, PageError> {
     if let Err(e) = body {
-        return Err(state.reject(browser_lang(&headers), e.status()));
+        return Err(state.reject(state.browser_lang(&headers), e.status()));
     }
     let (claims, target) = resolve_link(&state, &token, Purpose::Unsubscribe)
         .await
-        .map_err(|why| state.refuse(browser_lang(&headers), why))?;
-    let lang = subscriber_lang(&target, &headers);
+        .map_err(|why| state.refuse(state.browser_lang(&headers), why))?;
+    let lang = state.subscriber_lang(&target, &headers);
     if let Err(why) = state
         .write_opt_out(|store| store.unsubscribe_everywhere(claims.subscriber_id, "page"))
         .await
     {
         return Err(state.refuse(lang, why));
     }
-    let s = lang.strings();
-    Ok(page_ok(
-        &state,
+    Ok(left_all_page(&state, lang))
+}
+
+/// The page after leaving every list, from here or from the preference centre.
+pub(super) fn left_all_page(state: &AppState, lang: Lang) -> Response {
+    let s = state.pages(lang);
+    page_ok(
+        state,
         lang,
-        s.left_all_title,
-        &para(&escape(s.left_all_body)),
-    ))
+        &s.text("left-all-title"),
+        &para(&s.html("left-all-body")),
+    )
 }

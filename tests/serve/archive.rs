@@ -60,9 +60,14 @@ fn a_composed_draft_is_not_public_until_it_is_sent() {
         ],
     );
     let index = server.get("/archive/");
-    for lang in ["en", "fr"] {
+    for (lang, name) in [("en", "English"), ("fr", "Français")] {
         let link = format!("/archive/{EDITION}/{lang}/");
         assert!(index.body.contains(&link), "{}", index.body);
+        assert!(
+            index.body.contains(&format!("lang=\"{lang}\">{name}</a>")),
+            "each language under its own name: {}",
+            index.body
+        );
         assert_eq!(server.get(&link).status, 200, "{link}");
     }
 }

@@ -232,6 +232,14 @@ impl Browser {
         self.wait_load();
     }
 
+    /// Lays the page out as on a screen `width` CSS pixels wide.
+    fn viewport(&mut self, width: u32) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 500 }),
+        );
+    }
+
     fn screenshot(&mut self, name: &str) {
         let r = self.call("Page.captureScreenshot", json!({ "format": "png" }));
         let png = base64::engine::general_purpose::STANDARD
@@ -293,13 +301,14 @@ fn a_person_confirms_a_subscription_in_a_real_browser() {
 fn a_person_unsubscribes_and_changes_their_mind_in_a_real_browser() {
     let project = Project::new();
     let lists = project.lists(&["news", "events"]);
+    project.display_name("news", "en", "Project news");
     let subs = project.subscribers(&["reader@example.org".into()], &["news", "events"], None);
     let token = project.unsubscribe_token(SECRET, subs[0], lists[0]);
     let server = Server::start(&project, &[]);
     let mut browser = Browser::launch();
 
     browser.open(&format!("http://{}/u/{token}", server.addr));
-    assert!(browser.text().contains("Unsubscribe from news?"));
+    assert!(browser.text().contains("Unsubscribe from Project news?"));
     browser.screenshot("serve-unsubscribe.png");
     assert_eq!(
         project.status(subs[0], lists[0]).as_deref(),
@@ -309,7 +318,7 @@ fn a_person_unsubscribes_and_changes_their_mind_in_a_real_browser() {
     browser.click("Unsubscribe");
     let text = browser.text();
     assert!(text.contains("You are unsubscribed"), "{text}");
-    assert!(text.contains("1 other list"), "{text}");
+    assert!(text.contains("You still receive one other list"), "{text}");
     browser.screenshot("serve-unsubscribed.png");
     assert_eq!(
         project.status(subs[0], lists[0]).as_deref(),
@@ -324,6 +333,134 @@ fn a_person_unsubscribes_and_changes_their_mind_in_a_real_browser() {
     );
     assert_eq!(
         project.status(subs[0], lists[1]).as_deref(),
+        Some("confirmed")
+    );
+}
+
+/// For every text block of the page (headings, paragraphs, block labels, legends, hints; the
+/// honeypot aside), what the browser computed: its direction, its `text-align`, and how far
+/// the right end of its text lies from the right edge of its content box, measured on the
+/// laid-out lines (a right-aligned block has its lines end at that edge).
+const TEXT_BLOCKS: &str = "(() => [...document.querySelectorAll('main h1, main p, main legend, main label, main .hint')]
+  .filter(el => !el.closest('.hp') && el.innerText.trim() && getComputedStyle(el).display !== 'inline')
+  .map(el => {
+    const cs = getComputedStyle(el);
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    const lines = [...range.getClientRects()];
+    const box = el.getBoundingClientRect();
+    const contentRight = box.right - parseFloat(cs.paddingRight) - parseFloat(cs.borderRightWidth);
+    return { text: el.innerText.slice(0, 40), direction: cs.direction, align: cs.textAlign,
+             gap: contentRight - Math.max(...lines.map(l => l.right)) };
+  }))()";
+
+/// Checks that every text block of the open page runs right to left and sits on the right.
+fn assert_right_to_left(browser: &mut Browser, what: &str) {
+    let blocks = browser.eval(TEXT_BLOCKS);
+    let blocks = blocks.as_array().expect("an array of blocks");
+    assert!(blocks.len() >= 3, "{what}: too few text blocks: {blocks:?}");
+    for b in blocks {
+        assert_eq!(b["direction"], "rtl", "{what}: {b}");
+        assert!(
+            b["align"] == "start" || b["align"] == "right",
+            "{what}: {b}"
+        );
+        let gap = b["gap"].as_f64().expect("a number");
+        assert!(gap.abs() < 2.0, "{what}: not right-aligned: {b}");
+    }
+    assert_eq!(
+        browser.eval("document.documentElement.dir"),
+        json!("rtl"),
+        "{what}"
+    );
+    // Nothing sticks out sideways (the hidden honeypot included).
+    let overflow =
+        browser.eval("document.documentElement.scrollWidth - document.documentElement.clientWidth");
+    assert!(
+        overflow.as_f64().is_some_and(|o| o <= 0.0),
+        "{what}: overflow {overflow}"
+    );
+}
+
+#[test]
+fn arabic_unsubscribe_and_preference_pages_are_laid_out_right_to_left() {
+    let project = Project::new();
+    let lists = project.lists(&["news", "events"]);
+    // A display name mixing Arabic and Latin, the case bidi isolation is for.
+    project.display_name("news", "ar", "نشرة GLO.ACT");
+    project.display_name("events", "ar", "الفعاليات");
+    let subs = project.subscribers(
+        &["qari@example.org".into()],
+        &["news", "events"],
+        Some("ar"),
+    );
+    let unsubscribe = project.unsubscribe_token(SECRET, subs[0], lists[0]);
+    let preferences = crate::support::keys(SECRET).preferences(
+        subs[0],
+        lists[0],
+        &project.nonce(subs[0]),
+        unix_now(),
+    );
+    let server = Server::start(&project, &[]);
+    let mut browser = Browser::launch();
+
+    browser.open(&format!("http://{}/u/{unsubscribe}", server.addr));
+    assert_eq!(
+        browser.eval("document.querySelector('h1 bdi').innerText"),
+        json!("نشرة GLO.ACT"),
+        "the list's name is isolated"
+    );
+    for width in [600, 375] {
+        browser.viewport(width);
+        assert_right_to_left(&mut browser, &format!("unsubscribe page at {width}px"));
+        // The button sits at the start of the line, which is on the right.
+        let gap = browser.eval(
+            "(() => { const b = document.querySelector('form button').getBoundingClientRect(); \
+              const f = document.querySelector('form').getBoundingClientRect(); return f.right - b.right; })()",
+        );
+        assert!(
+            gap.as_f64().is_some_and(|g| g.abs() < 2.0),
+            "button at {width}px: {gap}"
+        );
+        browser.screenshot(&format!("serve-ar-unsubscribe-{width}.png"));
+    }
+
+    browser.viewport(800);
+    browser.open(&format!("http://{}/p/{preferences}", server.addr));
+    for width in [600, 375] {
+        browser.viewport(width);
+        assert_right_to_left(&mut browser, &format!("preference centre at {width}px"));
+        // Each checkbox stands to the right of its label, as Arabic readers expect.
+        let mirrored = browser.eval(
+            "[...document.querySelectorAll('.choice')].every(c => \
+               c.querySelector('input').getBoundingClientRect().left >= \
+               c.querySelector('label').getBoundingClientRect().right)",
+        );
+        assert_eq!(mirrored, json!(true), "checkboxes at {width}px");
+        browser.screenshot(&format!("serve-ar-preferences-{width}.png"));
+    }
+    assert_eq!(
+        project.status(subs[0], lists[0]).as_deref(),
+        Some("confirmed"),
+        "looking changed nothing"
+    );
+
+    // A person unticks the second list and presses the save button, as in any browser.
+    browser.viewport(800);
+    let unticked = browser.eval(&format!(
+        "(() => {{ const b = document.getElementById('list-{}'); b.click(); return b.checked; }})()",
+        lists[1]
+    ));
+    assert_eq!(unticked, json!(false));
+    browser.click("حفظ اختياراتي");
+    let text = browser.text();
+    assert!(text.contains("تم حفظ اختياراتك"), "{text}");
+    assert_eq!(
+        project.status(subs[0], lists[1]).as_deref(),
+        Some("unsubscribed")
+    );
+    assert_eq!(
+        project.status(subs[0], lists[0]).as_deref(),
         Some("confirmed")
     );
 }

@@ -8,8 +8,12 @@
 mod archive;
 mod browser;
 mod consent;
+mod cross_stage;
 mod journey;
+mod languages;
+mod list_names;
 mod one_click;
+mod preferences;
 mod robustness;
 mod subscribe;
 mod support;

@@ -70,7 +70,12 @@ fn get_never_changes_state() {
     for _ in 0..3 {
         let r = server.get(&format!("/u/{token}"));
         assert_eq!(r.status, 200);
-        assert!(r.body.contains("news"), "the page names the list");
+        // No display name set: the newsletter's name, never the internal `news`.
+        assert!(
+            r.body.contains("Unsubscribe from Test Newsletter?"),
+            "{}",
+            r.body
+        );
         assert!(r.body.contains("<form method=\"post\""), "{}", r.body);
         let r = http(server.addr, "HEAD", &format!("/u/{token}"), &[], b"");
         assert_eq!(r.status, 200);
@@ -271,7 +276,11 @@ fn pages_carry_security_headers_and_the_subscribers_language() {
     let token = project.unsubscribe_token(SECRET, fr[0], lists[0]);
     let r = server.get(&format!("/u/{token}"));
     assert_eq!(r.status, 200);
-    assert!(r.body.contains("<html lang=\"fr\">"), "{}", r.body);
+    assert!(
+        r.body.contains("<html lang=\"fr\" dir=\"ltr\">"),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("Me désinscrire"), "{}", r.body);
     let csp = r.header("content-security-policy").expect("CSP");
     assert!(

@@ -19,6 +19,7 @@ fn subscribe(server: &Server, email: &str, list: &str, extra: &str) -> crate::su
 fn double_opt_in_end_to_end_with_a_real_smtp_server() {
     let project = Project::new();
     let list = project.lists(&["doi-news"])[0];
+    project.display_name("doi-news", "en", "Partner news");
     let sink = SmtpSink::start(project.path());
     let smtp = sink.url();
     let server = Server::start(&project, &[("BULLETIN_SMTP_URL", &smtp)]);
@@ -46,7 +47,7 @@ fn double_opt_in_end_to_end_with_a_real_smtp_server() {
         "{mail}"
     );
     assert!(
-        mail.contains("Subject: Confirm your subscription to doi-news"),
+        mail.contains("Subject: Confirm your subscription to Partner news"),
         "{mail}"
     );
     assert!(mail.contains("https://news.example.org/confirm/"), "{mail}");

@@ -76,6 +76,21 @@ impl Project {
         })
     }
 
+    /// Gives list `name` the display name `text` in language `lang`, as `bulletin lists set`.
+    pub(crate) fn display_name(&self, name: &str, lang: &str, text: &str) {
+        let (name, lang, text) = (name.to_string(), lang.to_string(), text.to_string());
+        self.with_store(async move |store| {
+            let change = bulletin::store::ListAppearance {
+                display_names: vec![(lang, text)],
+                ..Default::default()
+            };
+            store
+                .update_list(&name, &change, "cli")
+                .await
+                .expect("set the display name");
+        });
+    }
+
     /// Adds confirmed subscribers to lists; returns their ids.
     pub(crate) fn subscribers(
         &self,

@@ -51,6 +51,10 @@ fn test_copy_links(p: &Project) -> Vec<String> {
                 html.contains(&header),
                 "the footer links where the header does: {header}"
             );
+            assert!(
+                html.contains(&format!("{PUBLIC_URL}/p/test-copy")),
+                "Manage preferences leads to the preview of the preference centre"
+            );
             header
                 .strip_prefix(PUBLIC_URL)
                 .unwrap_or_else(|| panic!("{header} is under {PUBLIC_URL}"))
@@ -100,6 +104,13 @@ fn the_test_copys_unsubscribe_link_explains_itself_and_changes_nothing() {
             assert!(done.body.contains("This is a test copy"), "{}", done.body);
         }
     }
+    let preview = server.get("/p/test-copy");
+    assert_eq!(preview.status, 200, "{}", preview.body);
+    assert!(
+        preview.body.contains("Preview of the preference centre"),
+        "{}",
+        preview.body
+    );
     assert_eq!(p.snapshot(), before, "nothing was written");
     assert_eq!(p.status(reader, lists[0]).as_deref(), Some("confirmed"));
 }

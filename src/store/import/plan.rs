@@ -261,6 +261,7 @@ mod tests {
             id,
             name: name.into(),
             double_opt_in,
+            public: true,
             created_at: "2026-01-01T00:00:00.000Z".into(),
         })
     }
