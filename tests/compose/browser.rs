@@ -104,7 +104,8 @@ pub(crate) fn probe_frame(html: &str, width: u32, script: &str, dir: &Path) -> S
         ],
         &format!("file://{}", path.display()),
     );
-    dom.split("<pre id=\"probe\">")
+    let probe = dom
+        .split("<pre id=\"probe\">")
         .nth(1)
         .and_then(|r| r.split("</pre>").next())
         .unwrap_or_else(|| {
