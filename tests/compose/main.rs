@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod greeting;
 mod hostile;
+mod images;
 mod init;
 mod preview;
 mod snapshots;

@@ -4,6 +4,7 @@
 //! by dkimpy ([`dkim`]). The Python parts live in `tests/support/`.
 
 pub mod dkim;
+pub mod pictures;
 pub mod project;
 pub mod smtp;
 
