@@ -19,11 +19,18 @@ fn edition(dir: &Path) -> PathBuf {
     ed
 }
 
-/// Inserts `lines` into the front matter of `article`, right after its opening `---`.
+/// Inserts `lines` into the front matter of `article`, right after its opening `---`, in
+/// place of the lines that set the same keys (the example's card has a picture already).
 fn front_matter(ed: &Path, article: &str, lines: &str) {
     let path = ed.join("articles").join(format!("{article}.md"));
     let text = std::fs::read_to_string(&path).expect("article");
-    let text = text.replacen("---\n", &format!("---\n{lines}"), 1);
+    let keys: Vec<&str> = lines.lines().filter_map(|l| l.split(':').next()).collect();
+    let kept: String = text
+        .lines()
+        .filter(|l| !keys.iter().any(|k| l.starts_with(&format!("{k}:"))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let text = kept.replacen("---\n", &format!("---\n{lines}"), 1);
     std::fs::write(path, text).expect("write article");
 }
 
@@ -212,7 +219,10 @@ fn pictures_are_processed_once_and_again_when_the_crop_changes() {
     };
     assert_eq!(compose(dir.path(), &ed, &[]).0, 0);
     let first = listing();
-    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(
+        first.iter().any(|(n, _)| n.starts_with("photo-")),
+        "{first:?}"
+    );
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert_eq!(compose(dir.path(), &ed, &[]).0, 0);
     assert_eq!(listing(), first, "the same file, not written again");
@@ -220,7 +230,11 @@ fn pictures_are_processed_once_and_again_when_the_crop_changes() {
     front_matter(&ed, "what-is-glo-act", "image_focus: top\n");
     assert_eq!(compose(dir.path(), &ed, &[]).0, 0);
     let after = listing();
-    assert_eq!(after.len(), 2, "a crop is another picture: {after:?}");
+    assert_eq!(
+        after.len(),
+        first.len() + 1,
+        "a crop is another picture: {after:?}"
+    );
     let cropped = after
         .iter()
         .find(|(n, _)| !first.iter().any(|(f, _)| f == n))
@@ -373,4 +387,34 @@ fn inbox_details_and_a_web_version_without_a_link_to_itself() {
         archive.contains("/unsubscribe"),
         "the rest of the footer stays"
     );
+}
+
+#[test]
+fn the_preview_file_shows_the_processed_pictures_from_the_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = super::bulletin(dir.path())
+        .arg("preview")
+        .arg(super::example())
+        .output()
+        .expect("run preview");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = read(dir.path(), "preview.html");
+    assert!(!page.contains(ASSETS_URL), "no picture from the web server");
+    let assets =
+        std::path::absolute(dir.path().join("out").join(SLUG).join("assets")).expect("absolute");
+    let local = format!("file://{}/", assets.display());
+    let start = page.find(&local).expect("the diagram from the disk");
+    let name: String = page[start + local.len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        .collect();
+    assert!(
+        name.starts_with("six-pillars-") && name.ends_with(".png"),
+        "{name}"
+    );
+    assert!(assets.join(&name).is_file(), "{name} was published");
 }

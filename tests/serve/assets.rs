@@ -79,6 +79,12 @@ fn edition_with_local_files(project: &Project) -> std::path::PathBuf {
     let edit = |article: &str, front: &str, from: &str, to: &str| {
         let path = ed.join("articles").join(format!("{article}.md"));
         let text = std::fs::read_to_string(&path).expect("article");
+        // The example's card has a picture of its own: this one replaces it.
+        let text: String = text
+            .lines()
+            .filter(|l| !l.starts_with("image:") && !l.starts_with("image_alt:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         let text = text
             .replacen("---\n", &format!("---\n{front}"), 1)
             .replace(from, to);
