@@ -98,13 +98,24 @@ fn ten_photo_edition(dir: &Path) -> std::path::PathBuf {
         .expect("articles")
         .flatten()
         .map(|e| e.path())
-        .filter(|p| {
-            p.to_string_lossy().ends_with(".md") && !p.to_string_lossy().ends_with(".fr.md")
-        })
         .collect();
     articles.sort();
-    for (i, path) in articles.iter().enumerate() {
+    let mut photo = 0;
+    for path in &articles {
         let text = std::fs::read_to_string(path).expect("article");
+        // The example's first card has a diagram (both languages): photos replace it, so
+        // that the edition holds exactly the ten photos.
+        let text: String = text
+            .lines()
+            .filter(|l| !l.starts_with("image:") && !l.starts_with("image_alt:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if path.to_string_lossy().ends_with(".fr.md") {
+            std::fs::write(path, text).expect("write article");
+            continue;
+        }
+        let i = photo;
+        photo += 1;
         let mut text = text.replacen(
             "---\n",
             &format!("---\nimage: images/photo-{i}.jpg\nimage_alt: \"Photo {i}\"\n"),

@@ -418,3 +418,36 @@ fn the_preview_file_shows_the_processed_pictures_from_the_disk() {
     );
     assert!(assets.join(&name).is_file(), "{name} was published");
 }
+
+#[test]
+fn the_preview_server_serves_the_processed_pictures_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = super::preview::start(dir.path(), &super::example());
+    let (status, page) = super::preview::get(&server.addr, "/");
+    assert_eq!(status, 200);
+    assert!(!page.contains(ASSETS_URL), "no picture from the web server");
+    let start = page
+        .find("/assets/six-pillars-")
+        .expect("the diagram, served here");
+    let path: String = page[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '/'))
+        .collect();
+    let (status, body) = super::preview::get(&server.addr, &path);
+    assert_eq!(status, 200, "{path}");
+    assert!(
+        body.starts_with("\u{fffd}PNG"),
+        "a PNG: {}",
+        &body[..body.len().min(8)]
+    );
+    std::fs::write(dir.path().join("secret.txt"), "secret").expect("write");
+    for bad in [
+        "/assets/..%2F..%2F..%2Fsecret.txt",
+        "/assets/../secret.txt",
+        "/assets/.x",
+    ] {
+        let (status, body) = super::preview::get(&server.addr, bad);
+        assert_eq!(status, 404, "{bad}");
+        assert!(!body.contains("secret"), "{bad}");
+    }
+}
