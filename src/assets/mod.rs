@@ -298,7 +298,6 @@ pub fn publish(edition: &Edition, to: &Destination) -> Result<Published, AssetEr
         source,
     })?;
     for (job, outcome) in jobs.iter().zip(run_parallel(edition, to, &jobs)) {
-        let first = &job.mentions[0];
         match outcome? {
             Ok(asset) => {
                 weigh(job, &asset, &mut issues);
@@ -314,7 +313,10 @@ pub fn publish(edition: &Edition, to: &Destination) -> Result<Published, AssetEr
                 }
             }
             Err((code, message)) => {
-                issues.push(Issue::error(code, &first.file, first.line, message));
+                // Each place that names the file is told (the translations too).
+                for m in &job.mentions {
+                    issues.push(Issue::error(code, &m.file, m.line, message.clone()));
+                }
             }
         }
     }
@@ -537,6 +539,19 @@ fn source_path(dir: &Path, reference: &str) -> Result<PathBuf, (&'static str, St
         ));
     }
     let full = dir.join(relative);
+    let inside = match (full.canonicalize(), dir.canonicalize()) {
+        (Ok(file), Ok(root)) => file.starts_with(root),
+        _ => true, // missing: said below
+    };
+    if !inside {
+        return Err((
+            "asset-path",
+            format!(
+                "`{reference}` is a link to a file outside the edition folder; copy the file \
+                 into the folder instead"
+            ),
+        ));
+    }
     if !full.is_file() {
         return Err((
             "asset-missing",
@@ -659,6 +674,15 @@ mod tests {
         let (code, message) = source_path(dir.path(), "images/none.jpg").expect_err("missing");
         assert_eq!(code, "asset-missing");
         assert!(message.contains("images/none.jpg"), "{message}");
+        #[cfg(unix)]
+        {
+            let outside = tempfile::tempdir().expect("tempdir");
+            std::fs::write(outside.path().join("secret.pdf"), "x").expect("write");
+            std::os::unix::fs::symlink(outside.path().join("secret.pdf"), dir.path().join("a.pdf"))
+                .expect("symlink");
+            let (code, _) = source_path(dir.path(), "a.pdf").expect_err("a link out");
+            assert_eq!(code, "asset-path");
+        }
     }
 
     #[test]
