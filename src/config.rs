@@ -142,6 +142,8 @@ pub struct Config {
     pub dkim: Option<DkimConfig>,
     /// The public web service (`bulletin serve`).
     pub server: ServerConfig,
+    /// Where the published pictures and documents of editions are reached.
+    pub assets: AssetsConfig,
     /// The file this came from, `None` when no file was found and defaults apply.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -231,6 +233,16 @@ pub struct DkimConfig {
     pub selector: String,
     /// PEM file: RSA (PKCS#1 or PKCS#8) or Ed25519.
     pub key_file: PathBuf,
+}
+
+/// `[assets]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AssetsConfig {
+    /// The URL the files of `<out>/<slug>/assets/` are uploaded to, when they are hosted
+    /// elsewhere than `bulletin serve` (a CDN, a bucket); unset means
+    /// `{public_url}/archive/{slug}/assets`.
+    pub base_url: Option<String>,
 }
 
 /// `[server]`.
@@ -386,6 +398,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "max_connections",
         ],
     ),
+    ("assets", &["base_url"]),
 ];
 
 impl Config {

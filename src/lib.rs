@@ -6,6 +6,7 @@
 //! are described in `ARCHITECTURE.md`; each library module has its own error enum.
 
 pub mod address;
+pub mod assets;
 pub mod cli;
 pub mod config;
 pub mod content;

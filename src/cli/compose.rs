@@ -87,16 +87,58 @@ pub(crate) fn sample_subscriber(list: &ListIdentity, slug: &str, lang: &str) -> 
     }
 }
 
-/// Loads the edition and theme and renders them: the part `compose` and `preview` share.
+/// Where an edition is published: its web version and, in `assets/`, its local pictures and
+/// documents.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Out<'a> {
+    /// This folder (`compose --out`).
+    Exactly(&'a Path),
+    /// `<folder>/<slug>`: `out/` by default, the archive folder for `send`.
+    Under(&'a Path),
+}
+
+impl Out<'_> {
+    /// `--out`, else `out/<slug>`: the folder `compose` writes and `serve` reads by default.
+    pub(crate) fn from_flag(flag: Option<&Path>) -> Out<'_> {
+        flag.map_or(Out::Under(Path::new("out")), Out::Exactly)
+    }
+
+    /// The folder for `edition`.
+    pub(crate) fn folder(self, edition: &Edition) -> PathBuf {
+        match self {
+            Out::Exactly(dir) => dir.to_path_buf(),
+            Out::Under(dir) => dir.join(&edition.slug),
+        }
+    }
+}
+
+/// What publishing needs besides the edition: where, and the URL the files are reached at
+/// when not through `serve` (`[assets] base_url`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Publish<'a> {
+    pub(crate) out: Out<'a>,
+    pub(crate) base_url: Option<&'a str>,
+}
+
+/// Loads the edition and theme, publishes the edition's local pictures and documents and
+/// renders: the part `compose`, `preview` and `send` share.
 pub(crate) fn load_and_render(
     edition_dir: &Path,
     templates: &Path,
     list: &ListIdentity,
+    publish: Publish<'_>,
     lang: Option<&str>,
 ) -> Result<(Edition, Theme, RenderedEdition), anyhow::Error> {
     let edition = Edition::load(edition_dir)?;
     let theme = Theme::load(Some(templates))?;
-    let rendered = render::render(&edition, &theme, list, lang)?;
+    let to = crate::assets::Destination::new(
+        &publish.out.folder(&edition),
+        &list.public_url,
+        &edition.slug,
+        publish.base_url,
+    );
+    let published = crate::assets::publish(&edition, &to)?;
+    let rendered = render::render_with(&edition, &theme, list, lang, &published)?;
     Ok((edition, theme, rendered))
 }
 
@@ -155,32 +197,37 @@ fn location(error: &anyhow::Error) -> (Option<String>, Option<usize>) {
 pub(crate) fn run(ctx: &Context, args: ComposeArgs) -> anyhow::Result<Outcome> {
     let list = identity(ctx);
     let templates = templates_dir(ctx, args.theme.templates.as_deref())?;
-    let (edition, _theme, rendered) =
-        match load_and_render(&args.edition, &templates, &list, args.lang.as_deref()) {
-            Ok(r) => r,
-            Err(e) => {
-                if ctx.json {
-                    // Scripts get the same shape as a lint report, with the one error in it.
-                    let (file, line) = location(&e);
-                    let report = render::LintReport {
-                        findings: vec![render::Finding {
-                            severity: render::Severity::Error,
-                            code: "input",
-                            file,
-                            line,
-                            language: None,
-                            message: super::describe(&e),
-                        }],
-                    };
-                    ctx.print_json(&serde_json::json!({ "lint": report }))?;
-                }
-                return Err(e);
+    let (edition, _theme, rendered) = match load_and_render(
+        &args.edition,
+        &templates,
+        &list,
+        Publish {
+            out: Out::from_flag(args.out.as_deref()),
+            base_url: ctx.config.assets.base_url.as_deref(),
+        },
+        args.lang.as_deref(),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            if ctx.json {
+                // Scripts get the same shape as a lint report, with the one error in it.
+                let (file, line) = location(&e);
+                let report = render::LintReport {
+                    findings: vec![render::Finding {
+                        severity: render::Severity::Error,
+                        code: "input",
+                        file,
+                        line,
+                        language: None,
+                        message: super::describe(&e),
+                    }],
+                };
+                ctx.print_json(&serde_json::json!({ "lint": report }))?;
             }
-        };
-    let out_root = args
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("out").join(&edition.slug));
+            return Err(e);
+        }
+    };
+    let out_root = Out::from_flag(args.out.as_deref()).folder(&edition);
     let mut summaries = Vec::new();
     // Files are written only for a clean edition, so that out/ never holds mail that lint
     // would have stopped.

@@ -17,7 +17,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use clap::Args;
 
-use super::compose::{identity, load_and_render, sample_subscriber, templates_dir};
+use super::compose::{Out, Publish, identity, load_and_render, sample_subscriber, templates_dir};
 use super::{Context, Outcome, UsageError};
 use crate::content::Edition;
 use crate::render::lint::CLIP_LIMIT_BYTES;
@@ -61,6 +61,10 @@ struct Preview {
     edition_dir: PathBuf,
     templates: PathBuf,
     list: ListIdentity,
+    /// `[assets] base_url`.
+    base_url: Option<String>,
+    /// Where the edition's pictures and documents were published, for `/assets/`.
+    assets_dir: Option<PathBuf>,
     from: String,
     reply_to: Option<String>,
     list_id: String,
@@ -80,21 +84,34 @@ impl Preview {
         }
     }
 
-    fn render(&self) -> Rendered {
+    fn render(&mut self) -> Rendered {
         let meta = HeaderInfo {
             from: &self.from,
             reply_to: self.reply_to.as_deref(),
             list_id: &self.list_id,
         };
-        match load_and_render(&self.edition_dir, &self.templates, &self.list, None) {
-            Ok((edition, theme, rendered)) => build(
-                &edition,
-                &theme,
-                &rendered,
-                &self.list,
-                &meta,
-                Some(self.version),
-            ),
+        match load_and_render(
+            &self.edition_dir,
+            &self.templates,
+            &self.list,
+            publish(self.base_url.as_deref()),
+            None,
+        ) {
+            Ok((edition, theme, rendered)) => {
+                let built = build(
+                    &edition,
+                    &theme,
+                    &rendered,
+                    &self.list,
+                    &meta,
+                    Some(self.version),
+                );
+                let assets = destination(&self.list, self.base_url.as_deref(), &edition);
+                // Served by this preview server at /assets/.
+                let built = localise(built, &assets.url, "/assets");
+                self.assets_dir = Some(assets.dir);
+                built
+            }
             Err(e) => Rendered {
                 page: error_page(&super::describe(&e), Some(self.version)),
                 emails: BTreeMap::new(),
@@ -146,8 +163,15 @@ pub(crate) async fn run(ctx: &Context, args: PreviewArgs) -> anyhow::Result<Outc
         list_id: &ctx.config.list.id,
     };
     let Some(addr) = args.serve else {
-        let (edition, theme, rendered) = load_and_render(&args.edition, &templates, &list, None)?;
+        let base_url = ctx.config.assets.base_url.as_deref();
+        let (edition, theme, rendered) =
+            load_and_render(&args.edition, &templates, &list, publish(base_url), None)?;
         let built = build(&edition, &theme, &rendered, &list, &meta, None);
+        // The page is opened from the disk: the pictures too, where compose published them.
+        let assets = destination(&list, base_url, &edition);
+        let local = std::path::absolute(&assets.dir)
+            .with_context(|| format!("cannot resolve {}", assets.dir.display()))?;
+        let built = localise(built, &assets.url, &format!("file://{}", local.display()));
         let path = args
             .out
             .unwrap_or_else(|| Path::new("out").join(&edition.slug).join("preview.html"));
@@ -168,6 +192,8 @@ pub(crate) async fn run(ctx: &Context, args: PreviewArgs) -> anyhow::Result<Outc
         edition_dir: args.edition.clone(),
         templates,
         list,
+        base_url: ctx.config.assets.base_url.clone(),
+        assets_dir: None,
         from: meta.from.to_string(),
         reply_to: meta.reply_to.map(str::to_string),
         list_id: meta.list_id.to_string(),
@@ -180,7 +206,13 @@ pub(crate) async fn run(ctx: &Context, args: PreviewArgs) -> anyhow::Result<Outc
         },
     };
     // A broken edition at start is an input error; later breakage is shown on the page.
-    load_and_render(&state.edition_dir, &state.templates, &state.list, None)?;
+    load_and_render(
+        &state.edition_dir,
+        &state.templates,
+        &state.list,
+        publish(state.base_url.as_deref()),
+        None,
+    )?;
     state.refresh();
     serve(&addr, Arc::new(Mutex::new(state)), ctx).await
 }
@@ -202,6 +234,7 @@ async fn serve(addr: &str, state: Shared, ctx: &Context) -> anyhow::Result<Outco
         .route("/version", axum::routing::get(version))
         .route("/email/{lang}", axum::routing::get(email))
         .route("/text/{lang}", axum::routing::get(text))
+        .route("/assets/{name}", axum::routing::get(asset))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -272,6 +305,56 @@ async fn text(State(state): State<Shared>, UrlPath(lang): UrlPath<String>) -> Re
             .into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, format!("no `{lang}` variant\n")).into_response(),
         Err(code) => code.into_response(),
+    }
+}
+
+/// The preview publishes where `compose` does by default, `out/<slug>`.
+fn publish(base_url: Option<&str>) -> Publish<'_> {
+    Publish {
+        out: Out::Under(Path::new("out")),
+        base_url,
+    }
+}
+
+/// Where the preview published the edition's files and the URL the email links them at.
+fn destination(
+    list: &ListIdentity,
+    base_url: Option<&str>,
+    edition: &Edition,
+) -> crate::assets::Destination {
+    let folder = publish(base_url).out.folder(edition);
+    crate::assets::Destination::new(&folder, &list.public_url, &edition.slug, base_url)
+}
+
+/// The preview with the published files' URL replaced by `local`, so that it shows the
+/// processed pictures before they are on the web (nothing is uploaded by a preview).
+fn localise(built: Rendered, public: &str, local: &str) -> Rendered {
+    let (from, to) = (format!("{public}/"), format!("{local}/"));
+    let swap = |m: BTreeMap<String, String>| -> BTreeMap<String, String> {
+        m.into_iter()
+            .map(|(k, v)| (k, v.replace(&from, &to)))
+            .collect()
+    };
+    Rendered {
+        page: built.page.replace(&from, &to),
+        emails: swap(built.emails),
+        texts: built.texts,
+    }
+}
+
+/// `GET /assets/{name}`: a published picture or document, for the preview's frames. The name
+/// must be a plain file name: nothing outside the edition's assets folder is served.
+async fn asset(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> Response {
+    let dir = match with_state(&state, |p| p.assets_dir.clone()) {
+        Ok(Some(dir)) => dir,
+        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Err(code) => return code.into_response(),
+    };
+    match crate::web::assets::read(&dir, &name).await {
+        Some((content_type, bytes)) => {
+            ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 

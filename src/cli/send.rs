@@ -13,14 +13,13 @@ use clap::Args;
 use super::compose::{ThemeArgs, identity, templates_dir};
 use super::output::outln;
 use super::{Context, Outcome, UsageError};
-use crate::content::Edition;
 use crate::delivery::estimate::Estimate;
 use crate::delivery::{
     self, BeginOptions, Begun, CampaignKey, Progress, Relay, Run, RunReport, Session, Settings,
     SmtpRelay, SmtpTimeouts, Transport,
 };
 use crate::mail::{Personaliser, RecipientData, Sender};
-use crate::render::{self, Theme};
+use crate::render;
 use crate::store::{Store, SubscriberFilter, SubscriptionStatus};
 use crate::token::Keys;
 
@@ -76,9 +75,14 @@ struct Prepared {
 /// Renders the edition (refusing lint errors), finds the list and its audience, and checks
 /// the secret and the DKIM key: every input mistake stops the send before a campaign exists.
 async fn prepare(ctx: &Context, args: &SendArgs) -> anyhow::Result<Prepared> {
-    let edition = Edition::load(&args.edition)?;
-    let theme = Theme::load(Some(&templates_dir(ctx, args.theme.templates.as_deref())?))?;
-    let rendered = render::render(&edition, &theme, &identity(ctx), None)?;
+    let templates = templates_dir(ctx, args.theme.templates.as_deref())?;
+    let (_, _, rendered) = super::compose::load_and_render(
+        &args.edition,
+        &templates,
+        &identity(ctx),
+        archive_publish(ctx),
+        None,
+    )?;
     if rendered.lint.errors() > 0 {
         return Err(UsageError(format!(
             "{} does not compose cleanly ({} lint error(s)); run `bulletin compose {}` to see them",
@@ -201,9 +205,13 @@ pub(crate) async fn test_send(
         .iter()
         .map(|a| crate::address::Address::parse(a))
         .collect::<Result<Vec<_>, _>>()?;
-    let edition = Edition::load(edition_dir)?;
-    let theme = Theme::load(Some(templates))?;
-    let mut rendered = render::render(&edition, &theme, &identity(ctx), None)?;
+    let (_, _, mut rendered) = super::compose::load_and_render(
+        edition_dir,
+        templates,
+        &identity(ctx),
+        archive_publish(ctx),
+        None,
+    )?;
     for variant in rendered.variants.values_mut() {
         variant.subject = format!("[TEST] {}", variant.subject);
     }
@@ -539,5 +547,14 @@ impl Progress for Reporter {
         } else {
             eprintln!("{line}");
         }
+    }
+}
+
+/// Mail that is sent links its pictures and documents where `serve` serves them: the
+/// edition's folder in the archive folder.
+fn archive_publish(ctx: &Context) -> super::compose::Publish<'_> {
+    super::compose::Publish {
+        out: super::compose::Out::Under(&ctx.config.server.archive_dir),
+        base_url: ctx.config.assets.base_url.as_deref(),
     }
 }

@@ -132,6 +132,17 @@ impl Config {
                 ));
             }
         }
+        if let Some(url) = &self.assets.base_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(invalid(
+                    "assets",
+                    "base_url",
+                    format!(
+                        "`{url}` must be an absolute http(s) URL, e.g. https://cdn.example.org/news"
+                    ),
+                ));
+            }
+        }
         if let Some(d) = &self.dkim {
             for (key, empty) in [
                 ("domain", d.domain.is_empty()),

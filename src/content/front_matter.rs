@@ -33,6 +33,7 @@ const KNOWN_KEYS: &[&str] = &[
     "links",
     "documents",
     "order",
+    "image_focus",
 ];
 
 /// A titled link: an entry of `links` or `documents`.
@@ -88,7 +89,8 @@ pub struct ArticleMeta {
     pub author: Option<String>,
     /// Contact address for the article.
     pub contact: Option<String>,
-    /// Absolute URL of the article's picture.
+    /// The article's picture: an absolute URL, or a file in the edition folder
+    /// (`images/field-visit.jpg`) that compose resizes and publishes.
     pub image: Option<String>,
     /// Text alternative of `image` (required when `image` is set).
     pub image_alt: Option<String>,
@@ -100,6 +102,10 @@ pub struct ArticleMeta {
     pub documents: Vec<TitledLink>,
     /// Position within its section when the edition does not list articles explicitly.
     pub order: Option<i64>,
+    /// Asks compose to crop a local `image` to 3:2 around this point: `center`, `top`,
+    /// `bottom`, `left`, `right`, or `X% Y%` (from the left, from the top). Without it a
+    /// picture is only resized, never cropped.
+    pub image_focus: Option<String>,
     /// Keys bulletin does not know, gathered by the same read; the front matter reader moves
     /// them to `Article::extra` after checking them for typos, so this is empty afterwards.
     #[serde(flatten)]

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Article, ContentError, EditionTexts, Layout, Section, is_language_code};
+use super::{Article, ContentError, EditionTexts, Hero, Layout, Section, is_language_code};
 use crate::diagnostic::{SourceFile, closest, missing_field, unknown_field};
 
 /// Articles by slug, then language.
@@ -48,6 +48,10 @@ pub(super) struct Manifest {
     sections: Vec<ManifestSection>,
     #[serde(default)]
     articles: Vec<Spanned<String>>,
+    /// The header picture: a file in the edition folder or an absolute URL.
+    pub(super) hero: Option<Spanned<String>>,
+    /// Its text alternative (required with `hero`).
+    pub(super) hero_alt: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +103,8 @@ const MANIFEST_KEYS: &[(&str, &[&str])] = &[
             "translations",
             "sections",
             "articles",
+            "hero",
+            "hero_alt",
         ],
     ),
     ("translations", &["title", "subject", "preheader", "intro"]),
@@ -326,6 +332,28 @@ impl Manifest {
             }
         }
         Ok(languages)
+    }
+
+    /// The header picture, with its alt text, which it must have.
+    pub(super) fn hero(&self, file: SourceFile<'_>) -> Result<Option<Hero>, ContentError> {
+        let Some(hero) = &self.hero else {
+            return Ok(None);
+        };
+        let line = file.line_of_spanned(hero);
+        let alt = self.hero_alt.clone().unwrap_or_default();
+        if alt.trim().is_empty() {
+            return Err(ContentError::MissingField {
+                path: file.path.to_path_buf(),
+                line,
+                field: "hero_alt".into(),
+                example: "hero_alt = \"What the picture shows\"".into(),
+            });
+        }
+        Ok(Some(Hero {
+            image: hero.get_ref().clone(),
+            alt,
+            line,
+        }))
     }
 
     /// The edition's texts per language, with the lines of `subject` and `intro` for

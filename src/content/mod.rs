@@ -231,6 +231,19 @@ pub struct Edition {
     pub sections: Vec<Section>,
     /// Articles by slug, then by language.
     pub articles: BTreeMap<String, BTreeMap<String, Article>>,
+    /// The picture at the top of the email, when `hero` is set.
+    pub hero: Option<Hero>,
+}
+
+/// `hero` and `hero_alt` of edition.toml: the picture the header shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hero {
+    /// A file in the edition folder, or an absolute URL, as written.
+    pub image: String,
+    /// Its text alternative.
+    pub alt: String,
+    /// Line of `hero` in edition.toml.
+    pub line: usize,
 }
 
 /// Where a variant used the default language's text instead of a translation.
@@ -390,6 +403,7 @@ fn build(
     m.check_listed(file, &articles)?;
     let languages = m.languages(file, &articles)?;
     let texts = m.texts(file);
+    let hero = m.hero(file)?;
     Ok(Edition {
         dir: dir.to_path_buf(),
         manifest_path: manifest_path.to_path_buf(),
@@ -403,6 +417,7 @@ fn build(
         texts,
         sections,
         articles,
+        hero,
     })
 }
 

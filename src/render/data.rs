@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use super::slots::{self, SlotKey, token};
 use super::{ListIdentity, Theme};
+use crate::assets::{Place, Published};
 use crate::content::{Article, Edition, Fallback, Layout, Section, TitledLink};
 use crate::i18n;
 
@@ -39,7 +40,7 @@ pub(super) struct TemplateData<'a> {
     intro: Option<String>,
     sections: Vec<SectionData<'a>>,
     /// Every article's documents, each URL once, in the order of the edition.
-    documents: Vec<&'a TitledLink>,
+    documents: Vec<LinkData<'a>>,
     /// The `theme` catalogue's messages, ids written with `_` for `-` (`labels.read_more`).
     labels: BTreeMap<String, String>,
     list: ListData<'a>,
@@ -61,6 +62,27 @@ pub(super) struct EditionData<'a> {
     default_language: &'a str,
     /// Whether the theme writes its greeting line before the intro.
     greeting: bool,
+    /// The header picture, when the edition has one.
+    hero: Option<PictureData<'a>>,
+}
+
+/// A picture as the templates place it: its URL, alt text, and the size in CSS pixels it is
+/// shown at (known for pictures compose published, absent for a URL from elsewhere).
+#[derive(Clone, Serialize)]
+struct PictureData<'a> {
+    url: String,
+    alt: &'a str,
+    width: Option<u32>,
+    height: Option<u32>,
+}
+
+/// An entry of `links` or `documents`, with a published local file's kind and size
+/// (`PDF, 1.2 MB`).
+#[derive(Clone, Serialize)]
+struct LinkData<'a> {
+    title: &'a str,
+    url: String,
+    size: Option<String>,
 }
 
 /// One entry of `sections`.
@@ -100,13 +122,18 @@ struct ArticleData<'a> {
     institution: Option<&'a str>,
     author: Option<&'a str>,
     contact: Option<&'a str>,
-    image: Option<&'a str>,
+    /// The picture's URL (published for a local file).
+    image: Option<String>,
     image_alt: Option<&'a str>,
-    link: Option<&'a str>,
-    links: &'a [TitledLink],
-    documents: &'a [TitledLink],
-    /// Markdown; the `markdown` helper renders it.
-    body: &'a str,
+    /// The picture's shown width and height in CSS pixels, when compose published it.
+    image_width: Option<u32>,
+    image_height: Option<u32>,
+    link: Option<String>,
+    links: Vec<LinkData<'a>>,
+    documents: Vec<LinkData<'a>>,
+    /// Markdown, with local files replaced by their published URLs; the `markdown` helper
+    /// renders it.
+    body: String,
     extra: &'a Map<String, Value>,
 }
 
@@ -175,13 +202,18 @@ pub(super) fn variant_data<'a>(
     theme: &Theme,
     language: &'a str,
     attributes: &BTreeSet<String>,
+    assets: &Published,
 ) -> VariantData<'a> {
     let mut picker = Picker {
         edition,
         language,
         fell_back: Vec::new(),
     };
-    let (edition_data, intro, intro_language) = edition_data(&mut picker);
+    let (mut edition_data, intro, intro_language) = edition_data(&mut picker);
+    edition_data.hero = edition
+        .hero
+        .as_ref()
+        .map(|h| picture(&h.image, &h.alt, Place::Hero, assets));
     let (messages, theme_fell_back) = theme.catalogues.messages(language, "theme");
     let labels = messages
         .into_iter()
@@ -190,7 +222,7 @@ pub(super) fn variant_data<'a>(
     let sections: Vec<SectionData<'a>> = edition
         .sections
         .iter()
-        .map(|section| section_data(section, &mut picker))
+        .map(|section| section_data(section, &mut picker, assets))
         .collect();
     let direction = i18n::direction(language);
     let data = TemplateData {
@@ -268,23 +300,29 @@ fn edition_data<'a>(picker: &mut Picker<'a>) -> (EditionData<'a>, Option<String>
         languages: &edition.languages,
         default_language: default,
         greeting: edition.greeting,
+        hero: None,
     };
     (data, intro, intro_language)
 }
 
 /// Every article's documents, each URL once, in the order of the edition.
-fn documents<'a>(sections: &[SectionData<'a>]) -> Vec<&'a TitledLink> {
+fn documents<'a>(sections: &[SectionData<'a>]) -> Vec<LinkData<'a>> {
     let mut seen = BTreeSet::new();
     sections
         .iter()
         .flat_map(|s| &s.articles)
-        .flat_map(|a| a.documents)
-        .filter(|d| seen.insert(d.url.as_str()))
+        .flat_map(|a| &a.documents)
+        .filter(|d| seen.insert(d.url.clone()))
+        .cloned()
         .collect()
 }
 
 /// One section in the picker's language, with its articles.
-fn section_data<'a>(section: &'a Section, picker: &mut Picker<'a>) -> SectionData<'a> {
+fn section_data<'a>(
+    section: &'a Section,
+    picker: &mut Picker<'a>,
+    assets: &Published,
+) -> SectionData<'a> {
     let edition = picker.edition;
     let (title, title_fell_back) = section.title_in(picker.language, &edition.default_language);
     if title_fell_back && !title.is_empty() {
@@ -293,6 +331,12 @@ fn section_data<'a>(section: &'a Section, picker: &mut Picker<'a>) -> SectionDat
             edition.manifest_path.clone(),
         );
     }
+    let place = match section.layout {
+        Layout::Cards => Place::Card,
+        Layout::Grid => Place::Tile {
+            columns: section.columns,
+        },
+    };
     let mut articles = Vec::new();
     for slug in &section.articles {
         let Some((article, article_fell_back)) = edition.article(slug, picker.language) else {
@@ -301,7 +345,13 @@ fn section_data<'a>(section: &'a Section, picker: &mut Picker<'a>) -> SectionDat
         if article_fell_back {
             picker.fell_back(format!("article {slug}"), article.path.clone());
         }
-        articles.push(article_data(slug, article, article_fell_back));
+        articles.push(article_data(
+            slug,
+            article,
+            article_fell_back,
+            place,
+            assets,
+        ));
     }
     let columns = usize::from(section.columns.max(1));
     SectionData {
@@ -324,9 +374,19 @@ fn section_data<'a>(section: &'a Section, picker: &mut Picker<'a>) -> SectionDat
     }
 }
 
-fn article_data<'a>(slug: &'a str, article: &'a Article, fell_back: bool) -> ArticleData<'a> {
+fn article_data<'a>(
+    slug: &'a str,
+    article: &'a Article,
+    fell_back: bool,
+    place: Place,
+    assets: &Published,
+) -> ArticleData<'a> {
     let m = &article.meta;
     let direction = i18n::direction(&article.language);
+    let image = m
+        .image
+        .as_deref()
+        .map(|i| picture(i, m.image_alt.as_deref().unwrap_or(""), place, assets));
     ArticleData {
         slug,
         language: &article.language,
@@ -341,13 +401,52 @@ fn article_data<'a>(slug: &'a str, article: &'a Article, fell_back: bool) -> Art
         institution: m.institution.as_deref(),
         author: m.author.as_deref(),
         contact: m.contact.as_deref(),
-        image: m.image.as_deref(),
+        image_width: image.as_ref().and_then(|i| i.width),
+        image_height: image.as_ref().and_then(|i| i.height),
+        image: image.map(|i| i.url),
         image_alt: m.image_alt.as_deref(),
-        link: m.link.as_deref(),
-        links: &m.links,
-        documents: &m.documents,
-        body: &article.body,
+        link: m.link.as_deref().map(|l| link_url(l, assets)),
+        links: m.links.iter().map(|l| link_data(l, assets)).collect(),
+        documents: m.documents.iter().map(|l| link_data(l, assets)).collect(),
+        body: super::local_urls::rewrite(&article.body, place, assets),
         extra: &article.extra,
+    }
+}
+
+/// A picture as written (`images/x.jpg` or a URL) as the templates place it.
+fn picture<'a>(reference: &str, alt: &'a str, place: Place, assets: &Published) -> PictureData<'a> {
+    match assets.picture(reference, place) {
+        Some(asset) => {
+            let shown = asset.shown_at(place);
+            PictureData {
+                url: asset.url.clone(),
+                alt,
+                width: shown.map(|(w, _)| w),
+                height: shown.map(|(_, h)| h),
+            }
+        }
+        None => PictureData {
+            url: reference.to_string(),
+            alt,
+            width: None,
+            height: None,
+        },
+    }
+}
+
+/// A link's URL: a published local file's, or the link as written.
+fn link_url(reference: &str, assets: &Published) -> String {
+    assets
+        .document(reference)
+        .map_or_else(|| reference.to_string(), |a| a.url.clone())
+}
+
+fn link_data<'a>(link: &'a TitledLink, assets: &Published) -> LinkData<'a> {
+    let published = assets.document(&link.url);
+    LinkData {
+        title: &link.title,
+        url: published.map_or_else(|| link.url.clone(), |a| a.url.clone()),
+        size: published.map(|a| a.label.clone()),
     }
 }
 

@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::markdown::{self, MarkdownIssue};
 use super::slots::{self, CompiledTemplate, Escape, SlotKey};
 use super::{ListIdentity, Theme};
+use crate::assets::Published;
 use crate::config::line_of;
 use crate::content::{Article, Edition, Fallback};
 
@@ -46,7 +47,8 @@ pub struct Finding {
     pub severity: Severity,
     /// Short stable name of the check, for scripts: `link`, `image-alt`, `placeholder`,
     /// `size`, `unsubscribe`, `mjml`, `subject`, `preheader`, `postal-address`, `fallback`,
-    /// `html`, `greeting`.
+    /// `html`, `greeting`, and for local files `asset-missing`, `asset-unreadable`,
+    /// `asset-path`, `image-focus`, `image-size`, `image-weight`, `document-size`.
     pub code: &'static str,
     /// The file it is in, when known.
     pub file: Option<String>,
@@ -346,6 +348,48 @@ fn lint_article(a: &Article, report: &mut LintReport, reported: &mut BTreeSet<St
                 line,
                 language: None,
                 message,
+            });
+        }
+    }
+}
+
+/// The problems with the edition's local files, and the ones that were not published at all
+/// (the edition was rendered without publishing them first).
+pub(super) fn lint_assets(edition: &Edition, assets: &Published, report: &mut LintReport) {
+    for issue in &assets.issues {
+        report.push(Finding {
+            severity: if issue.error {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+            code: issue.code,
+            file: Some(issue.file.display().to_string()),
+            line: issue.line,
+            language: None,
+            message: issue.message.clone(),
+        });
+    }
+    for (reference, place, file, line) in crate::assets::mentioned(edition) {
+        let found = match place {
+            Some(place) => assets.picture(&reference, place).is_some(),
+            None => assets.document(&reference).is_some(),
+        };
+        let explained = assets
+            .issues
+            .iter()
+            .any(|i| i.error && i.file == file && i.line == line);
+        if !found && !explained {
+            report.push(Finding {
+                severity: Severity::Error,
+                code: "asset-missing",
+                file: Some(file.display().to_string()),
+                line,
+                language: None,
+                message: format!(
+                    "`{reference}` is a file of the edition, and this render did not publish it; \
+                     `bulletin compose` publishes local pictures and documents"
+                ),
             });
         }
     }

@@ -18,17 +18,20 @@
 mod bidi;
 mod data;
 pub mod lint;
+mod local_urls;
 mod markdown;
 mod mjml;
 mod sanitise;
 pub mod slots;
 mod theme;
+mod web_version;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde_json::Map;
 
+use crate::assets::Published;
 use crate::content::{Edition, Fallback};
 
 pub use lint::{Finding, LintReport, Severity};
@@ -210,18 +213,33 @@ pub fn archive_slots(list: &ListIdentity, slug: &str, language: &str) -> Subscri
     }
 }
 
-/// Renders every language of `edition` (or only `only`).
+/// Renders every language of `edition` (or only `only`), with no local file published: an
+/// edition that names one gets a lint error. [`render_with`] renders with what
+/// [`crate::assets::publish`] published.
 pub fn render(
     edition: &Edition,
     theme: &Theme,
     list: &ListIdentity,
     only: Option<&str>,
 ) -> Result<RenderedEdition, RenderError> {
+    render_with(edition, theme, list, only, &Published::default())
+}
+
+/// Renders every language of `edition` (or only `only`), linking its local pictures and
+/// documents where `assets` says they were published, and reporting its problems with them.
+pub fn render_with(
+    edition: &Edition,
+    theme: &Theme,
+    list: &ListIdentity,
+    only: Option<&str>,
+    assets: &Published,
+) -> Result<RenderedEdition, RenderError> {
     let templates = Templates::choose(edition, theme)?;
     let languages = languages(edition, only)?;
     mjml::check_depth(edition)?;
     let mut report = LintReport::default();
     let reported = lint::lint_content(edition, &mut report);
+    lint::lint_assets(edition, assets, &mut report);
     lint::lint_list(list, &mut report);
     let pass = Pass {
         edition,
@@ -230,6 +248,7 @@ pub fn render(
         templates,
         attributes: data::referenced_attributes(edition, theme),
         reported,
+        assets,
     };
     let mut variants = BTreeMap::new();
     let mut hasher = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
@@ -306,6 +325,8 @@ struct Pass<'a> {
     attributes: BTreeSet<String>,
     /// What the content checks reported, so the output checks do not report it again.
     reported: BTreeSet<String>,
+    /// The edition's local files, as published.
+    assets: &'a Published,
 }
 
 impl Pass<'_> {
@@ -316,7 +337,14 @@ impl Pass<'_> {
         report: &mut LintReport,
     ) -> Result<RenderedVariant, RenderError> {
         let (edition, theme, templates) = (self.edition, self.theme, &self.templates);
-        let variant = data::variant_data(edition, self.list, theme, language, &self.attributes);
+        let variant = data::variant_data(
+            edition,
+            self.list,
+            theme,
+            language,
+            &self.attributes,
+            self.assets,
+        );
         // One conversion to JSON serves both templates.
         let context = handlebars::Context::wraps(&variant.data).map_err(|e| hb_error(theme, &e))?;
         let mjml = theme
@@ -337,7 +365,11 @@ impl Pass<'_> {
         };
         let html = CompiledTemplate::compile(&html, Kind::Html);
         let text = CompiledTemplate::compile(&text, Kind::Text);
-        let archive_html = html.fill(&archive_slots(self.list, &edition.slug, language));
+        let archive_html = web_version::strip_inbox_only(&html.fill(&archive_slots(
+            self.list,
+            &edition.slug,
+            language,
+        )));
 
         let output = lint::VariantOutput {
             language,

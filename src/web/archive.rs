@@ -27,7 +27,7 @@ const ARCHIVE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-sr
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// A name that can only mean one folder: no separators, no `..`, nothing hidden.
-fn plain_name(s: &str) -> bool {
+pub(super) fn plain_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
         && !s.starts_with('.')

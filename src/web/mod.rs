@@ -24,6 +24,7 @@
 //! process's write lock is held and retried (up to 25 s) rather than answered with a 503.
 
 mod archive;
+pub(crate) mod assets;
 mod confirmation_mail;
 mod limits;
 mod pages;
@@ -468,6 +469,7 @@ pub fn router(state: AppState) -> Router {
         .route("/archive/", get(archive::index))
         .route("/archive/{slug}/{lang}", get(archive::edition))
         .route("/archive/{slug}/{lang}/", get(archive::edition))
+        .route("/archive/{slug}/assets/{name}", get(assets::file))
         // The web version's footer links here: there is no subscriber to act for.
         .route("/unsubscribe", get(generic_unsubscribe))
         .route("/preferences", get(generic_preferences))

@@ -6,26 +6,6 @@
 //! chromium`), and a browser check that silently does not run proves nothing.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-pub(crate) fn chromium() -> PathBuf {
-    let candidates = [
-        std::env::var("BULLETIN_CHROMIUM").unwrap_or_default(),
-        "/usr/bin/chromium".into(),
-        "/usr/bin/chromium-browser".into(),
-    ];
-    candidates
-        .iter()
-        .filter(|c| !c.is_empty())
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "Chromium is required for the browser tests: apt-get install -y chromium \
-                 (or set BULLETIN_CHROMIUM to its path)"
-            )
-        })
-}
 
 pub(crate) fn screenshots() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -38,30 +18,7 @@ pub(crate) fn screenshots() -> PathBuf {
 
 /// Runs headless Chromium with a throwaway profile and the network features off.
 fn run_chromium(args: &[&str], url: &str) -> String {
-    let profile = tempfile::tempdir().expect("profile");
-    let output = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .arg(url)
-        .output()
-        .expect("run chromium");
-    assert!(
-        output.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).to_string()
+    bulletin_testkit::chromium::run(args, url)
 }
 
 pub(crate) fn screenshot(url: &str, width: u32, height: u32, file: &Path) {
@@ -320,7 +277,7 @@ fn the_preview_page_fits_a_phone_and_a_laptop_with_frames_as_tall_as_their_email
             layout.images_off
         );
     }
-    let host = dir.path().join("preview-probe-375.html");
+    let host = dir.path().join("probe-375.html");
     screenshot(
         &format!("file://{}", host.display()),
         500,

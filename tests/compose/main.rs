@@ -8,6 +8,7 @@ mod catalogues;
 mod cli;
 mod greeting;
 mod hostile;
+mod images;
 mod init;
 mod languages;
 mod preview;
@@ -61,18 +62,7 @@ pub fn write_config(dir: &Path) -> PathBuf {
 }
 
 /// Copies a folder tree.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy file");
-        }
-    }
-}
+pub use bulletin_testkit::copy_dir;
 
 /// The binary, run in `dir` with a configuration there.
 pub fn bulletin(dir: &Path) -> assert_cmd::Command {

@@ -6,7 +6,12 @@ use bulletin::render::{self, Escape, SlotKey, SubscriberSlots, Theme};
 fn render(dir: &std::path::Path) -> bulletin::render::RenderedEdition {
     let edition = Edition::load(dir).expect("edition loads");
     let theme = Theme::load(None).expect("theme loads");
-    render::render(&edition, &theme, &super::list(), None).expect("edition renders")
+    let list = super::list();
+    // Local pictures are published as compose does; their names depend only on their bytes.
+    let out = tempfile::tempdir().expect("tempdir");
+    let to = bulletin::assets::Destination::new(out.path(), &list.public_url, &edition.slug, None);
+    let published = bulletin::assets::publish(&edition, &to).expect("publishes");
+    render::render_with(&edition, &theme, &list, None, &published).expect("edition renders")
 }
 
 #[test]

@@ -21,21 +21,7 @@ use tungstenite::{Message, WebSocket};
 use crate::support::{Project, SECRET, Server, unix_now};
 
 fn chromium() -> PathBuf {
-    [
-        std::env::var("BULLETIN_CHROMIUM").unwrap_or_default(),
-        "/usr/bin/chromium".into(),
-        "/usr/bin/chromium-browser".into(),
-    ]
-    .iter()
-    .filter(|c| !c.is_empty())
-    .map(PathBuf::from)
-    .find(|p| p.is_file())
-    .unwrap_or_else(|| {
-        panic!(
-            "Chromium is required for the browser tests: apt-get install -y chromium \
-             (or set BULLETIN_CHROMIUM to its path)"
-        )
-    })
+    bulletin_testkit::chromium::binary()
 }
 
 fn screenshots() -> PathBuf {

@@ -6,6 +6,7 @@
 //! installs it, because a check that silently does not run proves nothing.
 
 mod archive;
+mod assets;
 mod browser;
 mod consent;
 mod cross_stage;

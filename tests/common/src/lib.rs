@@ -3,7 +3,9 @@
 //! server process ([`smtp::SmtpServer`], aiosmtpd), and DKIM keys and independent verification
 //! by dkimpy ([`dkim`]). The Python parts live in `tests/support/`.
 
+pub mod chromium;
 pub mod dkim;
+pub mod pictures;
 pub mod project;
 pub mod smtp;
 
@@ -19,4 +21,18 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .build()
         .expect("runtime")
         .block_on(f)
+}
+
+/// Copies the folder tree `from` to `to` (an edition into a test's own folder, to change it).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
 }
