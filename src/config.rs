@@ -142,6 +142,9 @@ pub struct Config {
     pub dkim: Option<DkimConfig>,
     /// The public web service (`bulletin serve`).
     pub server: ServerConfig,
+    /// The return path and what `bulletin bounces` does; absent means messages go out with
+    /// the `From` address as their envelope sender, as before.
+    pub bounces: Option<BouncesConfig>,
     /// The file this came from, `None` when no file was found and defaults apply.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -267,6 +270,32 @@ pub struct ServerConfig {
     pub secret: Option<Secret>,
 }
 
+/// `[bounces]`: VERP return path and the bounce policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BouncesConfig {
+    /// The domain of the envelope sender, whose mail reaches the bounce mailbox.
+    pub domain: String,
+    /// The part before `+` in `bounces+{token}@{domain}`.
+    #[serde(default = "default_bounce_local_part")]
+    pub local_part: String,
+    /// Soft bounces in a row, across campaigns, that blocklist an address.
+    #[serde(default = "default_soft_limit")]
+    pub soft_limit: u32,
+    /// The bounce mailbox as a Maildir folder (`bulletin bounces` reads it by default).
+    pub maildir: Option<PathBuf>,
+    /// The bounce mailbox as an mbox file.
+    pub mbox: Option<PathBuf>,
+}
+
+fn default_bounce_local_part() -> String {
+    "bounces".into()
+}
+
+fn default_soft_limit() -> u32 {
+    3
+}
+
 impl Default for ListConfig {
     fn default() -> Self {
         Self {
@@ -370,6 +399,10 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("dkim", &["domain", "selector", "key_file"]),
+    (
+        "bounces",
+        &["domain", "local_part", "soft_limit", "maildir", "mbox"],
+    ),
     (
         "server",
         &[
@@ -485,6 +518,9 @@ impl Config {
         fix(&mut self.server.archive_dir);
         if let Some(d) = self.dkim.as_mut() {
             fix(&mut d.key_file);
+        }
+        if let Some(b) = self.bounces.as_mut() {
+            b.maildir.iter_mut().chain(b.mbox.iter_mut()).for_each(fix);
         }
     }
 

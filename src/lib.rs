@@ -11,6 +11,7 @@ pub mod config;
 pub mod content;
 pub mod delivery;
 mod diagnostic;
+pub mod feedback;
 pub mod mail;
 pub mod render;
 pub mod store;

@@ -224,6 +224,7 @@ fn selected_statuses(args: &ShowArgs, sender_alive: bool) -> Option<Vec<Delivery
             D::Failed,
             D::Skipped,
             D::Uncertain,
+            D::Bounced,
         ])
     }
 }
@@ -271,6 +272,12 @@ fn print_summary(
         n.skipped,
         n.queued,
     )?;
+    if n.bounced > 0 {
+        outln!(
+            "bounced {}: accepted by the relay, then reported undeliverable (`bulletin bounces`)",
+            n.bounced
+        )?;
+    }
     if let Some(l) = sender {
         outln!(
             "sender:   pid {} on {}, since {}, last heard from {}",

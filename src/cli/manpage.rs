@@ -272,6 +272,19 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "bounces",
+        &[
+            (
+                "bulletin bounces",
+                "read [bounces] maildir (or mbox); exit 3 when messages were left for a person",
+            ),
+            (
+                "bulletin bounces --mbox /var/mail/bounces --json",
+                "an mbox file instead; what happened to each message, as JSON",
+            ),
+        ],
+    ),
+    (
         "completions",
         &[(
             "bulletin completions bash > /etc/bash_completion.d/bulletin",

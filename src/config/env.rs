@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use super::{Config, ConfigError, DkimConfig, KNOWN_KEYS, Secret};
+use super::{BouncesConfig, Config, ConfigError, DkimConfig, KNOWN_KEYS, Secret};
 use crate::diagnostic::closest;
 
 /// Environment variables that are not `BULLETIN_<SECTION>_<KEY>` but still belong to us.
@@ -120,6 +120,26 @@ impl Config {
                 "SERVER_CLIENT_IP_HEADER" => {
                     self.server.client_ip_header =
                         Some(value.clone()).filter(|v| !v.trim().is_empty());
+                }
+                "BOUNCES_DOMAIN" | "BOUNCES_LOCAL_PART" | "BOUNCES_SOFT_LIMIT"
+                | "BOUNCES_MAILDIR" | "BOUNCES_MBOX" => {
+                    let b = self.bounces.get_or_insert_with(|| BouncesConfig {
+                        domain: String::new(),
+                        local_part: "bounces".into(),
+                        soft_limit: 3,
+                        maildir: None,
+                        mbox: None,
+                    });
+                    match rest {
+                        "BOUNCES_DOMAIN" => b.domain = value.clone(),
+                        "BOUNCES_LOCAL_PART" => b.local_part = value.clone(),
+                        "BOUNCES_SOFT_LIMIT" => {
+                            b.soft_limit = u32::try_from(number(value)?)
+                                .map_err(|_| invalid("too large".into()))?;
+                        }
+                        "BOUNCES_MAILDIR" => b.maildir = Some(value.into()),
+                        _ => b.mbox = Some(value.into()),
+                    }
                 }
                 _ => warnings.push(unknown_env_warning(name)),
             }
