@@ -53,39 +53,103 @@ pub(super) fn bounce(m: &Message<'_>) -> Result<Option<Report>, Unclassified> {
         .filter_map(|p| p.text_contents())
         .collect::<Vec<_>>()
         .join("\n");
-    let Some((status, reply)) = first_code(&text) else {
+    let Some(found) = first_code(&text) else {
         return Err(Unclassified(
             "a bounce notice that states no status code: read it and act by hand".into(),
         ));
     };
-    let delayed = status.class == 4
+    let class = found
+        .status
+        .map_or(found.reply_code / 100, |s| u16::from(s.class));
+    let delayed = class == 4
         && ["delay", "warning", "will retry", "still trying"]
             .iter()
             .any(|w| subject.contains(w));
     let action = if delayed { "delayed" } else { "failed" };
     Ok(Some(Report {
-        kind: policy::kind_for(Some(action), Some(status), reply.as_deref()),
+        kind: policy::kind_for(Some(action), found.status, Some(&found.diagnostic)),
         format: "non-standard",
         action: Some(action.into()),
-        status: Some(status.to_string()),
-        diagnostic: reply,
+        status: found.status.map(|s| s.to_string()),
+        diagnostic: Some(found.diagnostic),
         recipient: failed_header.map(str::to_string),
     }))
 }
 
-/// The first RFC 3463 code in the text (class 4 or 5), and the line holding it as the
-/// diagnostic.
-fn first_code(text: &str) -> Option<(EnhancedCode, Option<String>)> {
-    for line in text.lines() {
-        for word in line.split(|c: char| {
-            c.is_whitespace() || matches!(c, '(' | ')' | '#' | '\'' | '"' | ';' | ',')
-        }) {
-            let word = word.trim_end_matches(['.', ':']);
-            if let Some(code) = EnhancedCode::parse(word).filter(|c| c.class != 2) {
-                let line = line.trim();
-                let line: String = line.chars().take(300).collect();
-                return Some((code, Some(line)));
+/// The status a notice states.
+struct Found {
+    /// The RFC 3463 code, when there is one.
+    status: Option<EnhancedCode>,
+    /// The SMTP reply code before it (0 when none).
+    reply_code: u16,
+    /// From the reply code (or the enhanced code) to the end of its line.
+    diagnostic: String,
+}
+
+/// The first RFC 3463 code in the text (class 4 or 5) and the reply code before it on its
+/// line; failing that, the first line holding an SMTP failure reply code (`554 delivery
+/// error`, `550-`, `#550`).
+fn first_code(text: &str) -> Option<Found> {
+    let words = |line: &str| -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        let mut start = None;
+        for (i, c) in line
+            .char_indices()
+            .chain(std::iter::once((line.len(), ' ')))
+        {
+            let separator = c.is_whitespace()
+                || matches!(c, '(' | ')' | '#' | '\'' | '"' | ';' | ',' | '[' | ']');
+            match (separator, start) {
+                (true, Some(s)) => {
+                    out.push((s, line[s..i].trim_end_matches(['.', ':', '-']).to_string()));
+                    start = None;
+                }
+                (false, None) => start = Some(i),
+                _ => {}
             }
+        }
+        out
+    };
+    let reply_code = |w: &str| -> Option<u16> {
+        let code: u16 = w.get(..3).filter(|_| w.len() == 3)?.parse().ok()?;
+        (400..600).contains(&code).then_some(code)
+    };
+    let clip = |s: &str| -> String { s.trim().chars().take(300).collect() };
+    for line in text.lines() {
+        let words = words(line);
+        if let Some(i) = words
+            .iter()
+            .position(|(_, w)| EnhancedCode::parse(w).is_some_and(|c| c.class != 2))
+        {
+            let status = EnhancedCode::parse(&words[i].1);
+            let before = i
+                .checked_sub(1)
+                .and_then(|j| reply_code(&words[j].1).map(|c| (j, c)));
+            let (from, code) = before.map_or((words[i].0, 0), |(j, c)| (words[j].0, c));
+            let diagnostic = match before {
+                Some(_) => clip(&line[from..]),
+                None => clip(line),
+            };
+            return Some(Found {
+                status,
+                reply_code: code,
+                diagnostic,
+            });
+        }
+    }
+    for line in text.lines() {
+        if let Some((at, code)) = words(line)
+            .iter()
+            .find_map(|(at, w)| reply_code(w).map(|c| (*at, c)))
+        {
+            return Some(Found {
+                status: None,
+                reply_code: code,
+                diagnostic: clip(&format!(
+                    "{code} {}",
+                    line[at + 3..].trim_start_matches([':', '-', ' '])
+                )),
+            });
         }
     }
     None

@@ -2,6 +2,7 @@
 //! `bulletin bounces` over a Maildir and an mbox file, the bounce and complaint policy, the
 //! corpus of bounce formats, and the whole loop through a real Postfix that writes the DSNs.
 
+mod corpus;
 mod end_to_end;
 mod postfix;
 
