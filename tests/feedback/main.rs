@@ -4,6 +4,8 @@
 
 mod corpus;
 mod end_to_end;
+mod migration;
+mod policy;
 mod postfix;
 
 use std::path::Path;
