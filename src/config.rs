@@ -286,6 +286,16 @@ pub struct BouncesConfig {
     pub maildir: Option<PathBuf>,
     /// The bounce mailbox as an mbox file.
     pub mbox: Option<PathBuf>,
+    /// The bounce mailbox over IMAP: `imaps://host/MAILBOX` (plain `imap://` only to a
+    /// loopback address).
+    pub imap_url: Option<String>,
+    /// The IMAP user name.
+    pub imap_username: Option<String>,
+    /// File holding the IMAP password (`BULLETIN_BOUNCES_IMAP_PASSWORD` wins).
+    pub imap_password_file: Option<PathBuf>,
+    /// The IMAP password, from `BULLETIN_BOUNCES_IMAP_PASSWORD` (never from the file).
+    #[serde(skip)]
+    pub imap_password: Option<Secret>,
 }
 
 fn default_bounce_local_part() -> String {
@@ -401,7 +411,16 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("dkim", &["domain", "selector", "key_file"]),
     (
         "bounces",
-        &["domain", "local_part", "soft_limit", "maildir", "mbox"],
+        &[
+            "domain",
+            "local_part",
+            "soft_limit",
+            "maildir",
+            "mbox",
+            "imap_url",
+            "imap_username",
+            "imap_password_file",
+        ],
     ),
     (
         "server",
@@ -465,6 +484,7 @@ impl Config {
         for (section, key, env) in [
             ("smtp", "password", "BULLETIN_SMTP_PASSWORD"),
             ("server", "secret", "BULLETIN_SECRET"),
+            ("bounces", "imap_password", "BULLETIN_BOUNCES_IMAP_PASSWORD"),
         ] {
             let holds = table
                 .get(section)
@@ -520,7 +540,11 @@ impl Config {
             fix(&mut d.key_file);
         }
         if let Some(b) = self.bounces.as_mut() {
-            b.maildir.iter_mut().chain(b.mbox.iter_mut()).for_each(fix);
+            b.maildir
+                .iter_mut()
+                .chain(b.mbox.iter_mut())
+                .chain(b.imap_password_file.iter_mut())
+                .for_each(fix);
         }
     }
 
@@ -571,6 +595,18 @@ impl Config {
             return Ok(Some(s.clone()));
         }
         read_secret_file(self.server.secret_file.as_deref(), "the token secret")
+    }
+
+    /// The IMAP password of the bounce mailbox: `BULLETIN_BOUNCES_IMAP_PASSWORD`, else the
+    /// contents of `[bounces] imap_password_file`.
+    pub fn bounces_imap_password(&self) -> Result<Option<Secret>, ConfigError> {
+        let Some(b) = &self.bounces else {
+            return Ok(None);
+        };
+        if let Some(p) = &b.imap_password {
+            return Ok(Some(p.clone()));
+        }
+        read_secret_file(b.imap_password_file.as_deref(), "the IMAP password")
     }
 
     /// Earlier token secrets, from `previous_secret_files`, still accepted after a rotation.

@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::output::{outln, print_table};
 use super::{Context, Outcome, UsageError};
+use crate::feedback::imap::ImapSource;
 use crate::feedback::{self, Outcome as Handled, Settings, Source};
 use crate::token::Keys;
 
@@ -16,32 +17,19 @@ pub struct BouncesArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "mbox")]
     maildir: Option<PathBuf>,
     /// Read this mbox file [default: [bounces] mbox]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "imap")]
     mbox: Option<PathBuf>,
+    /// Read this IMAP mailbox, imaps://host/MAILBOX (user and password from [bounces]
+    /// imap_username and BULLETIN_BOUNCES_IMAP_PASSWORD or imap_password_file)
+    /// [default: [bounces] imap_url]
+    #[arg(long, value_name = "URL", conflicts_with = "maildir")]
+    imap: Option<String>,
 }
 
 /// Runs `bounces`: exit 0 when every message was handled, 3 when some were left for a person.
 pub(crate) async fn run(ctx: &Context, args: BouncesArgs) -> anyhow::Result<Outcome> {
     let config = ctx.config.bounces.as_ref();
-    let source = match (args.maildir, args.mbox) {
-        (Some(dir), _) => Source::Maildir(dir),
-        (None, Some(file)) => Source::Mbox(file),
-        (None, None) => match (
-            config.and_then(|b| b.maildir.clone()),
-            config.and_then(|b| b.mbox.clone()),
-        ) {
-            (Some(dir), _) => Source::Maildir(dir),
-            (None, Some(file)) => Source::Mbox(file),
-            (None, None) => {
-                return Err(UsageError(
-                    "no bounce mailbox: pass --maildir DIR or --mbox FILE, or set [bounces] maildir \
-                     or mbox in bulletin.toml"
-                        .into(),
-                )
-                .into());
-            }
-        },
-    };
+    let source = source(ctx, args)?;
     let secret = ctx.config.token_secret()?.ok_or_else(|| {
         UsageError(
             "no token secret to check the return paths' signatures with: set BULLETIN_SECRET or \
@@ -73,6 +61,46 @@ pub(crate) async fn run(ctx: &Context, args: BouncesArgs) -> anyhow::Result<Outc
     } else {
         Outcome::Success
     })
+}
+
+/// The mailbox named on the command line, else the first of `[bounces]` maildir, mbox,
+/// imap_url.
+fn source(ctx: &Context, args: BouncesArgs) -> anyhow::Result<Source> {
+    let config = ctx.config.bounces.as_ref();
+    // A mailbox on the command line wins over all of the file's.
+    let named = args.maildir.is_some() || args.mbox.is_some() || args.imap.is_some();
+    let from_file = |pick: fn(&crate::config::BouncesConfig) -> Option<PathBuf>| {
+        config.filter(|_| !named).and_then(pick)
+    };
+    if let Some(dir) = args.maildir.or_else(|| from_file(|b| b.maildir.clone())) {
+        return Ok(Source::Maildir(dir));
+    }
+    if let Some(file) = args.mbox.or_else(|| from_file(|b| b.mbox.clone())) {
+        return Ok(Source::Mbox(file));
+    }
+    let imap = args
+        .imap
+        .or_else(|| config.filter(|_| !named).and_then(|b| b.imap_url.clone()));
+    let Some(url) = imap else {
+        return Err(UsageError(
+            "no bounce mailbox: pass --maildir DIR, --mbox FILE or --imap URL, or set [bounces] \
+             maildir, mbox or imap_url in bulletin.toml"
+                .into(),
+        )
+        .into());
+    };
+    let username = config
+        .and_then(|b| b.imap_username.clone())
+        .ok_or_else(|| {
+            UsageError("an IMAP mailbox needs [bounces] imap_username (and its password)".into())
+        })?;
+    let password = ctx.config.bounces_imap_password()?.ok_or_else(|| {
+        UsageError(
+            "no IMAP password: set BULLETIN_BOUNCES_IMAP_PASSWORD or [bounces] imap_password_file"
+                .into(),
+        )
+    })?;
+    Ok(Source::Imap(ImapSource::new(&url, &username, password)?))
 }
 
 fn print_summary(summary: &feedback::Summary) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@ const OTHER_ENV: &[&str] = &[
     "BULLETIN_SMTP_PASSWORD",
     "BULLETIN_SECRET",
     "BULLETIN_LOG",
+    "BULLETIN_BOUNCES_IMAP_PASSWORD",
 ];
 
 impl Config {
@@ -121,14 +122,25 @@ impl Config {
                     self.server.client_ip_header =
                         Some(value.clone()).filter(|v| !v.trim().is_empty());
                 }
-                "BOUNCES_DOMAIN" | "BOUNCES_LOCAL_PART" | "BOUNCES_SOFT_LIMIT"
-                | "BOUNCES_MAILDIR" | "BOUNCES_MBOX" => {
+                "BOUNCES_DOMAIN"
+                | "BOUNCES_LOCAL_PART"
+                | "BOUNCES_SOFT_LIMIT"
+                | "BOUNCES_MAILDIR"
+                | "BOUNCES_MBOX"
+                | "BOUNCES_IMAP_URL"
+                | "BOUNCES_IMAP_USERNAME"
+                | "BOUNCES_IMAP_PASSWORD_FILE"
+                | "BOUNCES_IMAP_PASSWORD" => {
                     let b = self.bounces.get_or_insert_with(|| BouncesConfig {
                         domain: String::new(),
                         local_part: "bounces".into(),
                         soft_limit: 3,
                         maildir: None,
                         mbox: None,
+                        imap_url: None,
+                        imap_username: None,
+                        imap_password_file: None,
+                        imap_password: None,
                     });
                     match rest {
                         "BOUNCES_DOMAIN" => b.domain = value.clone(),
@@ -138,7 +150,13 @@ impl Config {
                                 .map_err(|_| invalid("too large".into()))?;
                         }
                         "BOUNCES_MAILDIR" => b.maildir = Some(value.into()),
-                        _ => b.mbox = Some(value.into()),
+                        "BOUNCES_MBOX" => b.mbox = Some(value.into()),
+                        "BOUNCES_IMAP_URL" => b.imap_url = Some(value.clone()),
+                        "BOUNCES_IMAP_USERNAME" => b.imap_username = Some(value.clone()),
+                        "BOUNCES_IMAP_PASSWORD_FILE" => {
+                            b.imap_password_file = Some(value.into());
+                        }
+                        _ => b.imap_password = Some(secret_from_env(name, value)?),
                     }
                 }
                 _ => warnings.push(unknown_env_warning(name)),

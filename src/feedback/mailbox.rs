@@ -1,4 +1,5 @@
-//! Where bounces are read from: a Maildir folder or an mbox file.
+//! Where bounces are read from: a Maildir folder, an mbox file or an IMAP mailbox
+//! ([`super::imap`]).
 //!
 //! A Maildir message that was handled is moved to `cur/` with the Seen flag (`:2,S`), as a
 //! mail program would after reading it, so that a person looking at the mailbox sees what is
@@ -18,6 +19,8 @@ pub enum Source {
     Maildir(PathBuf),
     /// An mbox file.
     Mbox(PathBuf),
+    /// An IMAP mailbox.
+    Imap(super::imap::ImapSource),
 }
 
 /// One message read from a source.
@@ -29,9 +32,21 @@ pub struct Item {
     pub bytes: Vec<u8>,
     /// The Maildir file, to move once handled.
     file: Option<PathBuf>,
+    /// The IMAP UID, to flag once handled.
+    uid: Option<u32>,
 }
 
 impl Item {
+    /// A message fetched over IMAP.
+    pub(super) fn from_imap(origin: String, bytes: Vec<u8>, uid: u32) -> Self {
+        Self {
+            origin,
+            bytes,
+            file: None,
+            uid: Some(uid),
+        }
+    }
+
     /// SHA-256 of the message, in hex: the same message read again has the same key.
     pub fn key(&self) -> String {
         let digest = ring::digest::digest(&ring::digest::SHA256, &self.bytes);
@@ -45,42 +60,56 @@ impl Source {
         match self {
             Self::Maildir(p) => format!("Maildir {}", p.display()),
             Self::Mbox(p) => format!("mbox {}", p.display()),
+            Self::Imap(i) => i.describe(),
         }
     }
 
     /// Every message in the source, oldest name first.
-    pub fn read(&self) -> Result<Vec<Item>, FeedbackError> {
+    pub async fn read(&self) -> Result<Vec<Item>, FeedbackError> {
         match self {
             Self::Maildir(dir) => read_maildir(dir),
             Self::Mbox(file) => read_mbox(file),
+            Self::Imap(i) => i.read().await,
         }
     }
 
-    /// Marks a handled message as read (Maildir); nothing for an mbox.
-    pub fn mark_handled(&self, item: &Item) -> Result<(), FeedbackError> {
-        let (Self::Maildir(dir), Some(file)) = (self, &item.file) else {
-            return Ok(());
-        };
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let (unique, flags) = name.split_once(":2,").unwrap_or((&name, ""));
-        let mut flags: Vec<char> = flags.chars().filter(char::is_ascii_alphabetic).collect();
-        if !flags.contains(&'S') {
-            flags.push('S');
+    /// Marks handled messages as read (Maildir, IMAP); nothing for an mbox.
+    pub async fn mark_handled(&self, items: &[&Item]) -> Result<(), FeedbackError> {
+        match self {
+            Self::Maildir(dir) => items.iter().try_for_each(|item| mark_maildir(dir, item)),
+            Self::Mbox(_) => Ok(()),
+            Self::Imap(i) => {
+                let uids: Vec<u32> = items.iter().filter_map(|item| item.uid).collect();
+                i.mark_handled(&uids).await
+            }
         }
-        flags.sort_unstable();
-        let flags: String = flags.into_iter().collect();
-        let target = dir.join("cur").join(format!("{unique}:2,{flags}"));
-        if &target == file {
-            return Ok(());
-        }
-        std::fs::rename(file, &target).map_err(|source| FeedbackError::Io {
-            path: file.clone(),
-            source,
-        })
     }
+}
+
+/// Moves a handled Maildir message to `cur/` with the Seen flag.
+fn mark_maildir(dir: &Path, item: &Item) -> Result<(), FeedbackError> {
+    let Some(file) = &item.file else {
+        return Ok(());
+    };
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (unique, flags) = name.split_once(":2,").unwrap_or((&name, ""));
+    let mut flags: Vec<char> = flags.chars().filter(char::is_ascii_alphabetic).collect();
+    if !flags.contains(&'S') {
+        flags.push('S');
+    }
+    flags.sort_unstable();
+    let flags: String = flags.into_iter().collect();
+    let target = dir.join("cur").join(format!("{unique}:2,{flags}"));
+    if &target == file {
+        return Ok(());
+    }
+    std::fs::rename(file, &target).map_err(|source| FeedbackError::Io {
+        path: file.clone(),
+        source,
+    })
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FeedbackError + '_ {
@@ -116,6 +145,7 @@ fn read_maildir(dir: &Path) -> Result<Vec<Item>, FeedbackError> {
                 origin: format!("maildir:{}", path.display()),
                 bytes,
                 file: Some(path),
+                uid: None,
             })
         })
         .collect()
@@ -131,6 +161,7 @@ fn read_mbox(file: &Path) -> Result<Vec<Item>, FeedbackError> {
                 origin: format!("mbox:{}#{}", file.display(), i + 1),
                 bytes: message.unwrap_contents(),
                 file: None,
+                uid: None,
             })
         })
         .collect()

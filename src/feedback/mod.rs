@@ -15,6 +15,7 @@
 
 mod fields;
 mod heuristic;
+pub mod imap;
 pub mod mailbox;
 pub mod policy;
 mod process;
@@ -43,6 +44,17 @@ pub enum FeedbackError {
          or use --mbox for a single file"
     )]
     NotMaildir(std::path::PathBuf),
+    /// The IMAP URL is unusable (exit code 2).
+    #[error("[bounces] imap_url {0}")]
+    ImapUrl(String),
+    /// The IMAP server could not be reached or refused.
+    #[error("IMAP server {server}: {message}")]
+    Imap {
+        /// The URL (it holds no credentials).
+        server: String,
+        /// What failed.
+        message: String,
+    },
     /// The database refused.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -52,7 +64,8 @@ impl FeedbackError {
     /// A mailbox path that is wrong, rather than the world failing (exit code 2, not 1).
     pub fn is_input_error(&self) -> bool {
         match self {
-            Self::NotMaildir(_) => true,
+            Self::NotMaildir(_) | Self::ImapUrl(_) => true,
+            Self::Imap { .. } => false,
             Self::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
             Self::Store(e) => e.is_input_error(),
         }

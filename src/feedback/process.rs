@@ -94,16 +94,21 @@ pub async fn process(
     settings: Settings<'_>,
 ) -> Result<Summary, FeedbackError> {
     let mut summary = Summary::default();
-    for item in source.read()? {
-        let outcome = one(store, keys, &item, settings).await?;
+    let items = source.read().await?;
+    let mut handled = Vec::new();
+    for item in &items {
+        let outcome = one(store, keys, item, settings).await?;
         if matches!(outcome, Outcome::Recorded { .. } | Outcome::AlreadyHandled) {
-            source.mark_handled(&item)?;
+            handled.push(item);
         }
         summary.messages.push(Processed {
-            origin: item.origin,
+            origin: item.origin.clone(),
             outcome,
         });
     }
+    // After recording: a crash in between leaves messages unmarked, and the next pass finds
+    // them already recorded and marks them then.
+    source.mark_handled(&handled).await?;
     Ok(summary)
 }
 

@@ -3,6 +3,7 @@
 //! corpus of bounce formats, and the whole loop through a real Postfix that writes the DSNs.
 
 mod corpus;
+mod dovecot;
 mod end_to_end;
 mod migration;
 mod policy;
@@ -47,13 +48,17 @@ pub(crate) fn project(people: &[&str], maildir: &Path, extra: &str) -> Project {
 
 /// Runs `bulletin` with the secret and relay set; returns (code, stdout, stderr).
 pub(crate) fn run(p: &Project, relay: &str, args: &[&str]) -> (i32, String, String) {
-    let out = p
-        .cmd()
-        .env("BULLETIN_SECRET", SECRET)
-        .env("BULLETIN_SMTP_URL", relay)
-        .args(args)
-        .output()
-        .expect("binary runs");
+    run_with(p, &[("BULLETIN_SMTP_URL", relay)], args)
+}
+
+/// Runs `bulletin` with the secret and `env` set; returns (code, stdout, stderr).
+pub(crate) fn run_with(p: &Project, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let mut cmd = p.cmd();
+    cmd.env("BULLETIN_SECRET", SECRET);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.args(args).output().expect("binary runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
