@@ -265,6 +265,19 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "campaigns report",
+        &[
+            (
+                "bulletin campaigns report 3",
+                "the table; the HTML page with its chart is written beside the edition's output",
+            ),
+            (
+                "bulletin campaigns report 3 --csv > report.csv",
+                "one row for the campaign, then one per language and per domain",
+            ),
+        ],
+    ),
+    (
         "serve",
         &[(
             "bulletin -c /etc/bulletin/bulletin.toml serve",

@@ -14,6 +14,7 @@ mod lists;
 mod manpage;
 mod output;
 mod preview;
+mod report;
 mod scaffold;
 mod send;
 mod serve;

@@ -11,6 +11,7 @@
 //! `migrations/`, after checking that the file was not written by a newer bulletin.
 
 mod bounces;
+mod campaign_report;
 mod campaigns;
 mod import;
 mod leases;
@@ -26,6 +27,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 pub use bounces::{Decision, FeedbackKind, FeedbackTarget, NewFeedback};
+pub use campaign_report::{Breakdown, CampaignReport, Count, Minute};
 pub use campaigns::{
     Campaign, CampaignError, CampaignStatus, DeliveryCounts, DeliveryStatus, Outcome, Recipient,
     Settlement, Start,

@@ -8,6 +8,7 @@ mod end_to_end;
 mod migration;
 mod policy;
 mod postfix;
+mod report;
 
 use std::path::Path;
 

@@ -34,7 +34,7 @@ fn keys(secret: &str) -> Keys {
 }
 
 /// A corpus message with `bounces+TOKEN@` replaced by `delivery`'s real return path.
-fn corpus(name: &str, delivery: i64, secret: &str) -> String {
+pub(crate) fn corpus(name: &str, delivery: i64, secret: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/bounces")
         .join(name);
@@ -46,7 +46,7 @@ fn corpus(name: &str, delivery: i64, secret: &str) -> String {
 }
 
 /// An empty Maildir in the project.
-fn maildir(p: &Project) -> PathBuf {
+pub(crate) fn maildir(p: &Project) -> PathBuf {
     let dir = p.path().join("bounce-box");
     for sub in ["new", "cur", "tmp"] {
         std::fs::create_dir_all(dir.join(sub)).expect("maildir");
@@ -54,11 +54,11 @@ fn maildir(p: &Project) -> PathBuf {
     dir
 }
 
-fn drop_in(dir: &Path, name: &str, message: &str) {
+pub(crate) fn drop_in(dir: &Path, name: &str, message: &str) {
     std::fs::write(dir.join("new").join(name), message).expect("drop a message");
 }
 
-fn delivery_of(p: &Project, email: &str, campaign: i64) -> i64 {
+pub(crate) fn delivery_of(p: &Project, email: &str, campaign: i64) -> i64 {
     p.scalar(&format!(
         "SELECT d.id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
          WHERE s.email = '{email}' AND d.campaign_id = {campaign}"
