@@ -24,11 +24,15 @@ pub struct BouncesArgs {
     /// [default: [bounces] imap_url]
     #[arg(long, value_name = "URL", conflicts_with = "maildir")]
     imap: Option<String>,
+    /// Keep running: read the mailbox again every SECS seconds until interrupted
+    #[arg(long, value_name = "SECS")]
+    watch: Option<u64>,
 }
 
 /// Runs `bounces`: exit 0 when every message was handled, 3 when some were left for a person.
 pub(crate) async fn run(ctx: &Context, args: BouncesArgs) -> anyhow::Result<Outcome> {
     let config = ctx.config.bounces.as_ref();
+    let watch = args.watch;
     let source = source(ctx, args)?;
     let secret = ctx.config.token_secret()?.ok_or_else(|| {
         UsageError(
@@ -43,7 +47,39 @@ pub(crate) async fn run(ctx: &Context, args: BouncesArgs) -> anyhow::Result<Outc
         local_part: config.map_or("bounces", |b| b.local_part.as_str()),
         soft_limit: config.map_or(3, |b| b.soft_limit),
     };
-    let summary = feedback::process(&store, &keys, &source, settings).await?;
+    let Some(every) = watch else {
+        let summary = pass(ctx, &store, &keys, &source, settings).await?;
+        return Ok(if summary.left() > 0 {
+            Outcome::Partial
+        } else {
+            Outcome::Success
+        });
+    };
+    // A long-running reader (a systemd service instead of a cron job): one pass every `every`
+    // seconds until SIGINT or SIGTERM, which end it between passes, never inside one.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    loop {
+        pass(ctx, &store, &keys, &source, settings).await?;
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(every.max(1))) => {}
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+    }
+    ctx.info("stopped watching the bounce mailbox");
+    Ok(Outcome::Success)
+}
+
+/// One pass over the mailbox, reported.
+async fn pass(
+    ctx: &Context,
+    store: &crate::store::Store,
+    keys: &Keys,
+    source: &Source,
+    settings: Settings<'_>,
+) -> anyhow::Result<feedback::Summary> {
+    let summary = feedback::process(store, keys, source, settings).await?;
     if ctx.json {
         ctx.print_json(&summary)?;
     } else {
@@ -56,11 +92,7 @@ pub(crate) async fn run(ctx: &Context, args: BouncesArgs) -> anyhow::Result<Outc
         summary.recorded(),
         summary.left()
     ));
-    Ok(if summary.left() > 0 {
-        Outcome::Partial
-    } else {
-        Outcome::Success
-    })
+    Ok(summary)
 }
 
 /// The mailbox named on the command line, else the first of `[bounces]` maildir, mbox,

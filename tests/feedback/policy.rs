@@ -364,3 +364,43 @@ fn an_unclassified_maildir_message_stays_unread_where_it_was() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is not a Maildir"), "{err}");
 }
+
+#[test]
+fn watch_mode_reads_a_bounce_that_arrives_later_and_stops_cleanly_on_sigterm() {
+    let p = project(&["kit@example.com"], Path::new("unused"), "");
+    let server = SmtpServer::start(p.path());
+    crate::send(&p, &server.url());
+    let box_dir = maildir(&p);
+    let mut child = p
+        .std_cmd()
+        .env("BULLETIN_SECRET", SECRET)
+        .args(["bounces", "--watch", "1", "--maildir"])
+        .arg(&box_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let d = delivery_of(&p, "kit@example.com", 1);
+    drop_in(&box_dir, "late", &corpus("qmail-no-mailbox.eml", d, SECRET));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while blocklisted(&p).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher never read the bounce"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let code = child.wait().expect("exits");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    assert_eq!(code.code(), Some(0), "{err}");
+    assert!(err.contains("stopped watching"), "{err}");
+    assert_eq!(blocklisted(&p), ["kit@example.com"]);
+}
