@@ -26,6 +26,10 @@ command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v openssl >/dev/null || need+=(openssl)
 command -v python3 >/dev/null || need+=(python3)
+# A private Postfix instance is the relay that writes real DSNs in tests/feedback.
+command -v postfix >/dev/null || need+=(postfix)
+# …and a private Dovecot serves that bounce mailbox over IMAP.
+command -v dovecot >/dev/null || need+=(dovecot-imapd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]} (Debian packages)…" >&2
   export DEBIAN_FRONTEND=noninteractive

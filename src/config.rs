@@ -144,6 +144,9 @@ pub struct Config {
     pub server: ServerConfig,
     /// Where the published pictures and documents of editions are reached.
     pub assets: AssetsConfig,
+    /// The return path and what `bulletin bounces` does; absent means messages go out with
+    /// the `From` address as their envelope sender, as before.
+    pub bounces: Option<BouncesConfig>,
     /// The file this came from, `None` when no file was found and defaults apply.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -279,6 +282,42 @@ pub struct ServerConfig {
     pub secret: Option<Secret>,
 }
 
+/// `[bounces]`: VERP return path and the bounce policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BouncesConfig {
+    /// The domain of the envelope sender, whose mail reaches the bounce mailbox.
+    pub domain: String,
+    /// The part before `+` in `bounces+{token}@{domain}`.
+    #[serde(default = "default_bounce_local_part")]
+    pub local_part: String,
+    /// Soft bounces in a row, across campaigns, that blocklist an address.
+    #[serde(default = "default_soft_limit")]
+    pub soft_limit: u32,
+    /// The bounce mailbox as a Maildir folder (`bulletin bounces` reads it by default).
+    pub maildir: Option<PathBuf>,
+    /// The bounce mailbox as an mbox file.
+    pub mbox: Option<PathBuf>,
+    /// The bounce mailbox over IMAP: `imaps://host/MAILBOX` (plain `imap://` only to a
+    /// loopback address).
+    pub imap_url: Option<String>,
+    /// The IMAP user name.
+    pub imap_username: Option<String>,
+    /// File holding the IMAP password (`BULLETIN_BOUNCES_IMAP_PASSWORD` wins).
+    pub imap_password_file: Option<PathBuf>,
+    /// The IMAP password, from `BULLETIN_BOUNCES_IMAP_PASSWORD` (never from the file).
+    #[serde(skip)]
+    pub imap_password: Option<Secret>,
+}
+
+fn default_bounce_local_part() -> String {
+    "bounces".into()
+}
+
+fn default_soft_limit() -> u32 {
+    3
+}
+
 impl Default for ListConfig {
     fn default() -> Self {
         Self {
@@ -383,6 +422,19 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ),
     ("dkim", &["domain", "selector", "key_file"]),
     (
+        "bounces",
+        &[
+            "domain",
+            "local_part",
+            "soft_limit",
+            "maildir",
+            "mbox",
+            "imap_url",
+            "imap_username",
+            "imap_password_file",
+        ],
+    ),
+    (
         "server",
         &[
             "listen",
@@ -445,6 +497,7 @@ impl Config {
         for (section, key, env) in [
             ("smtp", "password", "BULLETIN_SMTP_PASSWORD"),
             ("server", "secret", "BULLETIN_SECRET"),
+            ("bounces", "imap_password", "BULLETIN_BOUNCES_IMAP_PASSWORD"),
         ] {
             let holds = table
                 .get(section)
@@ -499,6 +552,13 @@ impl Config {
         if let Some(d) = self.dkim.as_mut() {
             fix(&mut d.key_file);
         }
+        if let Some(b) = self.bounces.as_mut() {
+            b.maildir
+                .iter_mut()
+                .chain(b.mbox.iter_mut())
+                .chain(b.imap_password_file.iter_mut())
+                .for_each(fix);
+        }
     }
 
     /// Where a value came from, for messages: the environment variable that set it, else the
@@ -548,6 +608,18 @@ impl Config {
             return Ok(Some(s.clone()));
         }
         read_secret_file(self.server.secret_file.as_deref(), "the token secret")
+    }
+
+    /// The IMAP password of the bounce mailbox: `BULLETIN_BOUNCES_IMAP_PASSWORD`, else the
+    /// contents of `[bounces] imap_password_file`.
+    pub fn bounces_imap_password(&self) -> Result<Option<Secret>, ConfigError> {
+        let Some(b) = &self.bounces else {
+            return Ok(None);
+        };
+        if let Some(p) = &b.imap_password {
+            return Ok(Some(p.clone()));
+        }
+        read_secret_file(b.imap_password_file.as_deref(), "the IMAP password")
     }
 
     /// Earlier token secrets, from `previous_secret_files`, still accepted after a rotation.

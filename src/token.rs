@@ -202,6 +202,65 @@ impl Keys {
     }
 }
 
+impl Keys {
+    /// The VERP token of one delivery: lower-case hex of the delivery id and a truncated
+    /// HMAC-SHA256 of it. Hex, not base64, because the token travels as the local part of an
+    /// envelope sender, and some relays and mailbox providers change the case of local parts.
+    /// No nonce is mixed in: a bounce may come back days later, after the subscriber's links
+    /// were revoked, and must still map to its delivery. The delivery id is not personal data.
+    pub fn bounce_token(&self, delivery_id: i64) -> String {
+        let tag = sign_bounce(&self.current, delivery_id);
+        let mut text = String::with_capacity(2 * (8 + BOUNCE_MAC_LEN));
+        for byte in delivery_id
+            .to_be_bytes()
+            .iter()
+            .chain(&tag.as_ref()[..BOUNCE_MAC_LEN])
+        {
+            text.push_str(&format!("{byte:02x}"));
+        }
+        text
+    }
+
+    /// The delivery id of a VERP token made by [`Keys::bounce_token`] under the current or a
+    /// previous secret.
+    pub fn verify_bounce(&self, token: &str) -> Result<i64, TokenError> {
+        let token = token.to_ascii_lowercase();
+        if token.len() != 2 * (8 + BOUNCE_MAC_LEN) || !token.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(TokenError::Malformed);
+        }
+        let bytes: Vec<u8> = (0..token.len())
+            .step_by(2)
+            .filter_map(|i| u8::from_str_radix(&token[i..i + 2], 16).ok())
+            .collect();
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&bytes[..8]);
+        let delivery_id = i64::from_be_bytes(id);
+        let valid = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .any(|key| {
+                let tag = sign_bounce(key, delivery_id);
+                constant_time_eq(&tag.as_ref()[..BOUNCE_MAC_LEN], &bytes[8..])
+            });
+        if valid {
+            Ok(delivery_id)
+        } else {
+            Err(TokenError::BadSignature)
+        }
+    }
+}
+
+/// 96 bits: a forger would have to guess it to make us blocklist someone.
+const BOUNCE_MAC_LEN: usize = 12;
+
+/// The purpose is in the signed bytes so that no other token's MAC can stand for this one.
+fn sign_bounce(key: &hmac::Key, delivery_id: i64) -> hmac::Tag {
+    let mut ctx = hmac::Context::with_key(key);
+    ctx.update(b"bulletin-bounce-v1");
+    ctx.update(&delivery_id.to_be_bytes());
+    ctx.sign()
+}
+
 /// Reads a token's claims without checking its signature: the caller needs the subscriber id to
 /// fetch the nonce, then must call [`Keys::verify`] before trusting anything.
 pub fn read(token: &str) -> Result<Claims, TokenError> {
@@ -422,6 +481,23 @@ mod tests {
             Err(TokenError::WrongPurpose)
         );
         assert_ne!(p, u);
+    }
+
+    #[test]
+    fn bounce_tokens_round_trip_and_refuse_forgeries() {
+        let k = keys(A);
+        let t = k.bounce_token(1234);
+        assert_eq!(t.len(), 40);
+        assert_eq!(k.verify_bounce(&t), Ok(1234));
+        // A relay that upper-cases the local part changes nothing.
+        assert_eq!(k.verify_bounce(&t.to_ascii_uppercase()), Ok(1234));
+        assert_eq!(keys(B).verify_bounce(&t), Err(TokenError::BadSignature));
+        let rotated = Keys::new(&Secret::new(B), &[Secret::new(A)]).expect("keys");
+        assert_eq!(rotated.verify_bounce(&t), Ok(1234));
+        // Another delivery id with the same MAC.
+        let forged = format!("{:016x}{}", 1235, &t[16..]);
+        assert_eq!(k.verify_bounce(&forged), Err(TokenError::BadSignature));
+        assert_eq!(k.verify_bounce("zz"), Err(TokenError::Malformed));
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub enum CampaignsCommand {
         /// Campaign id
         id: i64,
     },
+    /// What a campaign did: delivered, failed and why, bounced, complaints and unsubscribes,
+    /// per language and per domain, the send's rate and the complaint rate; also written as an
+    /// HTML page with a chart of each minute's sends
+    Report(super::report::ReportArgs),
 }
 
 /// What `campaigns show` reports, and how.
@@ -80,6 +84,7 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
     match cmd {
         CampaignsCommand::List => list(ctx, &store).await?,
         CampaignsCommand::Show(args) => show(ctx, &store, &args).await?,
+        CampaignsCommand::Report(args) => super::report::run(ctx, &store, &args).await?,
         CampaignsCommand::Pause { id } => pause(ctx, &store, id).await?,
         CampaignsCommand::Cancel { id } => cancel(ctx, &store, id).await?,
         CampaignsCommand::Retry { id } => retry(ctx, &store, id).await?,
@@ -224,6 +229,7 @@ fn selected_statuses(args: &ShowArgs, sender_alive: bool) -> Option<Vec<Delivery
             D::Failed,
             D::Skipped,
             D::Uncertain,
+            D::Bounced,
         ])
     }
 }
@@ -271,6 +277,12 @@ fn print_summary(
         n.skipped,
         n.queued,
     )?;
+    if n.bounced > 0 {
+        outln!(
+            "bounced {}: accepted by the relay, then reported undeliverable (`bulletin bounces`)",
+            n.bounced
+        )?;
+    }
     if let Some(l) = sender {
         outln!(
             "sender:   pid {} on {}, since {}, last heard from {}",
@@ -380,9 +392,15 @@ fn report_csv(
         ),
     };
     let header = header.map(|h| h.replace([' ', '-'], "_"));
+    csv_table(&header, &cells)
+}
+
+/// A CSV table with a header row, formula-like cells neutralised as the subscriber export
+/// does, no trailing newline.
+pub(super) fn csv_table(header: &[String], cells: &[Vec<String>]) -> anyhow::Result<String> {
     let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record(&header)?;
-    for row in &cells {
+    out.write_record(header)?;
+    for row in cells {
         out.write_record(
             row.iter()
                 .map(|c| crate::subscriber_csv::neutralise_formula(c).into_owned()),

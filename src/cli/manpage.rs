@@ -278,11 +278,37 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "campaigns report",
+        &[
+            (
+                "bulletin campaigns report 3",
+                "the table; the HTML page with its chart is written beside the edition's output",
+            ),
+            (
+                "bulletin campaigns report 3 --csv > report.csv",
+                "one row for the campaign, then one per language and per domain",
+            ),
+        ],
+    ),
+    (
         "serve",
         &[(
             "bulletin -c /etc/bulletin/bulletin.toml serve",
             "listen on [server] listen, 127.0.0.1:8080 by default",
         )],
+    ),
+    (
+        "bounces",
+        &[
+            (
+                "bulletin bounces",
+                "read [bounces] maildir (or mbox); exit 3 when messages were left for a person",
+            ),
+            (
+                "bulletin bounces --mbox /var/mail/bounces --json",
+                "an mbox file instead; what happened to each message, as JSON",
+            ),
+        ],
     ),
     (
         "completions",

@@ -6,6 +6,7 @@
 //! success (some rows or recipients failed). [`exit_code`] maps an error to 1 or 2 by looking
 //! for an input error anywhere in its cause chain.
 
+mod bounces;
 mod campaigns;
 mod complete;
 mod compose;
@@ -13,6 +14,7 @@ mod lists;
 mod manpage;
 mod output;
 mod preview;
+mod report;
 mod scaffold;
 mod send;
 mod serve;
@@ -101,6 +103,9 @@ pub enum Command {
     Campaigns(campaigns::CampaignsCommand),
     /// Serve the public pages: one-click unsubscribe, subscribe and confirm, the archive
     Serve(serve::ServeArgs),
+    /// Read the bounce mailbox: bounces, complaints and auto-replies; blocklist dead addresses,
+    /// unsubscribe complainers, mark bounced deliveries
+    Bounces(bounces::BouncesArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell.
@@ -243,6 +248,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Send(args) => send::send(&ctx, args).await,
         Command::Campaigns(cmd) => campaigns::campaigns(&ctx, cmd).await,
         Command::Serve(args) => serve::run(&ctx, args).await,
+        Command::Bounces(args) => bounces::run(&ctx, args).await,
         Command::Completions { .. }
         | Command::Complete { .. }
         | Command::Manpage { .. }
@@ -283,6 +289,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             return if e.is_input_error() { 2 } else { 1 };
         }
         if let Some(e) = cause.downcast_ref::<crate::web::WebError>() {
+            return if e.is_input_error() { 2 } else { 1 };
+        }
+        if let Some(e) = cause.downcast_ref::<crate::feedback::FeedbackError>() {
             return if e.is_input_error() { 2 } else { 1 };
         }
         if let Some(e) = cause.downcast_ref::<StoreError>() {

@@ -306,6 +306,9 @@ async fn deliver(
     if let Some(signer) = crate::mail::dkim::Signer::from_config(&ctx.config)? {
         personaliser = personaliser.with_dkim(signer);
     }
+    if let Some(b) = &ctx.config.bounces {
+        personaliser = personaliser.with_bounces(&b.local_part, &b.domain);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     stop_on_signals(Arc::clone(&stop))?;
     let total = p.store.delivery_counts(begun.campaign.id).await?.total();

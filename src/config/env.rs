@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use super::{Config, ConfigError, DkimConfig, KNOWN_KEYS, Secret};
+use super::{BouncesConfig, Config, ConfigError, DkimConfig, KNOWN_KEYS, Secret};
 use crate::diagnostic::closest;
 
 /// Environment variables that are not `BULLETIN_<SECTION>_<KEY>` but still belong to us.
@@ -15,6 +15,7 @@ const OTHER_ENV: &[&str] = &[
     "BULLETIN_SMTP_PASSWORD",
     "BULLETIN_SECRET",
     "BULLETIN_LOG",
+    "BULLETIN_BOUNCES_IMAP_PASSWORD",
 ];
 
 impl Config {
@@ -120,6 +121,43 @@ impl Config {
                 "SERVER_CLIENT_IP_HEADER" => {
                     self.server.client_ip_header =
                         Some(value.clone()).filter(|v| !v.trim().is_empty());
+                }
+                "BOUNCES_DOMAIN"
+                | "BOUNCES_LOCAL_PART"
+                | "BOUNCES_SOFT_LIMIT"
+                | "BOUNCES_MAILDIR"
+                | "BOUNCES_MBOX"
+                | "BOUNCES_IMAP_URL"
+                | "BOUNCES_IMAP_USERNAME"
+                | "BOUNCES_IMAP_PASSWORD_FILE"
+                | "BOUNCES_IMAP_PASSWORD" => {
+                    let b = self.bounces.get_or_insert_with(|| BouncesConfig {
+                        domain: String::new(),
+                        local_part: "bounces".into(),
+                        soft_limit: 3,
+                        maildir: None,
+                        mbox: None,
+                        imap_url: None,
+                        imap_username: None,
+                        imap_password_file: None,
+                        imap_password: None,
+                    });
+                    match rest {
+                        "BOUNCES_DOMAIN" => b.domain = value.clone(),
+                        "BOUNCES_LOCAL_PART" => b.local_part = value.clone(),
+                        "BOUNCES_SOFT_LIMIT" => {
+                            b.soft_limit = u32::try_from(number(value)?)
+                                .map_err(|_| invalid("too large".into()))?;
+                        }
+                        "BOUNCES_MAILDIR" => b.maildir = Some(value.into()),
+                        "BOUNCES_MBOX" => b.mbox = Some(value.into()),
+                        "BOUNCES_IMAP_URL" => b.imap_url = Some(value.clone()),
+                        "BOUNCES_IMAP_USERNAME" => b.imap_username = Some(value.clone()),
+                        "BOUNCES_IMAP_PASSWORD_FILE" => {
+                            b.imap_password_file = Some(value.into());
+                        }
+                        _ => b.imap_password = Some(secret_from_env(name, value)?),
+                    }
                 }
                 _ => warnings.push(unknown_env_warning(name)),
             }

@@ -158,6 +158,52 @@ impl Config {
                 }
             }
         }
+        if let Some(b) = &self.bounces {
+            self.validate_bounces(b)?;
+        }
+        Ok(())
+    }
+
+    /// `[bounces]`: the envelope sender built from it must be an address every relay takes.
+    fn validate_bounces(&self, b: &super::BouncesConfig) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            origin: self.origin("bounces", key),
+            message,
+        };
+        let domain_ok = b.domain.contains('.')
+            && b.domain
+                .split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        if !domain_ok {
+            return Err(invalid(
+                "domain",
+                format!(
+                    "`{}` is not a domain; name the domain whose mail reaches the bounce mailbox, \
+                     e.g. bounces.example.org",
+                    b.domain
+                ),
+            ));
+        }
+        let local_ok = !b.local_part.is_empty()
+            && b.local_part.len() <= 16
+            && b.local_part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !local_ok {
+            return Err(invalid(
+                "local_part",
+                format!(
+                    "`{}` must be 1 to 16 letters, digits, `-`, `_` or `.` (the token follows a `+`)",
+                    b.local_part
+                ),
+            ));
+        }
+        if b.soft_limit == 0 {
+            return Err(invalid(
+                "soft_limit",
+                "must be at least 1 (3 is usual)".into(),
+            ));
+        }
         Ok(())
     }
 }

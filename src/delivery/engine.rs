@@ -357,27 +357,19 @@ fn spawn_workers<T: Transport>(
     done_tx: mpsc::Sender<Done>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let job_rx = Arc::new(Mutex::new(job_rx));
-    let from = run.personaliser.envelope_from().to_string();
     (0..concurrency)
         .map(|_| {
             let job_rx = Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
             let transport = Arc::clone(&run.transport);
-            let from = from.clone();
             let personaliser = Arc::clone(&run.personaliser);
             tokio::spawn(async move {
                 let mut session: Option<T::Session> = None;
                 loop {
                     let recipient = { job_rx.lock().await.recv().await };
                     let Some(recipient) = recipient else { break };
-                    let done = work(
-                        &personaliser,
-                        transport.as_ref(),
-                        &mut session,
-                        &from,
-                        &recipient,
-                    )
-                    .await;
+                    let done =
+                        work(&personaliser, transport.as_ref(), &mut session, &recipient).await;
                     if done_tx.send(done).await.is_err() {
                         break;
                     }
@@ -396,7 +388,6 @@ async fn work<T: Transport>(
     personaliser: &Personaliser,
     transport: &T,
     session: &mut Option<T::Session>,
-    from: &str,
     recipient: &Recipient,
 ) -> Done {
     match build_job(personaliser, recipient) {
@@ -413,13 +404,13 @@ async fn work<T: Transport>(
                 )),
             }
         }
-        Ok((job, to, bytes)) => {
+        Ok((job, (from, to, bytes))) => {
             let started_at = crate::store::now();
             let result = match session.as_mut() {
-                Some(s) => s.send(from, &to, &bytes).await,
+                Some(s) => s.send(&from, &to, &bytes).await,
                 None => match transport.open().await {
                     Ok(mut s) => {
-                        let r = s.send(from, &to, &bytes).await;
+                        let r = s.send(&from, &to, &bytes).await;
                         *session = Some(s);
                         r
                     }
@@ -739,10 +730,10 @@ async fn record_after_failure(
     }
 }
 
-fn build_job(
-    personaliser: &Personaliser,
-    r: &Recipient,
-) -> Result<(Job, String, Vec<u8>), (Job, String)> {
+/// A message ready to send: envelope sender, recipient, bytes.
+type Envelope = (String, String, Vec<u8>);
+
+fn build_job(personaliser: &Personaliser, r: &Recipient) -> Result<(Job, Envelope), (Job, String)> {
     let mut job = Job {
         delivery_id: r.delivery_id,
         subscriber_id: r.subscriber_id,
@@ -768,7 +759,7 @@ fn build_job(
         Ok(built) => {
             job.message_id = built.message_id;
             job.bytes = built.bytes.len() as u64;
-            Ok((job, built.to, built.bytes))
+            Ok((job, (built.envelope_from, built.to, built.bytes)))
         }
     }
 }

@@ -124,6 +124,13 @@ impl fmt::Display for Reply {
     }
 }
 
+impl EnhancedCode {
+    /// Reads `class.subject.detail` (a DSN's `Status:` field, the first word of a reply).
+    pub fn parse(word: &str) -> Option<Self> {
+        parse_enhanced(word)
+    }
+}
+
 /// `class.subject.detail` with RFC 3463's bounds (class 2, 4 or 5; 1–3 digits each).
 fn parse_enhanced(word: &str) -> Option<EnhancedCode> {
     let mut parts = word.split('.');

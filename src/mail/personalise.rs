@@ -28,6 +28,8 @@ pub struct Personaliser {
     feedback_id: Option<String>,
     signer: Option<dkim::Signer>,
     test_copy: bool,
+    /// `(local part, domain)` of the VERP return path, when `[bounces]` is configured.
+    verp: Option<(String, String)>,
 }
 
 /// The recipient facts a message needs.
@@ -60,6 +62,9 @@ pub struct Built {
     pub to: String,
     /// The language variant used.
     pub language: String,
+    /// The envelope sender (MAIL FROM): the delivery's own VERP address when `[bounces]` is
+    /// configured, the `From` address otherwise.
+    pub envelope_from: String,
 }
 
 /// Problems building one recipient's message.
@@ -112,6 +117,7 @@ impl Personaliser {
             campaign_id,
             signer: None,
             test_copy: false,
+            verp: None,
         }
     }
 
@@ -130,7 +136,26 @@ impl Personaliser {
         self
     }
 
-    /// The envelope sender (bounces go there).
+    /// Gives every message of a delivery its own return path, `{local_part}+{token}@{domain}`,
+    /// where the token is the delivery's signed id ([`Keys::bounce_token`]): a bounce that
+    /// quotes nothing of the message still names exactly one delivery. Test copies keep the
+    /// `From` address (they are no delivery).
+    pub fn with_bounces(mut self, local_part: &str, domain: &str) -> Self {
+        self.verp = Some((local_part.to_string(), domain.to_string()));
+        self
+    }
+
+    /// The envelope sender of one delivery's message.
+    pub fn envelope_for(&self, delivery_id: i64) -> String {
+        match &self.verp {
+            Some((local, domain)) if !self.test_copy => {
+                format!("{local}+{}@{domain}", self.keys.bounce_token(delivery_id))
+            }
+            _ => self.envelope_from().to_string(),
+        }
+    }
+
+    /// The envelope sender without VERP: the `From` address.
     pub fn envelope_from(&self) -> &str {
         self.sender.from.address.as_str()
     }
@@ -227,6 +252,7 @@ impl Personaliser {
             message_id,
             to: to.address.to_string(),
             language: variant.language.clone(),
+            envelope_from: self.envelope_for(r.delivery_id),
         })
     }
 }

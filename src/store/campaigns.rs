@@ -68,6 +68,9 @@ pub enum DeliveryStatus {
     Skipped,
     /// Handed over whole with no final reply: the relay may have it.
     Uncertain,
+    /// Accepted by the relay, then reported undeliverable by a delivery status notification
+    /// (`bulletin bounces`).
+    Bounced,
 }
 
 impl std::fmt::Display for DeliveryStatus {
@@ -79,6 +82,7 @@ impl std::fmt::Display for DeliveryStatus {
             Self::Failed => "failed",
             Self::Skipped => "skipped",
             Self::Uncertain => "uncertain",
+            Self::Bounced => "bounced",
         })
     }
 }
@@ -126,12 +130,20 @@ pub struct DeliveryCounts {
     /// Handed over whole with no final reply, or left in flight by a sender that died: the
     /// relay may have them.
     pub uncertain: i64,
+    /// Accepted by the relay, then reported undeliverable by a DSN.
+    pub bounced: i64,
 }
 
 impl DeliveryCounts {
     /// All rows.
     pub fn total(&self) -> i64 {
-        self.queued + self.sending + self.sent + self.failed + self.skipped + self.uncertain
+        self.queued
+            + self.sending
+            + self.sent
+            + self.failed
+            + self.skipped
+            + self.uncertain
+            + self.bounced
     }
 }
 
@@ -536,6 +548,7 @@ impl Store {
                 DeliveryStatus::Failed => c.failed = n,
                 DeliveryStatus::Uncertain => c.uncertain = n,
                 DeliveryStatus::Skipped => c.skipped = n,
+                DeliveryStatus::Bounced => c.bounced = n,
             }
         }
         Ok(c)

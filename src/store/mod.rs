@@ -10,6 +10,8 @@
 //! (WAL, a busy timeout, foreign keys, `synchronous=NORMAL`) and applies the migrations in
 //! `migrations/`, after checking that the file was not written by a newer bulletin.
 
+mod bounces;
+mod campaign_report;
 mod campaigns;
 mod import;
 mod leases;
@@ -25,6 +27,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+pub use bounces::{Decision, FeedbackKind, FeedbackTarget, NewFeedback};
+pub use campaign_report::{Breakdown, CampaignReport, Count, Minute};
 pub use campaigns::{
     Campaign, CampaignError, CampaignStatus, DeliveryCounts, DeliveryStatus, Outcome, Recipient,
     Settlement, Start,
