@@ -27,7 +27,11 @@ pub fn camera_jpeg(width: u32, height: u32, orientation: u16, gps: bool, seed: u
         let grain = (state % 24) as u8;
         let gx = (x * 160 / width.max(1)) as u8;
         let gy = (y * 160 / height.max(1)) as u8;
-        Rgb([30 + gy / 2 + grain, 80 + gx / 2 + grain, 120 + grain + gx / 4])
+        Rgb([
+            30 + gy / 2 + grain,
+            80 + gx / 2 + grain,
+            120 + grain + gx / 4,
+        ])
     });
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
@@ -85,7 +89,11 @@ pub fn exif_segment(orientation: u16, gps: bool) -> Vec<u8> {
 
 /// A `width`×`height` PNG: an opaque disc on a fully transparent background.
 pub fn transparent_png(width: u32, height: u32) -> Vec<u8> {
-    let (cx, cy, r) = (width as i64 / 2, height as i64 / 2, (width.min(height) / 3) as i64);
+    let (cx, cy, r) = (
+        width as i64 / 2,
+        height as i64 / 2,
+        (width.min(height) / 3) as i64,
+    );
     let picture = RgbaImage::from_fn(width, height, |x, y| {
         let (dx, dy) = (x as i64 - cx, y as i64 - cy);
         if dx * dx + dy * dy <= r * r {
@@ -114,7 +122,10 @@ pub fn pdf(bytes: usize) -> Vec<u8> {
         body.push_str(&format!("{} 0 obj\n{object}\nendobj\n", offsets.len()));
     }
     let xref = body.len();
-    body.push_str(&format!("xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1));
+    body.push_str(&format!(
+        "xref\n0 {}\n0000000000 65535 f \n",
+        offsets.len() + 1
+    ));
     for o in &offsets {
         body.push_str(&format!("{o:010} 00000 n \n"));
     }
