@@ -131,7 +131,7 @@ fn an_unknown_section_lists_the_sections() {
         "{err}"
     );
     assert!(
-        err.contains("[list], [database], [smtp], [dkim], [server]"),
+        err.contains("[list], [database], [smtp], [dkim], [bounces], [server], [assets]"),
         "{err}"
     );
 }

@@ -196,6 +196,8 @@ fn a_database_from_the_first_schema_is_upgraded_with_its_rows() {
             "deliveries_by_subscriber",
             "delivery_attempts_by_delivery",
             "events_by_subscriber",
+            "feedback_by_campaign",
+            "feedback_by_delivery",
             "subscriptions_by_list"
         ]
     );
