@@ -74,7 +74,48 @@ impl Pacer {
             self.next += interval;
         }
     }
+
+    /// Whether a rate or an hourly cap limits dispatches.
+    fn paces(&self) -> bool {
+        self.interval.is_some() || self.hourly_cap > 0
+    }
+
+    /// How long [`Pacer::wait`] would sleep now.
+    fn wait_time(&self) -> Duration {
+        if self.hourly_cap > 0
+            && self.in_window >= self.hourly_cap
+            && self.window_start.elapsed() < Duration::from_secs(3600)
+        {
+            return (self.window_start + Duration::from_secs(3600))
+                .saturating_duration_since(Instant::now());
+        }
+        self.next.saturating_duration_since(Instant::now())
+    }
+
+    /// When the next message may go.
+    fn next_due(&self) -> Instant {
+        Instant::now() + self.wait_time()
+    }
+
+    /// Takes up to `n` more dispatches that are already due, without waiting; returns how many.
+    fn take_due(&mut self, n: usize) -> usize {
+        let mut taken = 0;
+        while taken < n && self.wait_time().is_zero() {
+            if self.hourly_cap > 0 {
+                self.in_window += 1;
+            }
+            if let Some(interval) = self.interval {
+                self.next += interval;
+            }
+            taken += 1;
+        }
+        taken
+    }
 }
+
+/// A pacing wait longer than this first settles what came back, so that a crash during it
+/// cannot leave delivered messages unrecorded (and sent again on resume).
+const SETTLE_BEFORE_WAITING: Duration = Duration::from_millis(100);
 
 struct Job {
     delivery_id: i64,
@@ -533,12 +574,34 @@ impl Loop<'_> {
 
     /// One transaction: renew the lease, record what came back, claim as many recipients as
     /// there are free workers, and hand them out at the pace allowed.
+    ///
+    /// Under a rate or an hourly cap the pacing happens before the claim, and only what may
+    /// leave now is claimed: a claimed row waiting for its slot would hold back the settling of
+    /// everything that came back meanwhile, and a `kill -9` then would leave those messages
+    /// delivered but unrecorded, to be sent again on resume.
     async fn turn(&mut self) {
-        let free = if self.judge.halt.is_some() {
+        let mut free = if self.judge.halt.is_some() {
             0
         } else {
             self.concurrency - self.in_flight
         };
+        if free > 0 && self.pacer.paces() {
+            if self.in_flight > 0 && !self.pacer.wait_time().is_zero() {
+                // Not yet: `collect` wakes the loop when the slot is due.
+                free = 0;
+            } else {
+                if self.pacer.wait_time() > SETTLE_BEFORE_WAITING && !self.finished.is_empty() {
+                    self.settle_and_claim(0).await;
+                }
+                self.pacer.wait().await;
+                free = 1 + self.pacer.take_due(free - 1);
+            }
+        }
+        self.settle_and_claim(free).await;
+    }
+
+    /// Records what came back and claims up to `free` recipients, handing them to the workers.
+    async fn settle_and_claim(&mut self, free: usize) {
         match self
             .store
             .settle_and_claim(self.lease, self.list_id, &self.finished, free)
@@ -548,7 +611,6 @@ impl Loop<'_> {
                 self.finished.clear();
                 self.finished_emails.clear();
                 for recipient in claimed {
-                    self.pacer.wait().await;
                     self.in_flight += 1;
                     if self.job_tx.send(recipient).await.is_err() {
                         self.in_flight -= 1;
@@ -619,8 +681,23 @@ impl Loop<'_> {
 
     /// Waits for at least one outcome, takes every other one already there, and judges them.
     /// False when the workers are gone.
+    ///
+    /// Under a rate with free workers it also returns, with nothing collected, when the next
+    /// message may go, so that the next turn dispatches it on time.
     async fn collect(&mut self) -> bool {
-        let Some(first) = self.done_rx.recv().await else {
+        let wake = (self.pacer.paces()
+            && self.in_flight < self.concurrency
+            && self.judge.halt.is_none()
+            && self.store_failure.is_none())
+        .then(|| self.pacer.next_due());
+        let first = match wake {
+            Some(at) => tokio::select! {
+                done = self.done_rx.recv() => done,
+                () = tokio::time::sleep_until(at.into()) => return true,
+            },
+            None => self.done_rx.recv().await,
+        };
+        let Some(first) = first else {
             return false;
         };
         let mut batch = vec![first];
