@@ -7,6 +7,7 @@
 //! readers get a second copy when a `--rate 100` send is killed with SIGKILL and resumed.
 //!
 //! `cargo bench --bench send_e2e` (recipients: `BULLETIN_BENCH_RECIPIENTS`, default 20,000;
+//! another build's binary: `BULLETIN_BENCH_BIN`;
 //! needs `apt-get install postfix` for smtp-sink and smtp-source, and openssl).
 //! `BULLETIN_BENCH_SCALE=1` instead runs the scale check: a 1,000,000-recipient campaign
 //! imported, created, killed with SIGKILL half-way and resumed, with times and peak memory. Under
@@ -330,7 +331,11 @@ fn prepare(root: &Path, name: &str, n: usize, dkim: Option<&Path>) -> String {
 }
 
 fn bulletin(db: &str, relay: Option<&str>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulletin"));
+    // BULLETIN_BENCH_BIN runs another build of bulletin through the same harness, so that two
+    // builds can be compared on equal work in one session.
+    let bin = std::env::var_os("BULLETIN_BENCH_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_bulletin").into());
+    let mut cmd = Command::new(bin);
     if let Some(dir) = db
         .strip_prefix("sqlite://")
         .and_then(|p| Path::new(p).parent())
