@@ -107,13 +107,19 @@ fn in_article(article: &Article, place: Place, found: &mut Vec<Mention>, issues:
         }
     }
     let body = Parser::new_ext(&article.body, Options::ENABLE_STRIKETHROUGH).into_offset_iter();
+    // The line is counted only for links and pictures: counting it for every event made the
+    // scan quadratic in the body's length.
+    let at = |start: usize| Some(article.body_line + line_of(&article.body, start) - 1);
     for (event, range) in body {
-        let at = Some(article.body_line + line_of(&article.body, range.start) - 1);
         match event {
-            Event::Start(Tag::Image { dest_url, .. }) => {
-                mention(&dest_url, Use::Picture { place, focus: None }, at)
+            Event::Start(Tag::Image { dest_url, .. }) => mention(
+                &dest_url,
+                Use::Picture { place, focus: None },
+                at(range.start),
+            ),
+            Event::Start(Tag::Link { dest_url, .. }) => {
+                mention(&dest_url, Use::Document, at(range.start))
             }
-            Event::Start(Tag::Link { dest_url, .. }) => mention(&dest_url, Use::Document, at),
             _ => {}
         }
     }

@@ -347,10 +347,17 @@ impl Pass<'_> {
         );
         // One conversion to JSON serves both templates.
         let context = handlebars::Context::wraps(&variant.data).map_err(|e| hb_error(theme, &e))?;
-        let mjml = theme
-            .html
+        let mjml = match theme
+            .html_inlined
             .render_with_context(&templates.layout, &context)
-            .map_err(|e| hb_error(theme, &e))?;
+        {
+            Ok(mjml) => mjml,
+            // The same templates with their partials as files, for the error's own file.
+            Err(_) => theme
+                .html
+                .render_with_context(&templates.layout, &context)
+                .map_err(|e| hb_error(theme, &e))?,
+        };
         let html = mjml::to_html(theme, &templates.layout, &mjml, language, report)?;
         let text = theme
             .text
