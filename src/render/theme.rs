@@ -76,7 +76,7 @@ pub struct Theme {
     pub(crate) html: Handlebars<'static>,
     /// The same HTML templates with their plain partial calls (`{{> card}}` on a line of its
     /// own) replaced by the partial's text. Handlebars clones the whole current context into
-    /// every partial it expands (a quarter of a render, measured); inlined, the partials cost
+    /// every partial it expands (a tenth of a render, measured); inlined, the partials cost
     /// nothing. Render errors are reported from `html`, which knows the partial's own file.
     pub(crate) html_inlined: Handlebars<'static>,
     pub(crate) text: Handlebars<'static>,
