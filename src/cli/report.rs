@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::output::{outln, print_table};
 use super::{Context, UsageError};
-use crate::store::{Breakdown, CampaignReport, Count, Store};
+use crate::store::{Breakdown, CampaignReport, ClickReport, Count, Store};
 use crate::web::escape;
 
 /// Gmail's and Yahoo's bulk-sender rules: complaints must stay under 0.3 %, and Google advises
@@ -122,6 +122,13 @@ fn summary(r: &CampaignReport) -> Vec<String> {
             list(&r.unsubscribes)
         ),
     ];
+    if let Some(c) = &r.clicks {
+        lines.push(format!(
+            "clicks: {} on {} link(s), counted without knowing who clicked",
+            c.total,
+            c.links.len()
+        ));
+    }
     if let Some(secs) = duration_secs(r) {
         let accepted: i64 = r.per_minute.iter().map(|m| m.sent).sum();
         let rate = if secs > 0.0 {
@@ -187,11 +194,33 @@ fn print(r: &CampaignReport) -> anyhow::Result<()> {
         header.extend_from_slice(&BREAKDOWN_COLUMNS[..5]);
         print_table(&header, &rows.iter().map(cells).collect::<Vec<_>>())?;
     }
+    if let Some(c) = &r.clicks {
+        outln!("\nclicks per link (aggregated; link scanners count too):")?;
+        print_table(&["clicks", "variants", "link"], &link_rows(c))?;
+        outln!("\nclicks per language:")?;
+        print_table(&["language", "clicks"], &language_rows(c))?;
+    }
     Ok(())
 }
 
+/// `clicks, variants, url` per link.
+fn link_rows(c: &ClickReport) -> Vec<Vec<String>> {
+    c.links
+        .iter()
+        .map(|l| vec![l.clicks.to_string(), l.variants.to_string(), l.url.clone()])
+        .collect()
+}
+
+/// `language, clicks` per language variant.
+fn language_rows(c: &ClickReport) -> Vec<Vec<String>> {
+    c.by_language
+        .iter()
+        .map(|b| vec![b.key.clone(), b.count.to_string()])
+        .collect()
+}
+
 fn csv(r: &CampaignReport) -> anyhow::Result<String> {
-    let header: Vec<String> = ["dimension", "value"]
+    let mut header: Vec<String> = ["dimension", "value"]
         .iter()
         .chain(&BREAKDOWN_COLUMNS[..5])
         .map(|s| s.to_string())
@@ -215,6 +244,28 @@ fn csv(r: &CampaignReport) -> anyhow::Result<String> {
             std::iter::once(dimension.to_string())
                 .chain(cells(b))
                 .collect()
+        }));
+    }
+    // A `clicks` column only for campaigns that counted them, so the table of the others
+    // keeps its shape; a `link` row per URL leaves the delivery columns empty.
+    if let Some(c) = &r.clicks {
+        header.push("clicks".into());
+        for row in &mut rows {
+            let clicks = match row[0].as_str() {
+                "campaign" => c.total,
+                "language" => count(&c.by_language, &row[1]),
+                _ => {
+                    row.push(String::new());
+                    continue;
+                }
+            };
+            row.push(clicks.to_string());
+        }
+        rows.extend(c.links.iter().map(|l| {
+            let mut row = vec!["link".to_string(), l.url.clone()];
+            row.extend(std::iter::repeat_n(String::new(), 5));
+            row.push(l.clicks.to_string());
+            row
         }));
     }
     super::campaigns::csv_table(&header, &rows)
@@ -257,6 +308,39 @@ fn html(r: &CampaignReport) -> String {
             page.push_str("</tr>");
         }
         page.push_str("</table>");
+    }
+    if let Some(c) = &r.clicks {
+        let tables = [
+            (
+                "Clicks per link",
+                ["clicks", "variants", "link"].as_slice(),
+                link_rows(c),
+            ),
+            (
+                "Clicks per language",
+                ["language", "clicks"].as_slice(),
+                language_rows(c),
+            ),
+        ];
+        for (title, columns, rows) in tables {
+            let _ = write!(page, "<h2>{title}</h2><table><tr>");
+            for h in columns {
+                let _ = write!(page, "<th>{h}</th>");
+            }
+            page.push_str("</tr>");
+            for row in rows {
+                page.push_str("<tr>");
+                for cell in row {
+                    let _ = write!(page, "<td>{}</td>", escape(&cell));
+                }
+                page.push_str("</tr>");
+            }
+            page.push_str("</table>");
+        }
+        page.push_str(
+            "<p>Counted by the redirect on <code>bulletin serve</code>, per link, never per \
+             person. Mail security scanners that follow every link count as clicks.</p>",
+        );
     }
     page.push_str("</html>\n");
     page

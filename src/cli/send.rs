@@ -70,13 +70,15 @@ struct Prepared {
     audience: i64,
     keys: Keys,
     default_subject: String,
+    /// The edition counts clicks (`track_clicks = true`).
+    track_clicks: bool,
 }
 
 /// Renders the edition (refusing lint errors), finds the list and its audience, and checks
 /// the secret and the DKIM key: every input mistake stops the send before a campaign exists.
 async fn prepare(ctx: &Context, args: &SendArgs) -> anyhow::Result<Prepared> {
     let templates = templates_dir(ctx, args.theme.templates.as_deref())?;
-    let (_, _, rendered) = super::compose::load_and_render(
+    let (edition, _, rendered) = super::compose::load_and_render(
         &args.edition,
         &templates,
         &identity(ctx),
@@ -123,6 +125,7 @@ async fn prepare(ctx: &Context, args: &SendArgs) -> anyhow::Result<Prepared> {
         audience,
         keys,
         default_subject,
+        track_clicks: edition.track_clicks,
     })
 }
 
@@ -295,8 +298,27 @@ async fn deliver(
     };
     let begun = delivery::begin(&p.store, relay.as_ref(), &p.list, key, options).await?;
     tell_begun(ctx, &begun, &p.list, relay.as_ref(), args.skip_uncertain);
+    let rendered = if p.track_clicks {
+        let public_url = &ctx.config.list.public_url;
+        let tracked = crate::clicks::track(
+            &p.store,
+            &p.keys,
+            begun.campaign.id,
+            &p.rendered,
+            public_url,
+        )
+        .await?;
+        ctx.info(format!(
+            "counting clicks on {} link(s) through {}/c/ (per link, not per person)",
+            tracked.links,
+            public_url.trim_end_matches('/')
+        ));
+        Arc::new(tracked.edition)
+    } else {
+        Arc::clone(&p.rendered)
+    };
     let mut personaliser = Personaliser::new(
-        Arc::clone(&p.rendered),
+        rendered,
         p.sender.clone(),
         p.keys.clone(),
         &ctx.config.list.public_url,

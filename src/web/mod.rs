@@ -25,6 +25,7 @@
 
 mod archive;
 pub(crate) mod assets;
+mod clicks;
 mod confirmation_mail;
 mod limits;
 mod pages;
@@ -460,6 +461,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/p/{token}", get(preferences::page).post(preferences::save))
         .route("/p/{token}/all", post(preferences::leave_all))
+        // A GET here writes a click counter, never a subscription (see web/clicks.rs).
+        .route("/c/{token}", get(clicks::follow))
         .route("/subscribe", get(subscribe::form).post(subscribe::submit))
         .route(
             "/confirm/{token}",

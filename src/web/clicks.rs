@@ -1,0 +1,77 @@
+//! `/c/{token}`: the redirect of a link in a campaign that counts clicks ([`crate::clicks`]).
+//!
+//! The token is checked first; the address comes from the database row it names, and only
+//! when that row belongs to the campaign the token names, so no request can make the service
+//! redirect anywhere else (no open redirect). A bad token gets the ordinary "not found" page in
+//! the visitor's language and no redirect.
+//!
+//! A `GET` counts one click with one UPDATE (an aggregated counter; nothing says who clicked)
+//! and answers `302 Found` to the stored address, with `Referrer-Policy: no-referrer` so the
+//! destination does not learn the token, and `Cache-Control: no-store` so each click reaches
+//! us. A `HEAD` (link checkers, some scanners) gets the same redirect and counts nothing. Mail
+//! security scanners that follow every link with a GET do count: the README says so. When the
+//! count cannot be written in time, the reader is still sent on (a lost count, not a lost
+//! reader).
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{AppState, Denied, PageError};
+
+/// `GET` or `HEAD /c/{token}`.
+pub(super) async fn follow(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let refuse = |why| state.refuse(state.browser_lang(&headers), why);
+    let (campaign_id, link_id) = state
+        .keys()
+        .verify_click(&token)
+        .map_err(|_| refuse(Denied::NotFound))?;
+    let count = method == Method::GET;
+    let counted = if count {
+        state
+            .write(|store| store.follow_link(campaign_id, link_id, true))
+            .await
+    } else {
+        Err(Denied::Unavailable)
+    };
+    let url = match counted {
+        Ok(url) => url,
+        Err(_) => state
+            .read(|store| store.follow_link(campaign_id, link_id, false))
+            .await
+            .map_err(refuse)?,
+    };
+    let url = url.ok_or_else(|| refuse(Denied::NotFound))?;
+    let location = HeaderValue::from_str(&ascii_url(&url)).map_err(|_| refuse(Denied::NotFound))?;
+    Ok((
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, location),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+    )
+        .into_response())
+}
+
+/// `url` with every byte outside printable ASCII percent-encoded, as a `Location` header
+/// carries it (an edition may link to `https://example.org/café`).
+fn ascii_url(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    for b in url.bytes() {
+        if b.is_ascii_graphic() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
