@@ -19,3 +19,7 @@ CREATE TABLE campaign_links (
     created_at      TEXT    NOT NULL,
     UNIQUE (campaign_id, language, url)
 );
+
+-- A list may ask for click counting on every campaign sent to it (`bulletin lists set NAME
+-- --track-clicks`), as an edition may (`track_clicks = true`); either one is enough.
+ALTER TABLE lists ADD COLUMN track_clicks BOOLEAN NOT NULL DEFAULT FALSE;

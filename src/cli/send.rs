@@ -70,7 +70,7 @@ struct Prepared {
     audience: i64,
     keys: Keys,
     default_subject: String,
-    /// The edition counts clicks (`track_clicks = true`).
+    /// The campaign counts clicks (the edition's or the list's `track_clicks`).
     track_clicks: bool,
 }
 
@@ -117,6 +117,9 @@ async fn prepare(ctx: &Context, args: &SendArgs) -> anyhow::Result<Prepared> {
         .unwrap_or_default();
     // A bad key must stop the send before a campaign exists.
     crate::mail::dkim::Signer::from_config(&ctx.config)?;
+    // Either opts in: the edition (`track_clicks = true`) or the list (`lists set
+    // --track-clicks`).
+    let track_clicks = edition.track_clicks || list.track_clicks;
     Ok(Prepared {
         rendered: Arc::new(rendered),
         sender,
@@ -125,7 +128,7 @@ async fn prepare(ctx: &Context, args: &SendArgs) -> anyhow::Result<Prepared> {
         audience,
         keys,
         default_subject,
-        track_clicks: edition.track_clicks,
+        track_clicks,
     })
 }
 

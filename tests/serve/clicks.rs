@@ -235,6 +235,14 @@ fn clicks_are_counted_per_link_and_language_and_redirect_only_to_the_edition_lin
         by_language.iter().any(|b| b["key"] == "es"),
         "{by_language:?}"
     );
+    let page_path = p
+        .path()
+        .join(report["html"].as_str().expect("the page's path"));
+    let page = std::fs::read_to_string(&page_path).expect("the HTML report");
+    assert!(
+        page.contains("Clicks per link") && page.contains(HARBOUR),
+        "{page}"
+    );
     let table = p.ok(&["campaigns", "report", "1"]);
     assert!(
         table.contains("clicks per link") && table.contains(HARBOUR),
@@ -258,7 +266,7 @@ fn clicks_are_counted_per_link_and_language_and_redirect_only_to_the_edition_lin
 }
 
 #[test]
-fn an_edition_without_opt_in_keeps_its_links_and_records_none() {
+fn without_opt_in_links_stay_and_a_list_can_opt_in_instead() {
     let (p, _) = project();
     let sink = SmtpSink::start(&p.path().join("smtp"));
     let said = send(&p, &sink, &edition(&p, "plain", false));
@@ -269,6 +277,24 @@ fn an_edition_without_opt_in_keeps_its_links_and_records_none() {
     assert!(click_paths(&html).is_empty(), "{html}");
     assert_eq!(p.scalar("SELECT COUNT(*) FROM campaign_links"), 0);
     assert!(report_json(&p)["report"]["clicks"].is_null());
+
+    // The list opts in instead: the next edition, silent on clicks, counts them.
+    p.ok(&["lists", "set", "news", "--track-clicks"]);
+    send(&p, &sink, &edition(&p, "listed", false));
+    let messages = sink.wait_for(6, Duration::from_secs(30));
+    let second: Vec<String> = messages
+        .into_iter()
+        .filter(|raw| raw.contains("bulletin.2."))
+        .collect();
+    let (html, _) = parts(&second, "ana@example.org");
+    assert!(!click_paths(&html).is_empty(), "{html}");
+    assert!(p.scalar("SELECT COUNT(*) FROM campaign_links WHERE campaign_id = 2") > 0);
+    // And stops again.
+    p.ok(&["lists", "set", "news", "--no-track-clicks"]);
+    assert_eq!(
+        p.scalar("SELECT COUNT(*) FROM lists WHERE name = 'news' AND track_clicks"),
+        0
+    );
 }
 
 #[test]
