@@ -301,7 +301,23 @@ async fn deliver(
     };
     let begun = delivery::begin(&p.store, relay.as_ref(), &p.list, key, options).await?;
     tell_begun(ctx, &begun, &p.list, relay.as_ref(), args.skip_uncertain);
-    let rendered = if p.track_clicks {
+    let track_clicks = match begun.created {
+        Some(_) => p.track_clicks,
+        // Resumed: as it began (its links are recorded or not), so that every message of a
+        // campaign is alike; a changed setting applies to the next campaign.
+        None => {
+            let began_counting = p.store.counts_clicks(begun.campaign.id).await?;
+            if began_counting != p.track_clicks {
+                ctx.info(format!(
+                    "campaign #{} began {} clicks and goes on that way; the changed setting applies to the next campaign",
+                    begun.campaign.id,
+                    if began_counting { "counting" } else { "without counting" }
+                ));
+            }
+            began_counting
+        }
+    };
+    let rendered = if track_clicks {
         let public_url = &ctx.config.list.public_url;
         let tracked = crate::clicks::track(
             &p.store,

@@ -70,6 +70,19 @@ impl Store {
         Ok(ids)
     }
 
+    /// Whether campaign `campaign_id` recorded links when it began: a resumed campaign keeps
+    /// counting (or not counting) as it began, whatever the edition or list says now, so that
+    /// its messages do not differ by when they were sent.
+    pub async fn counts_clicks(&self, campaign_id: i64) -> Result<bool, StoreError> {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM campaign_links WHERE campaign_id = ?)",
+        )
+        .bind(campaign_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.classify(e))
+    }
+
     /// The URL of link `link_id` when it belongs to `campaign_id` (both from a verified
     /// token), counting the click when `count` is true: one UPDATE, so a flood of clicks costs
     /// no more than a flood of reads. `None` when there is no such link of that campaign.

@@ -344,3 +344,31 @@ fn test_copies_and_composed_files_of_a_counting_edition_keep_the_real_links() {
     );
     assert_eq!(p.scalar("SELECT COUNT(*) FROM campaign_links"), 0);
 }
+
+#[test]
+fn a_resumed_campaign_counts_as_it_began() {
+    let (p, _) = project();
+    let sink = SmtpSink::start(&p.path().join("smtp"));
+    let tracked = edition(&p, "tracked", true);
+    send(&p, &sink, &tracked);
+    let first = sink.wait_for(3, Duration::from_secs(30));
+    let (ana_html, _) = parts(&first, "ana@example.org");
+    let links = p.scalar("SELECT COUNT(*) FROM campaign_links");
+    // Bo's message as if the first sender had stopped before it; the edition now says
+    // nothing of clicks (the rendered mail, hence the campaign, is the same).
+    p.execute("UPDATE deliveries SET status = 'queued' WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = 'bo@example.org')");
+    let manifest = tracked.join("edition.toml");
+    let text = std::fs::read_to_string(&manifest).expect("edition.toml");
+    std::fs::write(&manifest, text.replace("track_clicks = true\n", "")).expect("write");
+    let said = send(&p, &sink, &tracked);
+    assert!(said.contains("began counting clicks"), "{said}");
+    let all = sink.wait_for(4, Duration::from_secs(30));
+    let resent: Vec<String> = all.into_iter().filter(|raw| !first.contains(raw)).collect();
+    let (bo_html, _) = parts(&resent, "bo@example.org");
+    assert_eq!(
+        click_paths(&bo_html),
+        click_paths(&ana_html),
+        "the same links"
+    );
+    assert_eq!(p.scalar("SELECT COUNT(*) FROM campaign_links"), links);
+}
