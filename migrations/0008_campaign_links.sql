@@ -14,8 +14,11 @@ CREATE TABLE campaign_links (
     position        INTEGER NOT NULL,
     -- The address as the edition wrote it (HTML entities decoded): where /c/ redirects.
     url             TEXT    NOT NULL,
-    -- GET requests to the link's redirect (HEAD requests are not counted).
+    -- GET requests to the link's redirect from browsers (HEAD requests are not counted).
     clicks          INTEGER NOT NULL DEFAULT 0,
+    -- GET requests that did not look like a browser (no Accept-Language header): link
+    -- scanners and previewers, counted apart so that they can be told from readers.
+    automated       INTEGER NOT NULL DEFAULT 0,
     created_at      TEXT    NOT NULL,
     UNIQUE (campaign_id, language, url)
 );

@@ -124,9 +124,10 @@ fn summary(r: &CampaignReport) -> Vec<String> {
     ];
     if let Some(c) = &r.clicks {
         lines.push(format!(
-            "clicks: {} on {} link(s), counted without knowing who clicked",
+            "clicks: {} on {} link(s), counted without knowing who clicked; {} automated request(s) apart",
             c.total,
-            c.links.len()
+            c.links.len(),
+            c.automated
         ));
     }
     if let Some(secs) = duration_secs(r) {
@@ -195,19 +196,28 @@ fn print(r: &CampaignReport) -> anyhow::Result<()> {
         print_table(&header, &rows.iter().map(cells).collect::<Vec<_>>())?;
     }
     if let Some(c) = &r.clicks {
-        outln!("\nclicks per link (aggregated; link scanners count too):")?;
-        print_table(&["clicks", "variants", "link"], &link_rows(c))?;
+        outln!("\nclicks per link (aggregated; automated: requests that were not a browser's):")?;
+        print_table(&LINK_COLUMNS, &link_rows(c))?;
         outln!("\nclicks per language:")?;
         print_table(&["language", "clicks"], &language_rows(c))?;
     }
     Ok(())
 }
 
-/// `clicks, variants, url` per link.
+const LINK_COLUMNS: [&str; 4] = ["clicks", "automated", "variants", "link"];
+
+/// [`LINK_COLUMNS`] per link.
 fn link_rows(c: &ClickReport) -> Vec<Vec<String>> {
     c.links
         .iter()
-        .map(|l| vec![l.clicks.to_string(), l.variants.to_string(), l.url.clone()])
+        .map(|l| {
+            vec![
+                l.clicks.to_string(),
+                l.automated.to_string(),
+                l.variants.to_string(),
+                l.url.clone(),
+            ]
+        })
         .collect()
 }
 
@@ -246,25 +256,24 @@ fn csv(r: &CampaignReport) -> anyhow::Result<String> {
                 .collect()
         }));
     }
-    // A `clicks` column only for campaigns that counted them, so the table of the others
-    // keeps its shape; a `link` row per URL leaves the delivery columns empty.
+    // `clicks` and `automated` columns only for campaigns that counted them, so the table of
+    // the others keeps its shape; a `link` row per URL leaves the delivery columns empty.
     if let Some(c) = &r.clicks {
-        header.push("clicks".into());
+        header.extend(["clicks".into(), "automated".into()]);
         for row in &mut rows {
-            let clicks = match row[0].as_str() {
-                "campaign" => c.total,
-                "language" => count(&c.by_language, &row[1]),
-                _ => {
-                    row.push(String::new());
-                    continue;
+            match row[0].as_str() {
+                "campaign" => row.extend([c.total.to_string(), c.automated.to_string()]),
+                "language" => {
+                    let clicks = count(&c.by_language, &row[1]);
+                    row.extend([clicks.to_string(), String::new()]);
                 }
-            };
-            row.push(clicks.to_string());
+                _ => row.extend([String::new(), String::new()]),
+            }
         }
         rows.extend(c.links.iter().map(|l| {
             let mut row = vec!["link".to_string(), l.url.clone()];
             row.extend(std::iter::repeat_n(String::new(), 5));
-            row.push(l.clicks.to_string());
+            row.extend([l.clicks.to_string(), l.automated.to_string()]);
             row
         }));
     }
@@ -311,11 +320,7 @@ fn html(r: &CampaignReport) -> String {
     }
     if let Some(c) = &r.clicks {
         let tables = [
-            (
-                "Clicks per link",
-                ["clicks", "variants", "link"].as_slice(),
-                link_rows(c),
-            ),
+            ("Clicks per link", LINK_COLUMNS.as_slice(), link_rows(c)),
             (
                 "Clicks per language",
                 ["language", "clicks"].as_slice(),
@@ -339,7 +344,8 @@ fn html(r: &CampaignReport) -> String {
         }
         page.push_str(
             "<p>Counted by the redirect on <code>bulletin serve</code>, per link, never per \
-             person. Mail security scanners that follow every link count as clicks.</p>",
+             person. Automated: requests without the language header every browser sends \
+             (scanners, previewers). Scanners that imitate a browser count as clicks.</p>",
         );
     }
     page.push_str("</html>\n");

@@ -11,8 +11,11 @@ use super::{Store, StoreError, now};
 pub struct LinkClicks {
     /// The address the link leads to.
     pub url: String,
-    /// GET requests to its redirect (link scanners included: see the README).
+    /// GET requests to its redirect that looked like a browser (scanners that imitate one
+    /// included: see the README).
     pub clicks: i64,
+    /// GET requests that did not look like a browser (no `Accept-Language`).
+    pub automated: i64,
     /// How many language variants carry it.
     pub variants: i64,
 }
@@ -26,6 +29,19 @@ pub struct ClickReport {
     pub by_language: Vec<super::Count>,
     /// Clicks in all.
     pub total: i64,
+    /// Automated requests in all.
+    pub automated: i64,
+}
+
+/// How a request to a link's redirect is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// Not at all (a `HEAD`: the redirect is shown, nothing is followed).
+    Look,
+    /// As a click.
+    Click,
+    /// As an automated request (a scanner, a previewer).
+    Automated,
 }
 
 impl Store {
@@ -84,19 +100,24 @@ impl Store {
     }
 
     /// The URL of link `link_id` when it belongs to `campaign_id` (both from a verified
-    /// token), counting the click when `count` is true: one UPDATE, so a flood of clicks costs
+    /// token), counting the request as `how` says: one UPDATE, so a flood of clicks costs
     /// no more than a flood of reads. `None` when there is no such link of that campaign.
     pub async fn follow_link(
         &self,
         campaign_id: i64,
         link_id: i64,
-        count: bool,
+        how: Follow,
     ) -> Result<Option<String>, StoreError> {
-        let sql = if count {
-            "UPDATE campaign_links SET clicks = clicks + 1
-             WHERE id = ? AND campaign_id = ? RETURNING url"
-        } else {
-            "SELECT url FROM campaign_links WHERE id = ? AND campaign_id = ?"
+        let sql = match how {
+            Follow::Click => {
+                "UPDATE campaign_links SET clicks = clicks + 1
+                 WHERE id = ? AND campaign_id = ? RETURNING url"
+            }
+            Follow::Automated => {
+                "UPDATE campaign_links SET automated = automated + 1
+                 WHERE id = ? AND campaign_id = ? RETURNING url"
+            }
+            Follow::Look => "SELECT url FROM campaign_links WHERE id = ? AND campaign_id = ?",
         };
         let row: Option<(String,)> = sqlx::query_as(sql)
             .bind(link_id)
@@ -110,7 +131,7 @@ impl Store {
     /// The clicks of campaign `id`; `None` when it did not count clicks (no links recorded).
     pub async fn click_report(&self, id: i64) -> Result<Option<ClickReport>, StoreError> {
         let links = sqlx::query_as::<_, LinkClicks>(
-            "SELECT url, SUM(clicks) AS clicks, COUNT(*) AS variants
+            "SELECT url, SUM(clicks) AS clicks, SUM(automated) AS automated, COUNT(*) AS variants
              FROM campaign_links WHERE campaign_id = ?
              GROUP BY url ORDER BY clicks DESC, MIN(position), url",
         )
@@ -131,10 +152,12 @@ impl Store {
         .await
         .map_err(|e| self.classify(e))?;
         let total = links.iter().map(|l| l.clicks).sum();
+        let automated = links.iter().map(|l| l.automated).sum();
         Ok(Some(ClickReport {
             links,
             by_language,
             total,
+            automated,
         }))
     }
 }

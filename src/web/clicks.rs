@@ -8,16 +8,18 @@
 //! A `GET` counts one click with one UPDATE (an aggregated counter; nothing says who clicked)
 //! and answers `302 Found` to the stored address, with `Referrer-Policy: no-referrer` so the
 //! destination does not learn the token, and `Cache-Control: no-store` so each click reaches
-//! us. A `HEAD` (link checkers, some scanners) gets the same redirect and counts nothing. Mail
-//! security scanners that follow every link with a GET do count: the README says so. When the
-//! count cannot be written in time, the reader is still sent on (a lost count, not a lost
-//! reader).
+//! us. A `GET` without `Accept-Language`, which every browser sends, is counted apart as
+//! automated (link scanners, previewers, scripts); a `HEAD` (link checkers) gets the same
+//! redirect and counts nothing. Scanners that imitate a browser do count as clicks: the README
+//! says so. When the count cannot be written in time, the reader is still sent on (a lost
+//! count, not a lost reader).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{AppState, Denied, PageError};
+use crate::store::Follow;
 
 /// `GET` or `HEAD /c/{token}`.
 pub(super) async fn follow(
@@ -31,18 +33,25 @@ pub(super) async fn follow(
         .keys()
         .verify_click(&token)
         .map_err(|_| refuse(Denied::NotFound))?;
-    let count = method == Method::GET;
-    let counted = if count {
-        state
-            .write(|store| store.follow_link(campaign_id, link_id, true))
-            .await
+    let how = if method != Method::GET {
+        Follow::Look
+    } else if headers.contains_key(header::ACCEPT_LANGUAGE) {
+        Follow::Click
     } else {
-        Err(Denied::Unavailable)
+        Follow::Automated
+    };
+    let counted = match how {
+        Follow::Look => Err(Denied::Unavailable),
+        _ => {
+            state
+                .write(|store| store.follow_link(campaign_id, link_id, how))
+                .await
+        }
     };
     let url = match counted {
         Ok(url) => url,
         Err(_) => state
-            .read(|store| store.follow_link(campaign_id, link_id, false))
+            .read(|store| store.follow_link(campaign_id, link_id, Follow::Look))
             .await
             .map_err(refuse)?,
     };

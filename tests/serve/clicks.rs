@@ -100,6 +100,17 @@ fn report_json(p: &Project) -> serde_json::Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
+/// A reader's click: a GET as a browser sends it (browsers always send `Accept-Language`).
+fn click(server: &Server, path: &str) -> crate::support::Response {
+    http(
+        server.addr,
+        "GET",
+        path,
+        &[("Accept-Language", "en-GB,en;q=0.8")],
+        b"",
+    )
+}
+
 /// A refusal: the not-found page, and no redirect.
 fn assert_refused(server: &Server, path: &str) {
     let r = server.get(path);
@@ -157,7 +168,7 @@ fn clicks_are_counted_per_link_and_language_and_redirect_only_to_the_edition_lin
     let mut followed = BTreeSet::new();
     let mut harbour = None;
     for path in &ana_links {
-        let r = server.get(path);
+        let r = click(&server, path);
         assert_eq!(r.status, 302, "{path}: {}", r.body);
         assert_eq!(r.header("Referrer-Policy"), Some("no-referrer"));
         assert_eq!(r.header("Cache-Control"), Some("no-store"));
@@ -177,12 +188,14 @@ fn clicks_are_counted_per_link_and_language_and_redirect_only_to_the_edition_lin
     let head = http(server.addr, "HEAD", &harbour, &[], b"");
     assert_eq!(head.status, 302);
     assert_eq!(head.header("Location"), Some(HARBOUR));
-    let evil = server.get(&format!("{harbour}?url=https://evil.example/"));
+    let evil = click(&server, &format!("{harbour}?url=https://evil.example/"));
     assert_eq!(evil.header("Location"), Some(HARBOUR));
+    // A scanner (no Accept-Language): redirected, and counted apart.
+    assert_eq!(server.get(&harbour).header("Location"), Some(HARBOUR));
     // Lucía clicks the Spanish story.
     let lucia_harbour = click_paths(&lucia_html)
         .into_iter()
-        .find(|path| server.get(path).header("Location") == Some(HARBOUR_ES))
+        .find(|path| click(&server, path).header("Location") == Some(HARBOUR_ES))
         .expect("the Spanish harbour link");
     assert!(
         !ana_links.contains(&lucia_harbour),
@@ -219,8 +232,9 @@ fn clicks_are_counted_per_link_and_language_and_redirect_only_to_the_edition_lin
             .unwrap_or_else(|| panic!("{url} in {links:?}"))["clicks"]
             .as_i64()
     };
-    // Ana's round (1) + the `?url=` click (1); the HEAD is not counted.
+    // Ana's round (1) + the `?url=` click (1); the HEAD is not counted, the scanner apart.
     assert_eq!(of(HARBOUR), Some(2), "{clicks}");
+    assert_eq!(clicks["automated"], 1, "{clicks}");
     // Lucía's search clicked each Spanish link up to and including the harbour one.
     assert!(of(HARBOUR_ES).is_some_and(|n| n >= 1), "{clicks}");
     let en_total = ana_links.len() as i64 + 1;
@@ -250,10 +264,12 @@ fn clicks_are_counted_per_link_and_language_and_redirect_only_to_the_edition_lin
     );
     let csv = p.ok(&["campaigns", "report", "1", "--csv"]);
     assert!(
-        csv.lines().next().is_some_and(|h| h.ends_with(",clicks")),
+        csv.lines()
+            .next()
+            .is_some_and(|h| h.ends_with(",clicks,automated")),
         "{csv}"
     );
-    assert!(csv.contains(&format!("link,{HARBOUR},,,,,,2")), "{csv}");
+    assert!(csv.contains(&format!("link,{HARBOUR},,,,,,2,1")), "{csv}");
 
     // Nothing per person: the table has no column that could name a reader or a delivery.
     assert_eq!(
