@@ -84,3 +84,19 @@ fn ascii_url(url: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_location_carries_only_printable_ascii() {
+        assert_eq!(
+            ascii_url("https://example.org/café?q=a b"),
+            "https://example.org/caf%C3%A9?q=a%20b"
+        );
+        let plain = "https://example.org/a?x=1&y=%20";
+        assert_eq!(ascii_url(plain), plain);
+        assert!(HeaderValue::from_str(&ascii_url("https://example.org/\u{7f}\r\n")).is_ok());
+    }
+}
