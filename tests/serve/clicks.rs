@@ -388,3 +388,40 @@ fn a_resumed_campaign_counts_as_it_began() {
     );
     assert_eq!(p.scalar("SELECT COUNT(*) FROM campaign_links"), links);
 }
+
+#[test]
+fn simultaneous_clicks_are_all_counted_and_all_redirected() {
+    const N: usize = 200;
+    let p = Project::new();
+    p.lists(&["news"]);
+    p.execute(
+        "INSERT INTO campaigns (edition_slug, list_id, list_name, content_hash, subject, status, created_at, updated_at)
+         VALUES ('e', 1, 'news', 'h', 's', 'finished', 't', 't');
+         INSERT INTO campaign_links (campaign_id, language, position, url, created_at)
+         VALUES (1, 'en', 1, 'https://example.org/a', 't');",
+    );
+    let path = format!("/c/{}", keys(SECRET).click(1, 1));
+    let server = Server::start(&p, &[]);
+    let addr = server.addr;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(N));
+    let handles: Vec<_> = (0..N)
+        .map(|_| {
+            let (barrier, path) = (std::sync::Arc::clone(&barrier), path.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let r = http(addr, "GET", &path, &[("Accept-Language", "en")], b"");
+                (r.status, r.header("Location").map(str::to_string))
+            })
+        })
+        .collect();
+    for h in handles {
+        let (status, location) = h.join().expect("thread");
+        assert_eq!(status, 302, "{}", server.log());
+        assert_eq!(location.as_deref(), Some("https://example.org/a"));
+    }
+    assert_eq!(
+        p.scalar("SELECT clicks FROM campaign_links WHERE id = 1"),
+        N as i64,
+        "no click lost"
+    );
+}
