@@ -8,6 +8,7 @@
 pub mod address;
 pub mod assets;
 pub mod cli;
+pub mod clicks;
 pub mod config;
 pub mod content;
 pub mod delivery;

@@ -62,6 +62,9 @@ pub enum Purpose {
     /// message). Like an unsubscribe link it never expires, since it is also a way to leave;
     /// being a different purpose, neither link can stand in for the other.
     Preferences,
+    /// Follow one stored link of a campaign that counts clicks (`/c/{token}`). Names no
+    /// subscriber: counts are aggregated per link (see [`Keys::click`]).
+    Click,
 }
 
 impl Purpose {
@@ -71,6 +74,7 @@ impl Purpose {
             Self::Confirm => 2,
             Self::Undo => 3,
             Self::Preferences => 4,
+            Self::Click => 5,
         }
     }
 }
@@ -202,6 +206,39 @@ impl Keys {
     }
 }
 
+/// The nonce of click tokens: they belong to no subscriber, so there is no per-subscriber
+/// nonce to mix in (and none to revoke; a click link only ever leads to a stored URL).
+const CLICK_NONCE: &str = "";
+
+impl Keys {
+    /// The token of a click link: stored link `link_id` of campaign `campaign_id`, carried in
+    /// the claims' `list_id` and `event_id` places (the subscriber is 0, the time 0, so a link
+    /// has one token and the messages of a variant share it). It names the link row, never the
+    /// URL: `serve` reads the URL from the database, so no token can redirect anywhere else.
+    pub fn click(&self, campaign_id: i64, link_id: i64) -> String {
+        self.issue(
+            Claims {
+                purpose: Purpose::Click,
+                subscriber_id: 0,
+                list_id: campaign_id,
+                issued_at: 0,
+                event_id: Some(link_id),
+            },
+            CLICK_NONCE,
+        )
+    }
+
+    /// `(campaign id, link id)` of a click token made by [`Keys::click`] under the current or
+    /// a previous secret.
+    pub fn verify_click(&self, token: &str) -> Result<(i64, i64), TokenError> {
+        let claims = self.verify(token, CLICK_NONCE, Purpose::Click, 0, None)?;
+        match (claims.subscriber_id, claims.event_id) {
+            (0, Some(link_id)) => Ok((claims.list_id, link_id)),
+            _ => Err(TokenError::Malformed),
+        }
+    }
+}
+
 impl Keys {
     /// The VERP token of one delivery: lower-case hex of the delivery id and a truncated
     /// HMAC-SHA256 of it. Hex, not base64, because the token travels as the local part of an
@@ -308,6 +345,7 @@ fn decode(token: &str) -> Result<(Claims, Vec<u8>, [u8; MAC_LEN]), TokenError> {
         2 => Purpose::Confirm,
         3 => Purpose::Undo,
         4 => Purpose::Preferences,
+        5 => Purpose::Click,
         _ => return Err(TokenError::Malformed),
     };
     let int = |range: std::ops::Range<usize>| {
@@ -498,6 +536,37 @@ mod tests {
         let forged = format!("{:016x}{}", 1235, &t[16..]);
         assert_eq!(k.verify_bounce(&forged), Err(TokenError::BadSignature));
         assert_eq!(k.verify_bounce("zz"), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn click_tokens_name_one_link_and_no_one() {
+        let k = keys(A);
+        let t = k.click(7, 31);
+        assert!(t.len() <= MAX_TOKEN_CHARS, "{}", t.len());
+        assert_eq!(k.verify_click(&t), Ok((7, 31)));
+        assert_eq!(
+            t,
+            k.click(7, 31),
+            "one token per link, shared by every message"
+        );
+        // Rotation keeps links in old messages working.
+        let rotated = Keys::new(&Secret::new(B), &[Secret::new(A)]).expect("keys");
+        assert_eq!(rotated.verify_click(&t), Ok((7, 31)));
+        assert_eq!(keys(B).verify_click(&t), Err(TokenError::BadSignature));
+        // Another link (or campaign) with this link's MAC.
+        let mut forged = URL_SAFE_NO_PAD.decode(&t).expect("base64");
+        forged[BOUND_BODY_LEN - 1] ^= 1;
+        assert_eq!(
+            k.verify_click(&URL_SAFE_NO_PAD.encode(&forged)),
+            Err(TokenError::BadSignature)
+        );
+        // Not interchangeable with the other purposes.
+        assert_eq!(
+            k.verify(&t, "", Purpose::Unsubscribe, 0, None),
+            Err(TokenError::WrongPurpose)
+        );
+        let u = k.unsubscribe(0, 7, "", 0);
+        assert_eq!(k.verify_click(&u), Err(TokenError::WrongPurpose));
     }
 
     #[test]

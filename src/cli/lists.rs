@@ -38,6 +38,13 @@ pub enum ListsCommand {
         /// Stop offering it on the public form (its members keep it)
         #[arg(long)]
         private: bool,
+        /// Count clicks per link in every campaign sent to this list (aggregated, never per
+        /// person; see README "Clicks (opt-in)")
+        #[arg(long, conflicts_with = "no_track_clicks")]
+        track_clicks: bool,
+        /// Stop counting clicks for this list (an edition's `track_clicks = true` still does)
+        #[arg(long)]
+        no_track_clicks: bool,
         #[command(flatten)]
         texts: ListTexts,
     },
@@ -82,6 +89,7 @@ impl ListTexts {
     fn into_appearance(self, public: Option<bool>) -> ListAppearance {
         ListAppearance {
             public,
+            track_clicks: None,
             display_names: self.display_names,
             descriptions: self.descriptions,
         }
@@ -157,6 +165,8 @@ pub(crate) async fn run(ctx: &Context, cmd: ListsCommand) -> anyhow::Result<Outc
             name,
             public,
             private,
+            track_clicks,
+            no_track_clicks,
             texts,
         } => {
             let visibility = match (public, private) {
@@ -164,15 +174,24 @@ pub(crate) async fn run(ctx: &Context, cmd: ListsCommand) -> anyhow::Result<Outc
                 (_, true) => Some(false),
                 _ => None,
             };
-            let list = store
-                .update_list(&name, &texts.into_appearance(visibility), "cli")
-                .await?;
+            let mut change = texts.into_appearance(visibility);
+            change.track_clicks = match (track_clicks, no_track_clicks) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
+            let list = store.update_list(&name, &change, "cli").await?;
             if ctx.json {
                 let texts = store.list_texts(Some(list.id)).await?;
                 ctx.print_json(&serde_json::json!({ "list": list, "texts": texts }))?;
             } else {
                 let shown = if list.public { "public" } else { "private" };
-                ctx.info(format!("updated list {name} ({shown})"));
+                let clicks = if list.track_clicks {
+                    "; its campaigns count clicks"
+                } else {
+                    ""
+                };
+                ctx.info(format!("updated list {name} ({shown}{clicks})"));
             }
         }
         ListsCommand::Remove { name, force } => {

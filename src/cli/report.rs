@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::output::{outln, print_table};
 use super::{Context, UsageError};
-use crate::store::{Breakdown, CampaignReport, Count, Store};
+use crate::store::{Breakdown, CampaignReport, ClickReport, Count, Store};
 use crate::web::escape;
 
 /// Gmail's and Yahoo's bulk-sender rules: complaints must stay under 0.3 %, and Google advises
@@ -122,6 +122,14 @@ fn summary(r: &CampaignReport) -> Vec<String> {
             list(&r.unsubscribes)
         ),
     ];
+    if let Some(c) = &r.clicks {
+        lines.push(format!(
+            "clicks: {} on {} link(s), counted without knowing who clicked; {} automated request(s) apart",
+            c.total,
+            c.links.len(),
+            c.automated
+        ));
+    }
     if let Some(secs) = duration_secs(r) {
         let accepted: i64 = r.per_minute.iter().map(|m| m.sent).sum();
         let rate = if secs > 0.0 {
@@ -187,11 +195,42 @@ fn print(r: &CampaignReport) -> anyhow::Result<()> {
         header.extend_from_slice(&BREAKDOWN_COLUMNS[..5]);
         print_table(&header, &rows.iter().map(cells).collect::<Vec<_>>())?;
     }
+    if let Some(c) = &r.clicks {
+        outln!("\nclicks per link (aggregated; automated: requests that were not a browser's):")?;
+        print_table(&LINK_COLUMNS, &link_rows(c))?;
+        outln!("\nclicks per language:")?;
+        print_table(&["language", "clicks"], &language_rows(c))?;
+    }
     Ok(())
 }
 
+const LINK_COLUMNS: [&str; 4] = ["clicks", "automated", "variants", "link"];
+
+/// [`LINK_COLUMNS`] per link.
+fn link_rows(c: &ClickReport) -> Vec<Vec<String>> {
+    c.links
+        .iter()
+        .map(|l| {
+            vec![
+                l.clicks.to_string(),
+                l.automated.to_string(),
+                l.variants.to_string(),
+                l.url.clone(),
+            ]
+        })
+        .collect()
+}
+
+/// `language, clicks` per language variant.
+fn language_rows(c: &ClickReport) -> Vec<Vec<String>> {
+    c.by_language
+        .iter()
+        .map(|b| vec![b.key.clone(), b.count.to_string()])
+        .collect()
+}
+
 fn csv(r: &CampaignReport) -> anyhow::Result<String> {
-    let header: Vec<String> = ["dimension", "value"]
+    let mut header: Vec<String> = ["dimension", "value"]
         .iter()
         .chain(&BREAKDOWN_COLUMNS[..5])
         .map(|s| s.to_string())
@@ -215,6 +254,27 @@ fn csv(r: &CampaignReport) -> anyhow::Result<String> {
             std::iter::once(dimension.to_string())
                 .chain(cells(b))
                 .collect()
+        }));
+    }
+    // `clicks` and `automated` columns only for campaigns that counted them, so the table of
+    // the others keeps its shape; a `link` row per URL leaves the delivery columns empty.
+    if let Some(c) = &r.clicks {
+        header.extend(["clicks".into(), "automated".into()]);
+        for row in &mut rows {
+            match row[0].as_str() {
+                "campaign" => row.extend([c.total.to_string(), c.automated.to_string()]),
+                "language" => {
+                    let clicks = count(&c.by_language, &row[1]);
+                    row.extend([clicks.to_string(), String::new()]);
+                }
+                _ => row.extend([String::new(), String::new()]),
+            }
+        }
+        rows.extend(c.links.iter().map(|l| {
+            let mut row = vec!["link".to_string(), l.url.clone()];
+            row.extend(std::iter::repeat_n(String::new(), 5));
+            row.extend([l.clicks.to_string(), l.automated.to_string()]);
+            row
         }));
     }
     super::campaigns::csv_table(&header, &rows)
@@ -257,6 +317,36 @@ fn html(r: &CampaignReport) -> String {
             page.push_str("</tr>");
         }
         page.push_str("</table>");
+    }
+    if let Some(c) = &r.clicks {
+        let tables = [
+            ("Clicks per link", LINK_COLUMNS.as_slice(), link_rows(c)),
+            (
+                "Clicks per language",
+                ["language", "clicks"].as_slice(),
+                language_rows(c),
+            ),
+        ];
+        for (title, columns, rows) in tables {
+            let _ = write!(page, "<h2>{title}</h2><table><tr>");
+            for h in columns {
+                let _ = write!(page, "<th>{h}</th>");
+            }
+            page.push_str("</tr>");
+            for row in rows {
+                page.push_str("<tr>");
+                for cell in row {
+                    let _ = write!(page, "<td>{}</td>", escape(&cell));
+                }
+                page.push_str("</tr>");
+            }
+            page.push_str("</table>");
+        }
+        page.push_str(
+            "<p>Counted by the redirect on <code>bulletin serve</code>, per link, never per \
+             person. Automated: requests without the language header every browser sends \
+             (scanners, previewers). Scanners that imitate a browser count as clicks.</p>",
+        );
     }
     page.push_str("</html>\n");
     page

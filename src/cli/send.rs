@@ -70,13 +70,15 @@ struct Prepared {
     audience: i64,
     keys: Keys,
     default_subject: String,
+    /// The campaign counts clicks (the edition's or the list's `track_clicks`).
+    track_clicks: bool,
 }
 
 /// Renders the edition (refusing lint errors), finds the list and its audience, and checks
 /// the secret and the DKIM key: every input mistake stops the send before a campaign exists.
 async fn prepare(ctx: &Context, args: &SendArgs) -> anyhow::Result<Prepared> {
     let templates = templates_dir(ctx, args.theme.templates.as_deref())?;
-    let (_, _, rendered) = super::compose::load_and_render(
+    let (edition, _, rendered) = super::compose::load_and_render(
         &args.edition,
         &templates,
         &identity(ctx),
@@ -115,6 +117,9 @@ async fn prepare(ctx: &Context, args: &SendArgs) -> anyhow::Result<Prepared> {
         .unwrap_or_default();
     // A bad key must stop the send before a campaign exists.
     crate::mail::dkim::Signer::from_config(&ctx.config)?;
+    // Either opts in: the edition (`track_clicks = true`) or the list (`lists set
+    // --track-clicks`).
+    let track_clicks = edition.track_clicks || list.track_clicks;
     Ok(Prepared {
         rendered: Arc::new(rendered),
         sender,
@@ -123,6 +128,7 @@ async fn prepare(ctx: &Context, args: &SendArgs) -> anyhow::Result<Prepared> {
         audience,
         keys,
         default_subject,
+        track_clicks,
     })
 }
 
@@ -295,8 +301,43 @@ async fn deliver(
     };
     let begun = delivery::begin(&p.store, relay.as_ref(), &p.list, key, options).await?;
     tell_begun(ctx, &begun, &p.list, relay.as_ref(), args.skip_uncertain);
+    let track_clicks = match begun.created {
+        Some(_) => p.track_clicks,
+        // Resumed: as it began (its links are recorded or not), so that every message of a
+        // campaign is alike; a changed setting applies to the next campaign.
+        None => {
+            let began_counting = p.store.counts_clicks(begun.campaign.id).await?;
+            if began_counting != p.track_clicks {
+                ctx.info(format!(
+                    "campaign #{} began {} clicks and goes on that way; the changed setting applies to the next campaign",
+                    begun.campaign.id,
+                    if began_counting { "counting" } else { "without counting" }
+                ));
+            }
+            began_counting
+        }
+    };
+    let rendered = if track_clicks {
+        let public_url = &ctx.config.list.public_url;
+        let tracked = crate::clicks::track(
+            &p.store,
+            &p.keys,
+            begun.campaign.id,
+            &p.rendered,
+            public_url,
+        )
+        .await?;
+        ctx.info(format!(
+            "counting clicks on {} link(s) through {}/c/ (per link, not per person)",
+            tracked.links,
+            public_url.trim_end_matches('/')
+        ));
+        Arc::new(tracked.edition)
+    } else {
+        Arc::clone(&p.rendered)
+    };
     let mut personaliser = Personaliser::new(
-        Arc::clone(&p.rendered),
+        rendered,
         p.sender.clone(),
         p.keys.clone(),
         &ctx.config.list.public_url,

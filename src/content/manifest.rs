@@ -42,6 +42,9 @@ pub(super) struct Manifest {
     /// intro that greets the reader itself sets this to false.
     #[serde(default = "default_greeting")]
     pub(super) greeting: bool,
+    /// Count clicks: the links of the mail go through `bulletin serve`'s `/c/` redirect.
+    #[serde(default)]
+    pub(super) track_clicks: bool,
     #[serde(default)]
     translations: BTreeMap<Spanned<String>, ManifestTranslation>,
     #[serde(default)]
@@ -100,6 +103,7 @@ const MANIFEST_KEYS: &[(&str, &[&str])] = &[
             "list",
             "intro",
             "greeting",
+            "track_clicks",
             "translations",
             "sections",
             "articles",

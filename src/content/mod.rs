@@ -225,6 +225,9 @@ pub struct Edition {
     /// Whether the theme greets the reader before the intro (`greeting = false` when the
     /// intro does it).
     pub greeting: bool,
+    /// Whether a campaign of this edition counts clicks (`track_clicks = true`, off by
+    /// default): see [`crate::clicks`].
+    pub track_clicks: bool,
     /// Edition texts per language (the default language's are complete).
     pub texts: BTreeMap<String, EditionTexts>,
     /// Sections in order.
@@ -414,6 +417,7 @@ fn build(
         template: m.template.unwrap_or_else(|| "default".into()),
         list: m.list,
         greeting: m.greeting,
+        track_clicks: m.track_clicks,
         texts,
         sections,
         articles,

@@ -386,6 +386,18 @@ impl CompiledTemplate {
         }
     }
 
+    /// The same template with each literal passed through `f`; the slots stay as they are.
+    /// For changes made once per campaign to the fixed text (click links, [`crate::clicks`]).
+    pub fn map_literals(&self, mut f: impl FnMut(&str) -> String) -> Self {
+        let literals: Vec<String> = self.literals.iter().map(|l| f(l)).collect();
+        let literal_len = literals.iter().map(String::len).sum();
+        Self {
+            literals,
+            slots: self.slots.clone(),
+            literal_len,
+        }
+    }
+
     /// The document filled for one recipient.
     pub fn fill(&self, values: &SubscriberSlots) -> String {
         let mut out = String::new();

@@ -39,6 +39,8 @@ pub struct CampaignReport {
     pub last_attempt: Option<String>,
     /// Messages the relay accepted per minute of the send, with failures and deferrals.
     pub per_minute: Vec<Minute>,
+    /// Clicks per link and per language, when the campaign counted them (`track_clicks`).
+    pub clicks: Option<super::ClickReport>,
 }
 
 /// A label and how many.
@@ -141,6 +143,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.classify(e))?;
+        let clicks = self.click_report(id).await?;
         Ok(CampaignReport {
             id,
             edition_slug: c.edition_slug,
@@ -156,6 +159,7 @@ impl Store {
             first_attempt,
             last_attempt,
             per_minute,
+            clicks,
         })
     }
 

@@ -17,6 +17,8 @@ pub struct List {
     pub double_opt_in: bool,
     /// Offered by the public subscription form and the preference centre.
     pub public: bool,
+    /// Campaigns sent to it count clicks (`lists set --track-clicks`), whatever the edition says.
+    pub track_clicks: bool,
     /// When it was created.
     pub created_at: String,
 }
@@ -97,7 +99,7 @@ impl Store {
         let inserted = sqlx::query_as::<_, List>(
             "INSERT INTO lists (name, double_opt_in, created_at, updated_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (name) DO NOTHING
-             RETURNING id, name, double_opt_in, public, created_at",
+             RETURNING id, name, double_opt_in, public, track_clicks, created_at",
         )
         .bind(name)
         .bind(double_opt_in)
@@ -126,7 +128,7 @@ impl Store {
     /// Every list, by name.
     pub async fn all_lists(&self) -> Result<Vec<List>, StoreError> {
         sqlx::query_as::<_, List>(
-            "SELECT id, name, double_opt_in, public, created_at FROM lists ORDER BY name",
+            "SELECT id, name, double_opt_in, public, track_clicks, created_at FROM lists ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await
@@ -159,7 +161,7 @@ impl Store {
     /// The list called `name`, or an error suggesting the closest existing name.
     pub async fn list_named(&self, name: &str) -> Result<List, StoreError> {
         let found = sqlx::query_as::<_, List>(
-            "SELECT id, name, double_opt_in, public, created_at FROM lists WHERE name = ?",
+            "SELECT id, name, double_opt_in, public, track_clicks, created_at FROM lists WHERE name = ?",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -248,6 +250,8 @@ impl Store {
 pub struct ListAppearance {
     /// Offer it on the public form, or stop offering it.
     pub public: Option<bool>,
+    /// Count clicks in every campaign sent to it, or leave that to each edition.
+    pub track_clicks: Option<bool>,
     /// `(language, display name)` pairs: set (or replace) that language's name.
     pub display_names: Vec<(String, String)>,
     /// `(language, description)` pairs; a language needs a display name, given here or before.
@@ -311,14 +315,21 @@ impl Store {
         let list = self.list_named(name).await?;
         let mut tx = self.write().await?;
         let now = now();
-        if let Some(public) = change.public {
-            sqlx::query("UPDATE lists SET public = ?, updated_at = ? WHERE id = ?")
-                .bind(public)
-                .bind(&now)
-                .bind(list.id)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.classify(e))?;
+        // The column names are constants of this function, never input.
+        for (column, value) in [
+            ("public", change.public),
+            ("track_clicks", change.track_clicks),
+        ] {
+            let Some(value) = value else { continue };
+            sqlx::query(&format!(
+                "UPDATE lists SET {column} = ?, updated_at = ? WHERE id = ?"
+            ))
+            .bind(value)
+            .bind(&now)
+            .bind(list.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.classify(e))?;
         }
         for (lang, display) in &names {
             sqlx::query(
@@ -360,6 +371,7 @@ impl Store {
             source,
             serde_json::json!({
                 "public": change.public,
+                "track_clicks": change.track_clicks,
                 "display_names": names.iter().map(|(l, _)| l).collect::<Vec<_>>(),
                 "descriptions": descriptions.iter().map(|(l, _)| l).collect::<Vec<_>>(),
             }),

@@ -13,6 +13,7 @@
 mod bounces;
 mod campaign_report;
 mod campaigns;
+mod clicks;
 mod import;
 mod leases;
 mod lists;
@@ -33,6 +34,7 @@ pub use campaigns::{
     Campaign, CampaignError, CampaignStatus, DeliveryCounts, DeliveryStatus, Outcome, Recipient,
     Settlement, Start,
 };
+pub use clicks::{ClickReport, Follow, LinkClicks};
 pub use import::{BatchError, BatchWriter, ImportOptions, ImportRecord, ImportReport, Importer};
 pub use leases::{Lease, LeaseHolder, LeaseInfo};
 pub use lists::{List, ListAppearance, ListSummary, ListText, pick_text};

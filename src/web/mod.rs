@@ -7,7 +7,9 @@
 //! - Links carry signed tokens ([`crate::token`]); anything that does not verify gets the same
 //!   friendly 404 and changes nothing, so a forger learns nothing.
 //! - A GET never changes state, because mail scanners and link previewers follow every link;
-//!   only POSTs do (RFC 8058 one-click, or a button on the page).
+//!   only POSTs do (RFC 8058 one-click, or a button on the page). The one write a GET makes is
+//!   a click counter of `/c/{token}` (`clicks.rs`), which belongs to no one.
+//! - A click redirect goes only to an address stored for the campaign its token names.
 //! - Bodies are capped at [`BODY_LIMIT`] and must arrive within `[server] body_timeout_secs`;
 //!   request heads within `header_timeout_secs`; at most `max_connections` are served at once
 //!   ([`serve`]). The subscription form is rate limited per client address and per recipient;
@@ -25,6 +27,7 @@
 
 mod archive;
 pub(crate) mod assets;
+mod clicks;
 mod confirmation_mail;
 mod limits;
 mod pages;
@@ -460,6 +463,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/p/{token}", get(preferences::page).post(preferences::save))
         .route("/p/{token}/all", post(preferences::leave_all))
+        // A GET here writes a click counter, never a subscription (see web/clicks.rs).
+        .route("/c/{token}", get(clicks::follow))
         .route("/subscribe", get(subscribe::form).post(subscribe::submit))
         .route(
             "/confirm/{token}",

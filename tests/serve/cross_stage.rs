@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mail_parser::MessageParser;
 
-use crate::support::{Project, SECRET, Server, SmtpSink, http};
+use crate::support::{Project, Server, SmtpSink, http, send_campaign};
 
 const PUBLIC_URL: &str = "https://news.example.org";
 
@@ -102,25 +102,7 @@ fn a_spanish_reader_switches_to_french_and_leaves_a_list_and_the_next_send_follo
 
     let sink = SmtpSink::start(&project.path().join("smtp"));
     let send = |edition: &Path, list: &str| {
-        let out = project
-            .cmd()
-            .env("BULLETIN_SECRET", SECRET)
-            .env("BULLETIN_SMTP_URL", sink.url())
-            .env("BULLETIN_LIST_PUBLIC_URL", PUBLIC_URL)
-            .args([
-                "send",
-                &edition.display().to_string(),
-                "--list",
-                list,
-                "--yes",
-            ])
-            .output()
-            .expect("runs");
-        assert!(
-            out.status.success(),
-            "send {list}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        send_campaign(&project, &sink, edition, list, PUBLIC_URL);
     };
 
     // First send: Lucía reads Spanish.

@@ -8,6 +8,7 @@
 mod archive;
 mod assets;
 mod browser;
+mod clicks;
 mod consent;
 mod cross_stage;
 mod journey;

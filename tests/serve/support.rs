@@ -213,6 +213,34 @@ impl Project {
     }
 }
 
+/// Runs `bulletin send EDITION --list LIST --yes` through `sink`, with the links of the mail
+/// under `public_url`; asserts that it succeeds and returns what it said on standard error.
+pub(crate) fn send_campaign(
+    project: &Project,
+    sink: &SmtpSink,
+    edition: &Path,
+    list: &str,
+    public_url: &str,
+) -> String {
+    let out = project
+        .cmd()
+        .env("BULLETIN_SECRET", SECRET)
+        .env("BULLETIN_SMTP_URL", sink.url())
+        .env("BULLETIN_LIST_PUBLIC_URL", public_url)
+        .args([
+            "send",
+            &edition.display().to_string(),
+            "--list",
+            list,
+            "--yes",
+        ])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "send {list}: {stderr}");
+    stderr
+}
+
 pub(crate) fn keys(secret: &str) -> Keys {
     Keys::new(&Secret::new(secret), &[]).expect("keys")
 }

@@ -262,6 +262,7 @@ mod tests {
             name: name.into(),
             double_opt_in,
             public: true,
+            track_clicks: false,
             created_at: "2026-01-01T00:00:00.000Z".into(),
         })
     }
