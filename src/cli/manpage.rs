@@ -311,6 +311,19 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "doctor",
+        &[
+            (
+                "bulletin doctor",
+                "check SPF, DKIM, DMARC, the bounce domain, the relay and public_url; exit 1 on a problem",
+            ),
+            (
+                "bulletin doctor --egress-ip 203.0.113.7 --json",
+                "judge SPF on the relay's public address; the findings as JSON",
+            ),
+        ],
+    ),
+    (
         "completions",
         &[(
             "bulletin completions bash > /etc/bash_completion.d/bulletin",
