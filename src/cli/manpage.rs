@@ -318,8 +318,8 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
                 "check SPF, DKIM, DMARC, the bounce domain, the relay and public_url; exit 1 on a problem",
             ),
             (
-                "bulletin doctor --egress-ip 203.0.113.7 --json",
-                "judge SPF on the relay's public address; the findings as JSON",
+                "bulletin doctor --egress-ip 203.0.113.7 --edition editions/first-edition --json",
+                "judge SPF on the relay's public address and SIZE against that edition; JSON",
             ),
         ],
     ),

@@ -112,10 +112,9 @@ pub fn dmarc(record: &str) -> Result<Dmarc, String> {
 }
 
 /// The organisational domain, simplified to the last two labels (`news.example.org` →
-/// `example.org`). This is wrong under multi-label public suffixes (`example.co.uk` gives
-/// `co.uk`), which only makes relaxed alignment stricter than receivers judge it, never
-/// looser: two domains under `co.uk` are not called aligned unless they also share the third
-/// label, because the comparison below falls back to it.
+/// `example.org`) instead of the public suffix list. Under a two-label public suffix
+/// (`example.co.uk` gives `co.uk`) that would call unrelated domains aligned, which is why
+/// [`aligned`] compares one label more there.
 pub fn organisational(domain: &str) -> String {
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     let labels: Vec<&str> = domain.split('.').collect();

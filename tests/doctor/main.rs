@@ -641,3 +641,42 @@ fn a_bad_ca_file_is_an_input_error() {
         "{err}"
     );
 }
+
+#[test]
+fn the_relay_size_is_compared_with_the_editions_largest_message() {
+    let edition = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("editions/glo-act-special-edition")
+        .display()
+        .to_string();
+    let mut setup = Setup::correct();
+    setup.size = 10_000;
+    setup.args = vec!["--edition".into(), edition.clone()];
+    let world = setup.start();
+    let report = assert_only_problem(&world, "relay-size", &["make the edition smaller"]);
+    let summary = finding(&report, "relay-size")["summary"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        summary.contains("the largest message of") && summary.contains("glo-act-special-edition"),
+        "{summary}"
+    );
+    // "… but the largest message of DIR (its `xx` variant) is N bytes": N is a built message.
+    let size: u64 = summary
+        .rsplit(" is ")
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no size in {summary}"));
+    assert!(size > 10_000 && size < 1024 * 1024, "{summary}");
+    drop(world);
+
+    // A relay that takes that message is fine, though it is below the typical size.
+    let mut setup = Setup::correct();
+    setup.size = size + 1;
+    setup.args = vec!["--edition".into(), edition];
+    let world = setup.start();
+    let (code, report, stderr) = world.doctor();
+    assert_eq!(status(&report, "relay-size"), "ok", "{report:#}");
+    assert_eq!(code, 0, "{stderr}");
+}
