@@ -974,31 +974,7 @@ async fn public_url(
         );
         return;
     };
-    let https_fix = format!(
-        "serve `bulletin serve` behind a TLS reverse proxy (Caddy, nginx) and set [list] public_url = \"https://{}\"",
-        if target.is_loopback() {
-            "news.your-domain.example".to_string()
-        } else {
-            target.host.clone()
-        }
-    );
-    findings.push(if target.https {
-        Finding::new("public-url", Status::Ok, format!("{url} is HTTPS"))
-    } else if target.is_loopback() {
-        Finding::new(
-            "public-url",
-            Status::Warning,
-            format!("{url} is this machine over plain HTTP: fine for trying bulletin, but subscribers cannot reach it and one-click unsubscribe (RFC 8058) needs HTTPS"),
-        )
-        .fix(https_fix.clone())
-    } else {
-        Finding::new(
-            "public-url",
-            Status::Problem,
-            format!("{url} is plain HTTP: mailbox providers ignore one-click unsubscribe (RFC 8058) without HTTPS, and the links carry tokens in clear"),
-        )
-        .fix(https_fix.clone())
-    });
+    findings.push(scheme_finding(url, &target));
     let health = format!("{url}/healthz");
     findings.push(match http::healthz(&target, tls, limit).await {
         Ok(200) => Finding::new("healthz", Status::Ok, format!("{health} answers 200")),
@@ -1019,4 +995,132 @@ async fn public_url(
             "start `bulletin serve` (e.g. as a systemd service) and make public_url reach it".to_string()
         }),
     });
+}
+
+/// Whether `public_url` is HTTPS: one-click unsubscribe (RFC 8058) is ignored without it.
+fn scheme_finding(url: &str, target: &http::Target) -> Finding {
+    let https_fix = format!(
+        "serve `bulletin serve` behind a TLS reverse proxy (Caddy, nginx) and set [list] public_url = \"https://{}\"",
+        if target.is_loopback() {
+            "news.your-domain.example"
+        } else {
+            target.host.as_str()
+        }
+    );
+    if target.https {
+        Finding::new("public-url", Status::Ok, format!("{url} is HTTPS"))
+    } else if target.is_loopback() {
+        Finding::new(
+            "public-url",
+            Status::Warning,
+            format!("{url} is this machine over plain HTTP: fine for trying bulletin, but subscribers cannot reach it and one-click unsubscribe (RFC 8058) needs HTTPS"),
+        )
+        .fix(https_fix)
+    } else {
+        Finding::new(
+            "public-url",
+            Status::Problem,
+            format!("{url} is plain HTTP: mailbox providers ignore one-click unsubscribe (RFC 8058) without HTTPS, and the links carry tokens in clear"),
+        )
+        .fix(https_fix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(size: u64) -> Options {
+        Options {
+            nameserver: None,
+            egress: Vec::new(),
+            ca_file: None,
+            message_size: size,
+            message_size_source: "the test message".into(),
+            dns_timeout: Duration::from_secs(1),
+            network_timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn ehlo(url: &str, lines: &[&str], size: u64) -> Vec<(&'static str, Status)> {
+        let relay = SmtpRelay::from_url(url, None).expect("valid relay URL");
+        let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        ehlo_findings(&relay, &lines, &options(size))
+            .into_iter()
+            .map(|f| (f.check, f.status))
+            .collect()
+    }
+
+    #[test]
+    fn size_tls_and_smtputf8_from_the_ehlo_reply() {
+        use Status::*;
+        let local = "smtp://127.0.0.1:2525";
+        assert_eq!(
+            ehlo(local, &["SIZE 2000", "STARTTLS", "SMTPUTF8"], 1000),
+            [
+                ("relay-tls", Ok),
+                ("relay-smtputf8", Ok),
+                ("relay-size", Ok)
+            ]
+        );
+        // RFC 1870: SIZE alone or SIZE 0 is no fixed limit; lowercase keywords count.
+        assert_eq!(ehlo(local, &["size"], 10)[2], ("relay-size", Ok));
+        assert_eq!(ehlo(local, &["SIZE 0"], 10)[2], ("relay-size", Ok));
+        assert_eq!(ehlo(local, &["SIZE 999"], 1000)[2], ("relay-size", Problem));
+        assert_eq!(ehlo(local, &[], 1000)[2], ("relay-size", Warning));
+        assert_eq!(
+            ehlo(local, &["SIZE many"], 1000)[2],
+            ("relay-size", Warning)
+        );
+        // A keyword only counts as the first word of its line.
+        assert_eq!(
+            ehlo(local, &["X-NOT-SMTPUTF8"], 1)[1],
+            ("relay-smtputf8", Warning)
+        );
+        assert_eq!(ehlo(local, &[], 1)[0], ("relay-tls", Warning));
+        // STARTTLS required to a remote relay is encryption; turned off, a problem.
+        assert_eq!(
+            ehlo("smtp://relay.example:587", &[], 1)[0],
+            ("relay-tls", Ok)
+        );
+        assert_eq!(
+            ehlo("smtp://relay.example:587?tls=none", &["STARTTLS"], 1)[0],
+            ("relay-tls", Problem)
+        );
+    }
+
+    #[test]
+    fn public_url_scheme() {
+        let check = |url: &str| {
+            let target = http::Target::parse(url).expect("valid URL");
+            scheme_finding(url, &target)
+        };
+        assert_eq!(check("https://news.example.org").status, Status::Ok);
+        assert_eq!(check("http://127.0.0.1:8080").status, Status::Warning);
+        let plain = check("http://news.example.org");
+        assert_eq!(plain.status, Status::Problem);
+        assert!(
+            plain
+                .fix
+                .is_some_and(|f| f.contains("public_url = \"https://news.example.org\"")),
+        );
+    }
+
+    #[test]
+    fn only_public_addresses_are_judged() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(!is_public(private.parse().expect("address")), "{private}");
+        }
+        for public in ["192.0.2.1", "203.0.113.7", "2001:db8::1"] {
+            assert!(is_public(public.parse().expect("address")), "{public}");
+        }
+    }
 }
