@@ -680,3 +680,17 @@ fn the_relay_size_is_compared_with_the_editions_largest_message() {
     assert_eq!(status(&report, "relay-size"), "ok", "{report:#}");
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[test]
+fn a_record_too_long_for_udp_comes_over_tcp() {
+    // 64 networks before the relay's address: over 1 000 bytes, more than a DNS answer over
+    // UDP may carry without EDNS (512), so NSD truncates it and the resolver must ask over TCP.
+    let networks: Vec<String> = (0..64).map(|i| format!("ip4:198.51.{i}.0/24")).collect();
+    let record = format!("v=spf1 {} ip4:127.0.0.1 -all", networks.join(" "));
+    let world = Setup::correct()
+        .replace("_spf IN TXT", &format!("_spf IN TXT {}", quoted(&record)))
+        .start();
+    let (code, report, stderr) = world.doctor();
+    assert_eq!(status(&report, "spf"), "ok", "{report:#}");
+    assert_eq!(code, 0, "{stderr}");
+}
