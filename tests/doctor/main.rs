@@ -36,6 +36,8 @@ struct Setup {
     public_url: Option<String>,
     /// Extra arguments to `doctor`.
     args: Vec<String>,
+    /// The kind of the project's DKIM key.
+    key: KeyKind,
     /// `--nameserver` port instead of NSD's.
     nameserver: Option<u16>,
     /// `--ca-file` instead of the test CA.
@@ -88,6 +90,7 @@ impl Setup {
             starttls: true,
             public_url: None,
             args: Vec::new(),
+            key: KeyKind::RsaPkcs8,
             nameserver: None,
             ca_file: None,
             dkim: Box::new(|ours| Some(ours.to_string())),
@@ -114,8 +117,8 @@ impl Setup {
         let project = Project::new();
         let dir = project.path();
         let key = project.path().join("dkim.pem");
-        generate_key(&key, KeyKind::RsaPkcs8);
-        let dkim_record = txt_record(&key, KeyKind::RsaPkcs8);
+        generate_key(&key, self.key);
+        let dkim_record = txt_record(&key, self.key);
         let mut zone = self.zone.clone();
         if let Some(record) = (self.dkim)(&dkim_record) {
             zone.push(format!("news._domainkey IN TXT {}", quoted(&record)));
@@ -693,4 +696,31 @@ fn a_record_too_long_for_udp_comes_over_tcp() {
     let (code, report, stderr) = world.doctor();
     assert_eq!(status(&report, "spf"), "ok", "{report:#}");
     assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn ed25519_and_pkcs1_keys_are_matched_too() {
+    for kind in [KeyKind::Ed25519, KeyKind::RsaPkcs1] {
+        let mut setup = Setup::correct();
+        setup.key = kind;
+        let world = setup.start();
+        let (code, report, stderr) = world.doctor();
+        assert_eq!(status(&report, "dkim"), "ok", "{kind:?}: {report:#}");
+        assert_eq!(code, 0, "{stderr}");
+        drop(world);
+
+        // The other kind's key at the selector: a mismatch whose fix is our record.
+        let mut setup = Setup::correct();
+        setup.key = kind;
+        setup.dkim = Box::new(move |_| {
+            Some(if kind == KeyKind::Ed25519 {
+                "v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA".to_string()
+            } else {
+                "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".to_string()
+            })
+        });
+        let world = setup.start();
+        let expected = world.dkim_record.clone();
+        assert_only_problem(&world, "dkim", &[&expected]);
+    }
 }
