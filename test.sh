@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: provisions what the tests need when it is missing, then runs the whole
 # suite. The tests use real parts and fail (never skip) without them:
-#   - chromium (headless, for pages), sqlite3 and openssl, from Debian/Ubuntu packages;
+#   - chromium (headless, for pages), sqlite3, openssl and nsd (DNS, for doctor), from Debian/Ubuntu packages;
 #   - aiosmtpd (the SMTP server the send and serve tests deliver to) and dkimpy + PyNaCl (the
 #     independent DKIM verifier), from PyPI, into a virtual environment under target/ when the
 #     system Python lacks them (Debian's Python refuses `pip install` outside one, PEP 668).
@@ -30,6 +30,8 @@ command -v python3 >/dev/null || need+=(python3)
 command -v postfix >/dev/null || need+=(postfix)
 # …and a private Dovecot serves that bounce mailbox over IMAP.
 command -v dovecot >/dev/null || need+=(dovecot-imapd)
+# An authoritative DNS server (NSD) serves the zones `bulletin doctor` is tested against.
+command -v nsd >/dev/null || need+=(nsd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]} (Debian packages)…" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -13,6 +13,7 @@ pub mod config;
 pub mod content;
 pub mod delivery;
 mod diagnostic;
+pub mod doctor;
 pub mod feedback;
 pub mod i18n;
 pub mod mail;

@@ -311,6 +311,19 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "doctor",
+        &[
+            (
+                "bulletin doctor",
+                "check SPF, DKIM, DMARC, the bounce domain, the relay and public_url; exit 1 on a problem",
+            ),
+            (
+                "bulletin doctor --egress-ip 203.0.113.7 --edition editions/first-edition --json",
+                "judge SPF on the relay's public address and SIZE against that edition; JSON",
+            ),
+        ],
+    ),
+    (
         "completions",
         &[(
             "bulletin completions bash > /etc/bash_completion.d/bulletin",

@@ -10,6 +10,7 @@ mod bounces;
 mod campaigns;
 mod complete;
 mod compose;
+mod doctor;
 mod lists;
 mod manpage;
 mod output;
@@ -106,6 +107,10 @@ pub enum Command {
     /// Read the bounce mailbox: bounces, complaints and auto-replies; blocklist dead addresses,
     /// unsubscribe complainers, mark bounced deliveries
     Bounces(bounces::BouncesArgs),
+    /// Check the sending setup before the first send: SPF, DKIM, DMARC, the bounce domain,
+    /// the relay (credentials, STARTTLS, SMTPUTF8, SIZE), public_url's /healthz, the secret;
+    /// each finding with its fix. Exit code 1 when any is a problem
+    Doctor(doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell.
@@ -249,6 +254,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Campaigns(cmd) => campaigns::campaigns(&ctx, cmd).await,
         Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Bounces(args) => bounces::run(&ctx, args).await,
+        Command::Doctor(args) => doctor::run(&ctx, args).await,
         Command::Completions { .. }
         | Command::Complete { .. }
         | Command::Manpage { .. }
@@ -292,6 +298,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             return if e.is_input_error() { 2 } else { 1 };
         }
         if let Some(e) = cause.downcast_ref::<crate::feedback::FeedbackError>() {
+            return if e.is_input_error() { 2 } else { 1 };
+        }
+        if let Some(e) = cause.downcast_ref::<crate::doctor::DoctorError>() {
             return if e.is_input_error() { 2 } else { 1 };
         }
         if let Some(e) = cause.downcast_ref::<StoreError>() {

@@ -336,20 +336,13 @@ async fn deliver(
     } else {
         Arc::clone(&p.rendered)
     };
-    let mut personaliser = Personaliser::new(
+    let personaliser = campaign_personaliser(
+        ctx,
         rendered,
         p.sender.clone(),
         p.keys.clone(),
-        &ctx.config.list.public_url,
-        p.list.id,
-        begun.campaign.id,
-    );
-    if let Some(signer) = crate::mail::dkim::Signer::from_config(&ctx.config)? {
-        personaliser = personaliser.with_dkim(signer);
-    }
-    if let Some(b) = &ctx.config.bounces {
-        personaliser = personaliser.with_bounces(&b.local_part, &b.domain);
-    }
+        (p.list.id, begun.campaign.id),
+    )?;
     let stop = Arc::new(AtomicBool::new(false));
     stop_on_signals(Arc::clone(&stop))?;
     let total = p.store.delivery_counts(begun.campaign.id).await?.total();
@@ -592,6 +585,32 @@ impl Progress for Reporter {
             eprintln!("{line}");
         }
     }
+}
+
+/// The personaliser of a campaign's messages: signed with `[dkim]` and with `[bounces]`
+/// return paths when configured. `ids` are the list's and the campaign's.
+pub(super) fn campaign_personaliser(
+    ctx: &Context,
+    rendered: Arc<render::RenderedEdition>,
+    sender: Sender,
+    keys: Keys,
+    ids: (i64, i64),
+) -> anyhow::Result<Personaliser> {
+    let mut personaliser = Personaliser::new(
+        rendered,
+        sender,
+        keys,
+        &ctx.config.list.public_url,
+        ids.0,
+        ids.1,
+    );
+    if let Some(signer) = crate::mail::dkim::Signer::from_config(&ctx.config)? {
+        personaliser = personaliser.with_dkim(signer);
+    }
+    if let Some(b) = &ctx.config.bounces {
+        personaliser = personaliser.with_bounces(&b.local_part, &b.domain);
+    }
+    Ok(personaliser)
 }
 
 /// Mail that is sent links its pictures and documents where `serve` serves them: the

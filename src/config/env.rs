@@ -16,6 +16,8 @@ const OTHER_ENV: &[&str] = &[
     "BULLETIN_SECRET",
     "BULLETIN_LOG",
     "BULLETIN_BOUNCES_IMAP_PASSWORD",
+    // `bulletin doctor --nameserver`.
+    "BULLETIN_DOCTOR_NAMESERVER",
 ];
 
 impl Config {
@@ -42,7 +44,7 @@ impl Config {
                 self.from_env.insert(key);
             }
             match rest {
-                "CONFIG" | "LOG" => {}
+                "CONFIG" | "LOG" | "DOCTOR_NAMESERVER" => {}
                 "DATABASE_URL" => self.database.url = value.clone(),
                 "DATABASE_BUSY_TIMEOUT_MS" => self.database.busy_timeout_ms = number(value)?,
                 "LIST_NAME" => self.list.name = value.clone(),

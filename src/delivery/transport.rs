@@ -415,10 +415,12 @@ impl SmtpRelay {
         }
         // Asked before AUTH: a second EHLO is always allowed there (RFC 5321 4.1.4), while
         // after AUTH some servers forget the authentication.
-        let pipelining = step(t.greeting, conn.command(Ehlo::new(hello.clone())))
+        let ehlo = step(t.greeting, conn.command(Ehlo::new(hello.clone())))
             .await
-            .map(|reply| offers(&reply, "PIPELINING"))
             .map_err(|p| self.fail(Stage::Greeting, p))?;
+        let pipelining = offers(&ehlo, "PIPELINING");
+        // Kept for `bulletin doctor`, which reports SIZE and the rest; lettre keeps only a few.
+        let ehlo = ehlo.message().skip(1).map(str::to_string).collect();
         if let Some((user, password)) = &self.credentials {
             let offered = [Mechanism::Plain, Mechanism::Login]
                 .into_iter()
@@ -451,7 +453,21 @@ impl SmtpRelay {
             })
             .map_err(|p| self.fail(Stage::Auth, p))?;
         }
-        Ok(Open { conn, pipelining })
+        Ok(Open {
+            conn,
+            pipelining,
+            ehlo,
+        })
+    }
+
+    /// The relay's host name or address, as `[smtp] url` gives it.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Whether the conversation is encrypted: implicit TLS (`smtps://`) or STARTTLS required.
+    pub fn encrypted(&self) -> bool {
+        self.implicit_tls || self.starttls
     }
 }
 
@@ -469,6 +485,8 @@ struct Open {
     conn: AsyncSmtpConnection,
     /// The relay announced PIPELINING (RFC 2920): the envelope goes in one write.
     pipelining: bool,
+    /// The lines of the last EHLO reply after the greeting line: keyword and parameters.
+    ehlo: Vec<String>,
 }
 
 /// MAIL, RCPT and DATA as one group: what RFC 2920 lets a client send without waiting for
@@ -713,6 +731,14 @@ impl SmtpSession {
                 }
             }
         }
+    }
+}
+
+impl SmtpSession {
+    /// The extensions the relay announced in its last EHLO reply (after STARTTLS when that
+    /// was used), one line each: `SIZE 35882577`, `SMTPUTF8`, `AUTH PLAIN LOGIN`.
+    pub fn ehlo_lines(&self) -> &[String] {
+        self.conn.as_ref().map_or(&[], |o| o.ehlo.as_slice())
     }
 }
 

@@ -84,6 +84,25 @@ impl Signer {
         }
     }
 
+    /// The public half as DKIM publishes it in DNS: the `k=` tag and the bytes of `p=`
+    /// (RSA: the SubjectPublicKeyInfo DER, as `openssl pkey -pubout` writes it; Ed25519: the
+    /// raw 32-byte key, RFC 8463).
+    pub fn public_key(&self) -> (&'static str, Vec<u8>) {
+        use aws_lc_rs::encoding::AsDer as _;
+        use aws_lc_rs::signature::KeyPair as _;
+        match &self.key {
+            Key::Rsa(k) => (
+                "rsa",
+                // Fails only if aws-lc cannot allocate; an empty key then never matches DNS.
+                k.public_key()
+                    .as_der()
+                    .map(|d| d.as_ref().to_vec())
+                    .unwrap_or_default(),
+            ),
+            Key::Ed25519(k) => ("ed25519", k.public_key().as_ref().to_vec()),
+        }
+    }
+
     /// Loads `key_file` (PEM).
     pub fn load(
         domain: &str,

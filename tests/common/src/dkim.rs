@@ -56,7 +56,7 @@ pub fn generate_key(path: &Path, kind: KeyKind) {
 }
 
 /// The DNS TXT record for the key in `pem`.
-fn txt_record(pem: &Path, kind: KeyKind) -> String {
+pub fn txt_record(pem: &Path, kind: KeyKind) -> String {
     use base64::Engine as _;
     let der = openssl(&[
         "pkey",
