@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: provisions what the tests need when it is missing, then runs the whole
 # suite. The tests use real parts and fail (never skip) without them:
-#   - chromium (headless, for pages), sqlite3, openssl and nsd (DNS, for doctor), from Debian/Ubuntu packages;
+#   - chromium (headless, for pages), sqlite3, openssl, postfix and dovecot-imapd (bounces) and
+#     nsd (DNS, for doctor), from Debian/Ubuntu packages;
 #   - aiosmtpd (the SMTP server the send and serve tests deliver to) and dkimpy + PyNaCl (the
 #     independent DKIM verifier), from PyPI, into a virtual environment under target/ when the
 #     system Python lacks them (Debian's Python refuses `pip install` outside one, PEP 668).
