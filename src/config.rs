@@ -178,10 +178,16 @@ pub struct ListConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// `sqlite://path` (relative paths are taken from the configuration file's folder).
+    /// `sqlite://path` (relative paths are taken from the configuration file's folder), or
+    /// `postgres://user@host:port/database?sslmode=verify-full` (a user name, never a password).
     pub url: String,
     /// How long a command waits for another process's write lock before giving up.
     pub busy_timeout_ms: u64,
+    /// File holding the PostgreSQL password (`BULLETIN_DATABASE_PASSWORD` wins).
+    pub password_file: Option<PathBuf>,
+    /// From `BULLETIN_DATABASE_PASSWORD`; never read from the file.
+    #[serde(skip)]
+    pub password: Option<Secret>,
 }
 
 /// `[smtp]`.
@@ -337,6 +343,8 @@ impl Default for DatabaseConfig {
         Self {
             url: "sqlite://bulletin.db".into(),
             busy_timeout_ms: 5_000,
+            password_file: None,
+            password: None,
         }
     }
 }
@@ -398,7 +406,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "public_url",
         ],
     ),
-    ("database", &["url", "busy_timeout_ms"]),
+    ("database", &["url", "busy_timeout_ms", "password_file"]),
     (
         "smtp",
         &[
@@ -544,6 +552,9 @@ impl Config {
         if let Some(p) = self.smtp.password_file.as_mut() {
             fix(p);
         }
+        if let Some(p) = self.database.password_file.as_mut() {
+            fix(p);
+        }
         if let Some(p) = self.server.secret_file.as_mut() {
             fix(p);
         }
@@ -577,6 +588,42 @@ impl Config {
     pub fn override_database_url(&mut self, url: &str) -> Result<(), ConfigError> {
         self.database.url = url.to_string();
         self.validate_database("--database (or BULLETIN_DATABASE_URL)".into())
+    }
+
+    /// The URL the store connects with: `[database] url`, with the PostgreSQL password
+    /// (`BULLETIN_DATABASE_PASSWORD`, else `password_file`) put in. Never print it: the store
+    /// names the database by the URL without its password.
+    pub fn database_connect_url(&self) -> Result<String, ConfigError> {
+        let url = &self.database.url;
+        if url.starts_with("sqlite:") {
+            return Ok(url.clone());
+        }
+        let password = match &self.database.password {
+            Some(p) => Some(p.clone()),
+            None => read_secret_file(
+                self.database.password_file.as_deref(),
+                "the database password",
+            )?,
+        };
+        let Some(password) = password else {
+            return Ok(url.clone());
+        };
+        let invalid = |message: String| ConfigError::Invalid {
+            origin: self.origin("database", "url"),
+            message,
+        };
+        let mut parsed =
+            url::Url::parse(url).map_err(|e| invalid(format!("`{url}` is not a URL: {e}")))?;
+        if parsed.username().is_empty() {
+            return Err(invalid(format!(
+                "`{url}` names no user, but a password is set; write the user into the URL \
+                 (postgres://USER@host/database)"
+            )));
+        }
+        parsed
+            .set_password(Some(password.expose()))
+            .map_err(|()| invalid(format!("`{url}` cannot carry a password")))?;
+        Ok(parsed.to_string())
     }
 
     /// The SMTP password: `BULLETIN_SMTP_PASSWORD`, else the contents of `password_file`.
@@ -665,6 +712,11 @@ fn userinfo(url: &str) -> Option<(usize, usize)> {
         .unwrap_or(url.len() - start);
     let at = url[start..start + authority_len].rfind('@')?;
     Some((start, start + at))
+}
+
+/// Whether `url` carries a password (`user:password@`).
+fn has_password(url: &str) -> bool {
+    userinfo(url).is_some_and(|(start, at)| url[start..at].contains(':'))
 }
 
 /// Whether `url` carries a user name or password.

@@ -123,7 +123,7 @@ async fn list_names(config: Option<&Path>, database: Option<&str>) -> anyhow::Re
     }
     let db = &config.database;
     // `open_existing`: a missing or empty file is an error here, not a new database.
-    let store = Store::open_existing(&db.url, db.busy_timeout_ms).await?;
+    let store = Store::open_existing(&config.database_connect_url()?, db.busy_timeout_ms).await?;
     Ok(store
         .all_lists()
         .await?

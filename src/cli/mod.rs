@@ -174,7 +174,8 @@ impl Context {
         if self.verbose > 0 {
             eprintln!("database: {}", db.url);
         }
-        Ok(Store::open(&db.url, db.busy_timeout_ms).await?)
+        let url = self.config.database_connect_url()?;
+        Ok(Store::open(&url, db.busy_timeout_ms).await?)
     }
 
     /// A progress or summary line on stderr, unless `--quiet`.

@@ -79,7 +79,8 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Outcom
     // again on each request. `serve` never creates the file: an unsubscribe recorded in a
     // fresh file that `send` does not read would be lost.
     let db = &config.database;
-    let store = match Store::open_existing(&db.url, db.busy_timeout_ms).await {
+    let url = config.database_connect_url()?;
+    let store = match Store::open_existing(&url, db.busy_timeout_ms).await {
         Ok(store) => Some(store),
         Err(e) if e.is_input_error() => return Err(e.into()),
         Err(e) => {

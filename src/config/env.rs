@@ -47,6 +47,8 @@ impl Config {
                 "CONFIG" | "LOG" | "DOCTOR_NAMESERVER" => {}
                 "DATABASE_URL" => self.database.url = value.clone(),
                 "DATABASE_BUSY_TIMEOUT_MS" => self.database.busy_timeout_ms = number(value)?,
+                "DATABASE_PASSWORD" => self.database.password = Some(secret_from_env(name, value)?),
+                "DATABASE_PASSWORD_FILE" => self.database.password_file = Some(value.into()),
                 "LIST_NAME" => self.list.name = value.clone(),
                 "LIST_ID" => self.list.id = value.clone(),
                 "LIST_FROM" => self.list.from = value.clone(),

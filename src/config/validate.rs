@@ -4,18 +4,27 @@
 //! Each message names where the value came from (the file's key or the environment
 //! variable that set it), because that is where it has to be fixed.
 
-use super::{Config, ConfigError, has_userinfo, redact_url};
+use super::{Config, ConfigError, has_password, has_userinfo, redact_url};
 
 impl Config {
-    /// The database URL: no credentials (checked first, so that no message prints them), and
-    /// a scheme the store supports.
+    /// The database URL: no password (checked first, so that no message prints it; a
+    /// PostgreSQL URL may name its user), and a scheme the store supports.
     pub(super) fn validate_database(&self, origin: String) -> Result<(), ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             origin: origin.clone(),
             message,
         };
         let db = &self.database.url;
-        if has_userinfo(db) {
+        let postgres = db.starts_with("postgres://") || db.starts_with("postgresql://");
+        if postgres && has_password(db) {
+            return Err(invalid(format!(
+                "`{}` holds a password; bulletin never takes one in a URL, where it ends up in \
+                 logs and error messages: keep the user name and set BULLETIN_DATABASE_PASSWORD \
+                 or [database] password_file",
+                redact_url(db)
+            )));
+        }
+        if !postgres && has_userinfo(db) {
             return Err(invalid(format!(
                 "`{}` holds a user name or password; bulletin never takes credentials in a URL, \
                  where they end up in logs and error messages (and a sqlite:// file needs none): \
@@ -23,14 +32,10 @@ impl Config {
                 redact_url(db)
             )));
         }
-        if !db.starts_with("sqlite:") {
-            return Err(invalid(if db.starts_with("postgres") {
-                format!(
-                    "`{db}`: PostgreSQL is not supported yet; use a sqlite:// URL such as sqlite://bulletin.db"
-                )
-            } else {
-                format!("`{db}` is not a database URL; use sqlite://bulletin.db")
-            }));
+        if !db.starts_with("sqlite:") && !postgres {
+            return Err(invalid(format!(
+                "`{db}` is not a database URL; use sqlite://bulletin.db or postgres://USER@HOST/DATABASE"
+            )));
         }
         Ok(())
     }

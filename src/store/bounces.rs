@@ -12,9 +12,8 @@ use super::{Store, StoreError, now};
 use crate::store::DeliveryStatus;
 
 /// What one message from the bounce mailbox is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum FeedbackKind {
     /// Permanent failure about the mailbox (5.1.1 no such user, 5.1.10 null MX, 5.2.1
     /// disabled, ...): the address is blocklisted at once.
@@ -153,11 +152,14 @@ impl Decision {
 impl Store {
     /// Whether a message with this key was recorded already.
     pub async fn feedback_recorded(&self, message_key: &str) -> Result<bool, StoreError> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM feedback WHERE message_key = ?)")
-            .bind(message_key)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.classify(e))
+        sqlx::query_scalar::<_, super::Flag>(
+            "SELECT EXISTS (SELECT 1 FROM feedback WHERE message_key = $1)",
+        )
+        .bind(message_key)
+        .fetch_one(&self.pool)
+        .await
+        .map(bool::from)
+        .map_err(|e| self.classify(e))
     }
 
     /// The delivery with this id, if it exists.
@@ -169,7 +171,7 @@ impl Store {
             "SELECT d.id AS delivery_id, d.campaign_id, c.list_id, d.subscriber_id, s.email, d.status
              FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id
              LEFT JOIN subscribers s ON s.id = d.subscriber_id
-             WHERE d.id = ?",
+             WHERE d.id = $1",
         )
         .bind(delivery_id)
         .fetch_optional(&self.pool)
@@ -204,7 +206,7 @@ impl Store {
 
 /// The policy, inside the caller's transaction; `None` when the message was recorded before.
 async fn apply(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     f: &NewFeedback<'_>,
     soft_limit: u32,
 ) -> Result<Option<Changes>, sqlx::Error> {
@@ -251,7 +253,7 @@ async fn apply(
     let inserted = sqlx::query(
         "INSERT INTO feedback (message_key, received_at, origin, kind, delivery_id, campaign_id,
                                subscriber_id, action, status, diagnostic, decision)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (message_key) DO NOTHING",
     )
     .bind(f.message_key)
@@ -313,7 +315,7 @@ fn evidence(f: &NewFeedback<'_>, soft_in_a_row: u32) -> serde_json::Value {
 /// Sent (or uncertain) becomes bounced; the diagnostic replaces the relay's "250 ok" as the
 /// reply shown (the attempt log keeps the relay's).
 async fn bounce_delivery(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     t: &FeedbackTarget,
     f: &NewFeedback<'_>,
     now: &str,
@@ -325,8 +327,8 @@ async fn bounce_delivery(
         (None, None) => "bounced".to_string(),
     };
     let changed = sqlx::query(
-        "UPDATE deliveries SET status = 'bounced', last_reply = ?, updated_at = ?
-         WHERE id = ? AND status IN ('sent', 'uncertain')",
+        "UPDATE deliveries SET status = 'bounced', last_reply = $1, updated_at = $2
+         WHERE id = $3 AND status IN ('sent', 'uncertain')",
     )
     .bind(reply)
     .bind(now)
@@ -337,8 +339,8 @@ async fn bounce_delivery(
     if changed > 0 {
         sqlx::query(
             "UPDATE campaigns SET sent = (SELECT COUNT(*) FROM deliveries
-                                          WHERE campaign_id = ?1 AND status = 'sent')
-             WHERE id = ?1",
+                                          WHERE campaign_id = $1 AND status = 'sent')
+             WHERE id = $1",
         )
         .bind(t.campaign_id)
         .execute(&mut *tx)
@@ -351,37 +353,37 @@ async fn bounce_delivery(
 /// each of which had a soft bounce, until the first that had none. Deliveries of later
 /// campaigns do not break the run (their bounces may simply not have arrived yet).
 async fn soft_in_a_row(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     t: &FeedbackTarget,
     limit: u32,
 ) -> Result<u32, sqlx::Error> {
     let Some(subscriber_id) = t.subscriber_id else {
         return Ok(0);
     };
-    let earlier: Vec<bool> = sqlx::query_scalar(
+    let earlier: Vec<super::Flag> = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM feedback f WHERE f.delivery_id = d.id AND f.kind = 'soft')
          FROM deliveries d
-         WHERE d.subscriber_id = ? AND d.campaign_id < ?
+         WHERE d.subscriber_id = $1 AND d.campaign_id < $2
                AND d.status IN ('sent', 'bounced', 'uncertain')
-         ORDER BY d.campaign_id DESC LIMIT ?",
+         ORDER BY d.campaign_id DESC LIMIT $3",
     )
     .bind(subscriber_id)
     .bind(t.campaign_id)
     .bind(i64::from(limit))
     .fetch_all(&mut *tx)
     .await?;
-    let run = earlier.iter().take_while(|soft| **soft).count();
+    let run = earlier.iter().take_while(|soft| soft.0).count();
     Ok(u32::try_from(run).unwrap_or(u32::MAX))
 }
 
 async fn blocklist(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     subscriber_id: i64,
     reason: &str,
     evidence: &serde_json::Value,
 ) -> Result<bool, sqlx::Error> {
     let changed = sqlx::query(
-        "UPDATE subscribers SET status = 'blocklisted', updated_at = ? WHERE id = ? AND status = 'active'",
+        "UPDATE subscribers SET status = 'blocklisted', updated_at = $1 WHERE id = $2 AND status = 'active'",
     )
     .bind(now())
     .bind(subscriber_id)
@@ -406,7 +408,7 @@ async fn blocklist(
 
 /// A complaint: the subscriber leaves the list the complained-of message came from.
 async fn unsubscribe(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     t: &FeedbackTarget,
     subscriber_id: i64,
     evidence: &serde_json::Value,
@@ -416,8 +418,8 @@ async fn unsubscribe(
     };
     let now = now();
     let changed = sqlx::query(
-        "UPDATE subscriptions SET status = 'unsubscribed', updated_at = ?1, unsubscribed_at = ?1
-         WHERE subscriber_id = ?2 AND list_id = ?3 AND status <> 'unsubscribed'",
+        "UPDATE subscriptions SET status = 'unsubscribed', updated_at = $1, unsubscribed_at = $1
+         WHERE subscriber_id = $2 AND list_id = $3 AND status <> 'unsubscribed'",
     )
     .bind(&now)
     .bind(subscriber_id)
@@ -440,3 +442,5 @@ async fn unsubscribe(
     .await?;
     Ok(changed > 0)
 }
+
+super::text_enum!(FeedbackKind: Hard, Soft, Rejected, Delayed, Complaint, AutoReply, Delivered);

@@ -84,12 +84,13 @@ pub struct Minute {
 
 /// Outcomes per `{key}`: the language, or the domain of the subscriber's address.
 const BREAKDOWN: &str = "SELECT {key} AS key, COUNT(*) AS audience,
-        SUM(d.status = 'sent') AS sent, SUM(d.status = 'failed') AS failed,
-        SUM(d.status = 'bounced') AS bounced,
-        SUM(EXISTS (SELECT 1 FROM feedback f WHERE f.delivery_id = d.id AND f.kind = 'complaint'))
+        SUM(CASE WHEN d.status = 'sent' THEN 1 ELSE 0 END) AS sent, SUM(CASE WHEN d.status = 'failed' THEN 1 ELSE 0 END) AS failed,
+        SUM(CASE WHEN d.status = 'bounced' THEN 1 ELSE 0 END) AS bounced,
+        SUM(CASE WHEN EXISTS (SELECT 1 FROM feedback f WHERE f.delivery_id = d.id AND f.kind = 'complaint')
+                 THEN 1 ELSE 0 END)
             AS complaints
      FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
-     WHERE d.campaign_id = ?
+     WHERE d.campaign_id = $1
      GROUP BY 1 ORDER BY audience DESC, key";
 
 impl Store {
@@ -101,14 +102,14 @@ impl Store {
         let failed_why = q(
             "SELECT substr(COALESCE(last_reply, '(no reply)'), 1, 60) AS key,
                     COUNT(*) AS count
-             FROM deliveries WHERE campaign_id = ? AND status = 'failed'
+             FROM deliveries WHERE campaign_id = $1 AND status = 'failed'
              GROUP BY 1 ORDER BY count DESC, key",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.classify(e))?;
         let feedback = q("SELECT kind AS key, COUNT(*) AS count FROM feedback
-             WHERE campaign_id = ? GROUP BY kind ORDER BY count DESC, kind")
+             WHERE campaign_id = $1 GROUP BY kind ORDER BY count DESC, kind")
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.classify(e))?;
@@ -120,13 +121,21 @@ impl Store {
         let by_domain = self
             .breakdown(
                 id,
-                "COALESCE(lower(substr(s.email, instr(s.email, '@') + 1)), '(erased)')",
+                // The position of the '@': `instr` in SQLite, `strpos` in PostgreSQL.
+                match self.backend() {
+                    super::Backend::Sqlite => {
+                        "COALESCE(lower(substr(s.email, instr(s.email, '@') + 1)), '(erased)')"
+                    }
+                    super::Backend::Postgres => {
+                        "COALESCE(lower(substr(s.email, strpos(s.email, '@') + 1)), '(erased)')"
+                    }
+                },
             )
             .await
             .map_err(|e| self.classify(e))?;
         let (first_attempt, last_attempt): (Option<String>, Option<String>) = sqlx::query_as(
             "SELECT MIN(a.started_at), MAX(a.finished_at) FROM delivery_attempts a
-             JOIN deliveries d ON d.id = a.delivery_id WHERE d.campaign_id = ?",
+             JOIN deliveries d ON d.id = a.delivery_id WHERE d.campaign_id = $1",
         )
         .bind(id)
         .fetch_one(&self.pool)
@@ -134,10 +143,10 @@ impl Store {
         .map_err(|e| self.classify(e))?;
         let per_minute = sqlx::query_as::<_, Minute>(
             "SELECT substr(a.finished_at, 1, 16) AS minute,
-                    SUM(a.outcome = 'sent') AS sent, SUM(a.outcome = 'failed') AS failed,
-                    SUM(a.outcome = 'deferred') AS deferred
+                    SUM(CASE WHEN a.outcome = 'sent' THEN 1 ELSE 0 END) AS sent, SUM(CASE WHEN a.outcome = 'failed' THEN 1 ELSE 0 END) AS failed,
+                    SUM(CASE WHEN a.outcome = 'deferred' THEN 1 ELSE 0 END) AS deferred
              FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
-             WHERE d.campaign_id = ? GROUP BY 1 ORDER BY 1",
+             WHERE d.campaign_id = $1 GROUP BY 1 ORDER BY 1",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -176,7 +185,7 @@ impl Store {
     async fn attributed_unsubscribes(&self, id: i64) -> Result<Vec<Count>, StoreError> {
         sqlx::query_as::<_, Count>(
             "WITH c AS (SELECT id, list_id, COALESCE(started_at, created_at) AS began
-                        FROM campaigns WHERE id = ?1),
+                        FROM campaigns WHERE id = $1),
                   next AS (SELECT MIN(COALESCE(o.started_at, o.created_at)) AS began
                            FROM campaigns o, c
                            WHERE o.list_id = c.list_id AND o.id > c.id)
@@ -185,7 +194,7 @@ impl Store {
              WHERE e.kind = 'unsubscribed' AND e.list_id = c.list_id
                AND e.occurred_at >= c.began
                AND (e.occurred_at < (SELECT began FROM next) OR (SELECT began FROM next) IS NULL)
-               AND e.subscriber_id IN (SELECT subscriber_id FROM deliveries WHERE campaign_id = ?1)
+               AND e.subscriber_id IN (SELECT subscriber_id FROM deliveries WHERE campaign_id = $1)
              GROUP BY e.source ORDER BY count DESC, key",
         )
         .bind(id)

@@ -16,9 +16,8 @@ use super::report::{Attempt, record_attempt};
 use super::{Store, StoreError, now};
 
 /// Where a campaign stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum CampaignStatus {
     /// Created, not started (not used by `send`, which starts at once).
     Draft,
@@ -52,9 +51,8 @@ impl std::fmt::Display for CampaignStatus {
 }
 
 /// What became of one recipient of a campaign.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum DeliveryStatus {
     /// Waiting, perhaps for a retry.
     Queued,
@@ -75,7 +73,14 @@ pub enum DeliveryStatus {
 
 impl std::fmt::Display for DeliveryStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+        f.write_str(self.as_str())
+    }
+}
+
+impl DeliveryStatus {
+    /// The value stored in the database and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Self::Queued => "queued",
             Self::Sending => "sending",
             Self::Sent => "sent",
@@ -83,7 +88,7 @@ impl std::fmt::Display for DeliveryStatus {
             Self::Skipped => "skipped",
             Self::Uncertain => "uncertain",
             Self::Bounced => "bounced",
-        })
+        }
     }
 }
 
@@ -301,7 +306,7 @@ impl Store {
     ) -> Result<Start, CampaignError> {
         let mut tx = self.write().await?;
         let earlier = sqlx::query_as::<_, Campaign>(&format!(
-            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE edition_slug = ? AND list_id = ? ORDER BY id"
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE edition_slug = $1 AND list_id = $2 ORDER BY id"
         ))
         .bind(slug)
         .bind(list.id)
@@ -325,7 +330,7 @@ impl Store {
         let now = now();
         let campaign = sqlx::query_as::<_, Campaign>(&format!(
             "INSERT INTO campaigns (edition_slug, list_id, list_name, content_hash, subject, status, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, 'running', ?, ?) RETURNING {CAMPAIGN_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, 'running', $6, $7) RETURNING {CAMPAIGN_COLUMNS}"
         ))
         .bind(slug)
         .bind(list.id)
@@ -339,9 +344,9 @@ impl Store {
         .map_err(|e| self.classify(e))?;
         let queued = sqlx::query(
             "INSERT INTO deliveries (campaign_id, subscriber_id, language, status, created_at, updated_at)
-             SELECT ?1, s.id, s.language, 'queued', ?2, ?2
+             SELECT $1, s.id, s.language, 'queued', $2, $2
              FROM subscriptions x JOIN subscribers s ON s.id = x.subscriber_id
-             WHERE x.list_id = ?3 AND x.status = 'confirmed' AND s.status = 'active'
+             WHERE x.list_id = $3 AND x.status = 'confirmed' AND s.status = 'active'
              ORDER BY s.id",
         )
         .bind(campaign.id)
@@ -355,7 +360,7 @@ impl Store {
             // Dropping the transaction rolls the campaign row back.
             return Err(CampaignError::EmptyAudience(list.name.clone()));
         }
-        sqlx::query("UPDATE campaigns SET total = ? WHERE id = ?")
+        sqlx::query("UPDATE campaigns SET total = $1 WHERE id = $2")
             .bind(i64::try_from(queued).unwrap_or(i64::MAX))
             .bind(campaign.id)
             .execute(&mut *tx)
@@ -372,7 +377,7 @@ impl Store {
     pub async fn audience_size(&self, list_id: i64) -> Result<i64, StoreError> {
         sqlx::query_scalar(
             "SELECT COUNT(*) FROM subscriptions x JOIN subscribers s ON s.id = x.subscriber_id
-             WHERE x.list_id = ? AND x.status = 'confirmed' AND s.status = 'active'",
+             WHERE x.list_id = $1 AND x.status = 'confirmed' AND s.status = 'active'",
         )
         .bind(list_id)
         .fetch_one(&self.pool)
@@ -384,22 +389,32 @@ impl Store {
     /// need a relay that announces SMTPUTF8 (RFC 6531). Domains are stored IDNA-encoded, so
     /// only the local part can hold such characters.
     pub async fn audience_needing_smtputf8(&self, list_id: i64) -> Result<i64, StoreError> {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM subscriptions x JOIN subscribers s ON s.id = x.subscriber_id
-             WHERE x.list_id = ? AND x.status = 'confirmed' AND s.status = 'active'
-               AND s.email GLOB '*[^ -~]*'",
-        )
-        .bind(list_id)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| self.classify(e))
+        // "Any character outside printable ASCII": SQLite's GLOB and PostgreSQL's regular
+        // expression say it each in their own way.
+        let sql = match self.backend() {
+            super::Backend::Sqlite => {
+                "SELECT COUNT(*) FROM subscriptions x JOIN subscribers s ON s.id = x.subscriber_id
+                 WHERE x.list_id = $1 AND x.status = 'confirmed' AND s.status = 'active'
+                   AND s.email GLOB '*[^ -~]*'"
+            }
+            super::Backend::Postgres => {
+                "SELECT COUNT(*) FROM subscriptions x JOIN subscribers s ON s.id = x.subscriber_id
+                 WHERE x.list_id = $1 AND x.status = 'confirmed' AND s.status = 'active'
+                   AND s.email ~ '[^ -~]'"
+            }
+        };
+        sqlx::query_scalar(sql)
+            .bind(list_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.classify(e))
     }
 
     /// Cancels a campaign: its waiting recipients are skipped, and `send` will not resume it.
     pub async fn cancel_campaign(&self, campaign_id: i64) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE deliveries SET status = 'skipped', last_reply = 'campaign cancelled', updated_at = ?
-             WHERE campaign_id = ? AND status = 'queued'",
+            "UPDATE deliveries SET status = 'skipped', last_reply = 'campaign cancelled', updated_at = $1
+             WHERE campaign_id = $2 AND status = 'queued'",
         )
         .bind(now())
         .bind(campaign_id)
@@ -421,13 +436,13 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let now = now();
         let sql = if requeue {
-            "UPDATE deliveries SET status = 'queued', next_attempt_at = NULL, updated_at = ?1,
+            "UPDATE deliveries SET status = 'queued', next_attempt_at = NULL, updated_at = $1,
                     last_reply = 'was uncertain (' || COALESCE(last_reply, '') || '); sending again'
-             WHERE campaign_id = ?2 AND status = 'uncertain'"
+             WHERE campaign_id = $2 AND status = 'uncertain'"
         } else {
-            "UPDATE deliveries SET status = 'skipped', updated_at = ?1,
+            "UPDATE deliveries SET status = 'skipped', updated_at = $1,
                     last_reply = 'was uncertain (' || COALESCE(last_reply, '') || '); not sent again (--skip-uncertain)'
-             WHERE campaign_id = ?2 AND status = 'uncertain'"
+             WHERE campaign_id = $2 AND status = 'uncertain'"
         };
         let n = sqlx::query(sql)
             .bind(&now)
@@ -465,20 +480,20 @@ impl Store {
         // (only the next `limit` rows are looked at: checking the whole queue every turn made
         // a campaign quadratic in its size).
         sqlx::query(
-            "UPDATE deliveries SET status = 'skipped', updated_at = ?1,
+            "UPDATE deliveries SET status = 'skipped', updated_at = $1,
                     last_reply = CASE
                         WHEN subscriber_id IS NULL THEN 'erased since the campaign started'
                         WHEN (SELECT status FROM subscribers WHERE id = subscriber_id) <> 'active'
                             THEN 'blocklisted since the campaign started'
                         ELSE 'unsubscribed since the campaign started' END
              WHERE id IN (SELECT id FROM deliveries
-                          WHERE campaign_id = ?2 AND status = 'queued'
-                            AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
-                          ORDER BY id LIMIT ?4)
+                          WHERE campaign_id = $2 AND status = 'queued'
+                            AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
+                          ORDER BY id LIMIT $4)
                AND (
                  subscriber_id IS NULL
                  OR NOT EXISTS (SELECT 1 FROM subscriptions x JOIN subscribers s ON s.id = x.subscriber_id
-                                WHERE x.subscriber_id = deliveries.subscriber_id AND x.list_id = ?3
+                                WHERE x.subscriber_id = deliveries.subscriber_id AND x.list_id = $3
                                   AND x.status = 'confirmed' AND s.status = 'active'))",
         )
         .bind(&now)
@@ -494,11 +509,11 @@ impl Store {
             sqlx::query_as::<_, Recipient>(
                 "WITH picked AS (
                      SELECT id FROM deliveries
-                     WHERE campaign_id = ?1 AND status = 'queued'
-                       AND (next_attempt_at IS NULL OR next_attempt_at <= ?2)
-                     ORDER BY id LIMIT ?3)
-                 UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ?2,
-                                       claimed_by = ?4
+                     WHERE campaign_id = $1 AND status = 'queued'
+                       AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
+                     ORDER BY id LIMIT $3)
+                 UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = $2,
+                                       claimed_by = $4
                  WHERE id IN (SELECT id FROM picked)
                  RETURNING id AS delivery_id, subscriber_id, attempts, retry_from,
                      (SELECT email FROM subscribers WHERE id = subscriber_id) AS email,
@@ -522,7 +537,7 @@ impl Store {
     /// When the next retry is due, if any delivery waits for one.
     pub async fn next_retry_at(&self, campaign_id: i64) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE campaign_id = ? AND status = 'queued'",
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE campaign_id = $1 AND status = 'queued'",
         )
         .bind(campaign_id)
         .fetch_one(&self.pool)
@@ -533,7 +548,7 @@ impl Store {
     /// Counts by status.
     pub async fn delivery_counts(&self, campaign_id: i64) -> Result<DeliveryCounts, StoreError> {
         let rows: Vec<(DeliveryStatus, i64)> = sqlx::query_as(
-            "SELECT status, COUNT(*) FROM deliveries WHERE campaign_id = ? GROUP BY status",
+            "SELECT status, COUNT(*) FROM deliveries WHERE campaign_id = $1 GROUP BY status",
         )
         .bind(campaign_id)
         .fetch_all(&self.pool)
@@ -564,12 +579,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = now();
         sqlx::query(
-            "UPDATE campaigns SET status = ?1, updated_at = ?2, halt_reason = ?4,
-                    finished_at = CASE WHEN ?1 IN ('finished', 'cancelled') THEN ?2 ELSE finished_at END,
-                    sent = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = ?3 AND status = 'sent'),
-                    failed = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = ?3 AND status = 'failed'),
-                    skipped = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = ?3 AND status = 'skipped')
-             WHERE id = ?3",
+            "UPDATE campaigns SET status = $1, updated_at = $2, halt_reason = $4,
+                    finished_at = CASE WHEN $1 IN ('finished', 'cancelled') THEN $2 ELSE finished_at END,
+                    sent = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = $3 AND status = 'sent'),
+                    failed = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = $3 AND status = 'failed'),
+                    skipped = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = $3 AND status = 'skipped')
+             WHERE id = $3",
         )
         .bind(status)
         .bind(&now)
@@ -595,8 +610,8 @@ impl Store {
         let now = now();
         let requeued = sqlx::query(
             "UPDATE deliveries SET status = 'queued', next_attempt_at = NULL, retry_from = attempts,
-                    updated_at = ?1, last_reply = 'retry requested after: ' || COALESCE(last_reply, '')
-             WHERE campaign_id = ?2 AND status = 'failed'
+                    updated_at = $1, last_reply = 'retry requested after: ' || COALESCE(last_reply, '')
+             WHERE campaign_id = $2 AND status = 'failed'
                AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
         )
         .bind(&now)
@@ -606,7 +621,7 @@ impl Store {
         .map_err(|e| self.classify(e))?
         .rows_affected();
         let blocked: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM deliveries WHERE campaign_id = ? AND status = 'failed'",
+            "SELECT COUNT(*) FROM deliveries WHERE campaign_id = $1 AND status = 'failed'",
         )
         .bind(campaign_id)
         .fetch_one(&mut *tx)
@@ -615,9 +630,9 @@ impl Store {
         let requeued = i64::try_from(requeued).unwrap_or(i64::MAX);
         if requeued > 0 {
             sqlx::query(
-                "UPDATE campaigns SET status = 'paused', finished_at = NULL, updated_at = ?1,
+                "UPDATE campaigns SET status = 'paused', finished_at = NULL, updated_at = $1,
                         halt_reason = 'failed deliveries queued again by `campaigns retry`'
-                 WHERE id = ?2 AND status = 'finished'",
+                 WHERE id = $2 AND status = 'finished'",
             )
             .bind(&now)
             .bind(campaign_id)
@@ -652,7 +667,7 @@ impl Store {
     /// One campaign.
     pub async fn campaign(&self, id: i64) -> Result<Campaign, CampaignError> {
         sqlx::query_as::<_, Campaign>(&format!(
-            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?"
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -665,7 +680,7 @@ impl Store {
 /// Records one outcome, only on a row this owner claimed and has not settled yet, and the
 /// attempt that led to it (one INSERT in the same transaction, so the log is exact).
 async fn settle_one(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     settlement: &Settlement,
     owner: &str,
     now: &str,
@@ -678,9 +693,9 @@ async fn settle_one(
     if let Outcome::Requeue { not_before } = outcome {
         // As if never claimed: the attempt is not counted, not logged, and the last reply stays.
         sqlx::query(
-            "UPDATE deliveries SET status = 'queued', attempts = MAX(attempts - 1, 0),
-                    next_attempt_at = ?1, updated_at = ?2, claimed_by = NULL
-             WHERE id = ?3 AND status = 'sending' AND claimed_by = ?4",
+            "UPDATE deliveries SET status = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+                    next_attempt_at = $1, updated_at = $2, claimed_by = NULL
+             WHERE id = $3 AND status = 'sending' AND claimed_by = $4",
         )
         .bind(not_before.as_deref())
         .bind(now)
@@ -702,10 +717,10 @@ async fn settle_one(
         };
     // Delivered when the relay said so, not when this turn got round to recording it.
     let settled = sqlx::query(
-        "UPDATE deliveries SET status = ?1, last_reply = ?2, message_id = ?3, next_attempt_at = ?4,
-                updated_at = ?5, sent_at = CASE WHEN ?1 = 'sent' THEN ?8 ELSE sent_at END,
+        "UPDATE deliveries SET status = $1, last_reply = $2, message_id = $3, next_attempt_at = $4,
+                updated_at = $5, sent_at = CASE WHEN $1 = 'sent' THEN $8 ELSE sent_at END,
                 claimed_by = NULL
-         WHERE id = ?6 AND status = 'sending' AND claimed_by = ?7",
+         WHERE id = $6 AND status = 'sending' AND claimed_by = $7",
     )
     .bind(status)
     .bind(reply)
@@ -728,7 +743,7 @@ async fn settle_one(
     } = outcome
     {
         let changed = sqlx::query(
-            "UPDATE subscribers SET status = 'blocklisted', updated_at = ? WHERE id = ? AND status = 'active'",
+            "UPDATE subscribers SET status = 'blocklisted', updated_at = $1 WHERE id = $2 AND status = 'active'",
         )
         .bind(now)
         .bind(subscriber_id)
@@ -749,3 +764,6 @@ async fn settle_one(
     }
     Ok(())
 }
+
+super::text_enum!(CampaignStatus: Draft, Running, Paused, Finished, Cancelled);
+super::text_enum!(DeliveryStatus: Queued, Sending, Sent, Failed, Skipped, Uncertain, Bounced);

@@ -60,7 +60,7 @@ impl Store {
         for (position, url) in (1_i64..).zip(urls) {
             sqlx::query(
                 "INSERT INTO campaign_links (campaign_id, language, position, url, created_at)
-                 VALUES (?, ?, ?, ?, ?)
+                 VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (campaign_id, language, url) DO NOTHING",
             )
             .bind(campaign_id)
@@ -72,7 +72,7 @@ impl Store {
             .await
             .map_err(|e| self.classify(e))?;
             let (id,): (i64,) = sqlx::query_as(
-                "SELECT id FROM campaign_links WHERE campaign_id = ? AND language = ? AND url = ?",
+                "SELECT id FROM campaign_links WHERE campaign_id = $1 AND language = $2 AND url = $3",
             )
             .bind(campaign_id)
             .bind(language)
@@ -90,12 +90,13 @@ impl Store {
     /// counting (or not counting) as it began, whatever the edition or list says now, so that
     /// its messages do not differ by when they were sent.
     pub async fn counts_clicks(&self, campaign_id: i64) -> Result<bool, StoreError> {
-        sqlx::query_scalar::<_, bool>(
-            "SELECT EXISTS (SELECT 1 FROM campaign_links WHERE campaign_id = ?)",
+        sqlx::query_scalar::<_, super::Flag>(
+            "SELECT EXISTS (SELECT 1 FROM campaign_links WHERE campaign_id = $1)",
         )
         .bind(campaign_id)
         .fetch_one(&self.pool)
         .await
+        .map(bool::from)
         .map_err(|e| self.classify(e))
     }
 
@@ -111,13 +112,13 @@ impl Store {
         let sql = match how {
             Follow::Click => {
                 "UPDATE campaign_links SET clicks = clicks + 1
-                 WHERE id = ? AND campaign_id = ? RETURNING url"
+                 WHERE id = $1 AND campaign_id = $2 RETURNING url"
             }
             Follow::Automated => {
                 "UPDATE campaign_links SET automated = automated + 1
-                 WHERE id = ? AND campaign_id = ? RETURNING url"
+                 WHERE id = $1 AND campaign_id = $2 RETURNING url"
             }
-            Follow::Look => "SELECT url FROM campaign_links WHERE id = ? AND campaign_id = ?",
+            Follow::Look => "SELECT url FROM campaign_links WHERE id = $1 AND campaign_id = $2",
         };
         let row: Option<(String,)> = sqlx::query_as(sql)
             .bind(link_id)
@@ -131,8 +132,9 @@ impl Store {
     /// The clicks of campaign `id`; `None` when it did not count clicks (no links recorded).
     pub async fn click_report(&self, id: i64) -> Result<Option<ClickReport>, StoreError> {
         let links = sqlx::query_as::<_, LinkClicks>(
-            "SELECT url, SUM(clicks) AS clicks, SUM(automated) AS automated, COUNT(*) AS variants
-             FROM campaign_links WHERE campaign_id = ?
+            "SELECT url, CAST(SUM(clicks) AS BIGINT) AS clicks,
+                    CAST(SUM(automated) AS BIGINT) AS automated, COUNT(*) AS variants
+             FROM campaign_links WHERE campaign_id = $1
              GROUP BY url ORDER BY clicks DESC, MIN(position), url",
         )
         .bind(id)
@@ -143,8 +145,8 @@ impl Store {
             return Ok(None);
         }
         let by_language = sqlx::query_as::<_, super::Count>(
-            "SELECT language AS key, SUM(clicks) AS count
-             FROM campaign_links WHERE campaign_id = ?
+            "SELECT language AS key, CAST(SUM(clicks) AS BIGINT) AS count
+             FROM campaign_links WHERE campaign_id = $1
              GROUP BY language ORDER BY count DESC, key",
         )
         .bind(id)

@@ -135,7 +135,7 @@ impl Store {
         let now = now();
         let leases = sqlx::query_as::<_, LeaseInfo>(
             "SELECT owner, host, pid, pid_started, acquired_at, heartbeat_at, expires_at
-             FROM send_leases WHERE campaign_id = ?",
+             FROM send_leases WHERE campaign_id = $1",
         )
         .bind(campaign_id)
         .fetch_all(&mut *tx)
@@ -148,7 +148,7 @@ impl Store {
                     holder: Box::new(lease.clone()),
                 });
             }
-            sqlx::query("DELETE FROM send_leases WHERE campaign_id = ? AND owner = ?")
+            sqlx::query("DELETE FROM send_leases WHERE campaign_id = $1 AND owner = $2")
                 .bind(campaign_id)
                 .bind(&lease.owner)
                 .execute(&mut *tx)
@@ -157,7 +157,7 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO send_leases (campaign_id, owner, host, pid, pid_started, acquired_at, heartbeat_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
         )
         .bind(campaign_id)
         .bind(&holder.owner)
@@ -174,9 +174,9 @@ impl Store {
         sqlx::query(
             "INSERT INTO delivery_attempts
                  (delivery_id, attempt, started_at, finished_at, stage, reply, outcome)
-             SELECT id, attempts, updated_at, ?1, NULL,
+             SELECT id, attempts, updated_at, $1, NULL,
                     'the sender stopped while this message was with the relay', 'uncertain'
-             FROM deliveries WHERE campaign_id = ?2 AND status = 'sending'",
+             FROM deliveries WHERE campaign_id = $2 AND status = 'sending'",
         )
         .bind(&now)
         .bind(campaign_id)
@@ -184,9 +184,9 @@ impl Store {
         .await
         .map_err(|e| self.classify(e))?;
         let orphans = sqlx::query(
-            "UPDATE deliveries SET status = 'uncertain', updated_at = ?1,
+            "UPDATE deliveries SET status = 'uncertain', updated_at = $1,
                     last_reply = 'uncertain: the sender stopped while this message was with the relay'
-             WHERE campaign_id = ?2 AND status = 'sending'",
+             WHERE campaign_id = $2 AND status = 'sending'",
         )
         .bind(&now)
         .bind(campaign_id)
@@ -209,12 +209,12 @@ impl Store {
     /// removed meanwhile (this sender was suspended or cut off for longer than its lifetime).
     pub(crate) async fn renew_lease_in(
         &self,
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         lease: &Lease,
     ) -> Result<(), CampaignError> {
         let renewed = sqlx::query(
-            "UPDATE send_leases SET heartbeat_at = ?1, expires_at = ?2
-             WHERE campaign_id = ?3 AND owner = ?4",
+            "UPDATE send_leases SET heartbeat_at = $1, expires_at = $2
+             WHERE campaign_id = $3 AND owner = $4",
         )
         .bind(now())
         .bind(expiry(lease.ttl))
@@ -240,7 +240,7 @@ impl Store {
 
     /// Gives `lease` up.
     pub async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM send_leases WHERE campaign_id = ? AND owner = ?")
+        sqlx::query("DELETE FROM send_leases WHERE campaign_id = $1 AND owner = $2")
             .bind(lease.campaign_id)
             .bind(&lease.owner)
             .execute(&self.pool)
@@ -255,7 +255,7 @@ impl Store {
         let here = host_name();
         let leases = sqlx::query_as::<_, LeaseInfo>(
             "SELECT owner, host, pid, pid_started, acquired_at, heartbeat_at, expires_at
-             FROM send_leases WHERE campaign_id = ?",
+             FROM send_leases WHERE campaign_id = $1",
         )
         .bind(campaign_id)
         .fetch_all(&self.pool)

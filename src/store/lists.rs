@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError, now};
+use super::{Flag, Store, StoreError, now};
 use crate::config::closest;
 
 /// A mailing list.
@@ -14,14 +14,22 @@ pub struct List {
     /// Unique name, as used on the command line and in the CSV `lists` column.
     pub name: String,
     /// New subscriptions start `unconfirmed` until the person confirms by mail.
+    #[sqlx(try_from = "Flag")]
     pub double_opt_in: bool,
     /// Offered by the public subscription form and the preference centre.
+    #[sqlx(try_from = "Flag")]
     pub public: bool,
     /// Campaigns sent to it count clicks (`lists set --track-clicks`), whatever the edition says.
+    #[sqlx(try_from = "Flag")]
     pub track_clicks: bool,
     /// When it was created.
     pub created_at: String,
 }
+
+/// The columns of [`List`], flags as integers (see [`Flag`]).
+const LIST_COLUMNS: &str = "id, name, CASE WHEN double_opt_in THEN 1 ELSE 0 END AS double_opt_in,
+     CASE WHEN public THEN 1 ELSE 0 END AS public,
+     CASE WHEN track_clicks THEN 1 ELSE 0 END AS track_clicks, created_at";
 
 /// The name and description of a list that subscribers read, in one language.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
@@ -59,8 +67,10 @@ pub struct ListSummary {
     /// Unique name.
     pub name: String,
     /// Whether new subscriptions need confirming.
+    #[sqlx(try_from = "Flag")]
     pub double_opt_in: bool,
     /// Offered by the public form.
+    #[sqlx(try_from = "Flag")]
     pub public: bool,
     /// Confirmed subscriptions of active subscribers: the audience of a send.
     pub confirmed: i64,
@@ -96,11 +106,11 @@ impl Store {
         }
         let mut tx = self.write().await?;
         let now = now();
-        let inserted = sqlx::query_as::<_, List>(
-            "INSERT INTO lists (name, double_opt_in, created_at, updated_at) VALUES (?, ?, ?, ?)
+        let inserted = sqlx::query_as::<_, List>(&format!(
+            "INSERT INTO lists (name, double_opt_in, created_at, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (name) DO NOTHING
-             RETURNING id, name, double_opt_in, public, track_clicks, created_at",
-        )
+             RETURNING {LIST_COLUMNS}"
+        ))
         .bind(name)
         .bind(double_opt_in)
         .bind(&now)
@@ -127,12 +137,10 @@ impl Store {
 
     /// Every list, by name.
     pub async fn all_lists(&self) -> Result<Vec<List>, StoreError> {
-        sqlx::query_as::<_, List>(
-            "SELECT id, name, double_opt_in, public, track_clicks, created_at FROM lists ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.classify(e))
+        sqlx::query_as::<_, List>(&format!("SELECT {LIST_COLUMNS} FROM lists ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.classify(e))
     }
 
     /// Every list with its counts.
@@ -140,7 +148,8 @@ impl Store {
         sqlx::query_as::<_, ListSummary>(
             // Each subscription counts once: a blocklisted subscriber's confirmed subscription
             // is not audience, so it counts as blocklisted, not confirmed.
-            "SELECT l.name, l.double_opt_in, l.public, l.created_at,
+            "SELECT l.name, CASE WHEN l.double_opt_in THEN 1 ELSE 0 END AS double_opt_in,
+                    CASE WHEN l.public THEN 1 ELSE 0 END AS public, l.created_at,
                     COALESCE(SUM(CASE WHEN s.status = 'confirmed' AND p.status = 'active'
                                       THEN 1 ELSE 0 END), 0) AS confirmed,
                     COALESCE(SUM(CASE WHEN s.status = 'unconfirmed' AND p.status = 'active'
@@ -160,13 +169,12 @@ impl Store {
 
     /// The list called `name`, or an error suggesting the closest existing name.
     pub async fn list_named(&self, name: &str) -> Result<List, StoreError> {
-        let found = sqlx::query_as::<_, List>(
-            "SELECT id, name, double_opt_in, public, track_clicks, created_at FROM lists WHERE name = ?",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.classify(e))?;
+        let found =
+            sqlx::query_as::<_, List>(&format!("SELECT {LIST_COLUMNS} FROM lists WHERE name = $1"))
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.classify(e))?;
         match found {
             Some(list) => Ok(list),
             None => Err(self.list_not_found(name).await),
@@ -207,11 +215,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         let list = self.list_named(name).await?;
         let mut tx = self.write().await?;
-        let campaigns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM campaigns WHERE list_id = ?")
-            .bind(list.id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| self.classify(e))?;
+        let campaigns: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM campaigns WHERE list_id = $1")
+                .bind(list.id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.classify(e))?;
         if campaigns > 0 && !force {
             return Err(StoreError::ListInUse {
                 name: name.to_string(),
@@ -219,7 +228,7 @@ impl Store {
             });
         }
         let subscriptions: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM subscriptions WHERE list_id = ?")
+            sqlx::query_scalar("SELECT COUNT(*) FROM subscriptions WHERE list_id = $1")
                 .bind(list.id)
                 .fetch_one(&mut *tx)
                 .await
@@ -234,7 +243,7 @@ impl Store {
         )
         .await
         .map_err(|e| self.classify(e))?;
-        sqlx::query("DELETE FROM lists WHERE id = ?")
+        sqlx::query("DELETE FROM lists WHERE id = $1")
             .bind(list.id)
             .execute(&mut *tx)
             .await
@@ -322,7 +331,7 @@ impl Store {
         ] {
             let Some(value) = value else { continue };
             sqlx::query(&format!(
-                "UPDATE lists SET {column} = ?, updated_at = ? WHERE id = ?"
+                "UPDATE lists SET {column} = $1, updated_at = $2 WHERE id = $3"
             ))
             .bind(value)
             .bind(&now)
@@ -333,7 +342,7 @@ impl Store {
         }
         for (lang, display) in &names {
             sqlx::query(
-                "INSERT INTO list_texts (list_id, language, display_name, updated_at) VALUES (?, ?, ?, ?)
+                "INSERT INTO list_texts (list_id, language, display_name, updated_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (list_id, language) DO UPDATE SET display_name = excluded.display_name,
                      updated_at = excluded.updated_at",
             )
@@ -347,7 +356,7 @@ impl Store {
         }
         for (lang, description) in &descriptions {
             let updated = sqlx::query(
-                "UPDATE list_texts SET description = ?, updated_at = ? WHERE list_id = ? AND language = ?",
+                "UPDATE list_texts SET description = $1, updated_at = $2 WHERE list_id = $3 AND language = $4",
             )
             .bind(description)
             .bind(&now)
@@ -387,7 +396,7 @@ impl Store {
     pub async fn list_texts(&self, only: Option<i64>) -> Result<Vec<ListText>, StoreError> {
         sqlx::query_as(
             "SELECT list_id, language, display_name, description FROM list_texts
-             WHERE ?1 IS NULL OR list_id = ?1 ORDER BY list_id, language",
+             WHERE $1 IS NULL OR list_id = $1 ORDER BY list_id, language",
         )
         .bind(only)
         .fetch_all(&self.pool)

@@ -1,4 +1,19 @@
-//! The database: one SQLite file (PostgreSQL later), its migrations, and typed queries.
+//! The database: one SQLite file by default, or a PostgreSQL server; its migrations, and
+//! typed queries.
+//!
+//! **Two backends, one store.** Every query goes through sqlx's `Any` driver, chosen at start
+//! from the URL (`sqlite://…` or `postgres://…`), and is written once in the SQL both accept:
+//! `$1`-style placeholders (SQLite takes them too), `ON CONFLICT`, `RETURNING`, timestamps as
+//! RFC 3339 text (which sorts as time on both). Where the SQL must differ, the query asks
+//! [`Store::backend`] (or [`Backend::of`] on a connection) and each place says why; the
+//! places are the JSON lookups of the import, `GROUP_CONCAT`/`string_agg`, `GLOB`/`~`, and the
+//! write transaction itself (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's advisory lock). Each
+//! backend has its own migrations (`migrations/sqlite`, `migrations/postgres`) with the same
+//! version numbers: version N is the same schema on both.
+//!
+//! Flags (`BOOLEAN` columns) are read through [`Flag`]: the `Any` driver hands SQLite's
+//! booleans over as integers, and refuses a column declared `BOOLEAN` outright, so queries
+//! select them as `CASE WHEN flag THEN 1 ELSE 0 END`.
 //!
 //! Queries use `sqlx::query_as` with `FromRow` rather than the compile-time `query!` macros:
 //! the macros need a live database or committed `.sqlx` data at build time for every backend,
@@ -25,8 +40,9 @@ mod web;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{AnyPool, Row};
 
 pub use bounces::{Decision, FeedbackKind, FeedbackTarget, NewFeedback};
 pub use campaign_report::{Breakdown, CampaignReport, Count, Minute};
@@ -207,14 +223,148 @@ impl StoreError {
 /// A handle to the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    /// The file, for messages.
+    pool: AnyPool,
+    backend: Backend,
+    /// The file, or the server's URL without its password, for messages.
     path: String,
     busy_timeout_ms: u64,
 }
 
-/// The newest migration compiled into this binary.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Which database server holds the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One SQLite file (the default).
+    Sqlite,
+    /// A PostgreSQL server shared by several hosts.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a URL names, if it names one bulletin supports.
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// The backend behind a connection of the `Any` driver.
+    pub(crate) fn of(conn: &sqlx::AnyConnection) -> Self {
+        if conn.backend_name() == "PostgreSQL" {
+            Self::Postgres
+        } else {
+            Self::Sqlite
+        }
+    }
+}
+
+/// Starts a write transaction on a connection held outside the pool's turn (the bulk
+/// import's), taking turns with every other writer as [`Store::write`] does.
+pub(crate) async fn begin_write(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
+    use sqlx::Connection;
+    match Backend::of(conn) {
+        Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => {
+            let mut tx = conn.begin().await?;
+            take_write_lock(&mut tx).await?;
+            Ok(tx)
+        }
+    }
+}
+
+/// PostgreSQL: waits for, then holds until the transaction ends, the lock every writer takes.
+async fn take_write_lock(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    // `::text`: the function returns `void`, a type the `Any` driver cannot carry.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)::text")
+        .bind(WRITE_LOCK_KEY)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Each backend's migrations, compiled into this binary with the same version numbers.
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The key of PostgreSQL's advisory lock that makes write transactions take turns, as
+/// SQLite's single writer does (see [`Store::write`]): "bulletin" in ASCII.
+const WRITE_LOCK_KEY: i64 = 0x62_75_6c_6c_65_74_69_6e;
+
+/// Stores an enum as the text of its `as_str`, on either backend: sqlx's derive does not cover
+/// the `Any` driver. A text that names no variant (a hand-edited row) is a decode error that
+/// names the column's type.
+macro_rules! text_enum {
+    ($ty:ident: $($variant:ident),+ $(,)?) => {
+        impl sqlx::Type<sqlx::Any> for $ty {
+            fn type_info() -> sqlx::any::AnyTypeInfo {
+                <String as sqlx::Type<sqlx::Any>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+                <String as sqlx::Type<sqlx::Any>>::compatible(ty)
+            }
+        }
+
+        impl<'q> sqlx::Encode<'q, sqlx::Any> for $ty {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<'q, sqlx::Any>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Any> for $ty {
+            fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<'r, sqlx::Any>>::decode(value)?;
+                [$($ty::$variant),+]
+                    .into_iter()
+                    .find(|v| v.as_str() == text)
+                    .ok_or_else(|| format!("`{text}` is not a {}", stringify!($ty)).into())
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
+/// A `BOOLEAN` column as read through the `Any` driver: SQLite hands it over as an integer,
+/// PostgreSQL as a boolean; both mean the same. Select flags as
+/// `CASE WHEN flag THEN 1 ELSE 0 END` (SQLite's driver refuses a bare `BOOLEAN` column) and
+/// read them with `#[sqlx(try_from = "Flag")]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flag(pub bool);
+
+impl From<Flag> for bool {
+    fn from(flag: Flag) -> Self {
+        flag.0
+    }
+}
+
+impl sqlx::Type<sqlx::Any> for Flag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<sqlx::Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        ty.kind().is_integer() || ty.kind() == sqlx::any::AnyTypeInfoKind::Bool
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Any> for Flag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        use sqlx::ValueRef;
+        if value.type_info().kind() == sqlx::any::AnyTypeInfoKind::Bool {
+            <bool as sqlx::Decode<sqlx::Any>>::decode(value).map(Flag)
+        } else {
+            <i64 as sqlx::Decode<sqlx::Any>>::decode(value).map(|n| Flag(n != 0))
+        }
+    }
+}
 
 /// Current time as RFC 3339 UTC with milliseconds, the one timestamp format of the schema.
 pub fn now() -> String {
@@ -255,7 +405,26 @@ impl Store {
     }
 
     /// Opens the database at `url` as `mode` allows and brings its schema up to date.
+    ///
+    /// A `postgres://` URL may carry the password (put there by the configuration from
+    /// `BULLETIN_DATABASE_PASSWORD` or `password_file`); it is never part of a message.
     pub async fn open_with(
+        url: &str,
+        busy_timeout_ms: u64,
+        mode: OpenMode,
+    ) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        match Backend::of_url(url) {
+            Some(Backend::Sqlite) => Self::open_sqlite(url, busy_timeout_ms, mode).await,
+            Some(Backend::Postgres) => Self::open_postgres(url, busy_timeout_ms, mode).await,
+            None => Err(StoreError::BadUrl {
+                url: redact_password(url),
+                reason: "use sqlite://FILE or postgres://USER@HOST/DATABASE".into(),
+            }),
+        }
+    }
+
+    async fn open_sqlite(
         url: &str,
         busy_timeout_ms: u64,
         mode: OpenMode,
@@ -274,6 +443,10 @@ impl Store {
                 return Err(StoreError::Missing { path });
             }
         }
+        // The file is opened once with SQLite's own driver first: it sets what is stored in
+        // the file (page size, WAL) and gives SQLite's errors (not a database, a locked or
+        // unwritable file) straight away. The pool's `after_connect` hook cannot: sqlx retries
+        // a connection whose hook fails until its acquire timeout runs out.
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::BadUrl {
                 url: url.to_string(),
@@ -285,24 +458,44 @@ impl Store {
             // and split half as often; measured 1.2-1.3x faster bulk import.
             .page_size(8192)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_millis(busy_timeout_ms))
-            // 16 MiB of page cache per connection (SQLite's default is 2 MiB) keeps the
-            // address index of a large list in memory while importing into it.
-            .pragma("cache_size", "-16384")
-            // Checkpoint every ~32 MiB of WAL (4096 pages of 8 KiB) rather than every 4 MiB: a
-            // bulk import touches the same index pages in batch after batch, and each
-            // checkpoint writes them again.
-            .pragma("wal_autocheckpoint", "4096");
-        let pool = SqlitePoolOptions::new()
+            .busy_timeout(Duration::from_millis(busy_timeout_ms));
+        let probe = sqlx::ConnectOptions::connect(&options)
+            .await
+            .map_err(|source| classify_sqlite(&path, source, busy_timeout_ms))?;
+        sqlx::Connection::close(probe)
+            .await
+            .map_err(|source| classify_sqlite(&path, source, busy_timeout_ms))?;
+        let any = AnyConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        // Per connection (the `Any` driver takes SQLite's options from the URL only); none of
+        // these touches the file, so none can fail on one the probe opened. 16 MiB of page
+        // cache per connection (SQLite's default is 2 MiB) keeps the address index of a large
+        // list in memory while importing into it. Checkpoint every ~32 MiB of WAL (4096 pages
+        // of 8 KiB) rather than every 4 MiB: a bulk import touches the same index pages in
+        // batch after batch, and each checkpoint writes them again.
+        let pragmas = format!(
+            "PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA foreign_keys = ON;
+             PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384;
+             PRAGMA wal_autocheckpoint = 4096;"
+        );
+        let pool = AnyPoolOptions::new()
             // SQLite has one writer at a time; a few readers beside it are plenty for a CLI.
             .max_connections(4)
-            .connect_with(options)
+            .after_connect(move |conn, _| {
+                let pragmas = pragmas.clone();
+                Box::pin(async move {
+                    sqlx::Executor::execute(conn, pragmas.as_str()).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(any)
             .await
-            .map_err(|source| classify_open(&path, source, busy_timeout_ms))?;
+            .map_err(|source| classify_sqlite(&path, source, busy_timeout_ms))?;
         let store = Self {
             pool,
+            backend: Backend::Sqlite,
             path,
             busy_timeout_ms,
         };
@@ -310,14 +503,67 @@ impl Store {
         Ok(store)
     }
 
+    async fn open_postgres(
+        url: &str,
+        busy_timeout_ms: u64,
+        mode: OpenMode,
+    ) -> Result<Self, StoreError> {
+        let path = redact_password(url);
+        let options = AnyConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl {
+            url: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let pool = AnyPoolOptions::new()
+            // A worker's engine, its heartbeat and a few readers; `serve` answers several
+            // visitors at once. The server's own limit (max_connections) is shared by every
+            // host, so each process takes few.
+            .max_connections(8)
+            .acquire_timeout(Duration::from_millis(busy_timeout_ms.max(1_000)))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    // A statement that waits longer than this for a lock fails (55P03)
+                    // instead of hanging a command, as SQLite's busy timeout does.
+                    let set = format!("SET lock_timeout = {busy_timeout_ms}");
+                    sqlx::Executor::execute(conn, set.as_str()).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|source| classify_postgres(&path, source, busy_timeout_ms))?;
+        let store = Self {
+            pool,
+            backend: Backend::Postgres,
+            path,
+            busy_timeout_ms,
+        };
+        store.migrate(mode).await?;
+        Ok(store)
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        }
+    }
+
     async fn migrate(&self, mode: OpenMode) -> Result<(), StoreError> {
-        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-        let has_table: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.classify(e))?;
+        let migrator = self.migrator();
+        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let probe = match self.backend {
+            Backend::Sqlite => {
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT 1 FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+            }
+        };
+        let has_table: Option<i64> = sqlx::query_scalar(probe)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.classify(e))?;
         if has_table.is_some() {
             let applied: Vec<i64> =
                 sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
@@ -333,18 +579,21 @@ impl Store {
                 });
             }
             // Up to date: write nothing, so that a read-only file can still be read.
-            if MIGRATOR.iter().all(|m| applied.contains(&m.version)) {
+            if migrator.iter().all(|m| applied.contains(&m.version)) {
                 return Ok(());
             }
         } else if mode == OpenMode::Existing {
             // An empty file (touched, or left by a failed first run) is not a database yet:
-            // giving it a schema would be creating it.
+            // giving it a schema would be creating it. (On PostgreSQL: a database that no
+            // operator command has prepared.)
             self.pool.close().await;
             return Err(StoreError::Missing {
                 path: self.path.clone(),
             });
         }
-        MIGRATOR
+        // On PostgreSQL the migrator holds an advisory lock while it runs, so two processes
+        // starting at once (two `serve` instances) do not both apply a migration.
+        migrator
             .run(&self.pool)
             .await
             .map_err(|source| match source {
@@ -356,27 +605,47 @@ impl Store {
             })
     }
 
-    /// Starts a write transaction.
+    /// Starts a write transaction. Write transactions take turns, on both backends, so that
+    /// every read-then-write in them (is this address known? is this row still ours?) sees
+    /// what it then changes.
     ///
-    /// `BEGIN IMMEDIATE` takes the write lock up front. A plain (deferred) transaction that
-    /// reads first and writes later cannot wait for another writer: SQLite fails its upgrade at
-    /// once with SQLITE_BUSY, and two concurrent commands would see a spurious "locked".
-    pub(crate) async fn write(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| self.classify(e))
+    /// SQLite: `BEGIN IMMEDIATE` takes the write lock up front. A plain (deferred) transaction
+    /// that reads first and writes later cannot wait for another writer: SQLite fails its
+    /// upgrade at once with SQLITE_BUSY, and two concurrent commands would see a spurious
+    /// "locked".
+    ///
+    /// PostgreSQL: a transaction-scoped advisory lock ([`WRITE_LOCK_KEY`]) does the same for
+    /// every process on every host, released at commit or rollback. The send workers' claims
+    /// do not take it (see `campaigns.rs`): they lock only the rows they take.
+    pub(crate) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(|e| self.classify(e)),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await.map_err(|e| self.classify(e))?;
+                take_write_lock(&mut tx)
+                    .await
+                    .map_err(|e| self.classify(e))?;
+                Ok(tx)
+            }
+        }
     }
 
-    /// The database file, for messages.
+    /// Which database server holds the store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The database file (or the server's URL without a password), for messages.
     pub fn path(&self) -> &str {
         &self.path
     }
 
     /// The connection pool, for modules that own their queries (campaigns, deliveries).
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
@@ -387,7 +656,10 @@ impl Store {
 
     /// Turns a driver error into one that names the file and says what to do.
     pub(crate) fn classify(&self, source: sqlx::Error) -> StoreError {
-        classify_open(&self.path, source, self.busy_timeout_ms)
+        match self.backend {
+            Backend::Sqlite => classify_sqlite(&self.path, source, self.busy_timeout_ms),
+            Backend::Postgres => classify_postgres(&self.path, source, self.busy_timeout_ms),
+        }
     }
 
     /// Appends one row to the audit log.
@@ -400,7 +672,7 @@ impl Store {
         detail: serde_json::Value,
     ) -> Result<(), sqlx::Error>
     where
-        E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
         Self::recorded_event(executor, kind, subscriber_id, list_id, source, detail)
             .await
@@ -417,11 +689,11 @@ impl Store {
         detail: serde_json::Value,
     ) -> Result<i64, sqlx::Error>
     where
-        E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
-        let done = sqlx::query(
+        sqlx::query_scalar(
             "INSERT INTO events (occurred_at, kind, subscriber_id, list_id, source, detail)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(now())
         .bind(kind)
@@ -429,9 +701,8 @@ impl Store {
         .bind(list_id)
         .bind(source)
         .bind(detail.to_string())
-        .execute(executor)
-        .await?;
-        Ok(done.last_insert_rowid())
+        .fetch_one(executor)
+        .await
     }
 
     /// Every event of one subscriber, oldest first (in the order they were written), for
@@ -440,7 +711,7 @@ impl Store {
         sqlx::query_as::<_, Event>(
             "SELECT e.occurred_at, e.kind, l.name AS list_name, e.source, e.detail
              FROM events e LEFT JOIN lists l ON l.id = e.list_id
-             WHERE e.subscriber_id = ? ORDER BY e.id",
+             WHERE e.subscriber_id = $1 ORDER BY e.id",
         )
         .bind(subscriber_id)
         .fetch_all(&self.pool)
@@ -470,7 +741,7 @@ fn sqlite_path(url: &str) -> Result<String, StoreError> {
         .or_else(|| url.strip_prefix("sqlite:"))
         .ok_or_else(|| StoreError::BadUrl {
             url: url.to_string(),
-            reason: "only sqlite:// URLs are supported so far".into(),
+            reason: "not a sqlite:// URL".into(),
         })?;
     let file = rest.split('?').next().unwrap_or(rest);
     Ok(if file.is_empty() {
@@ -480,7 +751,77 @@ fn sqlite_path(url: &str) -> Result<String, StoreError> {
     })
 }
 
-fn classify_open(path: &str, source: sqlx::Error, waited_ms: u64) -> StoreError {
+/// `url` with any password replaced, for messages.
+fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Only fails for URLs that cannot have a password, which this one has.
+            let _ = parsed.set_password(Some("[redacted]"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => "(an unreadable database URL)".into(),
+    }
+}
+
+/// A PostgreSQL error, by its SQLSTATE (never by its text), as one that says what to do.
+fn classify_postgres(path: &str, source: sqlx::Error, waited_ms: u64) -> StoreError {
+    if let sqlx::Error::Database(db) = &source {
+        match db.code().as_deref() {
+            // lock_not_available (lock_timeout ran out), serialization_failure,
+            // deadlock_detected: another process holds what this one needs.
+            Some("55P03" | "40001" | "40P01") => {
+                return StoreError::Locked {
+                    path: path.to_string(),
+                    waited_ms,
+                };
+            }
+            // read_only_sql_transaction: a standby or a read-only user.
+            Some("25006") => {
+                return StoreError::ReadOnly {
+                    path: path.to_string(),
+                };
+            }
+            // invalid_catalog_name: the database does not exist on that server.
+            Some("3D000") => {
+                return StoreError::CannotOpen {
+                    path: path.to_string(),
+                    reason:
+                        "the server has no such database; create it (createdb NAME) or fix the URL"
+                            .into(),
+                };
+            }
+            // invalid_password, invalid_authorization_specification.
+            Some("28P01" | "28000") => {
+                return StoreError::CannotOpen {
+                    path: path.to_string(),
+                    reason:
+                        "the server refused the user name or password; check the URL's user and \
+                             BULLETIN_DATABASE_PASSWORD or [database] password_file"
+                            .into(),
+                };
+            }
+            _ => {}
+        }
+    }
+    if matches!(
+        source,
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut
+    ) {
+        return StoreError::CannotOpen {
+            path: path.to_string(),
+            reason: format!(
+                "{source}; check that the server is running and reachable, and its sslmode"
+            ),
+        };
+    }
+    StoreError::Database {
+        path: path.to_string(),
+        source,
+    }
+}
+
+fn classify_sqlite(path: &str, source: sqlx::Error, waited_ms: u64) -> StoreError {
     if let sqlx::Error::Database(db) = &source {
         // SQLite reports extended result codes; the low byte is the primary code.
         let primary = db
@@ -553,9 +894,9 @@ fn cannot_open_reason(path: &str) -> String {
 }
 
 /// Reads one column by name, for rows built by hand.
-pub(crate) fn col<'r, T>(row: &'r sqlx::sqlite::SqliteRow, name: &str) -> Result<T, sqlx::Error>
+pub(crate) fn col<'r, T>(row: &'r sqlx::any::AnyRow, name: &str) -> Result<T, sqlx::Error>
 where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
     row.try_get(name)
 }

@@ -12,7 +12,7 @@
 //! audit log must hold none once a subscriber is erased.
 
 use super::subscribers::{insert_subscription, set_subscription_status};
-use super::{ListText, Store, StoreError, SubscriberStatus, SubscriptionStatus, now};
+use super::{Flag, ListText, Store, StoreError, SubscriberStatus, SubscriptionStatus, now};
 
 /// What the preference centre shows one subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,11 +82,12 @@ impl PreferenceOutcome {
 }
 
 /// id, public, status of one list for one subscriber.
-type ListRow = (i64, bool, Option<SubscriptionStatus>);
+type ListRow = (i64, Flag, Option<SubscriptionStatus>);
 
 /// The lists a subscriber may see: public ones and those they are on (confirmed or waiting).
-const VISIBLE_LISTS: &str = "SELECT l.id, l.public, x.status FROM lists l
-     LEFT JOIN subscriptions x ON x.list_id = l.id AND x.subscriber_id = ?
+const VISIBLE_LISTS: &str =
+    "SELECT l.id, CASE WHEN l.public THEN 1 ELSE 0 END, x.status FROM lists l
+     LEFT JOIN subscriptions x ON x.list_id = l.id AND x.subscriber_id = $1
      WHERE l.public OR x.status = 'confirmed' OR x.status = 'unconfirmed'
      ORDER BY l.name";
 
@@ -98,7 +99,7 @@ impl Store {
         subscriber_id: i64,
     ) -> Result<Option<PreferenceView>, StoreError> {
         let row: Option<(String, String, Option<String>, SubscriberStatus)> = sqlx::query_as(
-            "SELECT token_nonce, name, language, status FROM subscribers WHERE id = ?",
+            "SELECT token_nonce, name, language, status FROM subscribers WHERE id = $1",
         )
         .bind(subscriber_id)
         .fetch_optional(self.pool())
@@ -117,7 +118,7 @@ impl Store {
             .into_iter()
             .map(|(id, public, status)| PreferenceList {
                 id,
-                public,
+                public: public.into(),
                 status,
                 texts: texts.iter().filter(|t| t.list_id == id).cloned().collect(),
             })
@@ -143,7 +144,7 @@ impl Store {
     ) -> Result<Option<PreferenceOutcome>, StoreError> {
         let mut tx = self.write().await?;
         let subscriber: Option<(String, Option<String>, SubscriberStatus)> =
-            sqlx::query_as("SELECT name, language, status FROM subscribers WHERE id = ?")
+            sqlx::query_as("SELECT name, language, status FROM subscribers WHERE id = $1")
                 .bind(subscriber_id)
                 .fetch_optional(&mut *tx)
                 .await
@@ -198,8 +199,8 @@ impl Store {
         }
         if !outcome.fields.is_empty() {
             sqlx::query(
-                "UPDATE subscribers SET language = COALESCE(?, language), name = COALESCE(?, name),
-                     updated_at = ? WHERE id = ?",
+                "UPDATE subscribers SET language = COALESCE($1, language), name = COALESCE($2, name),
+                     updated_at = $3 WHERE id = $4",
             )
             .bind(&change.language)
             .bind(&change.name)

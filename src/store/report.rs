@@ -47,7 +47,7 @@ pub struct Attempt {
 /// Call only in the transaction that settles the delivery with `outcome`, never for
 /// [`Outcome::Requeue`] (handed back untried).
 pub(super) async fn record_attempt(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     delivery_id: i64,
     attempt: &Attempt,
     outcome: &Outcome,
@@ -64,7 +64,7 @@ pub(super) async fn record_attempt(
     sqlx::query(
         "INSERT INTO delivery_attempts
              (delivery_id, attempt, started_at, finished_at, stage, reply, outcome)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(delivery_id)
     .bind(attempt.number)
@@ -133,20 +133,26 @@ pub struct DeliveryQuery<'a> {
 }
 
 impl DeliveryQuery<'_> {
-    /// The conditions on `d` (deliveries) and `s` (subscribers) after `d.campaign_id = ?`,
-    /// with a placeholder per value that [`DeliveryQuery::bind`] binds in the same order.
+    /// The conditions on `d` (deliveries) and `s` (subscribers) after `d.campaign_id = $1`,
+    /// with a placeholder (`$2`, `$3`…) per value that [`DeliveryQuery::bind`] binds in the
+    /// same order.
     fn conditions(&self) -> String {
         let mut sql = String::new();
+        let mut next = 2;
+        let mut mark = || {
+            next += 1;
+            format!("${}", next - 1)
+        };
         if let Some(statuses) = self.statuses {
             if statuses.is_empty() {
                 sql.push_str(" AND 0 = 1");
             } else {
-                let marks = vec!["?"; statuses.len()].join(", ");
-                sql.push_str(&format!(" AND d.status IN ({marks})"));
+                let marks: Vec<String> = statuses.iter().map(|_| mark()).collect();
+                sql.push_str(&format!(" AND d.status IN ({})", marks.join(", ")));
             }
         }
         if self.email_key.is_some() {
-            sql.push_str(" AND s.email_key = ?");
+            sql.push_str(&format!(" AND s.email_key = {}", mark()));
         }
         sql
     }
@@ -154,8 +160,8 @@ impl DeliveryQuery<'_> {
     /// Binds the values [`DeliveryQuery::conditions`] has placeholders for.
     fn bind<'q, O>(
         &self,
-        mut q: sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>,
-    ) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>
+        mut q: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>
     where
         Self: 'q,
     {
@@ -213,7 +219,7 @@ impl Store {
                     (SELECT MAX(a.started_at) FROM delivery_attempts a WHERE a.delivery_id = d.id)
                         AS last_attempt_at
              FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
-             WHERE d.campaign_id = ?{} ORDER BY d.id",
+             WHERE d.campaign_id = $1{} ORDER BY d.id",
             query.conditions()
         );
         query
@@ -235,7 +241,7 @@ impl Store {
                     a.outcome
              FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
                   LEFT JOIN subscribers s ON s.id = d.subscriber_id
-             WHERE d.campaign_id = ?{} ORDER BY a.delivery_id, a.attempt, a.id",
+             WHERE d.campaign_id = $1{} ORDER BY a.delivery_id, a.attempt, a.id",
             query.conditions()
         );
         query

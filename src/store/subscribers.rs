@@ -8,15 +8,14 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::Serialize;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{List, Store, StoreError, now};
 use crate::address::Address;
 
 /// Where a subscriber stands with one list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum SubscriptionStatus {
     /// Waiting for the person to confirm (double opt-in).
     Unconfirmed,
@@ -67,9 +66,8 @@ impl fmt::Display for SubscriptionStatus {
 }
 
 /// Whether a subscriber may be mailed at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum SubscriberStatus {
     /// May receive the lists they subscribed to.
     Active,
@@ -228,7 +226,7 @@ pub(crate) fn push_lower_hex(bytes: &[u8], out: &mut String) {
 
 const SUBSCRIBER_COLUMNS: &str =
     "s.id, s.email, s.name, s.language, s.attributes, s.status, s.created_at, s.updated_at,
-     (SELECT GROUP_CONCAT(l.name || ':' || x.status, '|')
+     (SELECT string_agg(l.name || ':' || x.status, '|')
         FROM subscriptions x JOIN lists l ON l.id = x.list_id
        WHERE x.subscriber_id = s.id) AS memberships";
 
@@ -249,7 +247,7 @@ impl Store {
         let hash = suppression_hash(&key);
         let mut tx = self.write().await?;
         let erased: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM suppressions WHERE email_hash = ?")
+            sqlx::query_scalar("SELECT 1 FROM suppressions WHERE email_hash = $1")
                 .bind(&hash)
                 .fetch_optional(&mut *tx)
                 .await
@@ -258,7 +256,7 @@ impl Store {
             if !new_consent {
                 return Err(StoreError::Erased(new.address.to_string()));
             }
-            sqlx::query("DELETE FROM suppressions WHERE email_hash = ?")
+            sqlx::query("DELETE FROM suppressions WHERE email_hash = $1")
                 .bind(&hash)
                 .execute(&mut *tx)
                 .await
@@ -297,7 +295,7 @@ impl Store {
     /// The subscriber with this address (matched case-insensitively).
     pub async fn subscriber(&self, address: &Address) -> Result<Subscriber, StoreError> {
         sqlx::query_as::<_, Subscriber>(&format!(
-            "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s WHERE s.email_key = ?"
+            "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s WHERE s.email_key = $1"
         ))
         .bind(address.key())
         .fetch_optional(&self.pool)
@@ -314,7 +312,7 @@ impl Store {
         sqlx::query_as::<_, Subscription>(
             "SELECT l.name AS list, x.status, x.consent_source, x.created_at, x.confirmed_at, x.unsubscribed_at
              FROM subscriptions x JOIN lists l ON l.id = x.list_id
-             WHERE x.subscriber_id = ? ORDER BY l.name",
+             WHERE x.subscriber_id = $1 ORDER BY l.name",
         )
         .bind(subscriber_id)
         .fetch_all(&self.pool)
@@ -334,12 +332,12 @@ impl Store {
     ) -> Result<Vec<Subscriber>, StoreError> {
         sqlx::query_as::<_, Subscriber>(&format!(
             "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s
-             WHERE s.id > ?1 AND (?2 IS NULL OR s.status = ?2)
-               AND ((?3 IS NULL AND ?4 IS NULL) OR EXISTS (
+             WHERE s.id > $1 AND ($2 IS NULL OR s.status = $2)
+               AND (($3 IS NULL AND $4 IS NULL) OR EXISTS (
                      SELECT 1 FROM subscriptions x WHERE x.subscriber_id = s.id
-                        AND (?3 IS NULL OR x.list_id = ?3)
-                        AND (?4 IS NULL OR x.status = ?4)))
-             ORDER BY s.id LIMIT ?5"
+                        AND ($3 IS NULL OR x.list_id = $3)
+                        AND ($4 IS NULL OR x.status = $4)))
+             ORDER BY s.id LIMIT $5"
         ))
         .bind(after_id)
         .bind(filter.subscriber.map(SubscriberStatus::as_str))
@@ -363,7 +361,7 @@ impl Store {
         let mut tx = self.write().await?;
         let targets: Vec<(i64, String)> = sqlx::query_as(
             "SELECT l.id, l.name FROM subscriptions x JOIN lists l ON l.id = x.list_id
-             WHERE x.subscriber_id = ? AND x.status <> 'unsubscribed' AND (? IS NULL OR l.id = ?)
+             WHERE x.subscriber_id = $1 AND x.status <> 'unsubscribed' AND ($2 IS NULL OR l.id = $3)
              ORDER BY l.name",
         )
         .bind(subscriber.id)
@@ -397,8 +395,8 @@ impl Store {
         let mut tx = self.write().await?;
         // Checked under the write lock: a send may blocklist them in between.
         let lifted = sqlx::query(
-            "UPDATE subscribers SET status = 'active', updated_at = ?
-             WHERE id = ? AND status = 'blocklisted'",
+            "UPDATE subscribers SET status = 'active', updated_at = $1
+             WHERE id = $2 AND status = 'blocklisted'",
         )
         .bind(now())
         .bind(subscriber.id)
@@ -433,7 +431,7 @@ impl Store {
         let mut tx = self.write().await?;
         let now = now();
         sqlx::query(
-            "INSERT INTO suppressions (email_hash, reason, created_at) VALUES (?, 'erased', ?)
+            "INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, 'erased', $2)
              ON CONFLICT (email_hash) DO NOTHING",
         )
         .bind(&hash)
@@ -441,7 +439,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| self.classify(e))?;
-        sqlx::query("DELETE FROM subscribers WHERE id = ?")
+        sqlx::query("DELETE FROM subscribers WHERE id = $1")
             .bind(subscriber.id)
             .execute(&mut *tx)
             .await
@@ -463,7 +461,7 @@ impl Store {
     /// Whether an address was erased at the person's request.
     pub async fn is_erased(&self, address: &Address) -> Result<bool, StoreError> {
         let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM suppressions WHERE email_hash = ?")
+            sqlx::query_scalar("SELECT 1 FROM suppressions WHERE email_hash = $1")
                 .bind(suppression_hash(&address.key()))
                 .fetch_optional(&self.pool)
                 .await
@@ -475,7 +473,7 @@ impl Store {
 /// The id of the subscriber with address key `key`, adding them from `new` when there is none
 /// (`true` when added). A subscriber added back after an erasure gets a `reconsented` event.
 async fn find_or_create(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     new: &NewSubscriber,
     key: &str,
     reconsented: bool,
@@ -483,7 +481,7 @@ async fn find_or_create(
     now: &str,
 ) -> Result<(i64, bool), sqlx::Error> {
     let existing: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM subscribers WHERE email_key = ?")
+        sqlx::query_scalar("SELECT id FROM subscribers WHERE email_key = $1")
             .bind(key)
             .fetch_optional(&mut *conn)
             .await?;
@@ -492,7 +490,7 @@ async fn find_or_create(
     }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO subscribers (email, email_key, name, language, attributes, status, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, 'active', ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, 'active', $6, $7) RETURNING id",
     )
     .bind(new.address.as_str())
     .bind(key)
@@ -536,7 +534,7 @@ impl Joining<'_> {
     /// and stays off (without new consent).
     async fn join(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         lists: &[List],
     ) -> Result<(bool, Vec<String>), sqlx::Error> {
         let (id, source, now) = (self.id, self.source, self.now);
@@ -544,7 +542,7 @@ impl Joining<'_> {
         let mut kept_unsubscribed = Vec::new();
         for list in lists {
             let current: Option<String> = sqlx::query_scalar(
-                "SELECT status FROM subscriptions WHERE subscriber_id = ? AND list_id = ?",
+                "SELECT status FROM subscriptions WHERE subscriber_id = $1 AND list_id = $2",
             )
             .bind(id)
             .bind(list.id)
@@ -573,7 +571,7 @@ impl Joining<'_> {
 }
 
 pub(super) async fn insert_subscription(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     subscriber_id: i64,
     list_id: i64,
     status: SubscriptionStatus,
@@ -583,7 +581,7 @@ pub(super) async fn insert_subscription(
     let confirmed_at = (status == SubscriptionStatus::Confirmed).then_some(now);
     sqlx::query(
         "INSERT INTO subscriptions (subscriber_id, list_id, status, consent_source, created_at, updated_at, confirmed_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(subscriber_id)
     .bind(list_id)
@@ -608,15 +606,15 @@ pub(super) async fn insert_subscription(
 /// Moves one subscription to status `?1` at time `?2` (consent source `?3` unless leaving),
 /// for subscriber `?4` and list `?5`, keeping its timestamps right. The caller writes the event.
 pub(super) const SET_SUBSCRIPTION_STATUS: &str =
-    "UPDATE subscriptions SET status = ?1, updated_at = ?2,
-        confirmed_at = CASE WHEN ?1 = 'confirmed' THEN ?2 ELSE confirmed_at END,
-        unsubscribed_at = CASE WHEN ?1 = 'unsubscribed' THEN ?2 ELSE NULL END,
-        consent_source = CASE WHEN ?1 = 'unsubscribed' THEN consent_source ELSE ?3 END
-     WHERE subscriber_id = ?4 AND list_id = ?5";
+    "UPDATE subscriptions SET status = $1, updated_at = $2,
+        confirmed_at = CASE WHEN $1 = 'confirmed' THEN $2 ELSE confirmed_at END,
+        unsubscribed_at = CASE WHEN $1 = 'unsubscribed' THEN $2 ELSE NULL END,
+        consent_source = CASE WHEN $1 = 'unsubscribed' THEN consent_source ELSE $3 END
+     WHERE subscriber_id = $4 AND list_id = $5";
 
 /// Moves one subscription to `status` and writes the event that records it.
 pub(super) async fn set_subscription_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     subscriber_id: i64,
     list_id: i64,
     status: SubscriptionStatus,
@@ -646,3 +644,6 @@ pub(super) async fn set_subscription_status(
     )
     .await
 }
+
+super::text_enum!(SubscriptionStatus: Unconfirmed, Confirmed, Unsubscribed);
+super::text_enum!(SubscriberStatus: Active, Blocklisted);

@@ -14,7 +14,7 @@
 //! event, not two.
 
 use super::subscribers::SET_SUBSCRIPTION_STATUS;
-use super::{Store, StoreError, now, suppression_hash, timestamp};
+use super::{Flag, Store, StoreError, now, suppression_hash, timestamp};
 use crate::address::Address;
 use crate::store::{SubscriberStatus, SubscriptionStatus};
 
@@ -96,7 +96,7 @@ type LinkRow = (
     String,
     Option<String>,
     Option<String>,
-    Option<bool>,
+    Option<Flag>,
     Option<String>,
     i64,
 );
@@ -110,14 +110,14 @@ impl Store {
         list_id: i64,
     ) -> Result<Option<LinkTarget>, StoreError> {
         let row: Option<LinkRow> = sqlx::query_as(
-            "SELECT s.token_nonce, s.language, l.name, l.public, x.status,
+            "SELECT s.token_nonce, s.language, l.name, CASE WHEN l.public THEN 1 ELSE 0 END, x.status,
                         (SELECT COUNT(*) FROM subscriptions o
-                          WHERE o.subscriber_id = s.id AND o.list_id <> ?2
+                          WHERE o.subscriber_id = s.id AND o.list_id <> $2
                             AND o.status <> 'unsubscribed')
                  FROM subscribers s
-                 LEFT JOIN lists l ON l.id = ?2
-                 LEFT JOIN subscriptions x ON x.subscriber_id = s.id AND x.list_id = ?2
-                 WHERE s.id = ?1",
+                 LEFT JOIN lists l ON l.id = $2
+                 LEFT JOIN subscriptions x ON x.subscriber_id = s.id AND x.list_id = $2
+                 WHERE s.id = $1",
         )
         .bind(subscriber_id)
         .bind(list_id)
@@ -135,7 +135,7 @@ impl Store {
             nonce,
             language,
             list_name,
-            list_public: public.unwrap_or(false),
+            list_public: public.is_some_and(bool::from),
             list_texts: Vec::new(),
             status: status.and_then(|s| s.parse().ok()),
             other_active_lists: others,
@@ -287,13 +287,13 @@ impl Store {
     /// subscriber is active (not blocklisted), and its latest event (id, kind, detail).
     async fn bound_state(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         subscriber_id: i64,
         list_id: i64,
     ) -> Result<Option<BoundState>, StoreError> {
         let row: Option<(SubscriptionStatus, SubscriberStatus)> = sqlx::query_as(
             "SELECT x.status, s.status FROM subscriptions x JOIN subscribers s ON s.id = x.subscriber_id
-             WHERE x.subscriber_id = ? AND x.list_id = ?",
+             WHERE x.subscriber_id = $1 AND x.list_id = $2",
         )
         .bind(subscriber_id)
         .bind(list_id)
@@ -304,7 +304,7 @@ impl Store {
             return Ok(None);
         };
         let latest: Option<(i64, String, String)> = sqlx::query_as(
-            "SELECT id, kind, detail FROM events WHERE subscriber_id = ? AND list_id = ?
+            "SELECT id, kind, detail FROM events WHERE subscriber_id = $1 AND list_id = $2
              ORDER BY id DESC LIMIT 1",
         )
         .bind(subscriber_id)
@@ -322,7 +322,7 @@ impl Store {
     /// Sets one subscription's status and its timestamps (no event: the caller writes it).
     async fn set_status(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         subscriber_id: i64,
         list_id: i64,
         to: SubscriptionStatus,
@@ -349,8 +349,8 @@ impl Store {
         let mut tx = self.write().await?;
         let now = now();
         let left: Vec<(i64, String)> = sqlx::query_as(
-            "UPDATE subscriptions SET status = 'unsubscribed', updated_at = ?1, unsubscribed_at = ?1
-             WHERE subscriber_id = ?2 AND status <> 'unsubscribed'
+            "UPDATE subscriptions SET status = 'unsubscribed', updated_at = $1, unsubscribed_at = $1
+             WHERE subscriber_id = $2 AND status <> 'unsubscribed'
              RETURNING list_id, (SELECT name FROM lists WHERE id = list_id)",
         )
         .bind(&now)
@@ -402,7 +402,7 @@ impl Store {
             return Ok(PendingOutcome::Nothing);
         }
         let erased: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM suppressions WHERE email_hash = ?")
+            sqlx::query_scalar("SELECT 1 FROM suppressions WHERE email_hash = $1")
                 .bind(&hash)
                 .fetch_optional(&mut *tx)
                 .await
@@ -422,7 +422,7 @@ impl Store {
             return Ok(PendingOutcome::Nothing);
         };
         let status: Option<SubscriptionStatus> = sqlx::query_scalar(
-            "SELECT status FROM subscriptions WHERE subscriber_id = ? AND list_id = ?",
+            "SELECT status FROM subscriptions WHERE subscriber_id = $1 AND list_id = $2",
         )
         .bind(id)
         .bind(list_id)
@@ -449,7 +449,7 @@ impl Store {
             None => {
                 sqlx::query(
                     "INSERT INTO subscriptions (subscriber_id, list_id, status, consent_source, created_at, updated_at)
-                     VALUES (?, ?, 'unconfirmed', ?, ?, ?)",
+                     VALUES ($1, $2, 'unconfirmed', $3, $4, $5)",
                 )
                 .bind(id)
                 .bind(list_id)
@@ -486,7 +486,7 @@ impl Store {
     /// token nonce, language).
     async fn form_subscriber(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut sqlx::AnyConnection,
         address: &Address,
         key: &str,
         language: Option<&str>,
@@ -494,7 +494,7 @@ impl Store {
         now: &str,
     ) -> Result<Option<(i64, String, Option<String>)>, StoreError> {
         let existing: Option<(i64, SubscriberStatus, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, status, token_nonce, language FROM subscribers WHERE email_key = ?",
+            "SELECT id, status, token_nonce, language FROM subscribers WHERE email_key = $1",
         )
         .bind(key)
         .fetch_optional(&mut *tx)
@@ -506,7 +506,7 @@ impl Store {
             None => {
                 let (id, nonce): (i64, String) = sqlx::query_as(
                     "INSERT INTO subscribers (email, email_key, name, language, attributes, status, created_at, updated_at)
-                     VALUES (?, ?, '', ?, '{}', 'active', ?, ?) RETURNING id, token_nonce",
+                     VALUES ($1, $2, '', $3, '{}', 'active', $4, $5) RETURNING id, token_nonce",
                 )
                 .bind(address.as_str())
                 .bind(key)
@@ -536,19 +536,19 @@ impl Store {
     /// deleted first, so a row that remains is a recent one.
     async fn take_cooldown(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         hash: &str,
         cooldown_secs: i64,
     ) -> Result<bool, StoreError> {
         let now = time::OffsetDateTime::now_utc();
         let cutoff = now - time::Duration::seconds(cooldown_secs);
-        sqlx::query("DELETE FROM confirmation_cooldowns WHERE requested_at <= ?")
+        sqlx::query("DELETE FROM confirmation_cooldowns WHERE requested_at <= $1")
             .bind(timestamp(cutoff))
             .execute(&mut **tx)
             .await
             .map_err(|e| self.classify(e))?;
         let taken = sqlx::query(
-            "INSERT INTO confirmation_cooldowns (email_hash, requested_at) VALUES (?, ?)
+            "INSERT INTO confirmation_cooldowns (email_hash, requested_at) VALUES ($1, $2)
              ON CONFLICT (email_hash) DO NOTHING",
         )
         .bind(hash)

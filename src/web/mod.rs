@@ -192,7 +192,12 @@ impl Settings {
             body_timeout: Duration::from_secs(config.server.body_timeout_secs),
             max_connections: usize::try_from(config.server.max_connections).unwrap_or(usize::MAX),
             client_ip_header,
-            database_url: config.database.url.clone(),
+            database_url: config
+                .database_connect_url()
+                .map_err(|e| WebError::Config {
+                    origin: "[database]".into(),
+                    message: e.to_string(),
+                })?,
             busy_timeout_ms: config.database.busy_timeout_ms,
             log_requests: true,
             words: Arc::new(words),

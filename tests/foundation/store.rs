@@ -124,7 +124,7 @@ fn a_database_from_the_first_schema_is_upgraded_with_its_rows() {
     std::fs::create_dir(&first_only).expect("mkdir");
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::copy(
-        manifest.join("migrations/0001_initial_schema.sql"),
+        manifest.join("migrations/sqlite/0001_initial_schema.sql"),
         first_only.join("0001_initial_schema.sql"),
     )
     .expect("copy the first migration");
@@ -171,7 +171,7 @@ fn a_database_from_the_first_schema_is_upgraded_with_its_rows() {
         vec!["1:sent", "2:skipped"]
     );
     // Every migration of this binary, whatever their number.
-    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
         .expect("migrations folder")
         .filter(|e| {
             e.as_ref()

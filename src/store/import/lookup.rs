@@ -3,12 +3,15 @@
 //! Each lookup binds one parameter, a JSON array of the batch's keys (or hashes, or ids), and
 //! SQLite unpacks it with `json_each`: binding thousands of parameters one by one through the
 //! driver cost more than SQLite's own work (measured: 34k rows/s before, see the import
-//! benchmark). (PostgreSQL has the same shape with `jsonb_array_elements`.)
+//! benchmark). PostgreSQL has the same shape with `jsonb_array_elements_text … WITH
+//! ORDINALITY` and `json_agg`: these are the import's backend-specific queries.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
+
+use crate::store::Backend;
 
 use super::ImportRecord;
 use crate::store::subscribers::suppression_hash;
@@ -54,7 +57,7 @@ impl Known {
 /// `update` says whether the current name, language and attributes are read: without
 /// `--update` they are never compared, so not worth reading.
 pub(super) async fn known(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     records: &[ImportRecord],
     update: bool,
 ) -> Result<Known, sqlx::Error> {
@@ -64,13 +67,28 @@ pub(super) async fn known(
     // Both lookups come back as one JSON array each rather than a row per subscriber: the
     // driver hands rows over one at a time through a channel, which cost more than the
     // lookups themselves when a file is imported again (every row already known).
-    let probe = if update {
-        "SELECT json_group_array(json_array(j.key, s.id, s.name, s.language, s.attributes))
-         FROM json_each(?1) j JOIN subscribers s ON s.email_key = j.value"
-    } else {
-        // Without --update the current fields are never compared: not worth reading.
-        "SELECT json_group_array(json_array(j.key, s.id, '', NULL, '{}'))
-         FROM json_each(?1) j JOIN subscribers s ON s.email_key = j.value"
+    let postgres = Backend::of(conn) == Backend::Postgres;
+    // Without --update the current fields are never compared: not worth reading.
+    let probe = match (postgres, update) {
+        (false, true) => {
+            "SELECT json_group_array(json_array(j.key, s.id, s.name, s.language, s.attributes))
+             FROM json_each($1) j JOIN subscribers s ON s.email_key = j.value"
+        }
+        (false, false) => {
+            "SELECT json_group_array(json_array(j.key, s.id, '', NULL, '{}'))
+             FROM json_each($1) j JOIN subscribers s ON s.email_key = j.value"
+        }
+        (true, true) => {
+            "SELECT COALESCE(json_agg(json_build_array(j.ord - 1, s.id, s.name, s.language,
+                                                        s.attributes)), '[]')::text
+             FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS j(value, ord)
+             JOIN subscribers s ON s.email_key = j.value"
+        }
+        (true, false) => {
+            "SELECT COALESCE(json_agg(json_build_array(j.ord - 1, s.id, '', NULL, '{}')), '[]')::text
+             FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS j(value, ord)
+             JOIN subscribers s ON s.email_key = j.value"
+        }
     };
     let found: String = sqlx::query_scalar(probe)
         .bind(json(&keys)?)
@@ -89,13 +107,18 @@ pub(super) async fn known(
     }
     let ids: Vec<i64> = known.existing.iter().flatten().map(|e| e.id).collect();
     if !ids.is_empty() {
-        let found: String = sqlx::query_scalar(
+        let memberships = if postgres {
+            "SELECT COALESCE(json_agg(json_build_array(subscriber_id, list_id, status)), '[]')::text
+             FROM subscriptions
+             WHERE subscriber_id IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb))"
+        } else {
             "SELECT json_group_array(json_array(subscriber_id, list_id, status)) FROM subscriptions
-             WHERE subscriber_id IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(json(&ids)?)
-        .fetch_one(&mut *conn)
-        .await?;
+             WHERE subscriber_id IN (SELECT value FROM json_each($1))"
+        };
+        let found: String = sqlx::query_scalar(memberships)
+            .bind(json(&ids)?)
+            .fetch_one(&mut *conn)
+            .await?;
         let found: Vec<(i64, i64, String)> = from_json(&found)?;
         for (subscriber_id, list_id, status) in found {
             let status = status
@@ -109,25 +132,31 @@ pub(super) async fn known(
 
 /// Sets `erased[i]` for each of `keys` whose address was erased.
 async fn mark_erased(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     keys: &[&str],
     erased: &mut [bool],
 ) -> Result<(), sqlx::Error> {
     // Most lists never had anyone erased: skip that lookup when there is nothing to find.
-    let any_erased: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM suppressions)")
-        .fetch_one(&mut *conn)
-        .await?;
-    if !any_erased {
+    let any_erased: crate::store::Flag =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM suppressions)")
+            .fetch_one(&mut *conn)
+            .await?;
+    if !any_erased.0 {
         return Ok(());
     }
     // Arrays of plain strings: json_each hands scalars over without re-encoding them.
     let hashes: Vec<String> = keys.iter().map(|k| suppression_hash(k)).collect();
-    let rows = sqlx::query(
-        "SELECT j.key AS idx FROM json_each(?1) j JOIN suppressions sp ON sp.email_hash = j.value",
-    )
-    .bind(json(&hashes)?)
-    .fetch_all(&mut *conn)
-    .await?;
+    let erased_rows = if Backend::of(conn) == Backend::Postgres {
+        "SELECT j.ord - 1 AS idx
+         FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS j(value, ord)
+         JOIN suppressions sp ON sp.email_hash = j.value"
+    } else {
+        "SELECT j.key AS idx FROM json_each($1) j JOIN suppressions sp ON sp.email_hash = j.value"
+    };
+    let rows = sqlx::query(erased_rows)
+        .bind(json(&hashes)?)
+        .fetch_all(&mut *conn)
+        .await?;
     for row in rows {
         erased[batch_index(&row)?] = true;
     }
@@ -135,7 +164,7 @@ async fn mark_erased(
 }
 
 /// The position in the batch that a `json_each` row came from.
-fn batch_index(row: &sqlx::sqlite::SqliteRow) -> Result<usize, sqlx::Error> {
+fn batch_index(row: &sqlx::any::AnyRow) -> Result<usize, sqlx::Error> {
     usize::try_from(col::<i64>(row, "idx")?)
         .map_err(|_| sqlx::Error::Protocol("negative batch index".into()))
 }

@@ -20,10 +20,10 @@ mod write;
 use std::sync::Arc;
 
 use serde::Serialize;
-use sqlx::{Connection, Sqlite, SqliteConnection};
+use sqlx::AnyConnection;
 
 use super::subscribers::push_lower_hex;
-use super::{List, Store, StoreError, SubscriptionStatus, now};
+use super::{Backend, List, Store, StoreError, SubscriptionStatus, now};
 use crate::address::Address;
 
 pub use batch::{BatchError, BatchWriter};
@@ -151,10 +151,7 @@ impl Importer {
     ) -> Result<ImportReport, StoreError> {
         let store = &self.store;
         let nonces = token_nonces(records.len())?;
-        let mut tx = self
-            .conn
-            .connection()
-            .begin_with("BEGIN IMMEDIATE")
+        let mut tx = crate::store::begin_write(self.conn.connection())
             .await
             .map_err(|e| store.classify(e))?;
         lists_still_exist(&mut tx, records)
@@ -190,7 +187,7 @@ impl Importer {
 /// from the largest id, which is safe because the transaction holds SQLite's write lock from
 /// its first statement (`BEGIN IMMEDIATE`), so nothing else can insert meanwhile.
 async fn import_in_transaction(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     records: &[ImportRecord],
     nonces: &str,
     options: &ImportOptions,
@@ -208,20 +205,25 @@ async fn import_in_transaction(
 /// is dropped before (an error or a cancelled task), the connection is detached from the pool
 /// and closed instead.
 struct UncheckedForeignKeys {
-    conn: Option<sqlx::pool::PoolConnection<Sqlite>>,
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
 }
 
 impl UncheckedForeignKeys {
-    async fn switch_off(mut conn: sqlx::pool::PoolConnection<Sqlite>) -> Result<Self, sqlx::Error> {
+    async fn switch_off(
+        mut conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    ) -> Result<Self, sqlx::Error> {
         // Outside any transaction (SQLite ignores the pragma inside one): a pooled connection
-        // never holds one open between uses.
-        sqlx::query("PRAGMA foreign_keys = OFF")
-            .execute(&mut *conn)
-            .await?;
+        // never holds one open between uses. PostgreSQL keeps its checks: switching them off
+        // needs a superuser, and its checks are cheap next to the insert itself.
+        if Backend::of(&conn) == Backend::Sqlite {
+            sqlx::query("PRAGMA foreign_keys = OFF")
+                .execute(&mut *conn)
+                .await?;
+        }
         Ok(Self { conn: Some(conn) })
     }
 
-    fn connection(&mut self) -> &mut SqliteConnection {
+    fn connection(&mut self) -> &mut AnyConnection {
         // `conn` is `Some` from `switch_off` until `switch_on` or drop take it.
         self.conn
             .as_deref_mut()
@@ -230,6 +232,9 @@ impl UncheckedForeignKeys {
 
     async fn switch_on(mut self) -> Result<(), sqlx::Error> {
         if let Some(mut conn) = self.conn.take() {
+            if Backend::of(&conn) == Backend::Postgres {
+                return Ok(());
+            }
             if let Err(e) = sqlx::query("PRAGMA foreign_keys = ON")
                 .execute(&mut *conn)
                 .await
@@ -262,7 +267,7 @@ enum ListCheck {
 /// Checks, under the batch's write lock, that every list the batch joins still exists: the
 /// one foreign key of an import that does not come from the transaction's own rows.
 async fn lists_still_exist(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     records: &[ImportRecord],
 ) -> Result<(), ListCheck> {
     let mut lists: Vec<&List> = records
@@ -272,7 +277,7 @@ async fn lists_still_exist(
     lists.sort_by_key(|l| l.id);
     lists.dedup_by_key(|l| l.id);
     for list in lists {
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM lists WHERE id = ?")
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM lists WHERE id = $1")
             .bind(list.id)
             .fetch_optional(&mut *conn)
             .await

@@ -7,7 +7,9 @@
 //! a handful of parameters whatever the run's length; the rare rest (updates, joins of known
 //! subscribers, files whose rows keep changing lists) by multi-row `INSERT`s or row by row.
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::AnyConnection;
+
+use crate::store::Backend;
 
 use super::plan::{EventRow, JoinRow, Memberships, Plan, Update};
 use super::{ImportOptions, ImportRecord, ImportReport, NONCE_LEN};
@@ -35,7 +37,7 @@ struct NewRow<'a> {
 /// Writes `plan`, made from `records`, at time `now`; `nonces` holds a token nonce per record.
 /// Returns the plan's report.
 pub(super) async fn write(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     records: &[ImportRecord],
     plan: Plan<'_>,
     nonces: &str,
@@ -58,6 +60,16 @@ pub(super) async fn write(
         .fetch_one(&mut *conn)
         .await?;
     insert_subscribers(conn, records, &fresh, first_id, nonces, now).await?;
+    if !fresh.is_empty() && Backend::of(conn) == Backend::Postgres {
+        // The ids above were written, not drawn from the identity's sequence: move it past
+        // them, in the same transaction (under the write lock), so the next insert that lets
+        // the server pick (a form subscription) gets a free one.
+        sqlx::query(
+            "SELECT setval(pg_get_serial_sequence('subscribers', 'id'), MAX(id))::text FROM subscribers",
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
     let new = NewSubscribers {
         fresh: &fresh,
         first_id,
@@ -83,7 +95,7 @@ pub(super) async fn write(
 
 /// The new subscribers' own rows, with ids counting up from `first_id`.
 async fn insert_subscribers(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     records: &[ImportRecord],
     fresh: &[(usize, Memberships)],
     first_id: i64,
@@ -111,27 +123,50 @@ async fn insert_subscribers(
     // import's cost), and the SQL text stays the same from batch to batch, so the prepared
     // statement is reused. (VALUES names its columns column1..N in SQLite and PostgreSQL.)
     for chunk in new_rows.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let sql = format!(
             "INSERT INTO subscribers (id, email, email_key, name, language, attributes, token_nonce,
                                       status, created_at, updated_at)
              SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7,
                     'active', t.at, t.at
-             FROM (SELECT ",
+             FROM (SELECT CAST($1 AS TEXT) AS at) t, (VALUES {}) v",
+            placeholders(chunk.len(), 7, 2)
         );
-        q.push_bind(now).push(" AS at) t, (");
-        q.push_values(chunk, |mut b, r| {
-            b.push_bind(r.id)
-                .push_bind(r.email)
-                .push_bind(r.key)
-                .push_bind(r.name)
-                .push_bind(r.language)
-                .push_bind(r.attributes)
-                .push_bind(r.nonce);
-        });
-        q.push(") v");
-        q.build().execute(&mut *conn).await?;
+        let mut q = sqlx::query(&sql).bind(now);
+        for r in chunk {
+            q = q
+                .bind(r.id)
+                .bind(r.email)
+                .bind(r.key)
+                .bind(r.name)
+                .bind(r.language)
+                .bind(r.attributes)
+                .bind(r.nonce);
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// `($first, $first+1, …), (…)`: `rows` rows of `columns` numbered placeholders, for a
+/// multi-row `VALUES` (sqlx's `QueryBuilder` writes `?` for the `Any` driver, which
+/// PostgreSQL does not take).
+fn placeholders(rows: usize, columns: usize, first: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 6);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(first + row * columns + column).to_string());
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// The new subscribers of a batch: `fresh[i]` got id `first_id + i`.
@@ -147,7 +182,7 @@ impl NewSubscribers<'_> {
     /// its subscriptions go to `joins` and its `created` events to `events`.
     async fn write_memberships(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         options: &ImportOptions,
         now: &str,
         joins: &mut Vec<JoinRow>,
@@ -167,7 +202,7 @@ impl NewSubscribers<'_> {
                 // joins none gets a `created` event so that no change goes unrecorded.
                 sqlx::query(
                     "INSERT INTO events (occurred_at, kind, subscriber_id, source)
-                     SELECT ?, 'created', id, ? FROM subscribers WHERE id BETWEEN ? AND ?",
+                     SELECT $1, 'created', id, $2 FROM subscribers WHERE id BETWEEN $3 AND $4",
                 )
                 .bind(now)
                 .bind(&options.source)
@@ -219,7 +254,7 @@ impl NewSubscribers<'_> {
 
 /// One run's subscriptions to `list`, and their events, for the ids `first..=last`.
 async fn insert_run_subscriptions(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     list: i64,
     status: SubscriptionStatus,
     (first, last): (i64, i64),
@@ -229,7 +264,7 @@ async fn insert_run_subscriptions(
     sqlx::query(
         "INSERT INTO subscriptions (subscriber_id, list_id, status, consent_source, created_at,
                                     updated_at, confirmed_at, unsubscribed_at)
-         SELECT id, ?1, ?2, ?3, ?4, ?4, ?5, ?6 FROM subscribers WHERE id BETWEEN ?7 AND ?8",
+         SELECT id, $1, $2, $3, $4, $4, $5, $6 FROM subscribers WHERE id BETWEEN $7 AND $8",
     )
     .bind(list)
     .bind(status.as_str())
@@ -243,7 +278,7 @@ async fn insert_run_subscriptions(
     .await?;
     sqlx::query(
         "INSERT INTO events (occurred_at, kind, subscriber_id, list_id, source, detail)
-         SELECT ?1, ?2, id, ?3, ?4, ?5 FROM subscribers WHERE id BETWEEN ?6 AND ?7",
+         SELECT $1, $2, id, $3, $4, $5 FROM subscribers WHERE id BETWEEN $6 AND $7",
     )
     .bind(now)
     .bind(subscription_event_kind(status))
@@ -259,14 +294,14 @@ async fn insert_run_subscriptions(
 
 /// Overwrites the fields of existing subscribers (`--update`).
 async fn update_fields(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     updates: &[Update<'_>],
     now: &str,
 ) -> Result<(), sqlx::Error> {
     for Update { id, record } in updates {
         sqlx::query(
-            "UPDATE subscribers SET name = COALESCE(?, name), language = COALESCE(?, language),
-                    attributes = ?, updated_at = ? WHERE id = ?",
+            "UPDATE subscribers SET name = COALESCE($1, name), language = COALESCE($2, language),
+                    attributes = $3, updated_at = $4 WHERE id = $5",
         )
         .bind(&record.name)
         .bind(&record.language)
@@ -282,34 +317,37 @@ async fn update_fields(
 /// Subscriptions bound row by row: existing subscribers joining a list (rare enough), and
 /// new ones when their file keeps changing lists.
 async fn insert_joins(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     joins: &[JoinRow],
     options: &ImportOptions,
     now: &str,
 ) -> Result<(), sqlx::Error> {
     for chunk in joins.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let sql = format!(
             "INSERT INTO subscriptions (subscriber_id, list_id, status, consent_source, created_at, updated_at,
-                                        confirmed_at, unsubscribed_at) ",
+                                        confirmed_at, unsubscribed_at) VALUES {}",
+            placeholders(chunk.len(), 8, 1)
         );
-        q.push_values(chunk, |mut b, j| {
-            b.push_bind(j.id)
-                .push_bind(j.list)
-                .push_bind(j.status.as_str())
-                .push_bind(options.source.as_str())
-                .push_bind(now)
-                .push_bind(now)
-                .push_bind((j.status == SubscriptionStatus::Confirmed).then_some(now))
-                .push_bind((j.status == SubscriptionStatus::Unsubscribed).then_some(now));
-        });
-        q.build().execute(&mut *conn).await?;
+        let mut q = sqlx::query(&sql);
+        for j in chunk {
+            q = q
+                .bind(j.id)
+                .bind(j.list)
+                .bind(j.status.as_str())
+                .bind(options.source.as_str())
+                .bind(now)
+                .bind(now)
+                .bind((j.status == SubscriptionStatus::Confirmed).then_some(now))
+                .bind((j.status == SubscriptionStatus::Unsubscribed).then_some(now));
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
 }
 
 /// The events of `joins` first, then `events`, bound row by row.
 async fn insert_events(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     joins: &[JoinRow],
     events: Vec<EventRow>,
     options: &ImportOptions,
@@ -323,18 +361,21 @@ async fn insert_events(
     });
     let all_events: Vec<EventRow> = join_events.chain(events).collect();
     for chunk in all_events.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (occurred_at, kind, subscriber_id, list_id, source, detail) ",
+        let sql = format!(
+            "INSERT INTO events (occurred_at, kind, subscriber_id, list_id, source, detail) VALUES {}",
+            placeholders(chunk.len(), 6, 1)
         );
-        q.push_values(chunk, |mut b, e| {
-            b.push_bind(now)
-                .push_bind(e.kind)
-                .push_bind(e.id)
-                .push_bind(e.list)
-                .push_bind(options.source.as_str())
-                .push_bind(e.detail.as_str());
-        });
-        q.build().execute(&mut *conn).await?;
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(now)
+                .bind(e.kind)
+                .bind(e.id)
+                .bind(e.list)
+                .bind(options.source.as_str())
+                .bind(e.detail.as_str());
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
 }
