@@ -29,6 +29,7 @@ mod bounces;
 mod campaign_report;
 mod campaigns;
 mod clicks;
+mod form_limits;
 mod import;
 mod leases;
 mod lists;

@@ -302,7 +302,11 @@ pub(super) async fn submit(
     }
     // Every attempt counts, the honeypot's too: a bot that learns the trap still hits the limit.
     let allowed = match client_ip(&state, &headers, &ext) {
-        Some(ip) => state.inner.limiter.allow(ip, std::time::Instant::now()),
+        // Counted in the store, so every `serve` instance on it counts together.
+        Some(ip) => state
+            .write(|store| state.inner.limiter.allow(store, ip))
+            .await
+            .map_err(|d| state.refuse(lang, d))?,
         // No address to count by (a proxy header missing): refuse rather than run unlimited.
         None => false,
     };

@@ -11,6 +11,7 @@ mod browser;
 mod clicks;
 mod consent;
 mod cross_stage;
+mod instances;
 mod journey;
 mod languages;
 mod list_names;
