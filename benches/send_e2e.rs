@@ -14,6 +14,10 @@
 //! imported, created, killed with SIGKILL half-way and resumed, with times and peak memory. Under
 //! `cargo test --benches` it is a 200-recipient smoke pass against the Maildir outbox, so that
 //! it cannot rot without needing postfix.
+//! `BULLETIN_BENCH_WORKERS=1` with `BULLETIN_BENCH_POSTGRES_URL` (a URL of the server's
+//! `postgres` database, from which each round makes its own) instead sends the campaign on
+//! PostgreSQL with 1, 2 and 3 `bulletin worker --once` processes sharing it, interleaved with
+//! smtp-source to the same sink, `BULLETIN_BENCH_ROUNDS` times (issue #16).
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -51,6 +55,10 @@ fn main() {
 
     if std::env::var_os("BULLETIN_BENCH_SCALE").is_some() {
         scale(dir.path(), &edition);
+        return;
+    }
+    if std::env::var_os("BULLETIN_BENCH_WORKERS").is_some() {
+        workers(dir.path(), &edition, n);
         return;
     }
     let rounds: usize = std::env::var("BULLETIN_BENCH_ROUNDS")
@@ -129,6 +137,119 @@ fn main() {
         rss_dkim as f64 / 1024.0
     );
     crash_window(dir.path(), &edition);
+}
+
+/// Issue #16's worker benchmark: the campaign on PostgreSQL, sent by 1, 2 and 3 `bulletin
+/// worker --once` processes at once (each with the default pool), against smtp-source to the
+/// same sink; medians of `BULLETIN_BENCH_ROUNDS` interleaved rounds. The clock runs from the
+/// workers' start to the last one's exit (each exits when nothing is left to claim).
+fn workers(root: &Path, edition: &Path, n: usize) {
+    let admin = std::env::var("BULLETIN_BENCH_POSTGRES_URL")
+        .expect("BULLETIN_BENCH_WORKERS needs BULLETIN_BENCH_POSTGRES_URL (postgres://USER@HOST:PORT/postgres)");
+    let rounds: usize = std::env::var("BULLETIN_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let port = free_port();
+    let _sink = Sink::start(port);
+    let relay = format!("smtp://127.0.0.1:{port}");
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(b, _)| b)
+        .to_string();
+    println!(
+        "send_e2e workers: {n} recipients on PostgreSQL, smtp-sink on 127.0.0.1:{port}, {rounds} rounds"
+    );
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); 4];
+    let mut avg = 0;
+    for round in 0..rounds {
+        for count in 1..=3usize {
+            let name = format!("bench_w{count}_r{round}_{}", std::process::id());
+            let psql = |sql: &str| {
+                let status = Command::new("psql")
+                    .args([admin.as_str(), "-q", "-c", sql])
+                    .stdout(Stdio::null())
+                    .status()
+                    .expect("psql (apt-get install postgresql-client)");
+                assert!(status.success(), "{sql}");
+            };
+            psql(&format!("DROP DATABASE IF EXISTS {name}"));
+            psql(&format!("CREATE DATABASE {name}"));
+            let db = format!("{base}/{name}");
+            let dir = root.join(&name);
+            prepare_at(&dir, &db, n, None);
+            if avg == 0 {
+                avg = (last_run_bytes(&db, n) / n as u64).max(1);
+            }
+            let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+            let at = at
+                .format(&time::format_description::well_known::Rfc3339)
+                .expect("time");
+            let status = bulletin(&db, Some(&relay))
+                .current_dir(&dir)
+                .args([
+                    "send",
+                    edition.to_str().expect("path"),
+                    "--list",
+                    "news",
+                    "--at",
+                    &at,
+                    "--yes",
+                ])
+                .status()
+                .expect("schedule");
+            assert!(status.success(), "send --at");
+            std::thread::sleep(Duration::from_millis(1200));
+            let start = Instant::now();
+            let mut children: Vec<Child> = (0..count)
+                .map(|_| {
+                    bulletin(&db, Some(&relay))
+                        .current_dir(&dir)
+                        .args(["worker", "--once"])
+                        .spawn()
+                        .expect("worker")
+                })
+                .collect();
+            for child in &mut children {
+                assert!(child.wait().expect("worker").success(), "worker failed");
+            }
+            times[count].push(start.elapsed());
+            psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+        let mut source = Command::new("smtp-source");
+        source
+            .args(["-s", "16", "-m", &n.to_string(), "-l", &avg.to_string()])
+            .args(["-f", "newsletter@example.org", "-t", "reader@example.org"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null());
+        let (t, _, ok) = measure(source);
+        assert!(ok, "smtp-source failed");
+        times[0].push(t);
+        let rate = |t: Duration| n as f64 / t.as_secs_f64();
+        println!(
+            "round {}: smtp-source {:.0} msg/s; workers 1: {:.0}, 2: {:.0}, 3: {:.0} msg/s",
+            round + 1,
+            rate(times[0][round]),
+            rate(times[1][round]),
+            rate(times[2][round]),
+            rate(times[3][round]),
+        );
+    }
+    let rate = |t: Duration| n as f64 / t.as_secs_f64();
+    let reference = rate(median(times[0].clone()));
+    println!(
+        "medians of {rounds} rounds, message size {:.1} KB:",
+        avg as f64 / 1024.0
+    );
+    println!("smtp-source (reference): {reference:>8.0} msg/s");
+    for (count, t) in times.iter().enumerate().skip(1) {
+        let r = rate(median(t.clone()));
+        println!(
+            "{count} worker(s) on PostgreSQL: {r:>8.0} msg/s  = {:.2}x smtp-source",
+            r / reference
+        );
+    }
 }
 
 /// #15's crash window: `send --rate 100 --concurrency 8` to an smtp-sink that keeps every
@@ -293,8 +414,14 @@ fn scale(root: &Path, edition: &Path) {
 /// A project folder with list `news` and `n` subscribers; returns its database URL.
 fn prepare(root: &Path, name: &str, n: usize, dkim: Option<&Path>) -> String {
     let dir = root.join(name);
-    std::fs::create_dir_all(&dir).expect("mkdir");
     let db = format!("sqlite://{}", dir.join("bench.db").display());
+    prepare_at(&dir, &db, n, dkim);
+    db
+}
+
+/// A project in `dir` whose database `db` holds list `news` with `n` subscribers.
+fn prepare_at(dir: &Path, db: &str, n: usize, dkim: Option<&Path>) {
+    std::fs::create_dir_all(dir).expect("mkdir");
     let mut config = String::from(
         "[list]\nname = \"GLO.ACT Newsletter\"\nid = \"glo-act.newsletter.example.org\"\nfrom = \"GLO.ACT <newsletter@example.org>\"\n",
     );
@@ -323,15 +450,14 @@ fn prepare(root: &Path, name: &str, n: usize, dkim: Option<&Path>) -> String {
         vec!["lists", "add", "news"],
         vec!["-q", "subscribers", "import", csv.to_str().expect("path")],
     ] {
-        let status = bulletin(&db, None)
-            .current_dir(&dir)
+        let status = bulletin(db, None)
+            .current_dir(dir)
             .args(&args)
             .stderr(Stdio::null())
             .status()
             .expect("bulletin");
         assert!(status.success(), "{args:?}");
     }
-    db
 }
 
 fn bulletin(db: &str, relay: Option<&str>) -> Command {
