@@ -16,7 +16,7 @@
 # Installing packages needs root (or sudo); without either it names what to install and stops.
 #
 #   ./test.sh                 everything: cargo test --all-targets on SQLite, then
-#                             cargo test --tests on PostgreSQL
+#                             cargo test --test '*' (the integration tests) on PostgreSQL
 #   ./test.sh --test send     any cargo test arguments instead (on both backends)
 #   BULLETIN_TEST_BACKEND=sqlite|postgres ./test.sh …   one backend's pass only
 set -euo pipefail
@@ -44,7 +44,7 @@ command -v dovecot >/dev/null || need+=(dovecot-imapd)
 command -v nsd >/dev/null || need+=(nsd)
 # PostgreSQL, the second store backend. Debian keeps the server programs off PATH, in
 # /usr/lib/postgresql/<major>/bin; the newest is used.
-pg_bin() { find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -n 1; }
+pg_bin() { { find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null || true; } | sort -V | tail -n 1; }
 backend=${BULLETIN_TEST_BACKEND:-}
 case "$backend" in
   "" | sqlite | postgres) ;;
@@ -90,6 +90,11 @@ stop_postgres() {
 start_postgres() {
   local bin port
   bin=$(pg_bin)
+  if [ ! -x "$bin/initdb" ]; then
+    echo "test.sh: no PostgreSQL server programs in /usr/lib/postgresql/*/bin: apt-get install postgresql," >&2
+    echo "  or name a server with BULLETIN_TEST_POSTGRES_URL=postgres://HOST:PORT/postgres?user=ROLE" >&2
+    exit 1
+  fi
   pg_data=$(mktemp -d /tmp/bulletin-test-pg.XXXXXX)
   trap stop_postgres EXIT
   trap 'exit 130' INT
@@ -133,7 +138,7 @@ fi
 # The PostgreSQL pass reruns the integration tests only: the unit tests open no server.
 pg_args=()
 for arg in "$@"; do
-  if [ "$arg" = --all-targets ]; then pg_args+=(--tests); else pg_args+=("$arg"); fi
+  if [ "$arg" = --all-targets ]; then pg_args+=(--test '*'); else pg_args+=("$arg"); fi
 done
 
 # Both passes run even when the first fails, so that one run shows both; either fails it.
