@@ -104,6 +104,7 @@ start_postgres() {
     chown postgres: "$pg_data"
     pg_run() { runuser -u postgres -- "$@"; }
   fi
+  # C.UTF-8: text sorts by code point, as in SQLite, so ORDER BY agrees on both backends.
   if ! pg_run "$bin/initdb" -D "$pg_data/db" -U bulletin_test --auth=trust --encoding=UTF8 \
     --locale=C.UTF-8 --no-sync >"$pg_data/initdb.log" 2>&1; then
     cat "$pg_data/initdb.log" >&2
