@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # The test command: provisions what the tests need when it is missing, then runs the whole
-# suite. The tests use real parts and fail (never skip) without them:
-#   - chromium (headless, for pages), sqlite3, openssl, postfix and dovecot-imapd (bounces) and
-#     nsd (DNS, for doctor), from Debian/Ubuntu packages;
+# suite twice, once per store backend: on SQLite files, then the integration tests again on
+# PostgreSQL (a fresh database per test project). The tests use real parts and fail (never
+# skip) without them:
+#   - chromium (headless, for pages), sqlite3, openssl, postfix and dovecot-imapd (bounces),
+#     nsd (DNS, for doctor) and postgresql, from Debian/Ubuntu packages;
 #   - aiosmtpd (the SMTP server the send and serve tests deliver to) and dkimpy + PyNaCl (the
 #     independent DKIM verifier), from PyPI, into a virtual environment under target/ when the
 #     system Python lacks them (Debian's Python refuses `pip install` outside one, PEP 668).
+#   - a throw-away PostgreSQL server: initdb into a temporary folder under /tmp, listening on
+#     127.0.0.1 only, on a free port, trust authentication for the superuser `bulletin_test`;
+#     stopped and removed when this script ends, however it ends. As root it runs as the
+#     `postgres` user (PostgreSQL refuses root). BULLETIN_TEST_POSTGRES_URL=postgres://… (a
+#     role that may create databases) uses that server instead.
 # Installing packages needs root (or sudo); without either it names what to install and stops.
 #
-#   ./test.sh                 everything (cargo test --all-targets)
-#   ./test.sh --test send     any cargo test arguments instead
+#   ./test.sh                 everything: cargo test --all-targets on SQLite, then
+#                             cargo test --test '*' (the integration tests) on PostgreSQL
+#   ./test.sh --test send     any cargo test arguments instead (on both backends)
+#   BULLETIN_TEST_BACKEND=sqlite|postgres ./test.sh …   one backend's pass only
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -33,6 +42,17 @@ command -v postfix >/dev/null || need+=(postfix)
 command -v dovecot >/dev/null || need+=(dovecot-imapd)
 # An authoritative DNS server (NSD) serves the zones `bulletin doctor` is tested against.
 command -v nsd >/dev/null || need+=(nsd)
+# PostgreSQL, the second store backend. Debian keeps the server programs off PATH, in
+# /usr/lib/postgresql/<major>/bin; the newest is used.
+pg_bin() { { find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null || true; } | sort -V | tail -n 1; }
+backend=${BULLETIN_TEST_BACKEND:-}
+case "$backend" in
+  "" | sqlite | postgres) ;;
+  *) echo "test.sh: BULLETIN_TEST_BACKEND=$backend is not a backend: use sqlite or postgres" >&2; exit 2 ;;
+esac
+if [ "$backend" != sqlite ] && [ -z "${BULLETIN_TEST_POSTGRES_URL:-}" ] && [ ! -x "$(pg_bin)/initdb" ]; then
+  need+=(postgresql)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]} (Debian packages)…" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -57,7 +77,82 @@ if ! python_ok python3; then
   export PATH="$PWD/$venv/bin:$PATH"
 fi
 
+# A throw-away PostgreSQL server for the second pass, unless one was given.
+pg_data=
+pg_run() { "$@"; }
+stop_postgres() {
+  if [ -n "$pg_data" ]; then
+    pg_run "$(pg_bin)/pg_ctl" -D "$pg_data/db" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$pg_data"
+    pg_data=
+  fi
+}
+start_postgres() {
+  local bin port
+  bin=$(pg_bin)
+  if [ ! -x "$bin/initdb" ]; then
+    echo "test.sh: no PostgreSQL server programs in /usr/lib/postgresql/*/bin: apt-get install postgresql," >&2
+    echo "  or name a server with BULLETIN_TEST_POSTGRES_URL=postgres://HOST:PORT/postgres?user=ROLE" >&2
+    exit 1
+  fi
+  pg_data=$(mktemp -d /tmp/bulletin-test-pg.XXXXXX)
+  trap stop_postgres EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  if [ "$(id -u)" -eq 0 ]; then
+    # PostgreSQL refuses to run as root; the package made this user.
+    chown postgres: "$pg_data"
+    pg_run() { runuser -u postgres -- "$@"; }
+  fi
+  # C.UTF-8: text sorts by code point, as in SQLite, so ORDER BY agrees on both backends.
+  if ! pg_run "$bin/initdb" -D "$pg_data/db" -U bulletin_test --auth=trust --encoding=UTF8 \
+    --locale=C.UTF-8 --no-sync >"$pg_data/initdb.log" 2>&1; then
+    cat "$pg_data/initdb.log" >&2
+    echo "test.sh: initdb failed (above)" >&2
+    exit 1
+  fi
+  # A free port (not 5432: Debian's own cluster may be there); sockets stay in the folder.
+  # Each test makes its own database and the binary opens a pool: many connections.
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat >>"$pg_data/db/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$pg_data/db'
+max_connections = 300
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+  if ! pg_run "$bin/pg_ctl" -D "$pg_data/db" -l "$pg_data/db/server.log" -w -t 60 start >/dev/null; then
+    cat "$pg_data/db/server.log" >&2
+    echo "test.sh: the PostgreSQL server did not start (its log is above)" >&2
+    exit 1
+  fi
+  # The role goes in the query: bulletin refuses a URL with a user name or password in it.
+  export BULLETIN_TEST_POSTGRES_URL="postgres://127.0.0.1:$port/postgres?user=bulletin_test"
+  echo "test.sh: PostgreSQL $(basename "$(dirname "$bin")") on 127.0.0.1:$port (data in $pg_data)" >&2
+}
+
 if [ $# -eq 0 ]; then
   set -- --all-targets
 fi
-exec cargo test "$@"
+# The PostgreSQL pass reruns the integration tests only: the unit tests open no server.
+pg_args=()
+for arg in "$@"; do
+  if [ "$arg" = --all-targets ]; then pg_args+=(--test '*'); else pg_args+=("$arg"); fi
+done
+
+# Both passes run even when the first fails, so that one run shows both; either fails it.
+status=0
+if [ "$backend" != postgres ]; then
+  echo "test.sh: backend pass: SQLite (cargo test $*)" >&2
+  BULLETIN_TEST_BACKEND=sqlite cargo test "$@" || status=$?
+fi
+if [ "$backend" != sqlite ]; then
+  if [ -z "${BULLETIN_TEST_POSTGRES_URL:-}" ]; then
+    start_postgres
+  fi
+  echo "test.sh: backend pass: PostgreSQL (cargo test ${pg_args[*]})" >&2
+  BULLETIN_TEST_BACKEND=postgres cargo test "${pg_args[@]}" || status=$?
+fi
+exit "$status"

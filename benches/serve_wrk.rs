@@ -1,5 +1,6 @@
 //! Load benchmark of the RFC 8058 one-click endpoint: `bulletin serve` (built with the bench
-//! profile) against a real SQLite file, driven by `wrk` (Debian package `wrk`) with a Lua
+//! profile) against a real SQLite file (or, with `BULLETIN_TEST_BACKEND=postgres` and
+//! `BULLETIN_TEST_POSTGRES_URL`, a fresh PostgreSQL database, as the tests choose), driven by `wrk` (Debian package `wrk`) with a Lua
 //! script that POSTs `List-Unsubscribe=One-Click` exactly as Gmail does.
 //!
 //! Two runs: valid tokens (each subscriber's first POST writes; once every subscriber has left,
@@ -119,8 +120,9 @@ fn main() {
     }
     let seconds = env_or("BULLETIN_BENCH_SECONDS", 10);
     let n = env_or("BULLETIN_BENCH_SUBSCRIBERS", 20_000);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let project = bulletin_testkit::project::Project::bare();
+    let dir = project.path();
+    let db = project.database_url();
 
     let ok = |cmd: &mut Command| {
         let out = cmd.output().expect("run bulletin");
@@ -130,31 +132,23 @@ fn main() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    ok(bulletin(dir.path(), &db).args(["lists", "add", "news"]));
+    ok(bulletin(dir, &db).args(["lists", "add", "news"]));
     let mut csv = String::from("email,lists\n");
     for i in 0..n {
         csv.push_str(&format!("reader{i}@example.org,news\n"));
     }
-    std::fs::write(dir.path().join("subs.csv"), csv).expect("csv");
-    ok(bulletin(dir.path(), &db).args(["-q", "subscribers", "import", "subs.csv"]));
+    std::fs::write(dir.join("subs.csv"), csv).expect("csv");
+    ok(bulletin(dir, &db).args(["-q", "subscribers", "import", "subs.csv"]));
 
     let keys = Keys::new(&Secret::new(SECRET), &[]).expect("keys");
     let forger = Keys::new(&Secret::new("x".repeat(40)), &[]).expect("keys");
-    let rows: Vec<(i64, String)> = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(async {
-            let store = bulletin::store::Store::open(&db, 5_000)
-                .await
-                .expect("store");
-            let rows = sqlx::query_as("SELECT id, token_nonce FROM subscribers ORDER BY id")
-                .fetch_all(store.pool())
-                .await
-                .expect("nonces");
-            store.close().await;
-            rows
-        });
+    let rows: Vec<(i64, String)> = bulletin_testkit::block_on(async {
+        let mut conn = bulletin_testkit::project::connect(&db).await;
+        sqlx::query_as("SELECT id, token_nonce FROM subscribers ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .expect("nonces")
+    });
     let list_id = 1;
     let valid: Vec<String> = rows
         .iter()
@@ -165,7 +159,7 @@ fn main() {
         .map(|(id, nonce)| forger.unsubscribe(*id, list_id, nonce, 1_700_000_000))
         .collect();
 
-    let mut server = bulletin(dir.path(), &db)
+    let mut server = bulletin(dir, &db)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -185,24 +179,12 @@ fn main() {
         .recv_timeout(Duration::from_secs(30))
         .expect("serve started");
 
-    let valid_run = run_wrk(&addr, dir.path(), "valid", &valid, seconds);
-    let forged_run = run_wrk(&addr, dir.path(), "forged", &forged, seconds);
+    let valid_run = run_wrk(&addr, dir, "valid", &valid, seconds);
+    let forged_run = run_wrk(&addr, dir, "forged", &forged, seconds);
     let _ = server.kill();
     let _ = server.wait();
 
-    let left: i64 = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(async {
-            let store = bulletin::store::Store::open(&db, 5_000)
-                .await
-                .expect("store");
-            sqlx::query_scalar("SELECT COUNT(*) FROM subscriptions WHERE status = 'unsubscribed'")
-                .fetch_one(store.pool())
-                .await
-                .expect("count")
-        });
+    let left = project.scalar("SELECT COUNT(*) FROM subscriptions WHERE status = 'unsubscribed'");
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,

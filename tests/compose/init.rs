@@ -3,21 +3,32 @@
 
 use std::path::Path;
 
+use bulletin_testkit::project::{Backend, Project};
 use mail_parser::MessageParser;
 
 /// The binary in `dir`, with nothing from the caller's environment choosing a configuration.
 fn bulletin(dir: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("bulletin").expect("binary");
-    cmd.current_dir(dir)
-        .env_remove("BULLETIN_CONFIG")
-        .env_remove("BULLETIN_SECRET")
-        .env_remove("BULLETIN_DATABASE_URL");
+    cmd.current_dir(dir);
+    for key in bulletin_testkit::bulletin_vars() {
+        cmd.env_remove(key);
+    }
     cmd
 }
 
 /// Runs `args` in `dir`, expecting success; returns stderr.
 fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = bulletin(dir)
+    ok_on(dir, None, args)
+}
+
+/// [`ok`] on the database `url` when given (the PostgreSQL pass), else on the project's
+/// own default, the SQLite file `init` configures.
+fn ok_on(dir: &Path, url: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = bulletin(dir);
+    if let Some(url) = url {
+        cmd.env("BULLETIN_DATABASE_URL", url);
+    }
+    let out = cmd
         .env(
             "BULLETIN_SECRET",
             "a-test-secret-0123456789abcdef0123456789",
@@ -40,9 +51,11 @@ const EDITION: &str = "editions/first-edition";
 
 #[test]
 fn init_makes_a_project_that_composes_previews_and_sends_with_no_edits() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = Project::bare();
     let said = ok(tmp.path(), &["init", "my-news"]);
     let project = tmp.path().join("my-news");
+    let url = (tmp.backend() == Backend::Postgres).then(|| tmp.database_url());
+    let ok = |dir: &Path, args: &[&str]| ok_on(dir, url.as_deref(), args);
 
     // The next steps start with `cd NAME` and name the exact commands played below.
     let steps = said

@@ -67,9 +67,11 @@ pub use bulletin_testkit::copy_dir;
 /// The binary, run in `dir` with a configuration there.
 pub fn bulletin(dir: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("bulletin").expect("binary");
-    cmd.current_dir(dir)
-        .env_remove("BULLETIN_CONFIG")
-        .env("BULLETIN_CONFIG", write_config(dir));
+    cmd.current_dir(dir);
+    for key in bulletin_testkit::bulletin_vars() {
+        cmd.env_remove(key);
+    }
+    cmd.env("BULLETIN_CONFIG", write_config(dir));
     cmd
 }
 

@@ -22,7 +22,11 @@ impl Drop for Server {
 
 /// Starts `bulletin preview EDITION --serve 127.0.0.1:0` and waits for its address.
 pub(crate) fn start(dir: &std::path::Path, edition: &std::path::Path) -> Server {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("bulletin"))
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("bulletin"));
+    for key in bulletin_testkit::bulletin_vars() {
+        cmd.env_remove(key);
+    }
+    let mut child = cmd
         .current_dir(dir)
         .env("BULLETIN_CONFIG", super::write_config(dir))
         .arg("preview")

@@ -617,7 +617,7 @@ fn bulletin_serve_over_plain_http_on_this_machine() {
     let world = setup.start();
     // serve refuses to create a database: make it with a first command.
     world.project.ok(&["lists", "add", "news"]);
-    let _serve = Serve::start(world.project.path(), port);
+    let _serve = Serve::start(&world.project, port);
     let (code, report, _) = world.doctor();
     assert_eq!(status(&report, "healthz"), "ok", "{report:#}");
     assert_eq!(status(&report, "public-url"), "warning", "{report:#}");

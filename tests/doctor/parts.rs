@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bulletin_testkit::project::Project;
 use bulletin_testkit::smtp::free_port;
 
 /// Waits until something listens on `port`, or panics with `what` and `log()`.
@@ -304,19 +305,13 @@ pub(crate) struct Serve {
 }
 
 impl Serve {
-    /// Starts it with the project's configuration (its secret file).
-    pub(crate) fn start(dir: &Path, port: u16) -> Self {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("bulletin"));
-        cmd.current_dir(dir)
-            .args(["serve", "--listen"])
+    /// Starts it with the project's configuration (its secret file) and database.
+    pub(crate) fn start(project: &Project, port: u16) -> Self {
+        let mut cmd = project.std_cmd();
+        cmd.args(["serve", "--listen"])
             .arg(format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        for (key, _) in std::env::vars() {
-            if key.starts_with("BULLETIN_") {
-                cmd.env_remove(key);
-            }
-        }
         let mut child = cmd.spawn().expect("bulletin serve starts");
         wait_for(port, &mut child, "bulletin serve", String::new);
         Self { child }

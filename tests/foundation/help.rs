@@ -77,7 +77,7 @@ fn complete_lists_outside_a_project_prints_nothing_and_creates_nothing() {
     let p = Project::new();
     let (code, out, _) = p.run(&["__complete", "lists"]);
     assert_eq!((code, out.as_str()), (0, ""));
-    assert!(!p.db_path().exists(), "completion created a database");
+    assert!(!p.store_exists(), "completion created a database");
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Integration tests of the foundation: the real `bulletin` binary against real SQLite files
-//! in temporary folders. One test binary, a module per feature (as mdBook's testsuite does),
-//! so the crate is linked once.
+//! in temporary folders (or PostgreSQL databases, see `backend`). One test binary, a module
+//! per feature (as mdBook's testsuite does), so the crate is linked once.
 
 mod addresses;
+mod backend;
 mod config;
 mod export;
 mod help;

@@ -315,13 +315,7 @@ fn remove_asks_on_a_terminal_and_needs_yes_in_a_script() {
     // On a terminal (a pseudo-terminal from util-linux `script`): asked, and only "y" erases.
     let bin = assert_cmd::cargo::cargo_bin("bulletin");
     let on_terminal = |answer: &str| {
-        let mut script = std::process::Command::new("script");
-        script.current_dir(p.path());
-        for (key, _) in std::env::vars() {
-            if key.starts_with("BULLETIN_") {
-                script.env_remove(key);
-            }
-        }
+        let script = p.program("script");
         let out = assert_cmd::Command::from_std(script)
             .args([
                 "-qec",

@@ -264,6 +264,9 @@ fn no_reply_after_the_final_dot_is_uncertain_listed_and_resumed_like_a_crash_lef
 
 #[test]
 fn a_database_that_stops_taking_writes_mid_send_pauses_and_names_the_way_back() {
+    if bulletin_testkit::project::sqlite_only("SQLite's file write lock held by another process") {
+        return;
+    }
     let p = project_with(60);
     let server = SmtpServer::faulty(p.path(), "delay=0.03");
     let mut cmd = send_command(&p, &server, 2);

@@ -135,13 +135,9 @@ fn blocklisted_people_are_never_resubscribed_from_the_web() {
     let server = Server::start(&project, &[("BULLETIN_SMTP_URL", &smtp)]);
     let undo_token = unsubscribe_on_the_page(&server, &token);
     // Their mailbox bounced meanwhile.
-    project.with_store(async |store| {
-        sqlx::query("UPDATE subscribers SET status = 'blocklisted' WHERE id = ?")
-            .bind(id)
-            .execute(store.pool())
-            .await
-            .expect("blocklist");
-    });
+    project.execute(&format!(
+        "UPDATE subscribers SET status = 'blocklisted' WHERE id = {id}"
+    ));
     let r = undo(&server, &token, &undo_token);
     assert_eq!(r.status, 410, "{}", r.body);
     assert_eq!(project.status(id, list).as_deref(), Some("unsubscribed"));

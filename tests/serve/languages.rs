@@ -240,7 +240,7 @@ fn a_projects_locales_folder_adds_a_language_and_overrides_words() {
     let out = crate::support::bulletin(project.path())
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("BULLETIN_SECRET", SECRET)
-        .env("BULLETIN_DATABASE_URL", project.db_url())
+        .env("BULLETIN_DATABASE_URL", project.database_url())
         .output()
         .expect("runs");
     let err = String::from_utf8_lossy(&out.stderr);

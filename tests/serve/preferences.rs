@@ -180,7 +180,7 @@ fn saving_joins_leaves_and_changes_language_and_name_as_events_from_preferences(
     // Three changes, three events, all from the preference centre; the name is not in them.
     assert_eq!(events(&project, reader, "preferences"), 3);
     let details = project.text(&format!(
-        "SELECT group_concat(kind || ':' || detail, ' ') FROM events WHERE subscriber_id = {reader} AND source = 'preferences'"
+        "SELECT string_agg(kind || ':' || detail, ' ') FROM events WHERE subscriber_id = {reader} AND source = 'preferences'"
     ));
     assert!(
         !details.clone().unwrap_or_default().contains("Ana"),

@@ -115,16 +115,15 @@ fn the_answer_is_the_same_for_every_kind_of_address() {
         &["news"],
         None,
     );
+    project.execute(&format!(
+        "UPDATE subscriptions SET status = 'unsubscribed' WHERE subscriber_id = {} AND list_id = {list}",
+        ids[1]
+    ));
+    project.execute(&format!(
+        "UPDATE subscribers SET status = 'blocklisted' WHERE id = {}",
+        ids[2]
+    ));
     project.with_store(async |store| {
-        for sql in [
-            format!(
-                "UPDATE subscriptions SET status = 'unsubscribed' WHERE subscriber_id = {} AND list_id = {list}",
-                ids[1]
-            ),
-            format!("UPDATE subscribers SET status = 'blocklisted' WHERE id = {}", ids[2]),
-        ] {
-            sqlx::query(&sql).execute(store.pool()).await.expect("update");
-        }
         let erased = bulletin::address::Address::parse("erased@example.org").expect("address");
         store.erase(&erased, "cli").await.expect("erase");
     });

@@ -1,4 +1,4 @@
-//! The real binary serving a real SQLite file on a free loopback port, a small HTTP/1.1 client
+//! The real binary serving a real database (SQLite file or PostgreSQL) on a free loopback port, a small HTTP/1.1 client
 //! over a plain `TcpStream` (so that what goes on the wire is exactly what the test wrote), a
 //! real SMTP server process (Python's aiosmtpd) and helpers to read the database.
 
@@ -45,13 +45,10 @@ impl Project {
         Self(bulletin_testkit::project::Project::bare())
     }
 
-    pub(crate) fn db_url(&self) -> String {
-        format!("sqlite://{}", self.path().join("bulletin.db").display())
-    }
-
-    /// Opens the store (creating and migrating the file), runs `f`, closes it.
+    /// Opens the store (creating and migrating the database, on the run's backend), runs `f`,
+    /// closes it.
     pub(crate) fn with_store<T>(&self, f: impl AsyncFnOnce(&Store) -> T) -> T {
-        let url = self.db_url();
+        let url = self.database_url();
         block_on(async move {
             let store = Store::open(&url, 5_000).await.expect("open store");
             let out = f(&store).await;
@@ -134,26 +131,9 @@ impl Project {
         })
     }
 
-    /// One integer from the database.
-    pub(crate) fn scalar(&self, sql: &str) -> i64 {
-        let sql = sql.to_string();
-        self.with_store(async move |store| {
-            sqlx::query_scalar::<_, i64>(&sql)
-                .fetch_one(store.pool())
-                .await
-                .expect("query")
-        })
-    }
-
     /// One text value from the database, if any row.
     pub(crate) fn text(&self, sql: &str) -> Option<String> {
-        let sql = sql.to_string();
-        self.with_store(async move |store| {
-            sqlx::query_scalar::<_, String>(&sql)
-                .fetch_optional(store.pool())
-                .await
-                .expect("query")
-        })
+        self.strings(sql).into_iter().next()
     }
 
     /// The status of one subscription.
@@ -164,20 +144,12 @@ impl Project {
     }
 
     /// Every subscription and event, to prove that nothing changed.
-    pub(crate) fn snapshot(&self) -> (Vec<(i64, i64, String, String)>, i64) {
-        self.with_store(async move |store| {
-            let subs: Vec<(i64, i64, String, String)> = sqlx::query_as(
-                "SELECT subscriber_id, list_id, status, updated_at FROM subscriptions ORDER BY 1, 2",
-            )
-            .fetch_all(store.pool())
-            .await
-            .expect("subscriptions");
-            let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-                .fetch_one(store.pool())
-                .await
-                .expect("events");
-            (subs, events)
-        })
+    pub(crate) fn snapshot(&self) -> (Vec<String>, i64) {
+        let subs = self.strings(
+            "SELECT subscriber_id || ' ' || list_id || ' ' || status || ' ' || updated_at
+             FROM subscriptions ORDER BY subscriber_id, list_id",
+        );
+        (subs, self.scalar("SELECT COUNT(*) FROM events"))
     }
 
     /// A signed unsubscribe token, as `send` puts in List-Unsubscribe.
@@ -283,7 +255,7 @@ impl Server {
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env("BULLETIN_SECRET", SECRET)
-            .env("BULLETIN_DATABASE_URL", project.db_url())
+            .env("BULLETIN_DATABASE_URL", project.database_url())
             .env("BULLETIN_LIST_PUBLIC_URL", "https://news.example.org")
             .env("BULLETIN_LIST_NAME", "Test Newsletter")
             .env("BULLETIN_SMTP_URL", "smtp://127.0.0.1:9");

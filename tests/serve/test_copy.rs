@@ -23,7 +23,7 @@ fn test_copy_links(p: &Project) -> Vec<String> {
             "operator@example.org",
         ])
         .env("BULLETIN_SECRET", SECRET)
-        .env("BULLETIN_DATABASE_URL", p.db_url())
+        .env("BULLETIN_DATABASE_URL", p.database_url())
         .env("BULLETIN_LIST_PUBLIC_URL", PUBLIC_URL)
         .env("BULLETIN_SMTP_URL", sink.url())
         .output()

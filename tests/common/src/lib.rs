@@ -1,8 +1,10 @@
 //! What bulletin's integration tests share, in one place instead of files borrowed between
-//! test binaries: a throw-away [`project::Project`] run through the real binary, a real SMTP
+//! test binaries: a throw-away [`project::Project`] run through the real binary on the
+//! backend the run exercises ([`backend`]: SQLite or PostgreSQL), a real SMTP
 //! server process ([`smtp::SmtpServer`], aiosmtpd), and DKIM keys and independent verification
 //! by dkimpy ([`dkim`]). The Python parts live in `tests/support/`.
 
+pub mod backend;
 pub mod chromium;
 pub mod dkim;
 pub mod pictures;
@@ -12,6 +14,15 @@ pub mod smtp;
 /// `tests/support/` of the bulletin checkout: the Python helpers the servers and verifiers run.
 pub fn support_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../support")
+}
+
+/// The `BULLETIN_*` variables of this process, which a test removes from the binary's
+/// environment: the binary would read them as configuration (and warn about the test
+/// harness's own `BULLETIN_TEST_*`).
+pub fn bulletin_vars() -> impl Iterator<Item = String> {
+    std::env::vars()
+        .map(|(key, _)| key)
+        .filter(|key| key.starts_with("BULLETIN_"))
 }
 
 /// Runs `f` on a fresh single-threaded runtime (the tests themselves are synchronous).
