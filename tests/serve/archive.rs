@@ -10,6 +10,7 @@ const EDITION: &str = "glo-act-special-edition";
 /// Runs `bulletin ARGS` in the project (its database, the test secret) and checks it worked.
 fn run(project: &Project, args: &[&str]) {
     let out = bulletin(project.path())
+        .env("BULLETIN_DATABASE_URL", project.database_url())
         .args(args)
         .env("BULLETIN_SECRET", SECRET)
         .output()

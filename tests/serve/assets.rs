@@ -134,6 +134,7 @@ fn local_pictures_and_documents_reach_readers_through_serve() {
     let base = format!("http://{}", server.addr);
     let ed = edition_with_local_files(&project);
     let out = bulletin(project.path())
+        .env("BULLETIN_DATABASE_URL", project.database_url())
         .arg("compose")
         .arg(&ed)
         .env("BULLETIN_SECRET", SECRET)

@@ -42,6 +42,7 @@ fn undo(server: &Server, token: &str, undo: &str) -> crate::support::Response {
 /// The operator unsubscribes the reader from news.
 fn leave_by_cli(project: &Project) {
     let out = bulletin(project.path())
+        .env("BULLETIN_DATABASE_URL", project.database_url())
         .args([
             "subscribers",
             "unsubscribe",
