@@ -123,13 +123,42 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 CONF
+  # TLS and a password role, for the tests of what only a server has (tests/foundation/
+  # postgres.rs): a self-signed certificate for "localhost" (its own CA), and a role that may
+  # come in only over TLS and with its password (scram-sha-256); everyone else is trusted.
+  # (A CA and a server certificate it signs: rustls refuses a CA certificate as the server's.)
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bulletin test CA" \
+    -keyout "$pg_data/ca.key" -out "$pg_data/ca.crt" >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$pg_data/db/server.key" \
+    -out "$pg_data/server.csr" >/dev/null 2>&1
+  printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+    >"$pg_data/server.ext"
+  openssl x509 -req -in "$pg_data/server.csr" -CA "$pg_data/ca.crt" -CAkey "$pg_data/ca.key" \
+    -CAcreateserial -days 2 -extfile "$pg_data/server.ext" -out "$pg_data/db/server.crt" >/dev/null 2>&1
+  chmod 600 "$pg_data/db/server.key"
+  chmod 644 "$pg_data/ca.crt"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres: "$pg_data/db/server.key" "$pg_data/db/server.crt"; fi
+  cat >>"$pg_data/db/postgresql.conf" <<CONF
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+password_encryption = 'scram-sha-256'
+CONF
+  { printf 'hostssl all bulletin_pw 127.0.0.1/32 scram-sha-256\nhost all bulletin_pw all reject\n'
+    cat "$pg_data/db/pg_hba.conf"; } >"$pg_data/hba" && cat "$pg_data/hba" >"$pg_data/db/pg_hba.conf"
   if ! pg_run "$bin/pg_ctl" -D "$pg_data/db" -l "$pg_data/db/server.log" -w -t 60 start >/dev/null; then
     cat "$pg_data/db/server.log" >&2
     echo "test.sh: the PostgreSQL server did not start (its log is above)" >&2
     exit 1
   fi
   # The role goes in the query: bulletin refuses a URL with a user name or password in it.
-  export BULLETIN_TEST_POSTGRES_URL="postgres://127.0.0.1:$port/postgres?user=bulletin_test"
+  export BULLETIN_TEST_POSTGRES_URL="postgres://127.0.0.1:$port/postgres?user=bulletin_test&sslmode=disable"
+  python3 -c 'import secrets; print(secrets.token_hex(16))' >"$pg_data/bulletin_pw.password"
+  chmod 644 "$pg_data/bulletin_pw.password"
+  "$bin/psql" "$BULLETIN_TEST_POSTGRES_URL" -q -c \
+    "CREATE ROLE bulletin_pw LOGIN PASSWORD '$(cat "$pg_data/bulletin_pw.password")'" >/dev/null
+  export BULLETIN_TEST_POSTGRES_TLS_CA="$pg_data/ca.crt"
+  export BULLETIN_TEST_POSTGRES_PASSWORD_FILE="$pg_data/bulletin_pw.password"
   echo "test.sh: PostgreSQL $(basename "$(dirname "$bin")") on 127.0.0.1:$port (data in $pg_data)" >&2
 }
 

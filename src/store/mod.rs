@@ -752,16 +752,21 @@ fn sqlite_path(url: &str) -> Result<String, StoreError> {
     })
 }
 
-/// `url` with any password replaced, for messages.
+/// `url` with any password replaced, for messages (the user name stays: it says who
+/// connected).
 fn redact_password(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // Only fails for URLs that cannot have a password, which this one has.
-            let _ = parsed.set_password(Some("[redacted]"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_string(),
-        Err(_) => "(an unreadable database URL)".into(),
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let Some(at) = url[start..authority_end].rfind('@').map(|i| start + i) else {
+        return url.to_string();
+    };
+    match url[start..at].find(':').map(|i| start + i) {
+        Some(colon) => format!("{}:[redacted]{}", &url[..colon], &url[at..]),
+        None => url.to_string(),
     }
 }
 
@@ -900,4 +905,25 @@ where
     T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
     row.try_get(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn a_password_never_reaches_a_message() {
+        assert_eq!(
+            redact_password("postgres://ann:s3cr%40t@db:5432/news?sslmode=require"),
+            "postgres://ann:[redacted]@db:5432/news?sslmode=require"
+        );
+        assert_eq!(
+            redact_password("postgres://ann@db/news"),
+            "postgres://ann@db/news"
+        );
+        assert_eq!(
+            redact_password("postgres://db/news?x=a@b"),
+            "postgres://db/news?x=a@b"
+        );
+    }
 }

@@ -11,6 +11,7 @@ mod import;
 mod lists;
 mod names;
 mod pipes;
+mod postgres;
 mod secrets;
 mod sizes;
 mod store;
