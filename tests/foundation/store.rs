@@ -223,6 +223,7 @@ fn a_database_from_the_first_schema_is_upgraded_with_its_rows() {
             "events_by_subscriber",
             "feedback_by_campaign",
             "feedback_by_delivery",
+            "form_rate_windows_by_start",
             "subscriptions_by_list"
         ]
     );
