@@ -362,6 +362,7 @@ pub async fn run<T: Transport>(
         shared_wake: None,
         reserved: 0,
         slot_wait: false,
+        last_reap: Instant::now(),
         finished: Vec::new(),
         finished_emails: Vec::new(),
         in_flight: 0,
@@ -513,6 +514,8 @@ struct Loop<'a> {
     reserved: usize,
     /// The last turn found no shared slot with nothing in flight: turn again, do not stop.
     slot_wait: bool,
+    /// When this worker last looked for dead fellow workers (shared leases only).
+    last_reap: Instant,
     /// Outcomes to record at the next turn.
     finished: Vec<Settlement>,
     /// Their addresses, for an error that must name them.
@@ -575,6 +578,16 @@ impl Loop<'_> {
             let lost = CampaignError::LeaseLost(self.lease.campaign_id);
             self.judge.halt(Halt::Store(lost.to_string()));
         } else if self.store_failure.is_none() {
+            // A worker notices a fellow worker's dead lease mid-campaign (a third of the lease's
+            // life at most, so within a lease of its death) and sends its rows again.
+            let every = (self.lease.ttl / 3).min(Duration::from_secs(5));
+            if self.lease.kind == LeaseKind::Shared && self.last_reap.elapsed() >= every {
+                self.last_reap = Instant::now();
+                if let Err(e) = self.store.reap_dead_leases(self.lease.campaign_id).await {
+                    self.fail_store(e.into());
+                    return;
+                }
+            }
             match self
                 .store
                 .campaign(self.lease.campaign_id)

@@ -43,8 +43,10 @@ fn stop(child: Worker) -> String {
 fn a_scheduled_campaign_is_sent_by_a_worker_only_once_its_time_has_come() {
     let p = project_with(20);
     let server = SmtpServer::start(p.path());
-    let at = time_from_now(Duration::from_secs(3));
-    let due = SystemTime::now() + Duration::from_secs(3);
+    // Far enough ahead that the worker is surely up and polling before the time comes, even
+    // on a loaded machine.
+    let at = time_from_now(Duration::from_secs(6));
+    let due = SystemTime::now() + Duration::from_secs(6);
     let (code, out, err) = run(
         &p,
         &server.url(),
@@ -53,19 +55,9 @@ fn a_scheduled_campaign_is_sent_by_a_worker_only_once_its_time_has_come() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("campaign #1 scheduled for"), "{out}");
+    let worker = spawn_worker(&p, &server);
     let (_, out, _) = run(&p, &server.url(), &[], &["campaigns", "list"]);
     assert!(out.contains("scheduled for"), "{out}");
-    // `send` before its time refuses, naming the way out.
-    let (code, _, err) = run(
-        &p,
-        &server.url(),
-        &[],
-        &["send", &edition(), "--list", "news", "--yes"],
-    );
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("is scheduled for"), "{err}");
-    assert!(err.contains("campaigns cancel 1"), "{err}");
-    let worker = spawn_worker(&p, &server);
     wait_for_messages(&server, 20);
     let log = stop(worker);
     let first = server.arrival_times()[0];
@@ -198,6 +190,28 @@ fn a_cancelled_scheduled_campaign_never_starts_and_a_past_time_is_refused() {
     assert_eq!(
         p.strings("SELECT scheduled_at FROM campaigns WHERE id = 2"),
         vec!["2030-07-01T07:00:00.000Z"]
+    );
+    // `send` before its time refuses, naming the way out; `--now` starts it at once.
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &["send", &edition(), "--list", "other", "--yes"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is scheduled for"), "{err}");
+    assert!(err.contains("campaigns cancel 2"), "{err}");
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &["send", &edition(), "--list", "other", "--yes", "--now"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(server.messages().len(), 1);
+    assert_eq!(
+        p.strings("SELECT status FROM campaigns WHERE id = 2"),
+        vec!["finished"]
     );
 }
 
