@@ -20,8 +20,16 @@ pub enum CampaignsCommand {
     /// and delivered, its Message-ID and the relay's last reply. Without a filter, every
     /// recipient that was not plainly sent
     Show(ShowArgs),
-    /// Stop a running campaign after the messages in flight; `send` resumes it
+    /// Stop a running campaign after the messages in flight (workers stop claiming for it
+    /// within one turn), or keep a scheduled one from starting; `campaigns resume` or `send`
+    /// resumes it
     Pause {
+        /// Campaign id
+        id: i64,
+    },
+    /// Hand a paused campaign back to the workers: running again, or scheduled again when it
+    /// had not started
+    Resume {
         /// Campaign id
         id: i64,
     },
@@ -86,6 +94,7 @@ pub(crate) async fn campaigns(ctx: &Context, cmd: CampaignsCommand) -> anyhow::R
         CampaignsCommand::Show(args) => show(ctx, &store, &args).await?,
         CampaignsCommand::Report(args) => super::report::run(ctx, &store, &args).await?,
         CampaignsCommand::Pause { id } => pause(ctx, &store, id).await?,
+        CampaignsCommand::Resume { id } => resume(ctx, &store, id).await?,
         CampaignsCommand::Cancel { id } => cancel(ctx, &store, id).await?,
         CampaignsCommand::Retry { id } => retry(ctx, &store, id).await?,
     }
@@ -104,7 +113,14 @@ async fn list(ctx: &Context, store: &Store) -> anyhow::Result<()> {
         // A campaign left `running` by a sender that is gone is waiting for `send`.
         let status =
             if c.status == CampaignStatus::Running && store.live_lease(c.id).await?.is_none() {
-                "running (no sender; `send` resumes)".to_string()
+                "running (no sender; `send` or a `worker` resumes)".to_string()
+            } else if let (true, Some(at)) = (c.is_scheduled(), c.scheduled_at.as_deref()) {
+                let when = super::send::describe_schedule(at, c.schedule_zone.as_deref());
+                if c.status == CampaignStatus::Draft {
+                    format!("scheduled for {when}")
+                } else {
+                    format!("{} (was scheduled for {when}, not started)", c.status)
+                }
             } else {
                 c.status.to_string()
             };
@@ -265,6 +281,17 @@ fn print_summary(
         c.status
     )?;
     outln!("subject:  {}", c.subject)?;
+    if let (true, Some(at)) = (c.is_scheduled(), c.scheduled_at.as_deref()) {
+        outln!(
+            "scheduled for {}{}",
+            super::send::describe_schedule(at, c.schedule_zone.as_deref()),
+            if c.status == CampaignStatus::Draft {
+                "; a `bulletin worker` starts it then"
+            } else {
+                ""
+            }
+        )?;
+    }
     let (in_flight, uncertain) = match sender {
         Some(_) => (n.sending, n.uncertain),
         None => (0, n.uncertain + n.sending),
@@ -285,7 +312,11 @@ fn print_summary(
     }
     if let Some(l) = sender {
         outln!(
-            "sender:   pid {} on {}, since {}, last heard from {}",
+            "sender:   {}pid {} on {}, since {}, last heard from {}",
+            match l.kind {
+                crate::store::LeaseKind::Shared => format!("worker {}, ", l.name),
+                crate::store::LeaseKind::Exclusive => String::new(),
+            },
             l.pid,
             l.host,
             l.acquired_at,
@@ -417,7 +448,8 @@ pub(super) fn csv_table(header: &[String], cells: &[Vec<String>]) -> anyhow::Res
 /// Asks the campaign's sender to stop after the messages in flight.
 async fn pause(ctx: &Context, store: &Store, id: i64) -> anyhow::Result<()> {
     let c = store.campaign(id).await?;
-    if c.status != CampaignStatus::Running {
+    let scheduled = c.status == CampaignStatus::Draft && c.is_scheduled();
+    if c.status != CampaignStatus::Running && !scheduled {
         return Err(UsageError(format!("campaign #{id} is {}, not running", c.status)).into());
     }
     store
@@ -427,9 +459,43 @@ async fn pause(ctx: &Context, store: &Store, id: i64) -> anyhow::Result<()> {
             Some("paused by `bulletin campaigns pause`"),
         )
         .await?;
-    ctx.info(format!(
-        "campaign #{id} paused; `bulletin send` with the same edition and list resumes it"
-    ));
+    ctx.info(if scheduled {
+        format!(
+            "campaign #{id} paused before its scheduled time: no worker starts it; `bulletin campaigns resume {id}` \
+             schedules it again (or `bulletin send` with the same edition and list starts it now)"
+        )
+    } else {
+        format!(
+            "campaign #{id} paused; `bulletin campaigns resume {id}` hands it back to the workers, \
+             `bulletin send` with the same edition and list resumes it"
+        )
+    });
+    Ok(())
+}
+
+/// Hands a paused campaign back to the workers.
+async fn resume(ctx: &Context, store: &Store, id: i64) -> anyhow::Result<()> {
+    let c = store.campaign(id).await?;
+    if c.status != CampaignStatus::Paused {
+        return Err(UsageError(format!(
+            "campaign #{id} is {}, not paused; only a paused campaign can be resumed",
+            c.status
+        ))
+        .into());
+    }
+    let status = if c.is_scheduled() {
+        CampaignStatus::Draft
+    } else {
+        CampaignStatus::Running
+    };
+    store.set_campaign_status(id, status, None).await?;
+    ctx.info(match (status, c.scheduled_at.as_deref()) {
+        (CampaignStatus::Draft, Some(at)) => format!(
+            "campaign #{id} scheduled again for {} (a worker starts it at once if that time has passed)",
+            super::send::describe_schedule(at, c.schedule_zone.as_deref())
+        ),
+        _ => format!("campaign #{id} running again: a `bulletin worker` picks it up at its next poll"),
+    });
     Ok(())
 }
 

@@ -226,6 +226,23 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
                 "bulletin send editions/glo-act-special-edition --list glo-act-news --outbox outbox --yes",
                 "into a Maildir folder instead of SMTP",
             ),
+            (
+                "bulletin send editions/glo-act-special-edition --list glo-act-news --at 2026-12-05T09:00 --tz Europe/Paris",
+                "schedule it; a worker sends it then",
+            ),
+        ],
+    ),
+    (
+        "worker",
+        &[
+            (
+                "bulletin worker --name mx1 --rate 50",
+                "send every due campaign beside other workers, until SIGTERM",
+            ),
+            (
+                "bulletin worker --once",
+                "send what is due now, then exit (cron)",
+            ),
         ],
     ),
     (
@@ -261,6 +278,13 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         &[(
             "bulletin campaigns pause 3",
             "stop after the messages in flight; send resumes",
+        )],
+    ),
+    (
+        "campaigns resume",
+        &[(
+            "bulletin campaigns resume 3",
+            "hand a paused campaign back to the workers",
         )],
     ),
     (

@@ -20,6 +20,7 @@ mod scaffold;
 mod send;
 mod serve;
 mod subscribers;
+mod worker;
 
 use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
@@ -97,8 +98,10 @@ pub enum Command {
     /// Look at an edition before sending: a page per language with the email at desktop and
     /// phone widths, the text part, the headers and the lint report
     Preview(preview::PreviewArgs),
-    /// Send an edition to a list: creates the campaign, or resumes it
+    /// Send an edition to a list: creates the campaign, or resumes it (`--at` schedules it)
     Send(send::SendArgs),
+    /// Send every campaign that is due, beside other workers on other hosts, until stopped
+    Worker(worker::WorkerArgs),
     /// List, show, pause and cancel campaigns
     #[command(subcommand)]
     Campaigns(campaigns::CampaignsCommand),
@@ -252,6 +255,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Compose(args) => compose::run(&ctx, args),
         Command::Preview(args) => preview::run(&ctx, args).await,
         Command::Send(args) => send::send(&ctx, args).await,
+        Command::Worker(args) => worker::run(&ctx, args).await,
         Command::Campaigns(cmd) => campaigns::campaigns(&ctx, cmd).await,
         Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Bounces(args) => bounces::run(&ctx, args).await,

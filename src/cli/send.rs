@@ -56,30 +56,62 @@ pub struct SendArgs {
     /// fixed); each is a new attempt
     #[arg(long)]
     pub retry_failed: bool,
+    /// Do not send now: record the campaign as scheduled for this time, which a `bulletin
+    /// worker` starts when it comes. RFC 3339 with an offset (2026-12-05T09:00+01:00), or a
+    /// local time (2026-12-05T09:00) with --tz
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["dry_run", "now"])]
+    pub at: Option<String>,
+    /// The time zone of --at, an IANA name (Europe/Paris); the built-in time zone database is
+    /// used, so the machine needs none
+    #[arg(long, value_name = "ZONE", requires = "at")]
+    pub tz: Option<String>,
+    /// Start a campaign that `--at` scheduled for this edition and list now, rather than
+    /// refuse before its time
+    #[arg(long)]
+    pub now: bool,
     /// Which templates to use (`--templates`, else the project's `templates/`, else the built-in theme).
     #[command(flatten)]
     pub theme: ThemeArgs,
 }
 
 /// What a send needs, checked before anything is recorded.
-struct Prepared {
-    rendered: Arc<render::RenderedEdition>,
-    sender: Sender,
-    store: Store,
-    list: crate::store::List,
-    audience: i64,
-    keys: Keys,
-    default_subject: String,
+pub(super) struct Prepared {
+    pub(super) rendered: Arc<render::RenderedEdition>,
+    pub(super) sender: Sender,
+    pub(super) store: Store,
+    pub(super) list: crate::store::List,
+    pub(super) audience: i64,
+    pub(super) keys: Keys,
+    pub(super) default_subject: String,
     /// The campaign counts clicks (the edition's or the list's `track_clicks`).
-    track_clicks: bool,
+    pub(super) track_clicks: bool,
 }
 
 /// Renders the edition (refusing lint errors), finds the list and its audience, and checks
 /// the secret and the DKIM key: every input mistake stops the send before a campaign exists.
 async fn prepare(ctx: &Context, args: &SendArgs) -> anyhow::Result<Prepared> {
-    let templates = templates_dir(ctx, args.theme.templates.as_deref())?;
-    let (edition, _, rendered) = super::compose::load_and_render(
+    let store = ctx.store().await?;
+    prepare_edition(
+        ctx,
+        store,
         &args.edition,
+        &args.list,
+        args.theme.templates.as_deref(),
+    )
+    .await
+}
+
+/// [`prepare`] for an edition folder and a list name (a worker's, from the campaign).
+pub(super) async fn prepare_edition(
+    ctx: &Context,
+    store: Store,
+    edition_dir: &std::path::Path,
+    list_name: &str,
+    templates: Option<&std::path::Path>,
+) -> anyhow::Result<Prepared> {
+    let templates = templates_dir(ctx, templates)?;
+    let (edition, _, rendered) = super::compose::load_and_render(
+        edition_dir,
         &templates,
         &identity(ctx),
         archive_publish(ctx),
@@ -88,15 +120,14 @@ async fn prepare(ctx: &Context, args: &SendArgs) -> anyhow::Result<Prepared> {
     if rendered.lint.errors() > 0 {
         return Err(UsageError(format!(
             "{} does not compose cleanly ({} lint error(s)); run `bulletin compose {}` to see them",
-            args.edition.display(),
+            edition_dir.display(),
             rendered.lint.errors(),
-            args.edition.display()
+            edition_dir.display()
         ))
         .into());
     }
     let sender = Sender::from_config(&ctx.config)?;
-    let store = ctx.store().await?;
-    let list = store.list_named(&args.list).await?;
+    let list = store.list_named(list_name).await?;
     let audience = store.audience_size(list.id).await?;
     if audience == 0 {
         return Err(crate::store::CampaignError::EmptyAudience(list.name.clone()).into());
@@ -133,7 +164,15 @@ async fn prepare(ctx: &Context, args: &SendArgs) -> anyhow::Result<Prepared> {
 }
 
 pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcome> {
+    // A time that cannot be used is refused before the edition is even rendered.
+    let when = match &args.at {
+        Some(at) => Some(schedule_time(at, args.tz.as_deref())?),
+        None => None,
+    };
     let p = prepare(ctx, &args).await?;
+    if let Some(when) = when {
+        return schedule(ctx, &args, &p, &when).await;
+    }
     if args.dry_run {
         let settings = Settings::from_config(&ctx.config, args.concurrency, args.rate);
         return dry_run(ctx, &p, &settings).await;
@@ -177,6 +216,196 @@ pub(crate) async fn send(ctx: &Context, args: SendArgs) -> anyhow::Result<Outcom
     } else {
         Outcome::Success
     })
+}
+
+/// A `--at` time, checked: (UTC instant, the zone to show it in).
+pub(crate) struct ScheduleTime {
+    at: jiff::Timestamp,
+    zone: String,
+}
+
+/// Parses `--at` (with `--tz`): RFC 3339 with an offset, or a civil time in an IANA zone.
+/// A time that is not in the future is refused.
+fn schedule_time(at: &str, tz: Option<&str>) -> Result<ScheduleTime, UsageError> {
+    let bad = |why: String| {
+        UsageError(format!(
+            "--at {at}: {why}; write RFC 3339 with an offset (--at 2026-12-05T09:00+01:00) \
+             or a local time with a zone (--at 2026-12-05T09:00 --tz Europe/Paris)"
+        ))
+    };
+    let (instant, zone) = match tz {
+        Some(name) => {
+            let zone = jiff::tz::TimeZone::get(name).map_err(|e| {
+                UsageError(format!(
+                    "--tz {name}: not a known time zone ({e}); use an IANA name such as Europe/Paris or America/New_York"
+                ))
+            })?;
+            // A civil time is read in the zone; one that carries its own offset is taken as
+            // that instant, and the zone only says how to show it.
+            let instant = match at.parse::<jiff::civil::DateTime>() {
+                Ok(civil) => civil
+                    .to_zoned(zone)
+                    .map_err(|e| bad(e.to_string()))?
+                    .timestamp(),
+                Err(_) => at
+                    .parse::<jiff::Timestamp>()
+                    .map_err(|e| bad(e.to_string()))?,
+            };
+            (instant, name.to_string())
+        }
+        None => {
+            let instant = at.parse::<jiff::Timestamp>().map_err(|e| {
+                bad(if at.parse::<jiff::civil::DateTime>().is_ok() {
+                    "no offset and no --tz, so the time is ambiguous".to_string()
+                } else {
+                    e.to_string()
+                })
+            })?;
+            // The offset as written (`+01:00`, `Z`), for listings.
+            let offset = at
+                .rfind(['+', '-', 'Z', 'z'])
+                .filter(|i| *i > 10)
+                .map_or("UTC", |i| &at[i..]);
+            (instant, offset.to_string())
+        }
+    };
+    if instant <= jiff::Timestamp::now() {
+        return Err(UsageError(format!(
+            "--at {at} is in the past ({} UTC); give a time to come, or send now without --at",
+            instant.strftime("%Y-%m-%d %H:%M:%S")
+        )));
+    }
+    Ok(ScheduleTime { at: instant, zone })
+}
+
+/// How listings show a schedule: in UTC and in the zone it was given in.
+pub(crate) fn describe_schedule(at: &str, zone: Option<&str>) -> String {
+    let Ok(instant) = at.parse::<jiff::Timestamp>() else {
+        return at.to_string();
+    };
+    // Seconds only when the time has them (a test's "in 2 s"); people schedule in minutes.
+    let clock = if instant.as_second() % 60 == 0 {
+        "%Y-%m-%d %H:%M"
+    } else {
+        "%Y-%m-%d %H:%M:%S"
+    };
+    let utc = format!("{} UTC", instant.strftime(clock));
+    let local = match zone {
+        Some(name) if name != "UTC" && name != "Z" && name != "z" => {
+            let tz = jiff::tz::TimeZone::get(name)
+                .ok()
+                .or_else(|| parse_offset(name).map(jiff::tz::TimeZone::fixed));
+            tz.map(|tz| format!(" ({} {name})", instant.to_zoned(tz).strftime(clock)))
+        }
+        _ => None,
+    };
+    format!("{utc}{}", local.unwrap_or_default())
+}
+
+/// `+01:00` or `-0530` as an offset.
+fn parse_offset(text: &str) -> Option<jiff::tz::Offset> {
+    let sign = match text.chars().next()? {
+        '+' => 1,
+        '-' => -1,
+        _ => return None,
+    };
+    let digits: String = text[1..].chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let hours: i32 = digits[..2].parse().ok()?;
+    let minutes: i32 = digits[2..].parse().ok()?;
+    jiff::tz::Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).ok()
+}
+
+/// `send --at`: everything `send` checks was checked by `prepare`; records the campaign as
+/// scheduled and sends nothing.
+async fn schedule(
+    ctx: &Context,
+    args: &SendArgs,
+    p: &Prepared,
+    when: &ScheduleTime,
+) -> anyhow::Result<Outcome> {
+    let settings = Settings::from_config(&ctx.config, args.concurrency, args.rate);
+    let path = edition_path(ctx, &args.edition);
+    let at = crate::store::timestamp(
+        time::OffsetDateTime::from_unix_timestamp_nanos(when.at.as_nanosecond())
+            .context("the --at time is out of range")?,
+    );
+    let campaign = p
+        .store
+        .schedule_campaign(
+            &p.list,
+            &crate::store::NewCampaign {
+                slug: &p.rendered.slug,
+                content_hash: &p.rendered.content_hash,
+                subject: &p.default_subject,
+                edition_path: Some(&path),
+                caps: caps_of(&settings),
+            },
+            &crate::store::Scheduled {
+                at: at.clone(),
+                zone: when.zone.clone(),
+            },
+        )
+        .await?;
+    let shown = describe_schedule(&at, Some(&when.zone));
+    if ctx.json {
+        ctx.print_json(
+            &serde_json::json!({ "campaign": campaign.id, "scheduled_at": at, "zone": when.zone }),
+        )?;
+    } else if !ctx.quiet {
+        let _ = outln!(
+            "campaign #{} scheduled for {shown}: {} subscriber(s) of {} now; a `bulletin worker` starts it then \
+             (`bulletin campaigns cancel {}` to call it off)",
+            campaign.id,
+            p.audience,
+            p.list.name,
+            campaign.id
+        );
+    }
+    p.store.clone().close().await;
+    Ok(Outcome::Success)
+}
+
+/// The campaign caps a new campaign records: `[smtp] rate`/`hourly_cap`, `--rate` first.
+pub(crate) fn caps_of(settings: &Settings) -> crate::store::Caps {
+    crate::store::Caps {
+        rate: settings.rate.max(0.0),
+        hourly_cap: i64::from(settings.hourly_cap),
+    }
+}
+
+/// The stricter of two limits where 0 means none.
+pub(crate) fn stricter<T: PartialOrd + Default + Copy>(a: T, b: T) -> T {
+    let none = T::default();
+    match (a > none, b > none) {
+        (true, true) => {
+            if a < b {
+                a
+            } else {
+                b
+            }
+        }
+        (true, false) => a,
+        _ => b,
+    }
+}
+
+/// Where the edition is, as recorded for workers: relative to the project folder when inside
+/// it (every worker host runs in a copy of the same project folder), else absolute.
+fn edition_path(ctx: &Context, edition: &std::path::Path) -> String {
+    let full = std::fs::canonicalize(edition).unwrap_or_else(|_| edition.to_path_buf());
+    let project = ctx
+        .config
+        .source
+        .as_ref()
+        .and_then(|f| f.parent())
+        .and_then(|d| std::fs::canonicalize(d).ok());
+    match project.as_ref().and_then(|d| full.strip_prefix(d).ok()) {
+        Some(relative) => relative.display().to_string(),
+        None => full.display().to_string(),
+    }
 }
 
 /// On a terminal, asks before sending (unless `--yes`); elsewhere there is nobody to ask.
@@ -289,60 +518,32 @@ async fn deliver(
     settings: &Settings,
     relay: Arc<Relay>,
 ) -> anyhow::Result<(crate::store::Campaign, RunReport)> {
+    let path = edition_path(ctx, &args.edition);
     let key = CampaignKey {
         slug: &p.rendered.slug,
         content_hash: &p.rendered.content_hash,
         subject: &p.default_subject,
+        edition_path: Some(&path),
+        caps: caps_of(settings),
     };
     let options = BeginOptions {
         retry_failed: args.retry_failed,
         skip_uncertain: args.skip_uncertain,
         lease_ttl: settings.lease_ttl,
+        start_now: args.now,
     };
     let begun = delivery::begin(&p.store, relay.as_ref(), &p.list, key, options).await?;
+    // Resumed: the campaign's own caps hold too (the stricter wins); `send` is its only
+    // sender, so it paces them alone.
+    let mut settings = settings.clone();
+    settings.rate = stricter(settings.rate, begun.campaign.rate);
+    settings.hourly_cap = stricter(
+        settings.hourly_cap,
+        u32::try_from(begun.campaign.hourly_cap).unwrap_or(u32::MAX),
+    );
+    let settings = &settings;
     tell_begun(ctx, &begun, &p.list, relay.as_ref(), args.skip_uncertain);
-    let track_clicks = match begun.created {
-        Some(_) => p.track_clicks,
-        // Resumed: as it began (its links are recorded or not), so that every message of a
-        // campaign is alike; a changed setting applies to the next campaign.
-        None => {
-            let began_counting = p.store.counts_clicks(begun.campaign.id).await?;
-            if began_counting != p.track_clicks {
-                ctx.info(format!(
-                    "campaign #{} began {} clicks and goes on that way; the changed setting applies to the next campaign",
-                    begun.campaign.id,
-                    if began_counting { "counting" } else { "without counting" }
-                ));
-            }
-            began_counting
-        }
-    };
-    let rendered = if track_clicks {
-        let public_url = &ctx.config.list.public_url;
-        let tracked = crate::clicks::track(
-            &p.store,
-            &p.keys,
-            begun.campaign.id,
-            &p.rendered,
-            public_url,
-        )
-        .await?;
-        ctx.info(format!(
-            "counting clicks on {} link(s) through {}/c/ (per link, not per person)",
-            tracked.links,
-            public_url.trim_end_matches('/')
-        ));
-        Arc::new(tracked.edition)
-    } else {
-        Arc::clone(&p.rendered)
-    };
-    let personaliser = campaign_personaliser(
-        ctx,
-        rendered,
-        p.sender.clone(),
-        p.keys.clone(),
-        (p.list.id, begun.campaign.id),
-    )?;
+    let personaliser = personaliser_for(ctx, p, begun.campaign.id, begun.created.is_some()).await?;
     let stop = Arc::new(AtomicBool::new(false));
     stop_on_signals(Arc::clone(&stop))?;
     let total = p.store.delivery_counts(begun.campaign.id).await?.total();
@@ -356,12 +557,60 @@ async fn deliver(
             transport: relay,
             settings,
             stop,
+            shared_caps: None,
         },
         &mut progress,
     )
     .await;
     progress.finish();
     Ok((begun.campaign, result?))
+}
+
+/// The personaliser of campaign `campaign_id` (`created` now, or resumed): click counting as
+/// the campaign began, DKIM and bounce return paths as configured.
+pub(super) async fn personaliser_for(
+    ctx: &Context,
+    p: &Prepared,
+    campaign_id: i64,
+    created: bool,
+) -> anyhow::Result<Personaliser> {
+    let track_clicks = if created {
+        p.track_clicks
+    } else {
+        // Resumed: as it began (its links are recorded or not), so that every message of a
+        // campaign is alike; a changed setting applies to the next campaign.
+        {
+            let began_counting = p.store.counts_clicks(campaign_id).await?;
+            if began_counting != p.track_clicks {
+                ctx.info(format!(
+                    "campaign #{} began {} clicks and goes on that way; the changed setting applies to the next campaign",
+                    campaign_id,
+                    if began_counting { "counting" } else { "without counting" }
+                ));
+            }
+            began_counting
+        }
+    };
+    let rendered = if track_clicks {
+        let public_url = &ctx.config.list.public_url;
+        let tracked =
+            crate::clicks::track(&p.store, &p.keys, campaign_id, &p.rendered, public_url).await?;
+        ctx.info(format!(
+            "counting clicks on {} link(s) through {}/c/ (per link, not per person)",
+            tracked.links,
+            public_url.trim_end_matches('/')
+        ));
+        Arc::new(tracked.edition)
+    } else {
+        Arc::clone(&p.rendered)
+    };
+    campaign_personaliser(
+        ctx,
+        rendered,
+        p.sender.clone(),
+        p.keys.clone(),
+        (p.list.id, campaign_id),
+    )
 }
 
 /// What `begin` found, for the operator.
@@ -422,7 +671,7 @@ fn tell_begun(
 /// ask the run to stop claiming, finish and record the messages in flight, and leave the
 /// campaign paused. A second signal ends the process at once; the rows still in flight are
 /// then uncertain, as after a crash.
-fn stop_on_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+pub(super) fn stop_on_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?;

@@ -12,7 +12,9 @@ use super::{
     Transport, check,
 };
 use crate::config::Config;
-use crate::store::{Campaign, CampaignStatus, Lease, LeaseHolder, List, Start, Store};
+use crate::store::{
+    Campaign, CampaignStatus, Caps, Lease, LeaseHolder, LeaseKind, List, NewCampaign, Start, Store,
+};
 
 /// Where a campaign's messages go: the SMTP relay of `[smtp] url`, or a Maildir folder.
 #[derive(Debug, Clone)]
@@ -100,6 +102,10 @@ pub struct CampaignKey<'a> {
     pub content_hash: &'a str,
     /// The subject in the default language.
     pub subject: &'a str,
+    /// Where the edition is (relative to the project folder when inside it), for workers.
+    pub edition_path: Option<&'a str>,
+    /// The campaign's caps, recorded when it is created.
+    pub caps: Caps,
 }
 
 /// How to treat what an earlier run left.
@@ -111,6 +117,8 @@ pub struct BeginOptions {
     pub skip_uncertain: bool,
     /// How long the lease lasts without renewal.
     pub lease_ttl: Duration,
+    /// Start a campaign scheduled by `send --at` now rather than refuse (`send --now`).
+    pub start_now: bool,
 }
 
 /// A campaign ready to run, and what was found on the way, for the operator.
@@ -151,16 +159,25 @@ pub async fn begin<T: Transport>(
     } else {
         store.audience_needing_smtputf8(list.id).await?
     };
-    let (campaign, created) = match store
-        .start_campaign(key.slug, list, key.content_hash, key.subject)
-        .await?
-    {
+    let new = NewCampaign {
+        slug: key.slug,
+        content_hash: key.content_hash,
+        subject: key.subject,
+        edition_path: key.edition_path,
+        caps: key.caps,
+    };
+    let (campaign, created) = match store.start_campaign(list, &new, options.start_now).await? {
         Start::Created(c, n) => (c, Some(n)),
         Start::Resumed(c) => (c, None),
     };
     // One sender per campaign: refused here, before anything changes, while another holds it.
     let (lease, orphaned) = store
-        .acquire_lease(campaign.id, &LeaseHolder::this_process(), options.lease_ttl)
+        .acquire_lease(
+            campaign.id,
+            &LeaseHolder::this_process(),
+            options.lease_ttl,
+            LeaseKind::Exclusive,
+        )
         .await?;
     let mut begun = Begun {
         campaign,
@@ -183,4 +200,43 @@ pub async fn begin<T: Transport>(
             .await?;
     }
     Ok(begun)
+}
+
+/// A worker's place in a campaign that is already running.
+#[derive(Debug)]
+pub struct Joined {
+    /// Its shared lease; the engine renews it.
+    pub lease: Lease,
+    /// Rows of workers that were gone, now uncertain and queued again.
+    pub orphaned: i64,
+    /// Uncertain rows queued again (workers send them again).
+    pub uncertain: i64,
+}
+
+/// A worker joins `campaign` beside any other workers: checks the relay, takes a shared lease
+/// (refused while a `send` holds it alone) and queues again what dead senders left uncertain —
+/// for workers, uncertain rows are sent again, as `send` does unless `--skip-uncertain`.
+pub async fn join<T: Transport>(
+    store: &Store,
+    transport: &T,
+    campaign: &Campaign,
+    holder: &LeaseHolder,
+    lease_ttl: Duration,
+) -> Result<Joined, DeliveryError> {
+    check(transport).await?;
+    let (lease, orphaned) = store
+        .acquire_lease(campaign.id, holder, lease_ttl, LeaseKind::Shared)
+        .await?;
+    let uncertain = match store.settle_uncertain(campaign.id, true).await {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = store.release_lease(&lease).await;
+            return Err(e.into());
+        }
+    };
+    Ok(Joined {
+        lease,
+        orphaned,
+        uncertain,
+    })
 }

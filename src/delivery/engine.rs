@@ -19,7 +19,8 @@ use super::{
 };
 use crate::mail::{Personaliser, RecipientData};
 use crate::store::{
-    Attempt, CampaignError, CampaignStatus, Lease, Outcome, Recipient, Settlement, Store,
+    Attempt, CampaignError, CampaignStatus, Caps, Lease, LeaseKind, Outcome, Recipient, Settlement,
+    Store,
 };
 
 /// Permanent refusals that might be about us rather than the recipient (policy, content), in
@@ -320,6 +321,10 @@ pub struct Run<'a, T> {
     pub settings: &'a Settings,
     /// Set by a signal handler: stop claiming, finish what is in flight.
     pub stop: Arc<AtomicBool>,
+    /// The campaign's own caps, reserved in the database before every claim so that they
+    /// hold across all its workers ([`Store::reserve_slots`]); `None` when this process is
+    /// the campaign's only sender (`send`), which paces alone.
+    pub shared_caps: Option<Caps>,
 }
 
 /// Runs a campaign under its lease until every recipient has an outcome, or until it is
@@ -353,6 +358,11 @@ pub async fn run<T: Transport>(
             halt: None,
         },
         pacer: Pacer::new(run.settings.rate, run.settings.hourly_cap),
+        caps: run.shared_caps.filter(Caps::limits),
+        shared_wake: None,
+        reserved: 0,
+        slot_wait: false,
+        last_reap: Instant::now(),
         finished: Vec::new(),
         finished_emails: Vec::new(),
         in_flight: 0,
@@ -496,6 +506,16 @@ struct Loop<'a> {
     concurrency: usize,
     judge: Judge<'a>,
     pacer: Pacer,
+    /// The campaign's caps, shared through the database (workers only).
+    caps: Option<Caps>,
+    /// When the campaign's shared schedule has the next slot, after a reservation found none.
+    shared_wake: Option<Instant>,
+    /// Slots reserved for the claim about to be made; unused ones are given back.
+    reserved: usize,
+    /// The last turn found no shared slot with nothing in flight: turn again, do not stop.
+    slot_wait: bool,
+    /// When this worker last looked for dead fellow workers (shared leases only).
+    last_reap: Instant,
     /// Outcomes to record at the next turn.
     finished: Vec<Settlement>,
     /// Their addresses, for an error that must name them.
@@ -558,6 +578,16 @@ impl Loop<'_> {
             let lost = CampaignError::LeaseLost(self.lease.campaign_id);
             self.judge.halt(Halt::Store(lost.to_string()));
         } else if self.store_failure.is_none() {
+            // A worker notices a fellow worker's dead lease mid-campaign (a third of the lease's
+            // life at most, so within a lease of its death) and sends its rows again.
+            let every = (self.lease.ttl / 3).min(Duration::from_secs(5));
+            if self.lease.kind == LeaseKind::Shared && self.last_reap.elapsed() >= every {
+                self.last_reap = Instant::now();
+                if let Err(e) = self.store.reap_dead_leases(self.lease.campaign_id).await {
+                    self.fail_store(e.into());
+                    return;
+                }
+            }
             match self
                 .store
                 .campaign(self.lease.campaign_id)
@@ -585,19 +615,59 @@ impl Loop<'_> {
         } else {
             self.concurrency - self.in_flight
         };
-        if free > 0 && self.pacer.paces() {
-            if self.in_flight > 0 && !self.pacer.wait_time().is_zero() {
+        if free > 0 && (self.pacer.paces() || self.caps.is_some()) {
+            let shared_later = self.shared_wake.is_some_and(|w| w > Instant::now());
+            if self.in_flight > 0 && (!self.pacer.wait_time().is_zero() || shared_later) {
                 // Not yet: `collect` wakes the loop when the slot is due.
                 free = 0;
             } else {
-                if self.pacer.wait_time() > SETTLE_BEFORE_WAITING && !self.finished.is_empty() {
-                    self.settle_and_claim(0).await;
+                if self.pacer.paces() {
+                    if self.pacer.wait_time() > SETTLE_BEFORE_WAITING && !self.finished.is_empty() {
+                        self.settle_and_claim(0).await;
+                    }
+                    self.pacer.wait().await;
+                    free = 1 + self.pacer.take_due(free - 1);
                 }
-                self.pacer.wait().await;
-                free = 1 + self.pacer.take_due(free - 1);
+                if let Some(caps) = self.caps {
+                    // This worker's own rate came first; the campaign's, shared with every
+                    // worker, now: the stricter wins. Still before the claim.
+                    free = self.reserve(caps, free).await;
+                }
             }
         }
         self.settle_and_claim(free).await;
+    }
+
+    /// Reserves up to `wanted` slots of the campaign's shared caps. With none free and
+    /// nothing in flight it waits (at most half a second, then the loop looks for a pause or
+    /// a signal and turns again), settling first what came back.
+    async fn reserve(&mut self, caps: Caps, wanted: usize) -> usize {
+        match self
+            .store
+            .reserve_slots(self.lease.campaign_id, caps, wanted)
+            .await
+        {
+            Err(e) => {
+                self.fail_store(e.into());
+                0
+            }
+            Ok((granted, _)) if granted > 0 => {
+                self.shared_wake = None;
+                self.reserved = granted;
+                granted
+            }
+            Ok((_, wait)) => {
+                self.shared_wake = Some(Instant::now() + wait);
+                if self.in_flight == 0 {
+                    if wait > SETTLE_BEFORE_WAITING && !self.finished.is_empty() {
+                        self.settle_and_claim(0).await;
+                    }
+                    tokio::time::sleep(wait.min(Duration::from_millis(500))).await;
+                    self.slot_wait = true;
+                }
+                0
+            }
+        }
     }
 
     /// Records what came back and claims up to `free` recipients, handing them to the workers.
@@ -610,6 +680,19 @@ impl Loop<'_> {
             Ok(claimed) => {
                 self.finished.clear();
                 self.finished_emails.clear();
+                let unused = std::mem::take(&mut self.reserved).saturating_sub(claimed.len());
+                if let (Some(caps), true) = (self.caps, unused > 0) {
+                    // The queue ran dry (for now): give the slots back to the other workers,
+                    // and look again a little later rather than at once.
+                    self.shared_wake = Some(Instant::now() + Duration::from_millis(200));
+                    if let Err(e) = self
+                        .store
+                        .refund_slots(self.lease.campaign_id, caps, unused)
+                        .await
+                    {
+                        self.fail_store(e.into());
+                    }
+                }
                 for recipient in claimed {
                     self.in_flight += 1;
                     if self.job_tx.send(recipient).await.is_err() {
@@ -637,11 +720,15 @@ impl Loop<'_> {
             self.judge_suspended_at_the_end().await;
             return Next::TurnAgain;
         }
+        if std::mem::take(&mut self.slot_wait) {
+            return Next::TurnAgain;
+        }
         match self.store.next_retry_at(self.lease.campaign_id).await {
             Err(e) => {
                 self.fail_store(e.into());
                 Next::Stop
             }
+            Ok(None) if self.lease.kind == LeaseKind::Shared => self.idle_worker().await,
             Ok(None) => Next::Stop,
             Ok(Some(at)) => {
                 let wait = seconds_until(&at).clamp(0.05, 5.0);
@@ -649,6 +736,41 @@ impl Loop<'_> {
                 Next::TurnAgain
             }
         }
+    }
+
+    /// A worker with nothing left to claim: the rows of workers that died are its to send
+    /// again (once their leases are dead), uncertain rows are sent again (the workers'
+    /// policy), and while other workers still have rows in flight it waits for them, so that
+    /// `worker --once` ends only when the campaign is done or another live worker holds it.
+    async fn idle_worker(&mut self) -> Next {
+        let id = self.lease.campaign_id;
+        match self.store.reap_dead_leases(id).await {
+            Err(e) => {
+                self.fail_store(e.into());
+                return Next::Stop;
+            }
+            Ok((_, requeued)) if requeued > 0 => return Next::TurnAgain,
+            Ok(_) => {}
+        }
+        let counts = match self.store.delivery_counts(id).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.fail_store(e.into());
+                return Next::Stop;
+            }
+        };
+        if counts.uncertain > 0 {
+            if let Err(e) = self.store.settle_uncertain(id, true).await {
+                self.fail_store(e.into());
+                return Next::Stop;
+            }
+            return Next::TurnAgain;
+        }
+        if counts.queued + counts.sending > 0 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            return Next::TurnAgain;
+        }
+        Next::Stop
     }
 
     /// Refusals that no later acceptance explained: the recipients' own if this campaign's
@@ -685,11 +807,18 @@ impl Loop<'_> {
     /// Under a rate with free workers it also returns, with nothing collected, when the next
     /// message may go, so that the next turn dispatches it on time.
     async fn collect(&mut self) -> bool {
-        let wake = (self.pacer.paces()
+        let wake = ((self.pacer.paces() || self.caps.is_some())
             && self.in_flight < self.concurrency
             && self.judge.halt.is_none()
             && self.store_failure.is_none())
-        .then(|| self.pacer.next_due());
+        .then(|| {
+            let local = if self.pacer.paces() {
+                self.pacer.next_due()
+            } else {
+                Instant::now()
+            };
+            self.shared_wake.map_or(local, |shared| local.max(shared))
+        });
         let first = match wake {
             Some(at) => tokio::select! {
                 done = self.done_rx.recv() => done,
@@ -732,6 +861,25 @@ async fn finish(
     mut judge: Judge<'_>,
     started: Instant,
 ) -> Result<RunReport, DeliveryError> {
+    if lease.kind == LeaseKind::Shared {
+        // A worker stops the campaign only for what concerns it as a whole; a signal, a pause
+        // or a cancel leave it as it is (the operator already set it, or other workers go on),
+        // and so does a lost lease (this worker was cut off; the others carry on).
+        let forced = match &judge.halt {
+            None | Some(Halt::Interrupted | Halt::Paused | Halt::Cancelled | Halt::Store(_)) => {
+                None
+            }
+            Some(h) => Some((h.campaign_status(), h.to_string())),
+        };
+        store
+            .leave_campaign(lease, forced.as_ref().map(|(s, r)| (*s, r.as_str())))
+            .await?;
+        let mut report = judge.report;
+        report.stopped = judge.halt.as_ref().map(ToString::to_string);
+        report.halt = judge.halt;
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
     let counts = store.delivery_counts(lease.campaign_id).await?;
     if judge.halt.is_none() && counts.queued + counts.sending == 0 && counts.uncertain > 0 {
         judge.halt(Halt::Uncertain {

@@ -15,7 +15,7 @@ pub mod transport;
 use std::time::Duration;
 
 use crate::store::{CampaignError, CampaignStatus, StoreError};
-pub use campaign::{BeginOptions, Begun, CampaignKey, Relay, RelaySession, begin};
+pub use campaign::{BeginOptions, Begun, CampaignKey, Joined, Relay, RelaySession, begin, join};
 pub use engine::{Run, run};
 pub use reply::{EnhancedCode, Problem, Reply, Stage, Verdict};
 pub use transport::{

@@ -117,6 +117,66 @@ pub struct Campaign {
     pub finished_at: Option<String>,
     /// Why it is paused, when it is.
     pub halt_reason: Option<String>,
+    /// When its audience was frozen and sending began (None: scheduled, not started yet).
+    pub started_at: Option<String>,
+    /// Where `send` found the edition (relative to the project folder when inside it), for
+    /// workers to compose it again; None for campaigns from before workers existed.
+    pub edition_path: Option<String>,
+    /// The campaign's messages per second across all its senders; 0 = no limit.
+    pub rate: f64,
+    /// The campaign's messages per rolling hour across all its senders; 0 = no cap.
+    pub hourly_cap: i64,
+    /// `send --at`: when a worker starts it (RFC 3339 UTC).
+    pub scheduled_at: Option<String>,
+    /// The time zone `--at` was given in (an IANA name, or the offset as written).
+    pub schedule_zone: Option<String>,
+}
+
+impl Campaign {
+    /// Scheduled with `send --at` and not started yet (its audience is not frozen).
+    pub fn is_scheduled(&self) -> bool {
+        self.scheduled_at.is_some() && self.started_at.is_none()
+    }
+}
+
+/// A campaign's caps, held across every sender of it (see [`Store::reserve_slots`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Caps {
+    /// Messages per second; 0 = no limit.
+    pub rate: f64,
+    /// Messages per rolling hour; 0 = no cap.
+    pub hourly_cap: i64,
+}
+
+impl Caps {
+    /// Whether either cap limits sending.
+    pub fn limits(&self) -> bool {
+        self.rate > 0.0 || self.hourly_cap > 0
+    }
+}
+
+/// What a new campaign records besides its edition and list.
+#[derive(Debug, Clone)]
+pub struct NewCampaign<'a> {
+    /// The edition's slug.
+    pub slug: &'a str,
+    /// The hash of its rendered content.
+    pub content_hash: &'a str,
+    /// The subject in the default language.
+    pub subject: &'a str,
+    /// Where the edition is, for workers.
+    pub edition_path: Option<&'a str>,
+    /// The campaign's caps.
+    pub caps: Caps,
+}
+
+/// When a scheduled campaign starts, as `send --at` recorded it.
+#[derive(Debug, Clone)]
+pub struct Scheduled {
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// The zone it was given in, for listings.
+    pub zone: String,
 }
 
 /// Counts of a campaign's deliveries by status.
@@ -262,6 +322,32 @@ pub enum CampaignError {
         /// Its status.
         status: CampaignStatus,
     },
+    /// `send` of an edition and list that `send --at` scheduled, before its time.
+    #[error(
+        "campaign #{id} for this edition and list is scheduled for {at}; use `bulletin campaigns cancel {id}` \
+         or wait (a `bulletin worker` starts it then), or pass --now to start it at once"
+    )]
+    Scheduled {
+        /// The scheduled campaign.
+        id: i64,
+        /// When, as listings show it.
+        at: String,
+    },
+    /// `send --at` of an edition and list that already have a campaign.
+    #[error(
+        "edition `{slug}` already has campaign #{id} ({status}) for list `{list}`; only a new edition can be \
+         scheduled (`bulletin send` without --at resumes #{id})"
+    )]
+    AlreadyExists {
+        /// The edition's slug.
+        slug: String,
+        /// The list.
+        list: String,
+        /// The campaign there is.
+        id: i64,
+        /// Its status.
+        status: CampaignStatus,
+    },
     /// Cancelled campaigns stay cancelled.
     #[error("campaign #{0} for this edition and list was cancelled; it will not be resumed")]
     Cancelled(i64),
@@ -270,10 +356,15 @@ pub enum CampaignError {
     NotFound(i64),
     /// Another sender holds the campaign's lease.
     #[error(
-        "campaign #{id} is being sent by another `bulletin send` (pid {} on host {}, since {}, last heard from {}); \
-         bulletin sends a campaign from one process at a time. Wait for it to finish, or stop it with \
+        "campaign #{id} is being sent by {} (pid {} on host {}, since {}, last heard from {}); \
+         {}. Wait for it to finish, or stop it with \
          `bulletin campaigns pause {id}`; if that process is gone for good, its lease lapses at {}",
-        holder.pid, holder.host, holder.acquired_at, holder.heartbeat_at, holder.expires_at
+        match holder.kind { super::LeaseKind::Exclusive => "another `bulletin send`".to_string(),
+                            super::LeaseKind::Shared => format!("`bulletin worker` {}", holder.name) },
+        holder.pid, holder.host, holder.acquired_at, holder.heartbeat_at,
+        match holder.kind { super::LeaseKind::Exclusive => "bulletin sends a campaign from one process at a time",
+                            super::LeaseKind::Shared => "`send` works a campaign alone, never beside workers" },
+        holder.expires_at
     )]
     Busy {
         /// The campaign that was already started.
@@ -292,56 +383,114 @@ pub enum CampaignError {
     Store(#[from] StoreError),
 }
 
-const CAMPAIGN_COLUMNS: &str = "id, edition_slug, list_id, list_name, content_hash, subject, status, created_at, updated_at, finished_at, halt_reason";
+/// Sets campaign $3's status ($1, at $2, with reason $4) and its counters from its
+/// deliveries; callers may add to the `WHERE`.
+pub(super) const SET_STATUS: &str =
+    "UPDATE campaigns SET status = $1, updated_at = $2, halt_reason = $4,
+        finished_at = CASE WHEN $1 IN ('finished', 'cancelled') THEN $2 ELSE finished_at END,
+        sent = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = $3 AND status = 'sent'),
+        failed = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = $3 AND status = 'failed'),
+        skipped = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = $3 AND status = 'skipped')
+     WHERE id = $3";
+
+const CAMPAIGN_COLUMNS: &str = "id, edition_slug, list_id, list_name, content_hash, subject, status, created_at, updated_at, finished_at, halt_reason, started_at, edition_path, rate, hourly_cap, scheduled_at, schedule_zone";
 
 impl Store {
     /// Creates the campaign for (edition, list, content) with its frozen audience, or finds the
-    /// one already started so that it can be resumed.
+    /// one already started so that it can be resumed. A campaign scheduled by `send --at` and
+    /// not started yet is refused (`Scheduled`) before its time unless `start_now`; once due,
+    /// or paused before it began, its audience is frozen now and it counts as created.
     pub async fn start_campaign(
         &self,
-        slug: &str,
         list: &super::List,
-        content_hash: &str,
-        subject: &str,
+        new: &NewCampaign<'_>,
+        start_now: bool,
     ) -> Result<Start, CampaignError> {
         let mut tx = self.write().await?;
+        let now = now();
         let earlier = sqlx::query_as::<_, Campaign>(&format!(
             "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE edition_slug = $1 AND list_id = $2 ORDER BY id"
         ))
-        .bind(slug)
+        .bind(new.slug)
         .bind(list.id)
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| self.classify(e))?;
-        if let Some(c) = earlier.iter().find(|c| c.content_hash == content_hash) {
+        if let Some(c) = earlier.iter().find(|c| c.content_hash == new.content_hash) {
             if c.status == CampaignStatus::Cancelled {
                 return Err(CampaignError::Cancelled(c.id));
             }
-            return Ok(Start::Resumed(c.clone()));
+            if !c.is_scheduled() {
+                return Ok(Start::Resumed(c.clone()));
+            }
+            let at = c.scheduled_at.clone().unwrap_or_default();
+            if c.status == CampaignStatus::Draft && at.as_str() > now.as_str() && !start_now {
+                return Err(CampaignError::Scheduled { id: c.id, at });
+            }
+            let n = self
+                .freeze_audience(&mut tx, c.id, (list.id, &list.name), &now)
+                .await?;
+            tx.commit().await.map_err(|e| self.classify(e))?;
+            let campaign = self.campaign(c.id).await?;
+            return Ok(Start::Created(campaign, n));
         }
         if let Some(c) = earlier.first() {
             return Err(CampaignError::ContentChanged {
-                slug: slug.to_string(),
+                slug: new.slug.to_string(),
                 list: list.name.clone(),
                 id: c.id,
                 status: c.status,
             });
         }
-        let now = now();
-        let campaign = sqlx::query_as::<_, Campaign>(&format!(
-            "INSERT INTO campaigns (edition_slug, list_id, list_name, content_hash, subject, status, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'running', $6, $7) RETURNING {CAMPAIGN_COLUMNS}"
+        let campaign = self.insert_campaign(&mut tx, list, new, None, &now).await?;
+        // An empty audience rolls the campaign row back with the transaction (dropped).
+        let queued = self
+            .freeze_audience(&mut tx, campaign.id, (list.id, &list.name), &now)
+            .await?;
+        tx.commit().await.map_err(|e| self.classify(e))?;
+        let campaign = self.campaign(campaign.id).await?;
+        Ok(Start::Created(campaign, queued))
+    }
+
+    /// The campaign row, `draft` until its audience is frozen; scheduled when `when` is given.
+    async fn insert_campaign(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        list: &super::List,
+        new: &NewCampaign<'_>,
+        when: Option<&Scheduled>,
+        now: &str,
+    ) -> Result<Campaign, CampaignError> {
+        sqlx::query_as::<_, Campaign>(&format!(
+            "INSERT INTO campaigns (edition_slug, list_id, list_name, content_hash, subject, status, created_at, updated_at,
+                                    edition_path, rate, hourly_cap, scheduled_at, schedule_zone)
+             VALUES ($1, $2, $3, $4, $5, 'draft', $6, $6, $7, $8, $9, $10, $11) RETURNING {CAMPAIGN_COLUMNS}"
         ))
-        .bind(slug)
+        .bind(new.slug)
         .bind(list.id)
         .bind(&list.name)
-        .bind(content_hash)
-        .bind(subject)
-        .bind(&now)
-        .bind(&now)
-        .fetch_one(&mut *tx)
+        .bind(new.content_hash)
+        .bind(new.subject)
+        .bind(now)
+        .bind(new.edition_path)
+        .bind(new.caps.rate)
+        .bind(new.caps.hourly_cap)
+        .bind(when.map(|w| w.at.as_str()))
+        .bind(when.map(|w| w.zone.as_str()))
+        .fetch_one(&mut *conn)
         .await
-        .map_err(|e| self.classify(e))?;
+        .map_err(|e| self.classify(e).into())
+    }
+
+    /// One `deliveries` row per confirmed, active subscriber of `list`, and the campaign
+    /// `running` from now; `EmptyAudience` (the caller drops the transaction) when nobody is.
+    async fn freeze_audience(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        campaign_id: i64,
+        (list_id, list_name): (i64, &str),
+        now: &str,
+    ) -> Result<i64, CampaignError> {
         let queued = sqlx::query(
             "INSERT INTO deliveries (campaign_id, subscriber_id, language, status, created_at, updated_at)
              SELECT $1, s.id, s.language, 'queued', $2, $2
@@ -349,28 +498,230 @@ impl Store {
              WHERE x.list_id = $3 AND x.status = 'confirmed' AND s.status = 'active'
              ORDER BY s.id",
         )
-        .bind(campaign.id)
-        .bind(&now)
-        .bind(list.id)
-        .execute(&mut *tx)
+        .bind(campaign_id)
+        .bind(now)
+        .bind(list_id)
+        .execute(&mut *conn)
         .await
         .map_err(|e| self.classify(e))?
         .rows_affected();
         if queued == 0 {
-            // Dropping the transaction rolls the campaign row back.
-            return Err(CampaignError::EmptyAudience(list.name.clone()));
+            return Err(CampaignError::EmptyAudience(list_name.to_string()));
         }
-        sqlx::query("UPDATE campaigns SET total = $1 WHERE id = $2")
-            .bind(i64::try_from(queued).unwrap_or(i64::MAX))
-            .bind(campaign.id)
+        let queued = i64::try_from(queued).unwrap_or(i64::MAX);
+        sqlx::query(
+            "UPDATE campaigns SET total = $1, status = 'running', started_at = $2, updated_at = $2
+             WHERE id = $3",
+        )
+        .bind(queued)
+        .bind(now)
+        .bind(campaign_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| self.classify(e))?;
+        Ok(queued)
+    }
+
+    /// Records a campaign for `send --at`: status `draft` with `scheduled_at`, no audience
+    /// yet (it is frozen when a worker starts it, so that it reaches the list as it is then).
+    /// Refused when the edition already has a campaign for the list.
+    pub async fn schedule_campaign(
+        &self,
+        list: &super::List,
+        new: &NewCampaign<'_>,
+        when: &Scheduled,
+    ) -> Result<Campaign, CampaignError> {
+        let mut tx = self.write().await?;
+        let earlier = sqlx::query_as::<_, Campaign>(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE edition_slug = $1 AND list_id = $2 ORDER BY id"
+        ))
+        .bind(new.slug)
+        .bind(list.id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| self.classify(e))?;
+        if let Some(c) = earlier {
+            return Err(CampaignError::AlreadyExists {
+                slug: new.slug.to_string(),
+                list: list.name.clone(),
+                id: c.id,
+                status: c.status,
+            });
+        }
+        let now = now();
+        let campaign = self
+            .insert_campaign(&mut tx, list, new, Some(when), &now)
+            .await?;
+        Self::event(
+            &mut *tx,
+            "campaign_scheduled",
+            None,
+            Some(list.id),
+            "cli",
+            serde_json::json!({ "campaign": campaign.id, "at": when.at }),
+        )
+        .await
+        .map_err(|e| self.classify(e))?;
+        tx.commit().await.map_err(|e| self.classify(e))?;
+        Ok(campaign)
+    }
+
+    /// The campaigns a worker should work now: running ones, and scheduled drafts whose time
+    /// has come. Oldest first.
+    pub async fn due_campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        sqlx::query_as::<_, Campaign>(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns
+             WHERE status = 'running'
+                OR (status = 'draft' AND scheduled_at IS NOT NULL AND started_at IS NULL AND scheduled_at <= $1)
+             ORDER BY id"
+        ))
+        .bind(now())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.classify(e))
+    }
+
+    /// Starts a scheduled campaign whose time has come: freezes its audience and makes it
+    /// `running`, once, whichever worker gets here first (the others find it running). A list
+    /// that has nobody to send to by then cancels it, saying why. Returns the campaign as it
+    /// is afterwards, and whether this call started (or cancelled) it.
+    pub async fn start_due(&self, campaign_id: i64) -> Result<(Campaign, bool), CampaignError> {
+        let mut tx = self.write().await?;
+        let now = now();
+        let c = sqlx::query_as::<_, Campaign>(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1"
+        ))
+        .bind(campaign_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| self.classify(e))?
+        .ok_or(CampaignError::NotFound(campaign_id))?;
+        let due = c.status == CampaignStatus::Draft
+            && c.is_scheduled()
+            && c.scheduled_at
+                .as_deref()
+                .is_some_and(|at| at <= now.as_str());
+        if !due {
+            return Ok((c, false));
+        }
+        // The list's id is cleared when the list is removed: nobody to send to then.
+        let frozen = match c.list_id {
+            Some(id) => {
+                self.freeze_audience(&mut tx, c.id, (id, &c.list_name), &now)
+                    .await
+            }
+            None => Err(CampaignError::EmptyAudience(c.list_name.clone())),
+        };
+        match frozen {
+            Ok(_) => {}
+            Err(CampaignError::EmptyAudience(_)) => {
+                sqlx::query(
+                    "UPDATE campaigns SET status = 'cancelled', updated_at = $1, finished_at = $1,
+                            halt_reason = 'nobody to send to when it was due: the list has no confirmed subscribers (or was removed)'
+                     WHERE id = $2",
+                )
+                .bind(&now)
+                .bind(c.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.classify(e))?;
+            }
+            Err(e) => return Err(e),
+        }
+        tx.commit().await.map_err(|e| self.classify(e))?;
+        Ok((self.campaign(campaign_id).await?, true))
+    }
+
+    /// Reserves up to `wanted` send slots of a campaign's shared caps, for every sender of it
+    /// at once: a short transaction on its `campaign_pacing` row. Returns how many may leave
+    /// now (claim at most that many rows), or, when none may, how long until the next slot.
+    ///
+    /// The rate is a schedule that advances by a fixed interval per message; after an idle
+    /// stretch it restarts from now rather than bursting to catch up (at most four slots of
+    /// slack, as the engine's own pacer). The hourly cap counts messages per window of an hour
+    /// from its first message.
+    pub async fn reserve_slots(
+        &self,
+        campaign_id: i64,
+        caps: Caps,
+        wanted: usize,
+    ) -> Result<(usize, std::time::Duration), CampaignError> {
+        if !caps.limits() || wanted == 0 {
+            return Ok((wanted, std::time::Duration::ZERO));
+        }
+        let mut tx = self.write_rows().await?;
+        sqlx::query(
+            "INSERT INTO campaign_pacing (campaign_id) VALUES ($1) ON CONFLICT (campaign_id) DO NOTHING",
+        )
+        .bind(campaign_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.classify(e))?;
+        // PostgreSQL: the row lock makes the workers' reservations take turns (READ COMMITTED
+        // would otherwise let two read the same slot). SQLite's BEGIN IMMEDIATE already did.
+        let sql = match self.backend() {
+            super::Backend::Sqlite => {
+                "SELECT next_slot_us, window_start_us, window_count FROM campaign_pacing WHERE campaign_id = $1"
+            }
+            super::Backend::Postgres => {
+                "SELECT next_slot_us, window_start_us, window_count FROM campaign_pacing WHERE campaign_id = $1 FOR UPDATE"
+            }
+        };
+        let (next, window_start, count): (i64, i64, i64) = sqlx::query_as(sql)
+            .bind(campaign_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.classify(e))?;
+        let now = now_us();
+        let (granted, next, window_start, count, wait) =
+            pace(caps, (next, window_start, count), now, wanted);
+        if granted > 0 {
+            sqlx::query(
+                "UPDATE campaign_pacing SET next_slot_us = $1, window_start_us = $2, window_count = $3
+                 WHERE campaign_id = $4",
+            )
+            .bind(next)
+            .bind(window_start)
+            .bind(count)
+            .bind(campaign_id)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.classify(e))?;
+        }
         tx.commit().await.map_err(|e| self.classify(e))?;
-        Ok(Start::Created(
-            campaign,
-            i64::try_from(queued).unwrap_or(i64::MAX),
-        ))
+        Ok((granted, wait))
+    }
+
+    /// Gives back `unused` slots of [`Store::reserve_slots`] that found no row to claim (the
+    /// queue ran dry), so that a worker at the end of the queue does not eat the slots of
+    /// the others. The schedule only moves back by what was never used.
+    pub async fn refund_slots(
+        &self,
+        campaign_id: i64,
+        caps: Caps,
+        unused: usize,
+    ) -> Result<(), StoreError> {
+        if !caps.limits() || unused == 0 {
+            return Ok(());
+        }
+        let unused = i64::try_from(unused).unwrap_or(i64::MAX);
+        let interval = if caps.rate > 0.0 {
+            ((1e6 / caps.rate) as i64).max(1)
+        } else {
+            0
+        };
+        sqlx::query(
+            "UPDATE campaign_pacing SET next_slot_us = next_slot_us - $1,
+                    window_count = CASE WHEN window_count > $2 THEN window_count - $2 ELSE 0 END
+             WHERE campaign_id = $3",
+        )
+        .bind(unused.saturating_mul(interval))
+        .bind(unused)
+        .bind(campaign_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.classify(e))?;
+        Ok(())
     }
 
     /// How many subscribers a send to `list_id` would reach now.
@@ -411,18 +762,33 @@ impl Store {
     }
 
     /// Cancels a campaign: its waiting recipients are skipped, and `send` will not resume it.
+    /// One transaction, so that a worker starting it meanwhile (a scheduled campaign) cannot
+    /// slip queued rows in between.
     pub async fn cancel_campaign(&self, campaign_id: i64) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let now = now();
         sqlx::query(
             "UPDATE deliveries SET status = 'skipped', last_reply = 'campaign cancelled', updated_at = $1
              WHERE campaign_id = $2 AND status = 'queued'",
         )
-        .bind(now())
+        .bind(&now)
         .bind(campaign_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| self.classify(e))?;
-        self.set_campaign_status(campaign_id, CampaignStatus::Cancelled, None)
-            .await
+        sqlx::query(
+            "UPDATE campaigns SET status = 'cancelled', updated_at = $1, halt_reason = NULL, finished_at = $1,
+                    sent = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = $2 AND status = 'sent'),
+                    failed = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = $2 AND status = 'failed'),
+                    skipped = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = $2 AND status = 'skipped')
+             WHERE id = $2",
+        )
+        .bind(&now)
+        .bind(campaign_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.classify(e))?;
+        tx.commit().await.map_err(|e| self.classify(e))
     }
 
     /// Uncertain rows (left in flight by a sender that stopped, or handed over with no final
@@ -468,8 +834,23 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Recipient>, CampaignError> {
         let campaign_id = lease.campaign_id;
-        let mut tx = self.write().await?;
+        // Not the global write lock: every statement below is safe beside other workers'
+        // (READ COMMITTED on PostgreSQL). The lease renewal and the settlements touch only this
+        // owner's lease and rows (`claimed_by = owner`); the skip and the claim re-check
+        // `status = 'queued'` in their own WHERE and, on PostgreSQL, pick rows with
+        // `FOR UPDATE SKIP LOCKED`, so two workers never wait on each other's rows (no
+        // deadlock) and each row is claimed by exactly one of them.
+        let mut tx = self.write_rows().await?;
         self.renew_lease_in(&mut tx, lease).await?;
+        // Backend-specific: SQLite has no `FOR UPDATE` (nor needs it: one writer at a time).
+        // On PostgreSQL the picked rows are a MATERIALIZED CTE, computed once: as a plain
+        // `id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` the planner may rescan the
+        // subquery once per outer row (a nested-loop semi join), and each rescan locks and
+        // returns other rows, so one claim took the whole queue.
+        let (materialized, skip_locked) = match self.backend() {
+            super::Backend::Sqlite => ("", ""),
+            super::Backend::Postgres => ("MATERIALIZED", "FOR UPDATE SKIP LOCKED"),
+        };
         let now = now();
         for settlement in finished {
             settle_one(&mut tx, settlement, &lease.owner, &now)
@@ -479,23 +860,26 @@ impl Store {
         // Recipients no longer entitled to the mail are skipped as they come up for claiming
         // (only the next `limit` rows are looked at: checking the whole queue every turn made
         // a campaign quadratic in its size).
-        sqlx::query(
-            "UPDATE deliveries SET status = 'skipped', updated_at = $1,
+        sqlx::query(&format!(
+            "WITH picked AS {materialized} (
+                 SELECT id FROM deliveries
+                 WHERE campaign_id = $2 AND status = 'queued'
+                   AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
+                 ORDER BY id LIMIT $4 {skip_locked})
+             UPDATE deliveries SET status = 'skipped', updated_at = $1,
                     last_reply = CASE
                         WHEN subscriber_id IS NULL THEN 'erased since the campaign started'
                         WHEN (SELECT status FROM subscribers WHERE id = subscriber_id) <> 'active'
                             THEN 'blocklisted since the campaign started'
                         ELSE 'unsubscribed since the campaign started' END
-             WHERE id IN (SELECT id FROM deliveries
-                          WHERE campaign_id = $2 AND status = 'queued'
-                            AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
-                          ORDER BY id LIMIT $4)
+             WHERE id IN (SELECT id FROM picked)
+               AND status = 'queued'
                AND (
                  subscriber_id IS NULL
                  OR NOT EXISTS (SELECT 1 FROM subscriptions x JOIN subscribers s ON s.id = x.subscriber_id
                                 WHERE x.subscriber_id = deliveries.subscriber_id AND x.list_id = $3
-                                  AND x.status = 'confirmed' AND s.status = 'active'))",
-        )
+                                  AND x.status = 'confirmed' AND s.status = 'active'))"
+        ))
         .bind(&now)
         .bind(campaign_id)
         .bind(list_id)
@@ -506,22 +890,23 @@ impl Store {
         let claimed = if limit == 0 {
             Vec::new()
         } else {
-            sqlx::query_as::<_, Recipient>(
-                "WITH picked AS (
+            sqlx::query_as::<_, Recipient>(&format!(
+                "WITH picked AS {materialized} (
                      SELECT id FROM deliveries
                      WHERE campaign_id = $1 AND status = 'queued'
                        AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
-                     ORDER BY id LIMIT $3)
+                     ORDER BY id LIMIT $3 {skip_locked})
                  UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = $2,
                                        claimed_by = $4
                  WHERE id IN (SELECT id FROM picked)
+                   AND status = 'queued'
                  RETURNING id AS delivery_id, subscriber_id, attempts, retry_from,
                      (SELECT email FROM subscribers WHERE id = subscriber_id) AS email,
                      (SELECT name FROM subscribers WHERE id = subscriber_id) AS name,
                      (SELECT language FROM subscribers WHERE id = subscriber_id) AS language,
                      (SELECT attributes FROM subscribers WHERE id = subscriber_id) AS attributes,
-                     (SELECT token_nonce FROM subscribers WHERE id = subscriber_id) AS token_nonce",
-            )
+                     (SELECT token_nonce FROM subscribers WHERE id = subscriber_id) AS token_nonce"
+            ))
             .bind(campaign_id)
             .bind(&now)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -578,21 +963,14 @@ impl Store {
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = now();
-        sqlx::query(
-            "UPDATE campaigns SET status = $1, updated_at = $2, halt_reason = $4,
-                    finished_at = CASE WHEN $1 IN ('finished', 'cancelled') THEN $2 ELSE finished_at END,
-                    sent = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = $3 AND status = 'sent'),
-                    failed = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = $3 AND status = 'failed'),
-                    skipped = (SELECT COUNT(*) FROM deliveries WHERE campaign_id = $3 AND status = 'skipped')
-             WHERE id = $3",
-        )
-        .bind(status)
-        .bind(&now)
-        .bind(campaign_id)
-        .bind(reason)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.classify(e))?;
+        sqlx::query(SET_STATUS)
+            .bind(status)
+            .bind(&now)
+            .bind(campaign_id)
+            .bind(reason)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.classify(e))?;
         Ok(())
     }
 
@@ -677,6 +1055,64 @@ impl Store {
     }
 }
 
+/// Microseconds since the Unix epoch, the pacing row's clock.
+fn now_us() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+/// The pacing arithmetic of [`Store::reserve_slots`], apart so that it can be tested alone:
+/// from the row's (next slot, window start, count) at `now`, grants up to `wanted` slots.
+/// Returns (granted, next slot, window start, count, wait before the next slot when none was
+/// granted).
+fn pace(
+    caps: Caps,
+    (mut next, mut window_start, mut count): (i64, i64, i64),
+    now: i64,
+    wanted: usize,
+) -> (usize, i64, i64, i64, std::time::Duration) {
+    const HOUR_US: i64 = 3_600_000_000;
+    let wait_us =
+        |until: i64| std::time::Duration::from_micros(u64::try_from(until - now).unwrap_or(0));
+    let mut granted = i64::try_from(wanted).unwrap_or(i64::MAX);
+    if caps.hourly_cap > 0 {
+        if now - window_start >= HOUR_US {
+            window_start = now;
+            count = 0;
+        }
+        if count >= caps.hourly_cap {
+            return (
+                0,
+                next,
+                window_start,
+                count,
+                wait_us(window_start + HOUR_US),
+            );
+        }
+        granted = granted.min(caps.hourly_cap - count);
+    }
+    if caps.rate > 0.0 {
+        // At least 1 µs, so that an absurd rate still advances the schedule.
+        let interval = ((1e6 / caps.rate) as i64).max(1);
+        if next > now {
+            return (0, next, window_start, count, wait_us(next));
+        }
+        if now - next > interval * 4 {
+            // After an idle stretch, do not burst to catch up.
+            next = now;
+        }
+        granted = granted.min((now - next) / interval + 1);
+        next += granted * interval;
+    }
+    count += granted;
+    (
+        usize::try_from(granted).unwrap_or(0),
+        next,
+        window_start,
+        count,
+        std::time::Duration::ZERO,
+    )
+}
+
 /// Records one outcome, only on a row this owner claimed and has not settled yet, and the
 /// attempt that led to it (one INSERT in the same transaction, so the log is exact).
 async fn settle_one(
@@ -716,10 +1152,10 @@ async fn settle_one(
             Outcome::Requeue { .. } => return Ok(()),
         };
     // Delivered when the relay said so, not when this turn got round to recording it.
+    // `claimed_by` stays: which sender settled the row (its lease owner token).
     let settled = sqlx::query(
         "UPDATE deliveries SET status = $1, last_reply = $2, message_id = $3, next_attempt_at = $4,
-                updated_at = $5, sent_at = CASE WHEN $1 = 'sent' THEN $8 ELSE sent_at END,
-                claimed_by = NULL
+                updated_at = $5, sent_at = CASE WHEN $1 = 'sent' THEN $8 ELSE sent_at END
          WHERE id = $6 AND status = 'sending' AND claimed_by = $7",
     )
     .bind(status)
@@ -767,3 +1203,35 @@ async fn settle_one(
 
 super::text_enum!(CampaignStatus: Draft, Running, Paused, Finished, Cancelled);
 super::text_enum!(DeliveryStatus: Queued, Sending, Sent, Failed, Skipped, Uncertain, Bounced);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_pacer_grants_only_due_slots_and_holds_the_hourly_cap() {
+        let caps = Caps {
+            rate: 10.0,
+            hourly_cap: 0,
+        };
+        let now = 1_800_000_000_000_000; // 2027, in µs
+        // A fresh row: one slot now, the next 100 ms later.
+        let (n, next, ..) = pace(caps, (0, 0, 0), now, 5);
+        assert_eq!((n, next), (1, now + 100_000));
+        // Asked again at once: nothing, and the wait until that slot.
+        let (n, _, _, _, wait) = pace(caps, (next, 0, 0), now, 5);
+        assert_eq!((n, wait.as_micros()), (0, 100_000));
+        // 250 ms later: the two slots due by then (at 100 and 200 ms), no more.
+        let (n, next2, ..) = pace(caps, (next, 0, 0), now + 250_000, 5);
+        assert_eq!((n, next2), (2, now + 300_000));
+        let hourly = Caps {
+            rate: 0.0,
+            hourly_cap: 3,
+        };
+        let (n, _, start, count, _) = pace(hourly, (0, 0, 0), now, 5);
+        assert_eq!((n, start, count), (3, now, 3));
+        let (n, _, _, _, wait) = pace(hourly, (0, start, count), now + 1, 5);
+        assert_eq!(n, 0);
+        assert!(wait.as_secs() >= 3599, "{wait:?}");
+    }
+}

@@ -1,6 +1,7 @@
-//! Who is sending a campaign: one lease per sender process, so that two `send` commands (two
-//! operators, or cron and a person) never work the same campaign at once, and a crashed
-//! sender's in-flight rows are recognised as uncertain only once its lease is gone.
+//! Who is sending a campaign: one lease per sender process. A lease is either **exclusive**
+//! (`bulletin send`: refused while any other sender holds a live lease, and while it stands no
+//! worker joins) or **shared** (`bulletin worker`: any number of workers on any number of hosts
+//! work one campaign at once, each claiming its own rows).
 //!
 //! A lease is taken in a write transaction, and renewed in the same transaction that settles
 //! and claims deliveries ([`Store::settle_and_claim`]) as well as by a heartbeat between turns.
@@ -9,7 +10,9 @@
 //! pass) is dead at once, so `kill -9` followed by `send` resumes without waiting.
 //!
 //! Claimed rows carry the lease owner (`deliveries.claimed_by`), and only that owner settles
-//! them: the shape several cooperating workers need later, each with its own lease and rows.
+//! them. So a new lease turns into `uncertain` only the `sending` rows whose owner has no live
+//! lease, and a worker that finds another worker's lease dead mid-campaign
+//! ([`Store::reap_dead_leases`]) sends that worker's rows again: nobody else's rows are touched.
 
 use std::time::Duration;
 
@@ -29,6 +32,8 @@ pub struct LeaseHolder {
     pub pid: u32,
     /// The process's start time in clock ticks since boot (Linux), or empty.
     pub pid_started: String,
+    /// Shown in leases and logs: a worker's `--name`, else `host:pid`.
+    pub name: String,
 }
 
 impl LeaseHolder {
@@ -42,14 +47,44 @@ impl LeaseHolder {
             aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut random);
         let mut owner = String::with_capacity(24);
         super::subscribers::push_lower_hex(&random, &mut owner);
+        let host = host_name();
         Self {
             owner,
-            host: host_name(),
+            name: format!("{host}:{pid}"),
+            host,
             pid,
             pid_started: process_start(pid).unwrap_or_default(),
         }
     }
+
+    /// The same holder under another name (`bulletin worker --name`).
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
+    }
 }
+
+/// How a lease shares its campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseKind {
+    /// `bulletin send`: the only sender while it stands.
+    Exclusive,
+    /// `bulletin worker`: one of any number of cooperating workers.
+    Shared,
+}
+
+impl LeaseKind {
+    /// The value stored in `send_leases.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exclusive => "exclusive",
+            Self::Shared => "shared",
+        }
+    }
+}
+
+super::text_enum!(LeaseKind: Exclusive, Shared);
 
 /// A lease held by this process.
 #[derive(Debug, Clone)]
@@ -60,6 +95,8 @@ pub struct Lease {
     pub owner: String,
     /// How long the lease lasts without renewal.
     pub ttl: Duration,
+    /// Exclusive (`send`) or shared (a worker).
+    pub kind: LeaseKind,
 }
 
 /// Somebody's lease, as shown to people.
@@ -80,11 +117,15 @@ pub struct LeaseInfo {
     pub heartbeat_at: String,
     /// When it lapses unless renewed.
     pub expires_at: String,
+    /// Exclusive (`send`) or shared (a worker).
+    pub kind: LeaseKind,
+    /// The holder's name (a worker's `--name`, else `host:pid`).
+    pub name: String,
 }
 
 impl LeaseInfo {
     /// Whether the lease still stands: not expired, and (on this host) its process lives.
-    fn is_live(&self, now: &str, here: &str) -> bool {
+    pub(crate) fn is_live(&self, now: &str, here: &str) -> bool {
         if self.expires_at.as_str() <= now {
             return false;
         }
@@ -99,7 +140,7 @@ impl LeaseInfo {
     }
 }
 
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())
@@ -117,36 +158,49 @@ fn process_start(pid: u32) -> Option<String> {
     after.split_whitespace().nth(19).map(str::to_string)
 }
 
+const LEASE_SELECT: &str =
+    "SELECT owner, host, pid, pid_started, acquired_at, heartbeat_at, expires_at, kind, name
+     FROM send_leases WHERE campaign_id = $1";
+
+/// Rows in flight whose owner holds no lease on the campaign (any more): the dead senders'.
+/// Dead leases are deleted first, in the same transaction.
+const ORPHANS: &str = "campaign_id = $2 AND status = 'sending'
+     AND (claimed_by IS NULL
+          OR claimed_by NOT IN (SELECT owner FROM send_leases WHERE campaign_id = $2))";
+
 fn expiry(ttl: Duration) -> String {
     timestamp(time::OffsetDateTime::now_utc() + ttl)
 }
 
 impl Store {
-    /// Takes the lease on a campaign for `holder`, refusing while another sender holds a live
-    /// one. Dead leases are removed, and rows their holders left `sending` become `uncertain`,
-    /// in the same transaction. Returns the lease and how many rows became uncertain.
+    /// Takes a lease of `kind` on a campaign for `holder`. An exclusive lease is refused while
+    /// another sender holds a live lease of either kind; a shared one only while a live
+    /// exclusive lease stands. Dead leases are removed, and the rows their holders left
+    /// `sending` (only theirs: live workers' rows are left alone) become `uncertain`, in the
+    /// same transaction. Returns the lease and how many rows became uncertain.
     pub async fn acquire_lease(
         &self,
         campaign_id: i64,
         holder: &LeaseHolder,
         ttl: Duration,
+        kind: LeaseKind,
     ) -> Result<(Lease, i64), CampaignError> {
         let mut tx = self.write().await?;
         let now = now();
-        let leases = sqlx::query_as::<_, LeaseInfo>(
-            "SELECT owner, host, pid, pid_started, acquired_at, heartbeat_at, expires_at
-             FROM send_leases WHERE campaign_id = $1",
-        )
-        .bind(campaign_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| self.classify(e))?;
+        let leases = sqlx::query_as::<_, LeaseInfo>(LEASE_SELECT)
+            .bind(campaign_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.classify(e))?;
         for lease in &leases {
             if lease.is_live(&now, &holder.host) {
-                return Err(CampaignError::Busy {
-                    id: campaign_id,
-                    holder: Box::new(lease.clone()),
-                });
+                if kind == LeaseKind::Exclusive || lease.kind == LeaseKind::Exclusive {
+                    return Err(CampaignError::Busy {
+                        id: campaign_id,
+                        holder: Box::new(lease.clone()),
+                    });
+                }
+                continue;
             }
             sqlx::query("DELETE FROM send_leases WHERE campaign_id = $1 AND owner = $2")
                 .bind(campaign_id)
@@ -156,8 +210,8 @@ impl Store {
                 .map_err(|e| self.classify(e))?;
         }
         sqlx::query(
-            "INSERT INTO send_leases (campaign_id, owner, host, pid, pid_started, acquired_at, heartbeat_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+            "INSERT INTO send_leases (campaign_id, owner, host, pid, pid_started, acquired_at, heartbeat_at, expires_at, kind, name)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)",
         )
         .bind(campaign_id)
         .bind(&holder.owner)
@@ -166,43 +220,197 @@ impl Store {
         .bind(&holder.pid_started)
         .bind(&now)
         .bind(expiry(ttl))
+        .bind(kind)
+        .bind(&holder.name)
         .execute(&mut *tx)
         .await
         .map_err(|e| self.classify(e))?;
-        // Every lease but ours is gone, so every `sending` row but ours is a dead sender's. Its
-        // attempt is logged as it ends: begun when the row was claimed, outcome unknown.
-        sqlx::query(
-            "INSERT INTO delivery_attempts
-                 (delivery_id, attempt, started_at, finished_at, stage, reply, outcome)
-             SELECT id, attempts, updated_at, $1, NULL,
-                    'the sender stopped while this message was with the relay', 'uncertain'
-             FROM deliveries WHERE campaign_id = $2 AND status = 'sending'",
-        )
-        .bind(&now)
-        .bind(campaign_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.classify(e))?;
-        let orphans = sqlx::query(
-            "UPDATE deliveries SET status = 'uncertain', updated_at = $1,
-                    last_reply = 'uncertain: the sender stopped while this message was with the relay'
-             WHERE campaign_id = $2 AND status = 'sending'",
-        )
-        .bind(&now)
-        .bind(campaign_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.classify(e))?
-        .rows_affected();
+        // The rows of senders with no lease left are a dead sender's.
+        let orphans = self
+            .settle_orphans(
+                &mut tx,
+                (campaign_id, &now),
+                "sender",
+                "status = 'uncertain',
+                 last_reply = 'uncertain: the sender stopped while this message was with the relay'",
+            )
+            .await?;
         tx.commit().await.map_err(|e| self.classify(e))?;
         Ok((
             Lease {
                 campaign_id,
                 owner: holder.owner.clone(),
                 ttl,
+                kind,
             },
             i64::try_from(orphans).unwrap_or(i64::MAX),
         ))
+    }
+
+    /// The rows dead senders left `sending` on a campaign (see [`ORPHANS`]): each is logged
+    /// as an attempt that ended now with its outcome unknown (begun when it was claimed), then
+    /// changed by `set` (SQL assignments) and released. Returns how many.
+    async fn settle_orphans(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        (campaign_id, now): (i64, &str),
+        who: &str,
+        set: &str,
+    ) -> Result<u64, CampaignError> {
+        sqlx::query(&format!(
+            "INSERT INTO delivery_attempts
+                 (delivery_id, attempt, started_at, finished_at, stage, reply, outcome)
+             SELECT id, attempts, updated_at, $1, NULL,
+                    'the {who} stopped while this message was with the relay', 'uncertain'
+             FROM deliveries WHERE {ORPHANS}"
+        ))
+        .bind(now)
+        .bind(campaign_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| self.classify(e))?;
+        Ok(sqlx::query(&format!(
+            "UPDATE deliveries SET {set}, updated_at = $1, claimed_by = NULL WHERE {ORPHANS}"
+        ))
+        .bind(now)
+        .bind(campaign_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| self.classify(e))?
+        .rows_affected())
+    }
+
+    /// A worker's look at its fellow workers mid-campaign: removes the leases that are dead
+    /// (expired, or on this host a process that is gone) and queues the rows their holders
+    /// left `sending` again, logging each as an uncertain attempt — for workers, uncertain
+    /// rows are sent again (as `send` does by default). Rows of live leases are never
+    /// touched. Returns the dead holders' names and how many rows were queued again; cheap
+    /// (one read) when all are alive.
+    pub async fn reap_dead_leases(
+        &self,
+        campaign_id: i64,
+    ) -> Result<(Vec<String>, i64), CampaignError> {
+        let here = host_name();
+        let leases = sqlx::query_as::<_, LeaseInfo>(LEASE_SELECT)
+            .bind(campaign_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.classify(e))?;
+        if leases.iter().all(|l| l.is_live(&now(), &here)) {
+            return Ok((Vec::new(), 0));
+        }
+        // Under the global write lock: no lease comes or goes meanwhile. Claims do not take
+        // it, but they only ever mark rows for an owner whose lease exists.
+        let mut tx = self.write().await?;
+        let now = now();
+        let leases = sqlx::query_as::<_, LeaseInfo>(LEASE_SELECT)
+            .bind(campaign_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.classify(e))?;
+        let mut dead = Vec::new();
+        for lease in leases.iter().filter(|l| !l.is_live(&now, &here)) {
+            sqlx::query("DELETE FROM send_leases WHERE campaign_id = $1 AND owner = $2")
+                .bind(campaign_id)
+                .bind(&lease.owner)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.classify(e))?;
+            dead.push(lease.name.clone());
+        }
+        if dead.is_empty() {
+            return Ok((dead, 0));
+        }
+        let requeued = self
+            .settle_orphans(
+                &mut tx,
+                (campaign_id, &now),
+                "worker",
+                "status = 'queued', next_attempt_at = NULL,
+                 last_reply = 'was uncertain (its worker stopped while the message was with the relay); sending again'",
+            )
+            .await?;
+        tx.commit().await.map_err(|e| self.classify(e))?;
+        let requeued = i64::try_from(requeued).unwrap_or(i64::MAX);
+        Ok((dead, requeued))
+    }
+
+    /// A worker leaves a campaign: gives its lease up and, in the same transaction, settles
+    /// the campaign's status. With `forced` (this worker stopped the campaign: the relay
+    /// looks down or refuses us, the database failed) the campaign becomes that status unless
+    /// an operator already paused or cancelled it. Otherwise the last worker out marks it
+    /// `finished` when no row is waiting, in flight or uncertain; while other workers still
+    /// hold live leases it stays `running` for them. Returns the status it is left in.
+    pub async fn leave_campaign(
+        &self,
+        lease: &Lease,
+        forced: Option<(super::CampaignStatus, &str)>,
+    ) -> Result<super::CampaignStatus, CampaignError> {
+        let mut tx = self.write().await?;
+        let now = now();
+        sqlx::query("DELETE FROM send_leases WHERE campaign_id = $1 AND owner = $2")
+            .bind(lease.campaign_id)
+            .bind(&lease.owner)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.classify(e))?;
+        let leases = sqlx::query_as::<_, LeaseInfo>(LEASE_SELECT)
+            .bind(lease.campaign_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.classify(e))?;
+        let here = host_name();
+        let others = leases.iter().any(|l| l.is_live(&now, &here));
+        let unsettled: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries
+             WHERE campaign_id = $1 AND status IN ('queued', 'sending', 'uncertain')",
+        )
+        .bind(lease.campaign_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| self.classify(e))?;
+        let (status, reason) = match forced {
+            Some((status, reason)) => (Some(status), Some(reason)),
+            None if !others && unsettled == 0 => (Some(super::CampaignStatus::Finished), None),
+            None => (None, None),
+        };
+        if let Some(status) = status {
+            // Only a running campaign: an operator's pause or cancel stands.
+            sqlx::query(&format!(
+                "{} AND status = 'running'",
+                super::campaigns::SET_STATUS
+            ))
+            .bind(status)
+            .bind(&now)
+            .bind(lease.campaign_id)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.classify(e))?;
+        }
+        let left: super::CampaignStatus =
+            sqlx::query_scalar("SELECT status FROM campaigns WHERE id = $1")
+                .bind(lease.campaign_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.classify(e))?;
+        tx.commit().await.map_err(|e| self.classify(e))?;
+        Ok(left)
+    }
+
+    /// How many live leases other than `lease` stand on its campaign.
+    pub async fn other_live_leases(&self, lease: &Lease) -> Result<usize, StoreError> {
+        let here = host_name();
+        let now = now();
+        let leases = sqlx::query_as::<_, LeaseInfo>(LEASE_SELECT)
+            .bind(lease.campaign_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.classify(e))?;
+        Ok(leases
+            .iter()
+            .filter(|l| l.owner != lease.owner && l.is_live(&now, &here))
+            .count())
     }
 
     /// Renews `lease` inside `conn`'s transaction; `LeaseLost` if it lapsed and was taken or
@@ -253,14 +461,11 @@ impl Store {
     pub async fn live_lease(&self, campaign_id: i64) -> Result<Option<LeaseInfo>, StoreError> {
         let now = now();
         let here = host_name();
-        let leases = sqlx::query_as::<_, LeaseInfo>(
-            "SELECT owner, host, pid, pid_started, acquired_at, heartbeat_at, expires_at
-             FROM send_leases WHERE campaign_id = $1",
-        )
-        .bind(campaign_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.classify(e))?;
+        let leases = sqlx::query_as::<_, LeaseInfo>(LEASE_SELECT)
+            .bind(campaign_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.classify(e))?;
         Ok(leases.into_iter().find(|l| l.is_live(&now, &here)))
     }
 }
@@ -281,6 +486,8 @@ mod tests {
             acquired_at: String::new(),
             heartbeat_at: String::new(),
             expires_at: expires.into(),
+            kind: LeaseKind::Shared,
+            name: String::new(),
         };
         let later = "9999-01-01T00:00:00.000Z";
         let now = now();

@@ -48,12 +48,12 @@ use sqlx::{AnyPool, Row};
 pub use bounces::{Decision, FeedbackKind, FeedbackTarget, NewFeedback};
 pub use campaign_report::{Breakdown, CampaignReport, Count, Minute};
 pub use campaigns::{
-    Campaign, CampaignError, CampaignStatus, DeliveryCounts, DeliveryStatus, Outcome, Recipient,
-    Settlement, Start,
+    Campaign, CampaignError, CampaignStatus, Caps, DeliveryCounts, DeliveryStatus, NewCampaign,
+    Outcome, Recipient, Scheduled, Settlement, Start,
 };
 pub use clicks::{ClickReport, Follow, LinkClicks};
 pub use import::{BatchError, BatchWriter, ImportOptions, ImportRecord, ImportReport, Importer};
-pub use leases::{Lease, LeaseHolder, LeaseInfo};
+pub use leases::{Lease, LeaseHolder, LeaseInfo, LeaseKind};
 pub use lists::{List, ListAppearance, ListSummary, ListText, pick_text};
 pub use preferences::{PreferenceChange, PreferenceList, PreferenceOutcome, PreferenceView};
 pub use report::{Attempt, AttemptRow, DeliveryQuery, DeliveryRow, SendTiming};
@@ -632,6 +632,25 @@ impl Store {
                     .map_err(|e| self.classify(e))?;
                 Ok(tx)
             }
+        }
+    }
+
+    /// A write transaction that does **not** take turns with every other writer on
+    /// PostgreSQL: a plain `BEGIN` (READ COMMITTED) whose statements lock only the rows they
+    /// touch, so that several send workers settle and claim at once (their claims use
+    /// `FOR UPDATE SKIP LOCKED`, see `campaigns.rs`). Only for statements that are safe that
+    /// way: each touches rows this caller owns, or re-checks the status it changes in its own
+    /// `WHERE`. SQLite has one writer anyway: `BEGIN IMMEDIATE`, as [`Store::write`].
+    pub(crate) async fn write_rows(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(|e| self.classify(e)),
+            Backend::Postgres => self.pool.begin().await.map_err(|e| self.classify(e)),
         }
     }
 

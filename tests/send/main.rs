@@ -5,8 +5,10 @@ mod campaigns;
 mod dkim;
 mod hardening;
 mod report;
+mod schedule;
 mod smtp;
 mod unsubscribe;
+mod workers;
 
 use bulletin_testkit::dkim as dkim_support;
 use bulletin_testkit::project as support;

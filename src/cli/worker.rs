@@ -1,0 +1,398 @@
+//! `bulletin worker`: a long-running sender that works every campaign that is due — running
+//! ones, and those `send --at` scheduled once their time has come — beside any number of
+//! other workers on other hosts (each with a shared lease and its own claimed rows), until
+//! SIGTERM or SIGINT; `--once` sends what is due now and exits (cron, tests).
+//!
+//! A worker composes each campaign's edition itself, from the path `send` recorded (relative
+//! to the project folder: every worker host runs in a copy of the same project folder), and
+//! works a campaign only when its own composition has the campaign's content hash: a host
+//! with another version of the edition refuses it loudly and leaves it to the others.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use super::send::{Prepared, personaliser_for, prepare_edition, stop_on_signals};
+use super::{Context, Outcome, UsageError};
+use crate::delivery::{self, DeliveryError, Progress, Relay, Run, RunReport, Settings};
+use crate::store::{Campaign, CampaignError, CampaignStatus, Caps, LeaseHolder, Store};
+
+/// Arguments of `bulletin worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Deliver into this Maildir folder instead of the SMTP relay
+    #[arg(long, value_name = "DIR")]
+    pub outbox: Option<PathBuf>,
+    /// This worker's own cap in messages per second (one outbound IP's), on top of each
+    /// campaign's cap shared by all its workers; the stricter wins. 0 = none of its own
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+    /// Parallel connections (overrides [smtp] pool)
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// How often to look for campaigns that are due, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub poll: f64,
+    /// Send what is due now, then exit (for cron and tests)
+    #[arg(long)]
+    pub once: bool,
+    /// Shown in leases, `campaigns show` and log lines (default host:pid)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+/// What one worker keeps between polls.
+struct Worker<'a> {
+    ctx: &'a Context,
+    store: Store,
+    relay: Arc<Relay>,
+    settings: Settings,
+    holder: LeaseHolder,
+    stop: Arc<AtomicBool>,
+    /// Each campaign's composed edition, or `None` when this worker refuses it.
+    prepared: HashMap<i64, Option<Arc<Prepared>>>,
+    /// Campaigns already reported as kept off (a `send` holds them), said once.
+    told: HashSet<i64>,
+    /// A campaign ended in an error this run (exit code 1 with `--once`).
+    failed: bool,
+}
+
+pub(crate) async fn run(ctx: &Context, args: WorkerArgs) -> anyhow::Result<Outcome> {
+    if !(args.poll.is_finite() && args.poll > 0.0 && args.poll <= 86_400.0) {
+        return Err(UsageError(format!(
+            "--poll {}: give a number of seconds between 0 and 86400 (e.g. --poll 5)",
+            args.poll
+        ))
+        .into());
+    }
+    if let Some(rate) = args.rate.filter(|r| !(r.is_finite() && *r >= 0.0)) {
+        return Err(UsageError(format!(
+            "--rate {rate}: give messages per second, 0 or more"
+        ))
+        .into());
+    }
+    let mut holder = LeaseHolder::this_process();
+    if let Some(name) = &args.name {
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(UsageError(format!(
+                "--name {name:?}: give 1 to 100 printable characters (e.g. --name mx2)"
+            ))
+            .into());
+        }
+        holder = holder.named(name);
+    }
+    let store = ctx.store().await?;
+    let relay = Arc::new(Relay::from_config(&ctx.config, args.outbox.as_deref())?);
+    // The campaign's own caps are reserved in the database; this process paces only its own.
+    let mut settings = Settings::from_config(&ctx.config, args.concurrency, None);
+    settings.rate = args.rate.unwrap_or(0.0);
+    settings.hourly_cap = 0;
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals(Arc::clone(&stop))?;
+    let mut worker = Worker {
+        ctx,
+        store,
+        relay,
+        settings,
+        holder,
+        stop,
+        prepared: HashMap::new(),
+        told: HashSet::new(),
+        failed: false,
+    };
+    worker.say(format!(
+        "started (pid {}, polling every {} s{})",
+        std::process::id(),
+        args.poll,
+        if args.once { ", once" } else { "" }
+    ));
+    loop {
+        if let Err(e) = worker.pass().await {
+            // The database may come back: a long-running worker keeps trying.
+            worker.say(format!("cannot look for due campaigns: {e:#}"));
+            worker.failed = true;
+        }
+        if args.once || worker.stopping() {
+            break;
+        }
+        let until = Instant::now() + Duration::from_secs_f64(args.poll);
+        while Instant::now() < until && !worker.stopping() {
+            tokio::time::sleep(Duration::from_millis(100).min(until - Instant::now())).await;
+        }
+        if worker.stopping() {
+            break;
+        }
+    }
+    worker.say("stopped");
+    worker.store.close().await;
+    Ok(if worker.failed && args.once {
+        Outcome::Partial
+    } else {
+        Outcome::Success
+    })
+}
+
+impl Worker<'_> {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// A log line on stderr, naming this worker.
+    fn say(&self, line: impl AsRef<str>) {
+        self.ctx
+            .info(format!("worker {}: {}", self.holder.name, line.as_ref()));
+    }
+
+    /// Works every campaign that is due now, oldest first.
+    async fn pass(&mut self) -> anyhow::Result<()> {
+        for campaign in self.store.due_campaigns().await? {
+            if self.stopping() {
+                break;
+            }
+            let campaign = if campaign.is_scheduled() {
+                let (started, by_us) = self.store.start_due(campaign.id).await?;
+                // Said only by the worker that started it (another may have got there first).
+                if by_us && started.status == CampaignStatus::Running {
+                    self.say(format!(
+                        "campaign #{}: scheduled time came; started for {} recipient(s) of {}",
+                        started.id,
+                        self.store.delivery_counts(started.id).await?.total(),
+                        started.list_name
+                    ));
+                } else if by_us && started.status == CampaignStatus::Cancelled {
+                    self.say(format!(
+                        "campaign #{}: {}",
+                        started.id,
+                        started.halt_reason.as_deref().unwrap_or("cancelled")
+                    ));
+                }
+                started
+            } else {
+                campaign
+            };
+            if campaign.status != CampaignStatus::Running {
+                continue;
+            }
+            if let Err(e) = self.work(&campaign).await {
+                self.say(format!("campaign #{}: {e:#}", campaign.id));
+                self.failed = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Composes the campaign's edition (once per campaign), or says why it refuses it.
+    async fn prepare(&mut self, campaign: &Campaign) -> Option<Arc<Prepared>> {
+        if let Some(known) = self.prepared.get(&campaign.id) {
+            return known.clone();
+        }
+        let prepared = self.compose(campaign).await;
+        self.prepared.insert(campaign.id, prepared.clone());
+        prepared
+    }
+
+    async fn compose(&self, campaign: &Campaign) -> Option<Arc<Prepared>> {
+        let Some(recorded) = campaign.edition_path.as_deref() else {
+            self.ctx.warn(format!(
+                "worker {}: campaign #{} has no edition path on record (started before workers existed); \
+                 leaving it to `bulletin send`",
+                self.holder.name, campaign.id
+            ));
+            return None;
+        };
+        let path = self.resolve(recorded);
+        let prepared = match prepare_edition(
+            self.ctx,
+            self.store.clone(),
+            &path,
+            &campaign.list_name,
+            None,
+        )
+        .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                self.ctx.warn(format!(
+                    "worker {}: campaign #{}: cannot compose {}: {e:#}; leaving it to other workers",
+                    self.holder.name,
+                    campaign.id,
+                    path.display()
+                ));
+                return None;
+            }
+        };
+        if prepared.rendered.content_hash != campaign.content_hash {
+            self.ctx.warn(format!(
+                "worker {}: REFUSING campaign #{}: {} composes here to content hash {}, but the campaign was \
+                 started with {}; a worker never mixes content, so it leaves this campaign to workers that \
+                 have the same edition (copy the project folder as it was when the campaign was sent)",
+                self.holder.name,
+                campaign.id,
+                path.display(),
+                prepared.rendered.content_hash,
+                campaign.content_hash
+            ));
+            return None;
+        }
+        Some(Arc::new(prepared))
+    }
+
+    /// A recorded edition path: relative ones are the project folder's.
+    fn resolve(&self, recorded: &str) -> PathBuf {
+        let path = Path::new(recorded);
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        let project = self
+            .ctx
+            .config
+            .source
+            .as_ref()
+            .and_then(|f| f.parent())
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_default();
+        project.join(path)
+    }
+
+    /// Joins one campaign and sends its rows until it is done (or stopped, or left to others).
+    async fn work(&mut self, campaign: &Campaign) -> anyhow::Result<()> {
+        let Some(p) = self.prepare(campaign).await else {
+            return Ok(());
+        };
+        let joined = match delivery::join(
+            &self.store,
+            self.relay.as_ref(),
+            campaign,
+            &self.holder,
+            self.settings.lease_ttl,
+        )
+        .await
+        {
+            Ok(j) => j,
+            Err(DeliveryError::Campaign(CampaignError::Busy { holder, .. })) => {
+                if self.told.insert(campaign.id) {
+                    self.say(format!(
+                        "campaign #{}: `bulletin send` (pid {} on {}) works it alone; keeping off",
+                        campaign.id, holder.pid, holder.host
+                    ));
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.told.remove(&campaign.id);
+        if joined.orphaned + joined.uncertain > 0 {
+            self.say(format!(
+                "campaign #{}: {} uncertain recipient(s) (left in flight by senders that stopped) will be sent again",
+                campaign.id,
+                joined.uncertain.max(joined.orphaned)
+            ));
+        }
+        // The first worker records the campaign's links when it counts clicks; the others
+        // (and later runs) follow what is recorded.
+        let counting = self.store.counts_clicks(campaign.id).await?;
+        let personaliser =
+            personaliser_for(self.ctx, &p, campaign.id, p.track_clicks && !counting).await;
+        let personaliser = match personaliser {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = self.store.release_lease(&joined.lease).await;
+                return Err(e);
+            }
+        };
+        self.say(format!(
+            "campaign #{} ({} to {}): working{}",
+            campaign.id,
+            campaign.edition_slug,
+            campaign.list_name,
+            caps_text(campaign)
+        ));
+        let mut progress = LogProgress {
+            ctx: self.ctx,
+            name: self.holder.name.clone(),
+            campaign: campaign.id,
+            last: Instant::now(),
+        };
+        let report = delivery::run(
+            Run {
+                store: &self.store,
+                lease: &joined.lease,
+                list_id: p.list.id,
+                personaliser: Arc::new(personaliser),
+                transport: Arc::clone(&self.relay),
+                settings: &self.settings,
+                stop: Arc::clone(&self.stop),
+                shared_caps: Some(Caps {
+                    rate: campaign.rate,
+                    hourly_cap: campaign.hourly_cap,
+                }),
+            },
+            &mut progress,
+        )
+        .await?;
+        let status = self.store.campaign(campaign.id).await?.status;
+        self.say(format!(
+            "campaign #{}: this worker sent {}, failed {}, skipped {} in {:.1} s; campaign {}{}",
+            campaign.id,
+            report.sent,
+            report.failed,
+            report.skipped,
+            report.seconds,
+            status,
+            report
+                .stopped
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default()
+        ));
+        if status == CampaignStatus::Finished || status == CampaignStatus::Cancelled {
+            self.prepared.remove(&campaign.id);
+        }
+        Ok(())
+    }
+}
+
+/// The campaign's caps, for the log.
+fn caps_text(c: &Campaign) -> String {
+    let mut parts = Vec::new();
+    if c.rate > 0.0 {
+        parts.push(format!("{}/s", c.rate));
+    }
+    if c.hourly_cap > 0 {
+        parts.push(format!("{}/hour", c.hourly_cap));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", campaign capped at {} across all workers",
+            parts.join(" and ")
+        )
+    }
+}
+
+/// A log line every 30 seconds while a campaign runs.
+struct LogProgress<'a> {
+    ctx: &'a Context,
+    name: String,
+    campaign: i64,
+    last: Instant,
+}
+
+impl Progress for LogProgress<'_> {
+    fn update(&mut self, r: &RunReport, in_flight: usize) {
+        if self.last.elapsed() < Duration::from_secs(30) {
+            return;
+        }
+        self.last = Instant::now();
+        self.ctx.info(format!(
+            "worker {}: campaign #{}: sent {}, failed {}, retrying {}, in flight {in_flight}",
+            self.name, self.campaign, r.sent, r.failed, r.retried
+        ));
+    }
+}

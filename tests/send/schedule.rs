@@ -1,0 +1,266 @@
+//! `send --at` and a single local `bulletin worker` on SQLite: a scheduled campaign is sent
+//! only once its time has come, a cancelled one never, a time in the past is refused, and
+//! `campaigns pause`/`resume` steer a worker's run.
+
+use std::process::Stdio;
+use std::time::{Duration, SystemTime};
+
+use crate::smtp::{SECRET, edition, per_recipient, project_with, run, wait_for_messages};
+use crate::smtp_server::SmtpServer;
+use crate::support::Project;
+use crate::workers::{Worker, time_from_now};
+
+fn spawn_worker(p: &Project, server: &SmtpServer) -> Worker {
+    Worker::new(
+        p.std_cmd()
+            .env("BULLETIN_SECRET", SECRET)
+            .env("BULLETIN_SMTP_URL", server.url())
+            .args(["worker", "--poll", "0.2", "--concurrency", "2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn worker"),
+    )
+}
+
+fn stop(child: Worker) -> String {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "SIGTERM ends a worker cleanly: {err}"
+    );
+    err
+}
+
+#[test]
+fn a_scheduled_campaign_is_sent_by_a_worker_only_once_its_time_has_come() {
+    let p = project_with(20);
+    let server = SmtpServer::start(p.path());
+    // Far enough ahead that the worker is surely up and polling before the time comes, even
+    // on a loaded machine.
+    let at = time_from_now(Duration::from_secs(6));
+    let due = SystemTime::now() + Duration::from_secs(6);
+    let (code, out, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &["send", &edition(), "--list", "news", "--at", &at],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("campaign #1 scheduled for"), "{out}");
+    let worker = spawn_worker(&p, &server);
+    let (_, out, _) = run(&p, &server.url(), &[], &["campaigns", "list"]);
+    assert!(out.contains("scheduled for"), "{out}");
+    wait_for_messages(&server, 20);
+    let log = stop(worker);
+    let first = server.arrival_times()[0];
+    assert!(
+        first >= due - Duration::from_millis(50),
+        "sent {:?} before its time",
+        due.duration_since(first).unwrap_or_default()
+    );
+    let seen = per_recipient(&server.messages());
+    assert_eq!(seen.len(), 20);
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+    assert_eq!(p.strings("SELECT status FROM campaigns"), vec!["finished"]);
+    assert!(log.contains("scheduled time came"), "{log}");
+}
+
+#[test]
+fn a_cancelled_scheduled_campaign_never_starts_and_a_past_time_is_refused() {
+    let p = project_with(5);
+    let server = SmtpServer::start(p.path());
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &[
+            "send",
+            &edition(),
+            "--list",
+            "news",
+            "--at",
+            "2020-01-01T09:00+01:00",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is in the past"), "{err}");
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &[
+            "send",
+            &edition(),
+            "--list",
+            "news",
+            "--at",
+            "2030-01-01T09:00",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--tz"), "a time without offset or zone: {err}");
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &[
+            "send",
+            &edition(),
+            "--list",
+            "news",
+            "--at",
+            "2030-01-01T09:00",
+            "--tz",
+            "Mars/Olympus",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a known time zone"), "{err}");
+    assert_eq!(
+        p.scalar("SELECT COUNT(*) FROM campaigns"),
+        0,
+        "nothing recorded"
+    );
+
+    let at = time_from_now(Duration::from_secs(1));
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &["send", &edition(), "--list", "news", "--at", &at],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&p, &server.url(), &[], &["campaigns", "cancel", "1"]);
+    assert_eq!(code, 0, "{err}");
+    std::thread::sleep(Duration::from_millis(1200));
+    let (code, _, err) = run(&p, &server.url(), &[], &["worker", "--once"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        server.messages().len(),
+        0,
+        "a cancelled campaign never starts"
+    );
+    assert_eq!(p.strings("SELECT status FROM campaigns"), vec!["cancelled"]);
+    assert_eq!(p.scalar("SELECT COUNT(*) FROM deliveries"), 0);
+
+    // A zone name: the local time is read in that zone, and listings show both.
+    let (code, out, err) = run(&p, &server.url(), &[], &["lists", "add", "other"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &[
+            "subscribers",
+            "add",
+            "someone@example.org",
+            "--list",
+            "other",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &[
+            "send",
+            &edition(),
+            "--list",
+            "other",
+            "--at",
+            "2030-07-01T09:00",
+            "--tz",
+            "Europe/Paris",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("2030-07-01 07:00 UTC (2030-07-01 09:00 Europe/Paris)"),
+        "{out}"
+    );
+    assert_eq!(
+        p.strings("SELECT scheduled_at FROM campaigns WHERE id = 2"),
+        vec!["2030-07-01T07:00:00.000Z"]
+    );
+    // `send` before its time refuses, naming the way out; `--now` starts it at once.
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &["send", &edition(), "--list", "other", "--yes"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is scheduled for"), "{err}");
+    assert!(err.contains("campaigns cancel 2"), "{err}");
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &["send", &edition(), "--list", "other", "--yes", "--now"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(server.messages().len(), 1);
+    assert_eq!(
+        p.strings("SELECT status FROM campaigns WHERE id = 2"),
+        vec!["finished"]
+    );
+}
+
+#[test]
+fn pause_and_resume_steer_a_running_worker() {
+    let p = project_with(60);
+    let server = SmtpServer::faulty(p.path(), "delay=0.03");
+    let at = time_from_now(Duration::from_millis(300));
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &["send", &edition(), "--list", "news", "--at", &at],
+    );
+    assert_eq!(code, 0, "{err}");
+    let worker = spawn_worker(&p, &server);
+    wait_for_messages(&server, 10);
+    let (code, _, err) = run(&p, &server.url(), &[], &["campaigns", "pause", "1"]);
+    assert_eq!(code, 0, "{err}");
+    // Within one claim turn the worker stops claiming: what it had in flight still lands.
+    std::thread::sleep(Duration::from_millis(800));
+    let after_pause = server.messages().len();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        server.messages().len(),
+        after_pause,
+        "nothing sent while paused"
+    );
+    assert!(after_pause < 60);
+    assert_eq!(p.strings("SELECT status FROM campaigns"), vec!["paused"]);
+    assert_eq!(
+        p.scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'sending'"),
+        0,
+        "in-flight rows recorded"
+    );
+    let (code, _, err) = run(&p, &server.url(), &[], &["campaigns", "resume", "1"]);
+    assert_eq!(code, 0, "{err}");
+    wait_for_messages(&server, 60);
+    let mut finished = false;
+    for _ in 0..100 {
+        if p.strings("SELECT status FROM campaigns") == vec!["finished".to_string()] {
+            finished = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(finished);
+    stop(worker);
+    let seen = per_recipient(&server.messages());
+    assert_eq!(seen.len(), 60);
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+}
