@@ -4,6 +4,7 @@
 mod campaigns;
 mod dkim;
 mod hardening;
+mod hosts;
 mod report;
 mod schedule;
 mod smtp;
