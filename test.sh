@@ -42,6 +42,8 @@ command -v postfix >/dev/null || need+=(postfix)
 command -v dovecot >/dev/null || need+=(dovecot-imapd)
 # An authoritative DNS server (NSD) serves the zones `bulletin doctor` is tested against.
 command -v nsd >/dev/null || need+=(nsd)
+# Network namespaces and a bridge, the hosts of the multi-host test (tests/send/hosts.rs).
+command -v ip >/dev/null || need+=(iproute2)
 # PostgreSQL, the second store backend. Debian keeps the server programs off PATH, in
 # /usr/lib/postgresql/<major>/bin; the newest is used.
 pg_bin() { { find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null || true; } | sort -V | tail -n 1; }
