@@ -42,7 +42,10 @@ fn checked(what: &str, out: std::io::Result<Output>) -> Output {
 }
 
 fn ip(args: &[&str]) {
-    checked(&format!("ip {}", args.join(" ")), Command::new("ip").args(args).output());
+    checked(
+        &format!("ip {}", args.join(" ")),
+        Command::new("ip").args(args).output(),
+    );
 }
 
 /// The newest PostgreSQL server binaries Debian installed (`/usr/lib/postgresql/N/bin`).
@@ -83,7 +86,15 @@ impl Lab {
         ip(&["netns", "add", &server]);
         ip(&["-n", &server, "link", "set", "lo", "up"]);
         ip(&["-n", &server, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", &server, "addr", "add", &format!("{SERVER_IP}/24"), "dev", "br0"]);
+        ip(&[
+            "-n",
+            &server,
+            "addr",
+            "add",
+            &format!("{SERVER_IP}/24"),
+            "dev",
+            "br0",
+        ]);
         ip(&["-n", &server, "link", "set", "br0", "up"]);
         for i in 1..=workers {
             let ns = format!("btw{}{i}", lab.tag);
@@ -95,7 +106,15 @@ impl Lab {
                 "netns", &ns,
             ]);
             ip(&["-n", &server, "link", "set", &port, "master", "br0", "up"]);
-            ip(&["-n", &ns, "addr", "add", &format!("10.201.0.1{i}/24"), "dev", "eth0"]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("10.201.0.1{i}/24"),
+                "dev",
+                "eth0",
+            ]);
             ip(&["-n", &ns, "link", "set", "eth0", "up"]);
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
         }
@@ -155,7 +174,15 @@ impl Lab {
         checked(
             "pg_ctl start",
             Command::new("ip")
-                .args(["netns", "exec", &self.server, "runuser", "-u", "postgres", "--"])
+                .args([
+                    "netns",
+                    "exec",
+                    &self.server,
+                    "runuser",
+                    "-u",
+                    "postgres",
+                    "--",
+                ])
                 .arg(self.pg_bin.join("pg_ctl"))
                 .arg("-D")
                 .arg(data.join("data"))
@@ -170,7 +197,15 @@ impl Lab {
             Command::new("ip")
                 .args(["netns", "exec", &self.server])
                 .arg(self.pg_bin.join("psql"))
-                .args(["-h", SERVER_IP, "-U", "bulletin_test", "-d", "postgres", "-c"])
+                .args([
+                    "-h",
+                    SERVER_IP,
+                    "-U",
+                    "bulletin_test",
+                    "-d",
+                    "postgres",
+                    "-c",
+                ])
                 .arg("CREATE DATABASE bulletin")
                 .output(),
         );
@@ -196,7 +231,16 @@ impl Lab {
             Command::new("ip")
                 .args(["netns", "exec", &self.server])
                 .arg(self.pg_bin.join("psql"))
-                .args(["-h", SERVER_IP, "-U", "bulletin_test", "-d", "bulletin", "-tAc", sql])
+                .args([
+                    "-h",
+                    SERVER_IP,
+                    "-U",
+                    "bulletin_test",
+                    "-d",
+                    "bulletin",
+                    "-tAc",
+                    sql,
+                ])
                 .output(),
         );
         String::from_utf8_lossy(&out.stdout)
@@ -208,7 +252,16 @@ impl Lab {
     /// Starts aiosmtpd on the server host, counting into `log`; returns its URL.
     fn start_smtp(&mut self, log: &Path) -> String {
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.server, "python3", "-m", "aiosmtpd", "-n", "-l"])
+            .args([
+                "netns",
+                "exec",
+                &self.server,
+                "python3",
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+            ])
             .arg(format!("{SERVER_IP}:2525"))
             .args(["-c", "counting_smtp.CountingHandler"])
             .arg(log)
@@ -230,7 +283,10 @@ impl Lab {
             if probe.status.success() {
                 break;
             }
-            assert!(Instant::now() < deadline, "aiosmtpd did not start in the lab");
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not start in the lab"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
         // The lab network is the test's own: no STARTTLS to ask for.
@@ -284,14 +340,14 @@ fn arrivals(log: &Path) -> Vec<(f64, String)> {
         .collect()
 }
 
-/// The most messages that arrived within any one second.
-fn busiest_second(times: &[f64]) -> usize {
+/// The most messages that arrived within any `window` seconds.
+fn busiest(times: &[f64], window: f64) -> usize {
     let mut sorted = times.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mut best = 0;
     let mut start = 0;
     for end in 0..sorted.len() {
-        while sorted[end] - sorted[start] >= 1.0 {
+        while sorted[end] - sorted[start] >= window {
             start += 1;
         }
         best = best.max(end - start + 1);
@@ -302,10 +358,14 @@ fn busiest_second(times: &[f64]) -> usize {
 #[test]
 fn three_worker_hosts_share_a_20k_campaign_and_survive_a_kill_9() {
     const RECIPIENTS: usize = 20_000;
-    const RATE: usize = 1_000;
+    // The second campaign's cap: below what the three hosts reach together here (a debug
+    // build on two cores, ~60-130 messages/s), so it must be the cap that holds them back.
+    const CAPPED: usize = 600;
+    const RATE: usize = 30;
     // Its PostgreSQL is its own (on the lab's server host), so the test is the same in both
     // passes of the suite: it runs once, in the PostgreSQL pass.
-    if bulletin_testkit::backend::Backend::current() != bulletin_testkit::backend::Backend::Postgres {
+    if bulletin_testkit::backend::Backend::current() != bulletin_testkit::backend::Backend::Postgres
+    {
         eprintln!("the multi-host test runs in the PostgreSQL pass");
         return;
     }
@@ -322,13 +382,16 @@ fn three_worker_hosts_share_a_20k_campaign_and_survive_a_kill_9() {
         format!(
             "[list]\nname = \"GLO.ACT news\"\nfrom = \"GLO.ACT <news@example.org>\"\n\
              public_url = \"https://news.example.org\"\npostal_address = \"Vienna\"\n\
-             [smtp]\nurl = \"{smtp}\"\nrate = {RATE}\npool = 4\n"
+             [smtp]\nurl = \"{smtp}\"\npool = 4\nlease_secs = 10\n"
         ),
     )
     .expect("bulletin.toml");
     let mut csv = String::from("email,name,lang,lists\n");
     for i in 0..RECIPIENTS {
         csv.push_str(&format!("r{i}@example.org,Reader {i},en,news\n"));
+    }
+    for i in 0..CAPPED {
+        csv.push_str(&format!("c{i}@example.org,Capped {i},en,capped\n"));
     }
     std::fs::write(project.join("people.csv"), csv).expect("csv");
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_bulletin"));
@@ -340,10 +403,14 @@ fn three_worker_hosts_share_a_20k_campaign_and_survive_a_kill_9() {
     let run = |host: usize, args: &[&str]| -> String {
         let mut cmd = lab.command(&lab.workers[host], &format!("host{host}"), &bin);
         env(&mut cmd);
-        let out = checked(&format!("bulletin {}", args.join(" ")), cmd.args(args).output());
+        let out = checked(
+            &format!("bulletin {}", args.join(" ")),
+            cmd.args(args).output(),
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     run(0, &["lists", "add", "news"]);
+    run(0, &["lists", "add", "capped"]);
     run(0, &["subscribers", "import", "people.csv"]);
     // Scheduled a moment ahead, so that every worker is up when it becomes due.
     let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(4);
@@ -352,22 +419,32 @@ fn three_worker_hosts_share_a_20k_campaign_and_survive_a_kill_9() {
         .expect("time");
     run(
         0,
-        &["send", &crate::smtp::edition(), "--list", "news", "--at", &at, "--yes"],
+        &[
+            "send",
+            &crate::smtp::edition(),
+            "--list",
+            "news",
+            "--at",
+            &at,
+            "--yes",
+        ],
     );
 
-    let mut workers: Vec<Child> = (0..3)
-        .map(|h| {
-            let mut cmd = lab.command(&lab.workers[h], &format!("host{h}"), &bin);
-            env(&mut cmd);
-            let log = std::fs::File::create(lab.dir.path().join(format!("worker{h}.log")))
-                .expect("worker log");
-            cmd.args(["worker", "--poll", "1", "--name", &format!("worker{h}")])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("bulletin worker")
-        })
-        .collect();
+    let start_worker = |h: usize| {
+        let mut cmd = lab.command(&lab.workers[h], &format!("host{h}"), &bin);
+        env(&mut cmd);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(lab.dir.path().join(format!("worker{h}.log")))
+            .expect("worker log");
+        cmd.args(["worker", "--poll", "1", "--name", &format!("worker{h}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("bulletin worker")
+    };
+    let mut workers: Vec<Child> = (0..3).map(start_worker).collect();
 
     // Mid-campaign, the second host dies without a word.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -395,8 +472,7 @@ fn three_worker_hosts_share_a_20k_campaign_and_survive_a_kill_9() {
         let left = lab.psql_scalar(
             "SELECT COUNT(*) FROM deliveries WHERE status NOT IN ('sent', 'failed', 'skipped')",
         );
-        let finished =
-            lab.psql_scalar("SELECT COUNT(*) FROM campaigns WHERE status = 'finished'");
+        let finished = lab.psql_scalar("SELECT COUNT(*) FROM campaigns WHERE status = 'finished'");
         if left == 0 && finished == 1 {
             break;
         }
@@ -407,22 +483,16 @@ fn three_worker_hosts_share_a_20k_campaign_and_survive_a_kill_9() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    for (h, w) in workers.iter_mut().enumerate() {
-        if h != 1 {
-            let _ = Command::new("kill")
-                .args(["-TERM", &w.id().to_string()])
-                .status();
-            let status = w.wait().expect("worker exits");
-            assert!(status.success(), "worker{h} stopped with {status}");
-        }
-    }
-
     let got = arrivals(&log);
     let mut per_recipient: HashMap<&str, usize> = HashMap::new();
     for (_, rcpt) in &got {
         *per_recipient.entry(rcpt.as_str()).or_default() += 1;
     }
-    assert_eq!(per_recipient.len(), RECIPIENTS, "every recipient got the message");
+    assert_eq!(
+        per_recipient.len(),
+        RECIPIENTS,
+        "every recipient got the message"
+    );
     let duplicates = got.len() - RECIPIENTS;
     // What the dead host had in flight: its rows that became uncertain when its lease lapsed.
     let uncertain =
@@ -440,25 +510,95 @@ fn three_worker_hosts_share_a_20k_campaign_and_survive_a_kill_9() {
         lab.psql_scalar("SELECT COUNT(DISTINCT claimed_by) FROM deliveries") >= 2,
         "the surviving workers shared the campaign"
     );
-    // The campaign's cap held across hosts, measured at the SMTP server: never more than
-    // RATE in any second (a little slack for a second's boundary), and no faster overall.
     let times: Vec<f64> = got.iter().map(|(t, _)| *t).collect();
-    let busiest = busiest_second(&times);
-    assert!(
-        busiest <= RATE + RATE / 10,
-        "{busiest} messages in one second with a campaign cap of {RATE}/s"
-    );
     let first = times.iter().copied().fold(f64::INFINITY, f64::min);
     let last = times.iter().copied().fold(0.0, f64::max);
-    assert!(
-        (last - first) >= (got.len() as f64 / RATE as f64) * 0.9,
-        "{} messages in {:.1} s is faster than {RATE}/s",
-        got.len(),
-        last - first
-    );
     eprintln!(
         "multi-host: {RECIPIENTS} recipients, {duplicates} duplicate(s), {uncertain} uncertain, \
-         busiest second {busiest}, {:.1} s",
+         {:.1} s, {:.0} messages/s",
+        last - first,
+        got.len() as f64 / (last - first)
+    );
+
+    // The dead host comes back, and a second campaign with a cap of RATE a second goes out
+    // through all three: the cap is the campaign's, shared through the database, so it holds
+    // for the three together, measured where the messages arrive.
+    workers[1] = start_worker(1);
+    let at = (time::OffsetDateTime::now_utc() + time::Duration::seconds(3))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time");
+    let rate = RATE.to_string();
+    run(
+        0,
+        &[
+            "send",
+            &crate::smtp::edition(),
+            "--list",
+            "capped",
+            "--at",
+            &at,
+            "--rate",
+            &rate,
+            "--yes",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let capped: Vec<f64> = loop {
+        let capped: Vec<f64> = arrivals(&log)
+            .into_iter()
+            .filter(|(_, rcpt)| rcpt.starts_with('c'))
+            .map(|(t, _)| t)
+            .collect();
+        if capped.len() >= CAPPED {
+            break capped;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the capped campaign did not finish: {} of {CAPPED}\n{}",
+            capped.len(),
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(capped.len(), CAPPED, "each capped recipient once");
+    let first = capped.iter().copied().fold(f64::INFINITY, f64::min);
+    let last = capped.iter().copied().fold(0.0, f64::max);
+    // The cap paces when messages leave; they arrive after an SMTP transaction whose length
+    // varies, so arrivals bunch a little: within 5 s the count is the cap's and a tenth, and
+    // no single second sees half as much again. Each host pacing alone would be three times
+    // the cap on both.
+    let busiest_5s = busiest(&capped, 5.0);
+    assert!(
+        busiest_5s <= 5 * RATE + RATE / 2,
+        "{busiest_5s} messages in five seconds with a campaign cap of {RATE}/s over three hosts"
+    );
+    let busiest = busiest(&capped, 1.0);
+    assert!(
+        busiest <= RATE + RATE / 2,
+        "{busiest} messages in one second with a campaign cap of {RATE}/s over three hosts"
+    );
+    assert!(
+        last - first >= (CAPPED as f64 / RATE as f64) * 0.9,
+        "{CAPPED} messages in {:.1} s is faster than {RATE}/s",
         last - first
     );
+    assert!(
+        lab.psql_scalar(
+            "SELECT COUNT(DISTINCT claimed_by) FROM deliveries d JOIN campaigns c
+             ON c.id = d.campaign_id WHERE c.list_name = 'capped'"
+        ) >= 2,
+        "the capped campaign was shared"
+    );
+    eprintln!(
+        "multi-host, capped: {CAPPED} messages in {:.1} s, busiest second {busiest}, busiest 5 s \
+         {busiest_5s} (cap {RATE}/s)",
+        last - first
+    );
+    for (h, w) in workers.iter_mut().enumerate() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &w.id().to_string()])
+            .status();
+        let status = w.wait().expect("worker exits");
+        assert!(status.success(), "worker{h} stopped with {status}");
+    }
 }
