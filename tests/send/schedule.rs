@@ -295,3 +295,37 @@ fn send_works_a_campaign_alone_and_workers_keep_off_it() {
     assert_eq!(seen.len(), 40);
     assert!(seen.values().all(|n| *n == 1), "{seen:?}");
 }
+
+#[test]
+fn a_worker_refuses_a_campaign_whose_edition_composes_to_other_content() {
+    let p = project_with(5);
+    let server = SmtpServer::start(p.path());
+    // The edition inside the project folder: recorded relative to it.
+    bulletin_testkit::copy_dir(std::path::Path::new(&edition()), &p.path().join("ed"));
+    let at = time_from_now(Duration::from_millis(500));
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &["send", "ed", "--list", "news", "--at", &at],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(p.strings("SELECT edition_path FROM campaigns"), vec!["ed"]);
+    let hash = p.strings("SELECT content_hash FROM campaigns").remove(0);
+    // This host's copy of the edition differs from the one the campaign was started with.
+    let article = p.path().join("ed/articles/expected-outcomes.md");
+    let mut text = std::fs::read_to_string(&article).expect("article");
+    text.push_str("\nA sentence added after the campaign was scheduled.\n");
+    std::fs::write(&article, text).expect("write article");
+    std::thread::sleep(Duration::from_millis(600));
+    let (code, _, err) = run(&p, &server.url(), &[], &["worker", "--once"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("REFUSING campaign #1"), "{err}");
+    assert!(err.contains("ed"), "names the path: {err}");
+    assert!(err.contains(&hash), "names the campaign's hash: {err}");
+    assert_eq!(server.messages().len(), 0, "never mixes content");
+    assert_eq!(
+        p.scalar("SELECT COUNT(*) FROM deliveries WHERE status <> 'queued'"),
+        0
+    );
+}
