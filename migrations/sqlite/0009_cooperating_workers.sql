@@ -29,5 +29,3 @@ CREATE TABLE campaign_pacing (
     window_start_us BIGINT  NOT NULL DEFAULT 0,
     window_count    BIGINT  NOT NULL DEFAULT 0
 );
-
-CREATE INDEX campaigns_by_status ON campaigns (status);

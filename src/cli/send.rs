@@ -59,7 +59,11 @@ pub struct SendArgs {
     /// Do not send now: record the campaign as scheduled for this time, which a `bulletin
     /// worker` starts when it comes. RFC 3339 with an offset (2026-12-05T09:00+01:00), or a
     /// local time (2026-12-05T09:00) with --tz
-    #[arg(long, value_name = "TIME", conflicts_with_all = ["dry_run", "now"])]
+    #[arg(
+        long,
+        value_name = "TIME",
+        conflicts_with_all = ["dry_run", "now", "outbox", "skip_uncertain", "retry_failed"]
+    )]
     pub at: Option<String>,
     /// The time zone of --at, an IANA name (Europe/Paris); the built-in time zone database is
     /// used, so the machine needs none

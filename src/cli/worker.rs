@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use clap::Args;
 
 use super::send::{Prepared, personaliser_for, prepare_edition, stop_on_signals};
@@ -57,6 +58,9 @@ struct Worker<'a> {
     prepared: HashMap<i64, Option<Arc<Prepared>>>,
     /// Campaigns already reported as kept off (a `send` holds them), said once.
     told: HashSet<i64>,
+    /// Campaigns whose edition could not be composed, said once (tried again each poll: a
+    /// missing file may be deployed, the database may come back).
+    uncomposed: HashSet<i64>,
     /// A campaign ended in an error this run (exit code 1 with `--once`).
     failed: bool,
 }
@@ -102,6 +106,7 @@ pub(crate) async fn run(ctx: &Context, args: WorkerArgs) -> anyhow::Result<Outco
         stop,
         prepared: HashMap::new(),
         told: HashSet::new(),
+        uncomposed: HashSet::new(),
         failed: false,
     };
     worker.say(format!(
@@ -190,22 +195,37 @@ impl Worker<'_> {
         if let Some(known) = self.prepared.get(&campaign.id) {
             return known.clone();
         }
-        let prepared = self.compose(campaign).await;
-        self.prepared.insert(campaign.id, prepared.clone());
-        prepared
+        match self.compose(campaign).await {
+            Ok(prepared) => {
+                self.uncomposed.remove(&campaign.id);
+                self.prepared.insert(campaign.id, prepared.clone());
+                prepared
+            }
+            Err(e) => {
+                if self.uncomposed.insert(campaign.id) {
+                    self.ctx.warn(format!(
+                        "worker {}: campaign #{}: {e:#}; leaving it to other workers (tried again at each poll)",
+                        self.holder.name, campaign.id
+                    ));
+                }
+                None
+            }
+        }
     }
 
-    async fn compose(&self, campaign: &Campaign) -> Option<Arc<Prepared>> {
+    /// The campaign's edition composed here: `Ok(None)` when this worker refuses it for good
+    /// (no path on record, other content), an error when composing failed (tried again).
+    async fn compose(&self, campaign: &Campaign) -> anyhow::Result<Option<Arc<Prepared>>> {
         let Some(recorded) = campaign.edition_path.as_deref() else {
             self.ctx.warn(format!(
                 "worker {}: campaign #{} has no edition path on record (started before workers existed); \
                  leaving it to `bulletin send`",
                 self.holder.name, campaign.id
             ));
-            return None;
+            return Ok(None);
         };
         let path = self.resolve(recorded);
-        let prepared = match prepare_edition(
+        let prepared = prepare_edition(
             self.ctx,
             self.store.clone(),
             &path,
@@ -213,18 +233,7 @@ impl Worker<'_> {
             None,
         )
         .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                self.ctx.warn(format!(
-                    "worker {}: campaign #{}: cannot compose {}: {e:#}; leaving it to other workers",
-                    self.holder.name,
-                    campaign.id,
-                    path.display()
-                ));
-                return None;
-            }
-        };
+        .with_context(|| format!("cannot compose {}", path.display()))?;
         if prepared.rendered.content_hash != campaign.content_hash {
             self.ctx.warn(format!(
                 "worker {}: REFUSING campaign #{}: {} composes here to content hash {}, but the campaign was \
@@ -236,9 +245,9 @@ impl Worker<'_> {
                 prepared.rendered.content_hash,
                 campaign.content_hash
             ));
-            return None;
+            return Ok(None);
         }
-        Some(Arc::new(prepared))
+        Ok(Some(Arc::new(prepared)))
     }
 
     /// A recorded edition path: relative ones are the project folder's.

@@ -438,9 +438,10 @@ impl Store {
         Ok(())
     }
 
-    /// Renews `lease` between turns (the heartbeat).
+    /// Renews `lease` between turns (the heartbeat). It touches only its own lease row, so
+    /// it does not wait for the global write lock (a long import must not starve it).
     pub async fn renew_lease(&self, lease: &Lease) -> Result<(), CampaignError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_rows().await?;
         self.renew_lease_in(&mut tx, lease).await?;
         tx.commit().await.map_err(|e| self.classify(e))?;
         Ok(())

@@ -23,6 +23,19 @@ fn spawn_worker(p: &Project, server: &SmtpServer) -> Worker {
     )
 }
 
+/// The test edition scheduled for list `news` in a moment, and a worker that will send it.
+fn scheduled_and_working(p: &Project, server: &SmtpServer) -> Worker {
+    let at = time_from_now(Duration::from_millis(300));
+    let (code, _, err) = run(
+        p,
+        &server.url(),
+        &[],
+        &["send", &edition(), "--list", "news", "--at", &at],
+    );
+    assert_eq!(code, 0, "{err}");
+    spawn_worker(p, server)
+}
+
 fn stop(child: Worker) -> String {
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -219,15 +232,7 @@ fn a_cancelled_scheduled_campaign_never_starts_and_a_past_time_is_refused() {
 fn pause_and_resume_steer_a_running_worker() {
     let p = project_with(60);
     let server = SmtpServer::faulty(p.path(), "delay=0.03");
-    let at = time_from_now(Duration::from_millis(300));
-    let (code, _, err) = run(
-        &p,
-        &server.url(),
-        &[],
-        &["send", &edition(), "--list", "news", "--at", &at],
-    );
-    assert_eq!(code, 0, "{err}");
-    let worker = spawn_worker(&p, &server);
+    let worker = scheduled_and_working(&p, &server);
     wait_for_messages(&server, 10);
     let (code, _, err) = run(&p, &server.url(), &[], &["campaigns", "pause", "1"]);
     assert_eq!(code, 0, "{err}");
@@ -263,4 +268,64 @@ fn pause_and_resume_steer_a_running_worker() {
     let seen = per_recipient(&server.messages());
     assert_eq!(seen.len(), 60);
     assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+}
+
+#[test]
+fn send_works_a_campaign_alone_and_workers_keep_off_it() {
+    let p = project_with(40);
+    let server = SmtpServer::faulty(p.path(), "delay=0.03");
+    // A worker holds the campaign: `send` refuses, naming it.
+    let worker = scheduled_and_working(&p, &server);
+    wait_for_messages(&server, 5);
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &["send", &edition(), "--list", "news", "--yes"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is being sent by `bulletin worker`"), "{err}");
+    assert!(
+        err.contains("`send` works a campaign alone, never beside workers"),
+        "{err}"
+    );
+    wait_for_messages(&server, 40);
+    stop(worker);
+    let seen = per_recipient(&server.messages());
+    assert_eq!(seen.len(), 40);
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+}
+
+#[test]
+fn a_worker_refuses_a_campaign_whose_edition_composes_to_other_content() {
+    let p = project_with(5);
+    let server = SmtpServer::start(p.path());
+    // The edition inside the project folder: recorded relative to it.
+    bulletin_testkit::copy_dir(std::path::Path::new(&edition()), &p.path().join("ed"));
+    let at = time_from_now(Duration::from_millis(500));
+    let (code, _, err) = run(
+        &p,
+        &server.url(),
+        &[],
+        &["send", "ed", "--list", "news", "--at", &at],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(p.strings("SELECT edition_path FROM campaigns"), vec!["ed"]);
+    let hash = p.strings("SELECT content_hash FROM campaigns").remove(0);
+    // This host's copy of the edition differs from the one the campaign was started with.
+    let article = p.path().join("ed/articles/expected-outcomes.md");
+    let mut text = std::fs::read_to_string(&article).expect("article");
+    text.push_str("\nA sentence added after the campaign was scheduled.\n");
+    std::fs::write(&article, text).expect("write article");
+    std::thread::sleep(Duration::from_millis(600));
+    let (code, _, err) = run(&p, &server.url(), &[], &["worker", "--once"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("REFUSING campaign #1"), "{err}");
+    assert!(err.contains("ed"), "names the path: {err}");
+    assert!(err.contains(&hash), "names the campaign's hash: {err}");
+    assert_eq!(server.messages().len(), 0, "never mixes content");
+    assert_eq!(
+        p.scalar("SELECT COUNT(*) FROM deliveries WHERE status <> 'queued'"),
+        0
+    );
 }
