@@ -29,6 +29,7 @@ mod bounces;
 mod campaign_report;
 mod campaigns;
 mod clicks;
+mod copy;
 mod import;
 mod leases;
 mod lists;
@@ -51,6 +52,7 @@ pub use campaigns::{
     Settlement, Start,
 };
 pub use clicks::{ClickReport, Follow, LinkClicks};
+pub use copy::{CopyError, TABLES, TableCount, copy_store};
 pub use import::{BatchError, BatchWriter, ImportOptions, ImportRecord, ImportReport, Importer};
 pub use leases::{Lease, LeaseHolder, LeaseInfo};
 pub use lists::{List, ListAppearance, ListSummary, ListText, pick_text};
