@@ -41,9 +41,9 @@ mod web;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
-use sqlx::{AnyPool, Row};
 
 pub use bounces::{Decision, FeedbackKind, FeedbackTarget, NewFeedback};
 pub use campaign_report::{Breakdown, CampaignReport, Count, Minute};
@@ -893,12 +893,4 @@ fn cannot_open_reason(path: &str) -> String {
         "the folder {shown} is not writable by this user, and SQLite must create the file and its \
          -wal and -shm files beside it; fix the folder's permissions or point --database elsewhere"
     )
-}
-
-/// Reads one column by name, for rows built by hand.
-pub(crate) fn col<'r, T>(row: &'r sqlx::any::AnyRow, name: &str) -> Result<T, sqlx::Error>
-where
-    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
-{
-    row.try_get(name)
 }

@@ -4,6 +4,7 @@
 
 mod addresses;
 mod config;
+mod copy;
 mod export;
 mod help;
 mod import;
