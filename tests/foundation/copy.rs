@@ -229,9 +229,9 @@ fn export(p: &Project, db: &str) -> String {
 /// The whole store goes to PostgreSQL: every table's count verified and printed, the export
 /// and a campaign's report the same on both sides, every stress value byte for byte; the
 /// sequences moved (the next subscriber gets a fresh id); a second copy into the same
-/// database is refused and changes nothing. Seen failing against: a copy that skipped
-/// `send_leases` (its count line missing), text escaping without `\r` (the name lost its
-/// carriage return), and a copy without `setval` (`subscribers add` hit a duplicate id).
+/// database is refused and changes nothing. Seen failing against: text escaping without
+/// `\r` (the server refused the copy: "literal carriage return found in data"), and a copy
+/// without `setval` (`subscribers add` hit a duplicate id).
 #[test]
 fn copies_every_table_to_postgres_once() {
     let p = populated();
@@ -298,8 +298,8 @@ fn copies_every_table_to_postgres_once() {
 }
 
 /// PostgreSQL back to a new SQLite file gives the same store: the same export, the same
-/// stress values. Seen failing against a copy into SQLite that bound flags as text (the
-/// list's `track_clicks` read back false).
+/// stress values. Seen failing against a copy into SQLite that dropped each table's last,
+/// partial statement (the counts differed: exit 1).
 #[test]
 fn copies_back_from_postgres_to_sqlite() {
     let p = populated();
@@ -335,7 +335,7 @@ fn copies_back_from_postgres_to_sqlite() {
 /// A copy that fails midway leaves the target empty: here a NUL character (which SQLite
 /// stores and PostgreSQL's text refuses) in the last-but-one table, after every other table
 /// was sent. A target at a newer schema version is refused before anything is written. Seen
-/// failing against a copy that committed table by table (the lists, subscribers... stayed).
+/// failing against a copy that committed table by table (34 rows stayed behind).
 #[test]
 fn a_failed_copy_leaves_the_target_empty() {
     let p = populated();
@@ -366,8 +366,8 @@ fn a_failed_copy_leaves_the_target_empty() {
 /// The same files imported into SQLite and into PostgreSQL (through COPY) give the same
 /// reports (added, updated, unchanged, rejected, erased), the same export and the same events;
 /// a subscriber added afterwards gets the next free id. Seen failing against a COPY that wrote
-/// `\N` for an empty name (export differed: the name column came back NULL, refused), and
-/// against the import without `setval` (the add hit a duplicate key).
+/// `\N` for an empty name (the import failed on the NOT NULL name: the reports differed),
+/// and against the import without `setval` (the add hit a duplicate key).
 #[test]
 fn import_on_postgres_reports_as_on_sqlite() {
     let p = Project::with_lists();
