@@ -52,7 +52,7 @@ case "$backend" in
   "" | sqlite | postgres) ;;
   *) echo "test.sh: BULLETIN_TEST_BACKEND=$backend is not a backend: use sqlite or postgres" >&2; exit 2 ;;
 esac
-if [ "$backend" != sqlite ] && [ -z "${BULLETIN_TEST_POSTGRES_URL:-}" ] && [ ! -x "$(pg_bin)/initdb" ]; then
+if [ -z "${BULLETIN_TEST_POSTGRES_URL:-}" ] && [ ! -x "$(pg_bin)/initdb" ]; then
   need+=(postgresql)
 fi
 if [ ${#need[@]} -gt 0 ]; then
@@ -175,14 +175,15 @@ done
 
 # Both passes run even when the first fails, so that one run shows both; either fails it.
 status=0
+# The server is up for both passes: the SQLite pass's `db copy` tests copy into it.
+if [ -z "${BULLETIN_TEST_POSTGRES_URL:-}" ]; then
+  start_postgres
+fi
 if [ "$backend" != postgres ]; then
   echo "test.sh: backend pass: SQLite (cargo test $*)" >&2
   BULLETIN_TEST_BACKEND=sqlite cargo test "$@" || status=$?
 fi
 if [ "$backend" != sqlite ]; then
-  if [ -z "${BULLETIN_TEST_POSTGRES_URL:-}" ]; then
-    start_postgres
-  fi
   echo "test.sh: backend pass: PostgreSQL (cargo test ${pg_args[*]})" >&2
   BULLETIN_TEST_BACKEND=postgres cargo test "${pg_args[@]}" || status=$?
 fi

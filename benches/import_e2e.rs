@@ -5,6 +5,13 @@
 //!
 //! `cargo bench --bench import_e2e` runs it (rows: `BULLETIN_BENCH_ROWS`, default 1,000,000).
 //! Under `cargo test --benches` it runs a 2,000-row smoke pass so that it cannot rot.
+//!
+//! With `BULLETIN_BENCH_POSTGRES_URL` (a server where the user may create databases, e.g.
+//! `postgres://bulletin@127.0.0.1:5432/postgres`) the same file is also imported into a fresh
+//! PostgreSQL database (through COPY), and its rows/s are quoted against the SQLite import of
+//! the same run. With `BULLETIN_BENCH_BASELINE_BIN` (another build of bulletin, e.g. the
+//! commit before a change) the SQLite import is also run by that binary, in the same run, to
+//! quote a before/after ratio.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -26,19 +33,7 @@ fn main() {
 
     let bin = env!("CARGO_BIN_EXE_bulletin");
     let db = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let status = Command::new(bin)
-        .args(["--database", &db, "lists", "add", "news"])
-        .stderr(Stdio::null())
-        .status()
-        .expect("run bulletin");
-    assert!(status.success(), "lists add failed");
-
-    let mut import = Command::new(bin);
-    import
-        .args(["--database", &db, "--quiet", "subscribers", "import"])
-        .arg(&csv);
-    let (elapsed, peak_kb, ok) = measure(import);
-    assert!(ok, "import failed");
+    let (elapsed, peak_kb) = import_once(bin, &db, &csv);
     let rate = rows as f64 / elapsed.as_secs_f64();
     println!(
         "bulletin import:      {:>8.2} s  {:>10.0} rows/s  peak RSS {:>6.1} MB",
@@ -61,6 +56,54 @@ fn main() {
         rows as f64 / elapsed_again.as_secs_f64(),
         peak_again as f64 / 1024.0
     );
+
+    if let Ok(baseline) = std::env::var("BULLETIN_BENCH_BASELINE_BIN") {
+        let db = format!("sqlite://{}", dir.path().join("baseline.db").display());
+        let (elapsed_base, peak_base) = import_once(&baseline, &db, &csv);
+        println!(
+            "baseline import:      {:>8.2} s  {:>10.0} rows/s  peak RSS {:>6.1} MB  ({baseline})",
+            elapsed_base.as_secs_f64(),
+            rows as f64 / elapsed_base.as_secs_f64(),
+            peak_base as f64 / 1024.0
+        );
+        println!(
+            "ratio bulletin/baseline (SQLite): {:.2}x the baseline's rows/s",
+            elapsed_base.as_secs_f64() / elapsed.as_secs_f64()
+        );
+    }
+
+    match std::env::var("BULLETIN_BENCH_POSTGRES_URL") {
+        Ok(server) => {
+            let db = FreshPostgres::create(&server);
+            let (elapsed_pg, peak_pg) = import_once(bin, &db.url, &csv);
+            let rate_pg = rows as f64 / elapsed_pg.as_secs_f64();
+            println!(
+                "PostgreSQL import:    {:>8.2} s  {:>10.0} rows/s  peak RSS {:>6.1} MB  (COPY)",
+                elapsed_pg.as_secs_f64(),
+                rate_pg,
+                peak_pg as f64 / 1024.0
+            );
+            let mut again = Command::new(bin);
+            again
+                .args(["--database", &db.url, "--quiet", "subscribers", "import"])
+                .arg(&csv);
+            let (elapsed_again, _, ok) = measure(again);
+            assert!(ok, "second PostgreSQL import failed");
+            println!(
+                "PostgreSQL re-import: {:>8.2} s  {:>10.0} rows/s  (all unchanged)",
+                elapsed_again.as_secs_f64(),
+                rows as f64 / elapsed_again.as_secs_f64()
+            );
+            println!(
+                "ratio PostgreSQL/SQLite import: {:.2}x SQLite's rows/s",
+                rate_pg / rate
+            );
+        }
+        Err(_) => println!(
+            "PostgreSQL: not measured (set BULLETIN_BENCH_POSTGRES_URL to a server where this \
+             user may create databases)"
+        ),
+    }
 
     let reference = dir.path().join("reference.db");
     let script = format!(
@@ -87,6 +130,77 @@ fn main() {
             );
         }
         _ => println!("sqlite3 not available (apt-get install sqlite3): no reference measured"),
+    }
+}
+
+/// Creates the list `news` in the database at `db` and imports `csv` into it with `bin`;
+/// returns the import's wall time and peak memory.
+fn import_once(bin: &str, db: &str, csv: &Path) -> (Duration, u64) {
+    let status = Command::new(bin)
+        .args(["--database", db, "lists", "add", "news"])
+        .stderr(Stdio::null())
+        .status()
+        .expect("run bulletin");
+    assert!(status.success(), "lists add failed on {db}");
+    let mut import = Command::new(bin);
+    import
+        .args(["--database", db, "--quiet", "subscribers", "import"])
+        .arg(csv);
+    let (elapsed, peak, ok) = measure(import);
+    assert!(ok, "import into {db} failed");
+    (elapsed, peak)
+}
+
+/// A database of the bench's own on a PostgreSQL server, dropped when done.
+struct FreshPostgres {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl FreshPostgres {
+    fn create(server: &str) -> Self {
+        let name = format!("bulletin_bench_{}", std::process::id());
+        let mut url = url::Url::parse(server).expect("BULLETIN_BENCH_POSTGRES_URL is a URL");
+        url.set_path(&name);
+        let db = Self {
+            server: server.to_string(),
+            url: url.to_string(),
+            name,
+        };
+        db.admin(&format!(
+            "DROP DATABASE IF EXISTS {0}; CREATE DATABASE {0}",
+            db.name
+        ));
+        db
+    }
+
+    fn admin(&self, sql: &str) {
+        use sqlx::Connection;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&self.server)
+                .await
+                .expect("connect to BULLETIN_BENCH_POSTGRES_URL");
+            for statement in sql.split("; ") {
+                sqlx::raw_sql(statement)
+                    .execute(&mut conn)
+                    .await
+                    .expect(statement);
+            }
+        });
+    }
+}
+
+impl Drop for FreshPostgres {
+    fn drop(&mut self) {
+        self.admin(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
 }
 

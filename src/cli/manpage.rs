@@ -348,6 +348,26 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "db",
+        &[(
+            "bulletin db copy --from sqlite://bulletin.db --to postgres://bulletin@db.example.org/bulletin",
+            "move the store to PostgreSQL (password from BULLETIN_DATABASE_PASSWORD)",
+        )],
+    ),
+    (
+        "db copy",
+        &[
+            (
+                "bulletin db copy --from sqlite://bulletin.db --to postgres://bulletin@db.example.org/bulletin",
+                "copy every table, ids kept; refuses a target that holds any row",
+            ),
+            (
+                "bulletin db copy --from postgres://bulletin@db.example.org/bulletin --to sqlite://back.db --from-password-file /run/secrets/db",
+                "and back into a new SQLite file, with that server's own password",
+            ),
+        ],
+    ),
+    (
         "completions",
         &[(
             "bulletin completions bash > /etc/bash_completion.d/bulletin",

@@ -10,6 +10,7 @@ mod bounces;
 mod campaigns;
 mod complete;
 mod compose;
+mod db;
 mod doctor;
 mod lists;
 mod manpage;
@@ -114,6 +115,9 @@ pub enum Command {
     /// the relay (credentials, STARTTLS, SMTPUTF8, SIZE), public_url's /healthz, the secret;
     /// each finding with its fix. Exit code 1 when any is a problem
     Doctor(doctor::DoctorArgs),
+    /// Copy a whole store to another database (SQLite to PostgreSQL, or back)
+    #[command(subcommand)]
+    Db(db::DbCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell.
@@ -260,6 +264,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Bounces(args) => bounces::run(&ctx, args).await,
         Command::Doctor(args) => doctor::run(&ctx, args).await,
+        Command::Db(cmd) => db::run(&ctx, cmd).await,
         Command::Completions { .. }
         | Command::Complete { .. }
         | Command::Manpage { .. }

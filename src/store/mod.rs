@@ -29,6 +29,7 @@ mod bounces;
 mod campaign_report;
 mod campaigns;
 mod clicks;
+mod copy;
 mod form_limits;
 mod import;
 mod leases;
@@ -41,9 +42,9 @@ mod web;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
-use sqlx::{AnyPool, Row};
 
 pub use bounces::{Decision, FeedbackKind, FeedbackTarget, NewFeedback};
 pub use campaign_report::{Breakdown, CampaignReport, Count, Minute};
@@ -52,6 +53,7 @@ pub use campaigns::{
     Outcome, Recipient, Scheduled, Settlement, Start,
 };
 pub use clicks::{ClickReport, Follow, LinkClicks};
+pub use copy::{CopyError, TABLES, TableCount, copy_store};
 pub use import::{BatchError, BatchWriter, ImportOptions, ImportRecord, ImportReport, Importer};
 pub use leases::{Lease, LeaseHolder, LeaseInfo, LeaseKind};
 pub use lists::{List, ListAppearance, ListSummary, ListText, pick_text};
@@ -917,15 +919,6 @@ fn cannot_open_reason(path: &str) -> String {
          -wal and -shm files beside it; fix the folder's permissions or point --database elsewhere"
     )
 }
-
-/// Reads one column by name, for rows built by hand.
-pub(crate) fn col<'r, T>(row: &'r sqlx::any::AnyRow, name: &str) -> Result<T, sqlx::Error>
-where
-    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
-{
-    row.try_get(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::redact_password;

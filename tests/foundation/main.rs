@@ -5,6 +5,7 @@
 mod addresses;
 mod backend;
 mod config;
+mod copy;
 mod export;
 mod help;
 mod import;

@@ -9,13 +9,13 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use sqlx::AnyConnection;
 
 use crate::store::Backend;
 
 use super::ImportRecord;
+use super::conn::{Arg, Conn};
+use crate::store::SubscriptionStatus;
 use crate::store::subscribers::suppression_hash;
-use crate::store::{SubscriptionStatus, col};
 
 /// A subscriber the database holds already, as the planning step compares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl Known {
 /// `update` says whether the current name, language and attributes are read: without
 /// `--update` they are never compared, so not worth reading.
 pub(super) async fn known(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     records: &[ImportRecord],
     update: bool,
 ) -> Result<Known, sqlx::Error> {
@@ -67,7 +67,7 @@ pub(super) async fn known(
     // Both lookups come back as one JSON array each rather than a row per subscriber: the
     // driver hands rows over one at a time through a channel, which cost more than the
     // lookups themselves when a file is imported again (every row already known).
-    let postgres = Backend::of(conn) == Backend::Postgres;
+    let postgres = conn.backend() == Backend::Postgres;
     // Without --update the current fields are never compared: not worth reading.
     let probe = match (postgres, update) {
         (false, true) => {
@@ -90,10 +90,7 @@ pub(super) async fn known(
              JOIN subscribers s ON s.email_key = j.value"
         }
     };
-    let found: String = sqlx::query_scalar(probe)
-        .bind(json(&keys)?)
-        .fetch_one(&mut *conn)
-        .await?;
+    let found = conn.text(probe, &[Arg::Text(&json(&keys)?)]).await?;
     let found: Vec<(usize, i64, String, Option<String>, String)> = from_json(&found)?;
     for (idx, id, name, language, attributes) in found {
         if let Some(slot) = known.existing.get_mut(idx) {
@@ -115,10 +112,7 @@ pub(super) async fn known(
             "SELECT json_group_array(json_array(subscriber_id, list_id, status)) FROM subscriptions
              WHERE subscriber_id IN (SELECT value FROM json_each($1))"
         };
-        let found: String = sqlx::query_scalar(memberships)
-            .bind(json(&ids)?)
-            .fetch_one(&mut *conn)
-            .await?;
+        let found = conn.text(memberships, &[Arg::Text(&json(&ids)?)]).await?;
         let found: Vec<(i64, i64, String)> = from_json(&found)?;
         for (subscriber_id, list_id, status) in found {
             let status = status
@@ -132,41 +126,41 @@ pub(super) async fn known(
 
 /// Sets `erased[i]` for each of `keys` whose address was erased.
 async fn mark_erased(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     keys: &[&str],
     erased: &mut [bool],
 ) -> Result<(), sqlx::Error> {
     // Most lists never had anyone erased: skip that lookup when there is nothing to find.
-    let any_erased: crate::store::Flag =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM suppressions)")
-            .fetch_one(&mut *conn)
-            .await?;
-    if !any_erased.0 {
+    // (An integer, not a boolean: the one type both drivers read alike.)
+    let any_erased = conn
+        .int(
+            "SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM suppressions) THEN 1 ELSE 0 END AS BIGINT)",
+            &[],
+        )
+        .await?;
+    if any_erased == 0 {
         return Ok(());
     }
     // Arrays of plain strings: json_each hands scalars over without re-encoding them.
     let hashes: Vec<String> = keys.iter().map(|k| suppression_hash(k)).collect();
-    let erased_rows = if Backend::of(conn) == Backend::Postgres {
+    let erased_rows = if conn.backend() == Backend::Postgres {
         "SELECT j.ord - 1 AS idx
          FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS j(value, ord)
          JOIN suppressions sp ON sp.email_hash = j.value"
     } else {
         "SELECT j.key AS idx FROM json_each($1) j JOIN suppressions sp ON sp.email_hash = j.value"
     };
-    let rows = sqlx::query(erased_rows)
-        .bind(json(&hashes)?)
-        .fetch_all(&mut *conn)
+    let rows = conn
+        .ints(erased_rows, &[Arg::Text(&json(&hashes)?)])
         .await?;
-    for row in rows {
-        erased[batch_index(&row)?] = true;
+    for idx in rows {
+        let idx = usize::try_from(idx)
+            .map_err(|_| sqlx::Error::Protocol("negative batch index".into()))?;
+        if let Some(slot) = erased.get_mut(idx) {
+            *slot = true;
+        }
     }
     Ok(())
-}
-
-/// The position in the batch that a `json_each` row came from.
-fn batch_index(row: &sqlx::any::AnyRow) -> Result<usize, sqlx::Error> {
-    usize::try_from(col::<i64>(row, "idx")?)
-        .map_err(|_| sqlx::Error::Protocol("negative batch index".into()))
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {

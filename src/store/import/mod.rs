@@ -13,6 +13,7 @@
 //! to an [`Importer`] in the background while the caller reads the next one.
 
 mod batch;
+mod conn;
 mod lookup;
 mod plan;
 mod write;
@@ -20,11 +21,13 @@ mod write;
 use std::sync::Arc;
 
 use serde::Serialize;
-use sqlx::AnyConnection;
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 use super::subscribers::push_lower_hex;
-use super::{Backend, List, Store, StoreError, SubscriptionStatus, now};
+use super::{Backend, List, Store, StoreError, SubscriptionStatus, WRITE_LOCK_KEY, now};
 use crate::address::Address;
+use conn::{Arg, Conn};
 
 pub use batch::{BatchError, BatchWriter};
 
@@ -111,10 +114,30 @@ impl ImportReport {
 impl Store {
     /// Starts a bulk import: see [`Importer`].
     pub async fn importer(&self) -> Result<Importer, StoreError> {
-        let conn = self.pool.acquire().await.map_err(|e| self.classify(e))?;
-        let conn = UncheckedForeignKeys::switch_off(conn)
-            .await
-            .map_err(|e| self.classify(e))?;
+        let conn = match self.backend {
+            Backend::Sqlite => {
+                let conn = self.pool.acquire().await.map_err(|e| self.classify(e))?;
+                ImportConnection::Any(
+                    UncheckedForeignKeys::switch_off(conn)
+                        .await
+                        .map_err(|e| self.classify(e))?,
+                )
+            }
+            Backend::Postgres => {
+                // A connection of its own, native, for COPY (see `conn`), with the pool's
+                // settings and the same lock timeout as the pool's connections.
+                let options = PgConnectOptions::try_from(&*self.pool.connect_options())
+                    .map_err(|e| self.classify(e))?;
+                let mut conn = PgConnection::connect_with(&options)
+                    .await
+                    .map_err(|e| self.classify(e))?;
+                let set = format!("SET lock_timeout = {}", self.busy_timeout_ms);
+                sqlx::Executor::execute(&mut conn, set.as_str())
+                    .await
+                    .map_err(|e| self.classify(e))?;
+                ImportConnection::Pg(conn)
+            }
+        };
         Ok(Importer {
             store: self.clone(),
             conn,
@@ -133,9 +156,19 @@ impl Store {
 /// The setting is switched once for the whole import, not per batch, because changing it
 /// makes SQLite re-prepare every cached statement. The connection goes back to the pool only
 /// with the checks on again; dropped early (an error), it is closed instead.
+///
+/// On PostgreSQL the import has a native connection of its own instead (see `conn`).
 pub struct Importer {
     store: Store,
-    conn: UncheckedForeignKeys,
+    conn: ImportConnection,
+}
+
+/// The import's connection, per backend.
+enum ImportConnection {
+    /// SQLite: the pool's, with foreign-key checks off.
+    Any(UncheckedForeignKeys),
+    /// PostgreSQL: a native connection, for COPY.
+    Pg(PgConnection),
 }
 
 impl Importer {
@@ -151,34 +184,78 @@ impl Importer {
     ) -> Result<ImportReport, StoreError> {
         let store = &self.store;
         let nonces = token_nonces(records.len())?;
-        let mut tx = crate::store::begin_write(self.conn.connection())
-            .await
-            .map_err(|e| store.classify(e))?;
-        lists_still_exist(&mut tx, records)
-            .await
-            .map_err(|e| match e {
-                ListCheck::Gone(name) => StoreError::ListNotFound {
-                    name,
-                    hint: "; it was removed while the import ran: create it again and re-run the import (rows already imported are kept and not duplicated)".into(),
-                },
-                ListCheck::Database(e) => store.classify(e),
-            })?;
-        let report = import_in_transaction(&mut tx, records, &nonces, options)
-            .await
-            .map_err(|e| store.classify(e))?;
-        if options.dry_run {
-            tx.rollback().await.map_err(|e| store.classify(e))?;
-        } else {
-            tx.commit().await.map_err(|e| store.classify(e))?;
+        let classify = |e| store.classify(e);
+        match &mut self.conn {
+            ImportConnection::Any(guard) => {
+                let mut tx = crate::store::begin_write(guard.connection())
+                    .await
+                    .map_err(classify)?;
+                let report =
+                    batch_in_transaction(&mut Conn::Any(&mut tx), records, &nonces, options, store)
+                        .await?;
+                end(tx, options.dry_run).await.map_err(classify)?;
+                Ok(report)
+            }
+            ImportConnection::Pg(conn) => {
+                let mut tx = conn.begin().await.map_err(classify)?;
+                // The lock every writer of the store takes (see `Store::write`).
+                sqlx::query("SELECT pg_advisory_xact_lock($1)::text")
+                    .bind(WRITE_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                let report =
+                    batch_in_transaction(&mut Conn::Pg(&mut tx), records, &nonces, options, store)
+                        .await?;
+                end(tx, options.dry_run).await.map_err(classify)?;
+                Ok(report)
+            }
         }
-        Ok(report)
     }
 
     /// Ends the import, handing the connection back to the pool with its checks on.
     pub async fn finish(self) -> Result<(), StoreError> {
         let store = self.store;
-        self.conn.switch_on().await.map_err(|e| store.classify(e))
+        match self.conn {
+            ImportConnection::Any(guard) => guard.switch_on().await.map_err(|e| store.classify(e)),
+            ImportConnection::Pg(conn) => conn.close().await.map_err(|e| store.classify(e)),
+        }
     }
+}
+
+/// Commits a batch's transaction, or rolls it back on a dry run.
+async fn end<DB: sqlx::Database>(
+    tx: sqlx::Transaction<'_, DB>,
+    dry_run: bool,
+) -> Result<(), sqlx::Error> {
+    if dry_run {
+        tx.rollback().await
+    } else {
+        tx.commit().await
+    }
+}
+
+/// Checks the batch's lists, then looks up, plans and writes it, inside the caller's
+/// transaction.
+async fn batch_in_transaction(
+    conn: &mut Conn<'_>,
+    records: &[ImportRecord],
+    nonces: &str,
+    options: &ImportOptions,
+    store: &Store,
+) -> Result<ImportReport, StoreError> {
+    lists_still_exist(conn, records)
+        .await
+        .map_err(|e| match e {
+            ListCheck::Gone(name) => StoreError::ListNotFound {
+                name,
+                hint: "; it was removed while the import ran: create it again and re-run the import (rows already imported are kept and not duplicated)".into(),
+            },
+            ListCheck::Database(e) => store.classify(e),
+        })?;
+    import_in_transaction(conn, records, nonces, options)
+        .await
+        .map_err(|e| store.classify(e))
 }
 
 /// Looks up, plans and writes one batch inside the caller's transaction.
@@ -187,7 +264,7 @@ impl Importer {
 /// from the largest id, which is safe because the transaction holds SQLite's write lock from
 /// its first statement (`BEGIN IMMEDIATE`), so nothing else can insert meanwhile.
 async fn import_in_transaction(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     records: &[ImportRecord],
     nonces: &str,
     options: &ImportOptions,
@@ -223,7 +300,7 @@ impl UncheckedForeignKeys {
         Ok(Self { conn: Some(conn) })
     }
 
-    fn connection(&mut self) -> &mut AnyConnection {
+    fn connection(&mut self) -> &mut sqlx::AnyConnection {
         // `conn` is `Some` from `switch_off` until `switch_on` or drop take it.
         self.conn
             .as_deref_mut()
@@ -266,10 +343,7 @@ enum ListCheck {
 
 /// Checks, under the batch's write lock, that every list the batch joins still exists: the
 /// one foreign key of an import that does not come from the transaction's own rows.
-async fn lists_still_exist(
-    conn: &mut AnyConnection,
-    records: &[ImportRecord],
-) -> Result<(), ListCheck> {
+async fn lists_still_exist(conn: &mut Conn<'_>, records: &[ImportRecord]) -> Result<(), ListCheck> {
     let mut lists: Vec<&List> = records
         .iter()
         .flat_map(|r| r.lists.iter().map(|(list, _)| list.as_ref()))
@@ -277,12 +351,11 @@ async fn lists_still_exist(
     lists.sort_by_key(|l| l.id);
     lists.dedup_by_key(|l| l.id);
     for list in lists {
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM lists WHERE id = $1")
-            .bind(list.id)
-            .fetch_optional(&mut *conn)
+        let found = conn
+            .ints("SELECT id FROM lists WHERE id = $1", &[Arg::Int(list.id)])
             .await
             .map_err(ListCheck::Database)?;
-        if found.is_none() {
+        if found.is_empty() {
             return Err(ListCheck::Gone(list.name.clone()));
         }
     }

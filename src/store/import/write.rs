@@ -8,13 +8,14 @@
 //! subscribers, files whose rows keep changing lists) by multi-row `INSERT`s or row by row.
 
 use sqlx::AnyConnection;
+use sqlx::postgres::PgConnection;
 
-use crate::store::Backend;
-
+use super::conn::{Arg, Conn};
 use super::plan::{EventRow, JoinRow, Memberships, Plan, Update};
 use super::{ImportOptions, ImportRecord, ImportReport, NONCE_LEN};
 use crate::store::SubscriptionStatus;
-use crate::store::subscribers::set_subscription_status;
+use crate::store::copy::push_copy_text;
+use crate::store::subscribers::SET_SUBSCRIPTION_STATUS;
 
 /// Above this many runs of new subscribers joining the same lists, a batch binds their
 /// subscriptions row by row instead of writing one `INSERT ... SELECT` per run and list.
@@ -36,8 +37,12 @@ struct NewRow<'a> {
 
 /// Writes `plan`, made from `records`, at time `now`; `nonces` holds a token nonce per record.
 /// Returns the plan's report.
+///
+/// On PostgreSQL the new subscribers, and every subscription and event the batch adds, go
+/// through `COPY … FROM STDIN` (one statement per table, whatever the batch's size, and no
+/// bound parameters at all); on SQLite through the multi-row and set-based inserts below.
 pub(super) async fn write(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     records: &[ImportRecord],
     plan: Plan<'_>,
     nonces: &str,
@@ -53,32 +58,43 @@ pub(super) async fn write(
         mut events,
     } = plan;
     // New subscribers get consecutive ids in file order (so that an export lists them as the
-    // file did), counting up from the largest one: safe because `BEGIN IMMEDIATE` holds the
-    // write lock, so nobody else inserts meanwhile. (PostgreSQL would take a block of ids
-    // from its sequence instead.)
-    let first_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM subscribers")
-        .fetch_one(&mut *conn)
+    // file did), counting up from the largest one: safe because the transaction holds the
+    // write lock (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's advisory lock that every writer
+    // takes), so nobody else inserts meanwhile.
+    let first_id = conn
+        .int("SELECT COALESCE(MAX(id), 0) + 1 FROM subscribers", &[])
         .await?;
-    insert_subscribers(conn, records, &fresh, first_id, nonces, now).await?;
-    if !fresh.is_empty() && Backend::of(conn) == Backend::Postgres {
-        // The ids above were written, not drawn from the identity's sequence: move it past
-        // them, in the same transaction (under the write lock), so the next insert that lets
-        // the server pick (a form subscription) gets a free one.
-        sqlx::query(
-            "SELECT setval(pg_get_serial_sequence('subscribers', 'id'), MAX(id))::text FROM subscribers",
-        )
-        .execute(&mut *conn)
-        .await?;
-    }
     let new = NewSubscribers {
         fresh: &fresh,
         first_id,
     };
-    new.write_memberships(conn, options, now, &mut joins, &mut events)
-        .await?;
+    let rows = new_rows(records, &fresh, first_id, nonces);
+    match conn {
+        Conn::Any(c) => {
+            insert_subscribers(c, &rows, now).await?;
+            new.write_memberships(c, options, now, &mut joins, &mut events)
+                .await?;
+        }
+        Conn::Pg(c) => {
+            copy_subscribers(c, &rows, now).await?;
+            if !fresh.is_empty() {
+                // The ids above were written, not drawn from the identity's sequence: move
+                // it past them, in the same transaction (under the write lock), so the next
+                // insert that lets the server pick (a form subscription) gets a free one.
+                sqlx::query(
+                    "SELECT setval(pg_get_serial_sequence('subscribers', 'id'), MAX(id))::text FROM subscribers",
+                )
+                .execute(&mut **c)
+                .await?;
+            }
+            // COPY takes any number of rows for the price of one statement: the new
+            // subscribers' subscriptions and events go with the other joins below.
+            new.row_by_row(&mut joins, &mut events);
+        }
+    }
     update_fields(conn, &updates, now).await?;
     for change in &status_changes {
-        set_subscription_status(
+        set_status(
             conn,
             change.id,
             change.list,
@@ -88,21 +104,27 @@ pub(super) async fn write(
         )
         .await?;
     }
-    insert_joins(conn, &joins, options, now).await?;
-    insert_events(conn, &joins, events, options, now).await?;
+    match conn {
+        Conn::Any(c) => {
+            insert_joins(c, &joins, options, now).await?;
+            insert_events(c, &joins, events, options, now).await?;
+        }
+        Conn::Pg(c) => {
+            copy_joins(c, &joins, options, now).await?;
+            copy_events(c, &joins, events, options, now).await?;
+        }
+    }
     Ok(report)
 }
 
 /// The new subscribers' own rows, with ids counting up from `first_id`.
-async fn insert_subscribers(
-    conn: &mut AnyConnection,
-    records: &[ImportRecord],
+fn new_rows<'a>(
+    records: &'a [ImportRecord],
     fresh: &[(usize, Memberships)],
     first_id: i64,
-    nonces: &str,
-    now: &str,
-) -> Result<(), sqlx::Error> {
-    let new_rows: Vec<NewRow<'_>> = fresh
+    nonces: &'a str,
+) -> Vec<NewRow<'a>> {
+    fresh
         .iter()
         .zip(first_id..)
         .enumerate()
@@ -118,7 +140,15 @@ async fn insert_subscribers(
                 attributes: &record.attributes_json,
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The new subscribers' own rows (SQLite).
+async fn insert_subscribers(
+    conn: &mut AnyConnection,
+    new_rows: &[NewRow<'_>],
+    now: &str,
+) -> Result<(), sqlx::Error> {
     // The timestamp is bound once per statement, not twice per row (binding is most of the
     // import's cost), and the SQL text stays the same from batch to batch, so the prepared
     // statement is reused. (VALUES names its columns column1..N in SQLite and PostgreSQL.)
@@ -294,24 +324,66 @@ async fn insert_run_subscriptions(
 
 /// Overwrites the fields of existing subscribers (`--update`).
 async fn update_fields(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     updates: &[Update<'_>],
     now: &str,
 ) -> Result<(), sqlx::Error> {
     for Update { id, record } in updates {
-        sqlx::query(
+        conn.execute(
             "UPDATE subscribers SET name = COALESCE($1, name), language = COALESCE($2, language),
                     attributes = $3, updated_at = $4 WHERE id = $5",
+            &[
+                Arg::OptText(record.name.as_deref()),
+                Arg::OptText(record.language.as_deref()),
+                Arg::Text(&record.attributes_json),
+                Arg::Text(now),
+                Arg::Int(*id),
+            ],
         )
-        .bind(&record.name)
-        .bind(&record.language)
-        .bind(&record.attributes_json)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
         .await?;
     }
     Ok(())
+}
+
+/// Moves one subscription to `status` and records it, as `set_subscription_status` does for
+/// the rest of the store, on either kind of connection.
+async fn set_status(
+    conn: &mut Conn<'_>,
+    subscriber_id: i64,
+    list_id: i64,
+    status: SubscriptionStatus,
+    source: &str,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    conn.execute(
+        SET_SUBSCRIPTION_STATUS,
+        &[
+            Arg::Text(status.as_str()),
+            Arg::Text(now),
+            Arg::Text(source),
+            Arg::Int(subscriber_id),
+            Arg::Int(list_id),
+        ],
+    )
+    .await?;
+    let kind = match status {
+        SubscriptionStatus::Unsubscribed => "unsubscribed",
+        SubscriptionStatus::Confirmed => "confirmed",
+        SubscriptionStatus::Unconfirmed => "subscribed",
+    };
+    conn.execute(
+        "INSERT INTO events (occurred_at, kind, subscriber_id, list_id, source, detail)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            Arg::Text(now),
+            Arg::Text(kind),
+            Arg::Int(subscriber_id),
+            Arg::Int(list_id),
+            Arg::Text(source),
+            Arg::Text(status_detail(status)),
+        ],
+    )
+    .await
 }
 
 /// Subscriptions bound row by row: existing subscribers joining a list (rare enough), and
@@ -353,13 +425,7 @@ async fn insert_events(
     options: &ImportOptions,
     now: &str,
 ) -> Result<(), sqlx::Error> {
-    let join_events = joins.iter().map(|j| EventRow {
-        id: j.id,
-        list: Some(j.list),
-        kind: subscription_event_kind(j.status),
-        detail: status_detail(j.status).to_owned(),
-    });
-    let all_events: Vec<EventRow> = join_events.chain(events).collect();
+    let all_events = with_join_events(joins, events);
     for chunk in all_events.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO events (occurred_at, kind, subscriber_id, list_id, source, detail) VALUES {}",
@@ -378,6 +444,169 @@ async fn insert_events(
         q.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// The events of `joins`, then `events`.
+fn with_join_events(joins: &[JoinRow], events: Vec<EventRow>) -> Vec<EventRow> {
+    let join_events = joins.iter().map(|j| EventRow {
+        id: j.id,
+        list: Some(j.list),
+        kind: subscription_event_kind(j.status),
+        detail: status_detail(j.status).to_owned(),
+    });
+    join_events.chain(events).collect()
+}
+
+/// Rows of COPY's text format, field by field (see `store::copy` for the escaping).
+struct CopyRows {
+    data: Vec<u8>,
+    /// At the start of a line: no tab before the next field.
+    line_start: bool,
+}
+
+impl CopyRows {
+    fn with_capacity(bytes: usize) -> Self {
+        Self {
+            data: Vec::with_capacity(bytes),
+            line_start: true,
+        }
+    }
+
+    fn separate(&mut self) {
+        if !self.line_start {
+            self.data.push(b'\t');
+        }
+        self.line_start = false;
+    }
+
+    fn text(&mut self, text: &str) -> &mut Self {
+        self.separate();
+        push_copy_text(&mut self.data, text);
+        self
+    }
+
+    fn opt_text(&mut self, text: Option<&str>) -> &mut Self {
+        match text {
+            Some(text) => self.text(text),
+            None => {
+                self.separate();
+                self.data.extend_from_slice(b"\\N");
+                self
+            }
+        }
+    }
+
+    fn int(&mut self, n: i64) -> &mut Self {
+        self.separate();
+        self.data.extend_from_slice(n.to_string().as_bytes());
+        self
+    }
+
+    fn opt_int(&mut self, n: Option<i64>) -> &mut Self {
+        match n {
+            Some(n) => self.int(n),
+            None => self.opt_text(None),
+        }
+    }
+
+    fn end_line(&mut self) {
+        self.data.push(b'\n');
+        self.line_start = true;
+    }
+
+    /// Sends the rows with `copy` (a `COPY … FROM STDIN`), unless there are none.
+    async fn send(self, conn: &mut PgConnection, copy: &str) -> Result<(), sqlx::Error> {
+        if self.data.is_empty() {
+            return Ok(());
+        }
+        let mut stream = conn.copy_in_raw(copy).await?;
+        if let Err(e) = stream.send(self.data).await {
+            let _ = stream.abort("bulletin import failed").await;
+            return Err(e);
+        }
+        stream.finish().await.map(|_| ())
+    }
+}
+
+/// The new subscribers' own rows (PostgreSQL), by COPY.
+async fn copy_subscribers(
+    conn: &mut PgConnection,
+    new_rows: &[NewRow<'_>],
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    let mut rows = CopyRows::with_capacity(new_rows.len() * 160);
+    for r in new_rows {
+        rows.int(r.id)
+            .text(r.email)
+            .text(r.key)
+            .text(r.name)
+            .opt_text(r.language)
+            .text(r.attributes)
+            .text(r.nonce)
+            .text("active")
+            .text(now)
+            .text(now)
+            .end_line();
+    }
+    rows.send(
+        conn,
+        "COPY subscribers (id, email, email_key, name, language, attributes, token_nonce, status,
+                           created_at, updated_at) FROM STDIN",
+    )
+    .await
+}
+
+/// Subscriptions (PostgreSQL), by COPY.
+async fn copy_joins(
+    conn: &mut PgConnection,
+    joins: &[JoinRow],
+    options: &ImportOptions,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    let mut rows = CopyRows::with_capacity(joins.len() * 100);
+    for j in joins {
+        rows.int(j.id)
+            .int(j.list)
+            .text(j.status.as_str())
+            .text(&options.source)
+            .text(now)
+            .text(now)
+            .opt_text((j.status == SubscriptionStatus::Confirmed).then_some(now))
+            .opt_text((j.status == SubscriptionStatus::Unsubscribed).then_some(now))
+            .end_line();
+    }
+    rows.send(
+        conn,
+        "COPY subscriptions (subscriber_id, list_id, status, consent_source, created_at, updated_at,
+                             confirmed_at, unsubscribed_at) FROM STDIN",
+    )
+    .await
+}
+
+/// The events of `joins` first, then `events` (PostgreSQL), by COPY; the server numbers them.
+async fn copy_events(
+    conn: &mut PgConnection,
+    joins: &[JoinRow],
+    events: Vec<EventRow>,
+    options: &ImportOptions,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    let all_events = with_join_events(joins, events);
+    let mut rows = CopyRows::with_capacity(all_events.len() * 100);
+    for e in &all_events {
+        rows.text(now)
+            .text(e.kind)
+            .int(e.id)
+            .opt_int(e.list)
+            .text(&options.source)
+            .text(&e.detail)
+            .end_line();
+    }
+    rows.send(
+        conn,
+        "COPY events (occurred_at, kind, subscriber_id, list_id, source, detail) FROM STDIN",
+    )
+    .await
 }
 
 /// The event that records joining a list with this status: a file may record people who had
