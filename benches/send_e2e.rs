@@ -154,10 +154,6 @@ fn workers(root: &Path, edition: &Path, n: usize) {
     let port = free_port();
     let _sink = Sink::start(port);
     let relay = format!("smtp://127.0.0.1:{port}");
-    let base = admin
-        .rsplit_once('/')
-        .map_or(admin.as_str(), |(b, _)| b)
-        .to_string();
     println!(
         "send_e2e workers: {n} recipients on PostgreSQL, smtp-sink on 127.0.0.1:{port}, {rounds} rounds"
     );
@@ -176,7 +172,7 @@ fn workers(root: &Path, edition: &Path, n: usize) {
             };
             psql(&format!("DROP DATABASE IF EXISTS {name}"));
             psql(&format!("CREATE DATABASE {name}"));
-            let db = format!("{base}/{name}");
+            let db = bulletin_testkit::backend::with_database(&admin, &name);
             let dir = root.join(&name);
             prepare_at(&dir, &db, n, None);
             if avg == 0 {

@@ -44,12 +44,9 @@ impl Pg {
              (e.g. postgres://bulletin_test@127.0.0.1:55432/postgres); ./test.sh sets it",
         );
         let name = format!("bulletin_{tag}_{}", std::process::id());
-        let base = admin
-            .rsplit_once('/')
-            .map(|(b, _)| b.to_string())
-            .expect("a URL ending in /DATABASE");
         let pg = Self {
-            url: format!("{base}/{name}"),
+            // The server's URL with this database, keeping its options (the role, sslmode).
+            url: bulletin_testkit::backend::with_database(&admin, &name),
             admin,
             name,
         };
