@@ -264,6 +264,20 @@ impl Backend {
     }
 }
 
+/// A pool of at most `max` connections that runs `setup` (per-connection settings) on each
+/// new one.
+fn pool_options(max: u32, setup: String) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .after_connect(move |conn, _| {
+            let setup = setup.clone();
+            Box::pin(async move {
+                sqlx::Executor::execute(conn, setup.as_str()).await?;
+                Ok(())
+            })
+        })
+}
+
 /// Starts a write transaction on a connection held outside the pool's turn (the bulk
 /// import's), taking turns with every other writer as [`Store::write`] does.
 pub(crate) async fn begin_write(
@@ -483,22 +497,25 @@ impl Store {
              PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384;
              PRAGMA wal_autocheckpoint = 4096;"
         );
-        let pool = AnyPoolOptions::new()
-            // SQLite has one writer at a time; a few readers beside it are plenty for a CLI.
-            .max_connections(4)
-            .after_connect(move |conn, _| {
-                let pragmas = pragmas.clone();
-                Box::pin(async move {
-                    sqlx::Executor::execute(conn, pragmas.as_str()).await?;
-                    Ok(())
-                })
-            })
+        // SQLite has one writer at a time; a few readers beside it are plenty for a CLI.
+        let pool = pool_options(4, pragmas)
             .connect_with(any)
             .await
             .map_err(|source| classify_sqlite(&path, source, busy_timeout_ms))?;
+        Self::opened(pool, Backend::Sqlite, path, busy_timeout_ms, mode).await
+    }
+
+    /// The store on `pool`, its schema brought up to date as `mode` allows.
+    async fn opened(
+        pool: AnyPool,
+        backend: Backend,
+        path: String,
+        busy_timeout_ms: u64,
+        mode: OpenMode,
+    ) -> Result<Self, StoreError> {
         let store = Self {
             pool,
-            backend: Backend::Sqlite,
+            backend,
             path,
             busy_timeout_ms,
         };
@@ -516,32 +533,16 @@ impl Store {
             url: path.clone(),
             reason: e.to_string(),
         })?;
-        let pool = AnyPoolOptions::new()
-            // A worker's engine, its heartbeat and a few readers; `serve` answers several
-            // visitors at once. The server's own limit (max_connections) is shared by every
-            // host, so each process takes few.
-            .max_connections(8)
+        // A worker's engine, its heartbeat and a few readers; `serve` answers several visitors
+        // at once. The server's own limit (max_connections) is shared by every host, so each
+        // process takes few. A statement that waits longer than the busy timeout for a lock
+        // fails (55P03) instead of hanging a command, as SQLite's busy timeout does.
+        let pool = pool_options(8, format!("SET lock_timeout = {busy_timeout_ms}"))
             .acquire_timeout(Duration::from_millis(busy_timeout_ms.max(1_000)))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    // A statement that waits longer than this for a lock fails (55P03)
-                    // instead of hanging a command, as SQLite's busy timeout does.
-                    let set = format!("SET lock_timeout = {busy_timeout_ms}");
-                    sqlx::Executor::execute(conn, set.as_str()).await?;
-                    Ok(())
-                })
-            })
             .connect_with(options)
             .await
             .map_err(|source| classify_postgres(&path, source, busy_timeout_ms))?;
-        let store = Self {
-            pool,
-            backend: Backend::Postgres,
-            path,
-            busy_timeout_ms,
-        };
-        store.migrate(mode).await?;
-        Ok(store)
+        Self::opened(pool, Backend::Postgres, path, busy_timeout_ms, mode).await
     }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
