@@ -90,51 +90,20 @@ fn a_scheduled_campaign_is_sent_by_a_worker_only_once_its_time_has_come() {
 fn a_cancelled_scheduled_campaign_never_starts_and_a_past_time_is_refused() {
     let p = project_with(5);
     let server = SmtpServer::start(p.path());
-    let (code, _, err) = run(
-        &p,
-        &server.url(),
-        &[],
-        &[
-            "send",
-            &edition(),
-            "--list",
-            "news",
-            "--at",
-            "2020-01-01T09:00+01:00",
-        ],
-    );
+    let (url, ed) = (server.url(), edition());
+    // `send` of the test edition to news, scheduled by `at` (the time, then any --tz).
+    let send_at = |at: &[&str]| {
+        let mut args = vec!["send", ed.as_str(), "--list", "news", "--at"];
+        args.extend_from_slice(at);
+        run(&p, &url, &[], &args)
+    };
+    let (code, _, err) = send_at(&["2020-01-01T09:00+01:00"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is in the past"), "{err}");
-    let (code, _, err) = run(
-        &p,
-        &server.url(),
-        &[],
-        &[
-            "send",
-            &edition(),
-            "--list",
-            "news",
-            "--at",
-            "2030-01-01T09:00",
-        ],
-    );
+    let (code, _, err) = send_at(&["2030-01-01T09:00"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--tz"), "a time without offset or zone: {err}");
-    let (code, _, err) = run(
-        &p,
-        &server.url(),
-        &[],
-        &[
-            "send",
-            &edition(),
-            "--list",
-            "news",
-            "--at",
-            "2030-01-01T09:00",
-            "--tz",
-            "Mars/Olympus",
-        ],
-    );
+    let (code, _, err) = send_at(&["2030-01-01T09:00", "--tz", "Mars/Olympus"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not a known time zone"), "{err}");
     assert_eq!(
