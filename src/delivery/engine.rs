@@ -19,8 +19,8 @@ use super::{
 };
 use crate::mail::{Personaliser, RecipientData};
 use crate::store::{
-    Attempt, CampaignError, CampaignStatus, Caps, Lease, LeaseKind, Outcome, Recipient, Settlement,
-    Store,
+    Attempt, CampaignError, CampaignStatus, Caps, ClaimCursor, Lease, LeaseKind, Outcome,
+    Recipient, Settlement, Store,
 };
 
 /// Permanent refusals that might be about us rather than the recipient (policy, content), in
@@ -363,6 +363,7 @@ pub async fn run<T: Transport>(
         reserved: 0,
         slot_wait: false,
         last_reap: Instant::now(),
+        cursor: ClaimCursor::new(),
         finished: Vec::new(),
         finished_emails: Vec::new(),
         in_flight: 0,
@@ -516,6 +517,8 @@ struct Loop<'a> {
     slot_wait: bool,
     /// When this worker last looked for dead fellow workers (shared leases only).
     last_reap: Instant,
+    /// Where this run's next claim starts in the campaign's queue.
+    cursor: ClaimCursor,
     /// Outcomes to record at the next turn.
     finished: Vec<Settlement>,
     /// Their addresses, for an error that must name them.
@@ -674,7 +677,13 @@ impl Loop<'_> {
     async fn settle_and_claim(&mut self, free: usize) {
         match self
             .store
-            .settle_and_claim(self.lease, self.list_id, &self.finished, free)
+            .settle_and_claim(
+                self.lease,
+                self.list_id,
+                &self.finished,
+                free,
+                &mut self.cursor,
+            )
             .await
         {
             Ok(claimed) => {
@@ -926,7 +935,7 @@ async fn record_after_failure(
     while Instant::now() < deadline && !(recorded && status_recorded) {
         if !recorded {
             recorded = store
-                .settle_and_claim(lease, list_id, &finished, 0)
+                .settle_and_claim(lease, list_id, &finished, 0, &mut ClaimCursor::new())
                 .await
                 .is_ok();
         }
