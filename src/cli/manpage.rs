@@ -240,6 +240,10 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
                 "send every due campaign beside other workers, until SIGTERM",
             ),
             (
+                "bulletin worker --name mx1 --hourly-cap 500",
+                "at most 500 messages an hour from this worker (one outbound IP), across campaigns and restarts",
+            ),
+            (
                 "bulletin worker --once",
                 "send what is due now, then exit (cron)",
             ),

@@ -562,6 +562,7 @@ async fn deliver(
             settings,
             stop,
             shared_caps: None,
+            worker_cap: None,
         },
         &mut progress,
     )

@@ -7,11 +7,15 @@
 //! to the project folder: every worker host runs in a copy of the same project folder), and
 //! works a campaign only when its own composition has the campaign's content hash: a host
 //! with another version of the edition refuses it loudly and leaves it to the others.
+//!
+//! `--hourly-cap` is the worker's own allowance (one outbound IP's), counted in the database
+//! under its `--name` so that it holds across campaigns and restarts; when it is used up the
+//! worker stops claiming until the next hour window (`--once`: it exits, saying so).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -19,7 +23,9 @@ use clap::Args;
 
 use super::send::{Prepared, personaliser_for, prepare_edition, stop_on_signals};
 use super::{Context, Outcome, UsageError};
-use crate::delivery::{self, DeliveryError, Progress, Relay, Run, RunReport, Settings};
+use crate::delivery::{
+    self, DeliveryError, Progress, Relay, Run, RunReport, Settings, WorkerCap, hour_minute_utc,
+};
 use crate::store::{Campaign, CampaignError, CampaignStatus, Caps, LeaseHolder, Store};
 
 /// Arguments of `bulletin worker`.
@@ -41,9 +47,17 @@ pub struct WorkerArgs {
     /// Send what is due now, then exit (for cron and tests)
     #[arg(long)]
     pub once: bool,
-    /// Shown in leases, `campaigns show` and log lines (default host:pid)
+    /// Shown in leases, `campaigns show` and log lines (default host:pid). With
+    /// --hourly-cap it is also the key of the cap's count: name the outbound IP (e.g. mx1)
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// This worker's own cap in messages per hour (one outbound IP's, e.g. 500 for a new IP),
+    /// across every campaign it works and across restarts: counted in the database under
+    /// --name, which it needs; workers with the same --name share it. When it is used up the
+    /// worker stops claiming until the next hour window (with --once it exits, saying when);
+    /// other workers carry on. 0 = none of its own
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub hourly_cap: Option<i64>,
 }
 
 /// What one worker keeps between polls.
@@ -63,6 +77,13 @@ struct Worker<'a> {
     uncomposed: HashSet<i64>,
     /// A campaign ended in an error this run (exit code 1 with `--once`).
     failed: bool,
+    /// This worker's own hourly cap, if it has one.
+    cap: Option<WorkerCap>,
+    /// While the cap is used up: when its next window opens (Unix seconds, 0 = not capped
+    /// as far as this process knows), so that it is said once per window.
+    capped_until: AtomicI64,
+    /// `--once`: a used-up cap ends the work instead of waiting for the next window.
+    once: bool,
 }
 
 pub(crate) async fn run(ctx: &Context, args: WorkerArgs) -> anyhow::Result<Outcome> {
@@ -79,6 +100,7 @@ pub(crate) async fn run(ctx: &Context, args: WorkerArgs) -> anyhow::Result<Outco
         ))
         .into());
     }
+    let cap = worker_cap(&args)?;
     let mut holder = LeaseHolder::this_process();
     if let Some(name) = &args.name {
         if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
@@ -108,12 +130,20 @@ pub(crate) async fn run(ctx: &Context, args: WorkerArgs) -> anyhow::Result<Outco
         told: HashSet::new(),
         uncomposed: HashSet::new(),
         failed: false,
+        cap,
+        capped_until: AtomicI64::new(0),
+        once: args.once,
     };
     worker.say(format!(
-        "started (pid {}, polling every {} s{})",
+        "started (pid {}, polling every {} s{}{})",
         std::process::id(),
         args.poll,
-        if args.once { ", once" } else { "" }
+        if args.once { ", once" } else { "" },
+        worker
+            .cap
+            .as_ref()
+            .map(|c| format!(", own hourly cap {}", c.hourly_cap))
+            .unwrap_or_default()
     ));
     loop {
         if let Err(e) = worker.pass().await {
@@ -180,6 +210,10 @@ impl Worker<'_> {
                 campaign
             };
             if campaign.status != CampaignStatus::Running {
+                continue;
+            }
+            if self.once && self.capped_until.load(Ordering::Relaxed) > now_unix() {
+                // Said once already; with --once there is no next window to wait for.
                 continue;
             }
             if let Err(e) = self.work(&campaign).await {
@@ -326,6 +360,8 @@ impl Worker<'_> {
             name: self.holder.name.clone(),
             campaign: campaign.id,
             last: Instant::now(),
+            hourly_cap: self.cap.as_ref().map_or(0, |c| c.hourly_cap),
+            capped_until: &self.capped_until,
         };
         let report = delivery::run(
             Run {
@@ -340,6 +376,7 @@ impl Worker<'_> {
                     rate: campaign.rate,
                     hourly_cap: campaign.hourly_cap,
                 }),
+                worker_cap: self.cap.clone(),
             },
             &mut progress,
         )
@@ -366,6 +403,40 @@ impl Worker<'_> {
     }
 }
 
+/// `--hourly-cap`, checked: `None` for none (0 or not given). Refused without `--name`: the
+/// count lives under the worker's name, and the default one changes at every restart.
+fn worker_cap(args: &WorkerArgs) -> Result<Option<WorkerCap>, UsageError> {
+    let cap = match args.hourly_cap {
+        None | Some(0) => return Ok(None),
+        Some(n) if n < 0 => {
+            return Err(UsageError(format!(
+                "--hourly-cap {n}: give a whole number of messages per hour, 0 or more \
+                 (0 = no cap of this worker's own; e.g. --hourly-cap 500)"
+            )));
+        }
+        Some(n) => n,
+    };
+    let Some(name) = args.name.clone() else {
+        return Err(UsageError(format!(
+            "--hourly-cap {cap} needs --name: the cap is counted in the database under the \
+             worker's name, and without --name the name is host:pid, which changes at every \
+             restart, so a restarted worker would get a fresh {cap}. Name the outbound IP this \
+             worker sends from, e.g. `bulletin worker --name mx1 --hourly-cap {cap}` (workers \
+             with the same name share the cap)"
+        )));
+    };
+    Ok(Some(WorkerCap {
+        name,
+        hourly_cap: cap,
+        leave_when_reached: args.once,
+    }))
+}
+
+/// Seconds since the Unix epoch.
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 /// The campaign's caps, for the log.
 fn caps_text(c: &Campaign) -> String {
     let mut parts = Vec::new();
@@ -385,15 +456,33 @@ fn caps_text(c: &Campaign) -> String {
     }
 }
 
-/// A log line every 30 seconds while a campaign runs.
+/// A log line every 30 seconds while a campaign runs, and one when the worker's own hourly
+/// cap is used up.
 struct LogProgress<'a> {
     ctx: &'a Context,
     name: String,
     campaign: i64,
     last: Instant,
+    /// The worker's own hourly cap (0 = none), for its log line.
+    hourly_cap: i64,
+    /// The worker's: when its used-up cap opens again, as last said (once per window, across
+    /// the campaigns it works).
+    capped_until: &'a AtomicI64,
 }
 
 impl Progress for LogProgress<'_> {
+    fn worker_capped(&mut self, next: time::OffsetDateTime) {
+        let at = next.unix_timestamp();
+        if self.capped_until.swap(at, Ordering::Relaxed) != at {
+            self.ctx.info(format!(
+                "worker {}: hourly cap {} reached; next message at {}",
+                self.name,
+                self.hourly_cap,
+                hour_minute_utc(next)
+            ));
+        }
+    }
+
     fn update(&mut self, r: &RunReport, in_flight: usize) {
         if self.last.elapsed() < Duration::from_secs(30) {
             return;

@@ -114,6 +114,12 @@ impl Pacer {
     }
 }
 
+/// How often a worker whose own hourly cap is used up looks at the database again (its row:
+/// a fellow worker of the same name may give slots back; the campaign: others may finish
+/// it). In between it only sleeps, so a worker waiting out its hour costs the database
+/// nothing but the loop's status check.
+const CAPPED_RECHECK: Duration = Duration::from_secs(5);
+
 /// A pacing wait longer than this first settles what came back, so that a crash during it
 /// cannot leave delivered messages unrecorded (and sent again on resume).
 const SETTLE_BEFORE_WAITING: Duration = Duration::from_millis(100);
@@ -325,6 +331,39 @@ pub struct Run<'a, T> {
     /// hold across all its workers ([`Store::reserve_slots`]); `None` when this process is
     /// the campaign's only sender (`send`), which paces alone.
     pub shared_caps: Option<Caps>,
+    /// This worker's own hourly cap, reserved in the database under its name before the
+    /// campaign's caps ([`Store::reserve_worker_slots`]); `None` without one.
+    pub worker_cap: Option<WorkerCap>,
+}
+
+/// A worker's own hourly cap (`bulletin worker --name mx1 --hourly-cap 500`): one outbound
+/// IP's allowance, held in the `worker_pacing` row of its name, so that it counts across
+/// every campaign and every restart, and workers sharing the name share it.
+#[derive(Debug, Clone)]
+pub struct WorkerCap {
+    /// The worker's name: the row its count lives in.
+    pub name: String,
+    /// Messages per hour window (counted from the window's first message); more than 0.
+    pub hourly_cap: i64,
+    /// With the cap used up and nothing in flight, end the run ([`super::Halt::WorkerCapped`],
+    /// the campaign left running for others: `--once`) instead of waiting in it, lease kept,
+    /// for the next window.
+    pub leave_when_reached: bool,
+}
+
+/// The engine's view of its [`WorkerCap`] between turns.
+struct Own {
+    cap: WorkerCap,
+    /// Slots of the worker's row held for the claim about to be made (unused ones go back).
+    reserved: usize,
+    /// The hour window they were taken from.
+    window: i64,
+    /// While the cap is used up: when the next window opens.
+    until: Option<Instant>,
+    /// The same, as a time of day, for the log and the halt.
+    next_at: Option<time::OffsetDateTime>,
+    /// When the worker's row was last read while capped.
+    checked: Instant,
 }
 
 /// Runs a campaign under its lease until every recipient has an outcome, or until it is
@@ -359,6 +398,18 @@ pub async fn run<T: Transport>(
         },
         pacer: Pacer::new(run.settings.rate, run.settings.hourly_cap),
         caps: run.shared_caps.filter(Caps::limits),
+        own: run
+            .worker_cap
+            .clone()
+            .filter(|c| c.hourly_cap > 0)
+            .map(|cap| Own {
+                cap,
+                reserved: 0,
+                window: 0,
+                until: None,
+                next_at: None,
+                checked: Instant::now(),
+            }),
         shared_wake: None,
         reserved: 0,
         slot_wait: false,
@@ -509,6 +560,8 @@ struct Loop<'a> {
     pacer: Pacer,
     /// The campaign's caps, shared through the database (workers only).
     caps: Option<Caps>,
+    /// This worker's own hourly cap, shared through the database under its name.
+    own: Option<Own>,
     /// When the campaign's shared schedule has the next slot, after a reservation found none.
     shared_wake: Option<Instant>,
     /// Slots reserved for the claim about to be made; unused ones are given back.
@@ -551,6 +604,9 @@ impl Loop<'_> {
             }
             if self.store_failure.is_none() {
                 self.turn().await;
+            }
+            if let Some(next) = self.own.as_ref().and_then(|o| o.next_at) {
+                progress.worker_capped(next);
             }
             progress.update(&self.judge.report, self.in_flight);
             if self.in_flight == 0 {
@@ -618,8 +674,9 @@ impl Loop<'_> {
         } else {
             self.concurrency - self.in_flight
         };
-        if free > 0 && (self.pacer.paces() || self.caps.is_some()) {
-            let shared_later = self.shared_wake.is_some_and(|w| w > Instant::now());
+        if free > 0 && (self.pacer.paces() || self.caps.is_some() || self.own.is_some()) {
+            let shared_later = self.shared_wake.is_some_and(|w| w > Instant::now())
+                || self.own_until().is_some_and(|w| w > Instant::now());
             if self.in_flight > 0 && (!self.pacer.wait_time().is_zero() || shared_later) {
                 // Not yet: `collect` wakes the loop when the slot is due.
                 free = 0;
@@ -631,10 +688,20 @@ impl Loop<'_> {
                     self.pacer.wait().await;
                     free = 1 + self.pacer.take_due(free - 1);
                 }
-                if let Some(caps) = self.caps {
-                    // This worker's own rate came first; the campaign's, shared with every
-                    // worker, now: the stricter wins. Still before the claim.
-                    free = self.reserve(caps, free).await;
+                if self.own.is_some() {
+                    free = self.reserve_own(free).await;
+                }
+                if let (Some(caps), true) = (self.caps, free > 0) {
+                    // This worker's own rate and hourly cap came first; the campaign's, shared
+                    // with every worker, now: the stricter wins. Still before the claim.
+                    // The worker's slots are taken first because they are the scarce ones
+                    // (an hour's allowance, not a schedule): a capped worker then never
+                    // touches the campaign's row, so it cannot hold or move the campaign's
+                    // schedule for the others; what the campaign allows less goes straight
+                    // back to the worker's row, in the same window.
+                    let granted = self.reserve(caps, free).await;
+                    self.give_back_own(free - granted).await;
+                    free = granted;
                 }
             }
         }
@@ -673,6 +740,101 @@ impl Loop<'_> {
         }
     }
 
+    /// When this worker's own cap opens again, while it is used up.
+    fn own_until(&self) -> Option<Instant> {
+        self.own.as_ref().and_then(|o| o.until)
+    }
+
+    /// Reserves up to `wanted` slots of this worker's own hourly cap, on its name's row. With
+    /// none left it waits in the run (lease kept by the heartbeat, a signal or a pause still
+    /// seen within half a second), or, told to leave (`--once`), halts the run; with nothing
+    /// left to claim in the campaign it lets `idle` end the run as usual instead of waiting.
+    async fn reserve_own(&mut self, wanted: usize) -> usize {
+        let Some(own) = self.own.as_mut() else {
+            return wanted;
+        };
+        let now = Instant::now();
+        if let Some(until) = own.until.filter(|u| *u > now) {
+            if own.checked.elapsed() < CAPPED_RECHECK && !own.cap.leave_when_reached {
+                // Known to be used up, looked at a moment ago: only wait.
+                tokio::time::sleep((until - now).min(Duration::from_millis(500))).await;
+                self.slot_wait = true;
+                return 0;
+            }
+        }
+        own.checked = now;
+        let name = own.cap.name.clone();
+        let reserved = self
+            .store
+            .reserve_worker_slots(&name, own.cap.hourly_cap, wanted)
+            .await;
+        let slots = match reserved {
+            Ok(slots) => slots,
+            Err(e) => {
+                self.fail_store(e.into());
+                return 0;
+            }
+        };
+        let Some(own) = self.own.as_mut() else {
+            return 0;
+        };
+        own.window = slots.window;
+        if slots.granted > 0 {
+            own.reserved = slots.granted;
+            own.until = None;
+            own.next_at = None;
+            return slots.granted;
+        }
+        let next_at = slots.next_at.unwrap_or_else(time::OffsetDateTime::now_utc);
+        let wait = (next_at - time::OffsetDateTime::now_utc())
+            .try_into()
+            .unwrap_or(Duration::ZERO);
+        own.until = Some(Instant::now() + wait);
+        own.next_at = Some(next_at);
+        if self.in_flight > 0 {
+            // `collect` wakes the loop when the window opens; the flight lands meanwhile.
+            return 0;
+        }
+        if own.cap.leave_when_reached {
+            let halt = super::Halt::WorkerCapped {
+                cap: own.cap.hourly_cap,
+                next: super::hour_minute_utc(next_at),
+            };
+            self.judge.halt(halt);
+            return 0;
+        }
+        // Wait only while the campaign has rows this worker could claim: once the others
+        // have sent the rest, `idle` ends the run (and the last worker out finishes it).
+        match self.store.delivery_counts(self.lease.campaign_id).await {
+            Err(e) => self.fail_store(e.into()),
+            Ok(c) if c.queued + c.uncertain > 0 => {
+                if wait > SETTLE_BEFORE_WAITING && !self.finished.is_empty() {
+                    self.settle_and_claim(0).await;
+                }
+                tokio::time::sleep(wait.min(Duration::from_millis(500))).await;
+                self.slot_wait = true;
+            }
+            Ok(_) => {}
+        }
+        0
+    }
+
+    /// Gives `unused` slots back to this worker's own row, into the window they came from.
+    async fn give_back_own(&mut self, unused: usize) {
+        let Some(own) = self.own.as_mut() else {
+            return;
+        };
+        let unused = unused.min(own.reserved);
+        if unused == 0 {
+            return;
+        }
+        own.reserved -= unused;
+        let (name, window) = (own.cap.name.clone(), own.window);
+        if let Err(e) = self.store.refund_worker_slots(&name, window, unused).await {
+            self.fail_store(e.into());
+        }
+    }
+
     /// Records what came back and claims up to `free` recipients, handing them to the workers.
     async fn settle_and_claim(&mut self, free: usize) {
         match self
@@ -690,6 +852,16 @@ impl Loop<'_> {
                 self.finished.clear();
                 self.finished_emails.clear();
                 let unused = std::mem::take(&mut self.reserved).saturating_sub(claimed.len());
+                // The worker's own slots the claim did not use go back too (the queue ran
+                // dry, or rows were skipped at the claim), into the window they came from.
+                let own_unused = self
+                    .own
+                    .as_ref()
+                    .map_or(0, |o| o.reserved.saturating_sub(claimed.len()));
+                self.give_back_own(own_unused).await;
+                if let Some(own) = self.own.as_mut() {
+                    own.reserved = 0;
+                }
                 if let (Some(caps), true) = (self.caps, unused > 0) {
                     // The queue ran dry (for now): give the slots back to the other workers,
                     // and look again a little later rather than at once.
@@ -816,7 +988,7 @@ impl Loop<'_> {
     /// Under a rate with free workers it also returns, with nothing collected, when the next
     /// message may go, so that the next turn dispatches it on time.
     async fn collect(&mut self) -> bool {
-        let wake = ((self.pacer.paces() || self.caps.is_some())
+        let wake = ((self.pacer.paces() || self.caps.is_some() || self.own.is_some())
             && self.in_flight < self.concurrency
             && self.judge.halt.is_none()
             && self.store_failure.is_none())
@@ -826,6 +998,7 @@ impl Loop<'_> {
             } else {
                 Instant::now()
             };
+            let local = self.own_until().map_or(local, |own| local.max(own));
             self.shared_wake.map_or(local, |shared| local.max(shared))
         });
         let first = match wake {
@@ -875,9 +1048,14 @@ async fn finish(
         // or a cancel leave it as it is (the operator already set it, or other workers go on),
         // and so does a lost lease (this worker was cut off; the others carry on).
         let forced = match &judge.halt {
-            None | Some(Halt::Interrupted | Halt::Paused | Halt::Cancelled | Halt::Store(_)) => {
-                None
-            }
+            None
+            | Some(
+                Halt::Interrupted
+                | Halt::Paused
+                | Halt::Cancelled
+                | Halt::Store(_)
+                | Halt::WorkerCapped { .. },
+            ) => None,
             Some(h) => Some((h.campaign_status(), h.to_string())),
         };
         store

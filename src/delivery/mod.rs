@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::store::{CampaignError, CampaignStatus, StoreError};
 pub use campaign::{BeginOptions, Begun, CampaignKey, Joined, Relay, RelaySession, begin, join};
-pub use engine::{Run, run};
+pub use engine::{Run, WorkerCap, run};
 pub use reply::{EnhancedCode, Problem, Reply, Stage, Verdict};
 pub use transport::{
     MaildirOutbox, MaildirSession, RelayUrlError, SendError, Session, SmtpRelay, SmtpSession,
@@ -174,6 +174,14 @@ pub enum Halt {
     },
     /// The database failed, or our lease was lost.
     Store(String),
+    /// This worker's own hourly cap (`worker --hourly-cap`) is used up and it was told to
+    /// leave rather than wait (`--once`); the campaign goes on with other workers.
+    WorkerCapped {
+        /// Its cap.
+        cap: i64,
+        /// When its next message may leave, "HH:MM UTC".
+        next: String,
+    },
 }
 
 impl Halt {
@@ -213,6 +221,11 @@ impl std::fmt::Display for Halt {
                  or add --skip-uncertain to leave them out"
             ),
             Self::Store(e) => write!(f, "stopped: {e}"),
+            Self::WorkerCapped { cap, next } => write!(
+                f,
+                "this worker's hourly cap {cap} is reached; its next message at {next}; \
+                 the campaign stays running for other workers"
+            ),
         }
     }
 }
@@ -245,6 +258,18 @@ pub struct RunReport {
 pub trait Progress: Send {
     /// Called after each turn of the loop.
     fn update(&mut self, report: &RunReport, in_flight: usize);
+
+    /// This worker's own hourly cap ([`WorkerCap`]) is used up: nothing more is claimed
+    /// before `next`. Called at every look while it stays so (say it once per window).
+    fn worker_capped(&mut self, next: time::OffsetDateTime) {
+        let _ = next;
+    }
+}
+
+/// A time as "HH:MM UTC", for saying when a worker's next hour window opens.
+pub fn hour_minute_utc(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!("{:02}:{:02} UTC", t.hour(), t.minute())
 }
 
 /// What a relay can do, learnt from one session opened before the campaign.

@@ -674,47 +674,14 @@ impl Store {
         if !caps.limits() || wanted == 0 {
             return Ok((wanted, std::time::Duration::ZERO));
         }
-        let mut tx = self.write_rows().await?;
-        sqlx::query(
-            "INSERT INTO campaign_pacing (campaign_id) VALUES ($1) ON CONFLICT (campaign_id) DO NOTHING",
-        )
-        .bind(campaign_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.classify(e))?;
-        // PostgreSQL: the row lock makes the workers' reservations take turns (READ COMMITTED
-        // would otherwise let two read the same slot). SQLite's BEGIN IMMEDIATE already did.
-        let sql = match self.backend() {
-            super::Backend::Sqlite => {
-                "SELECT next_slot_us, window_start_us, window_count FROM campaign_pacing WHERE campaign_id = $1"
-            }
-            super::Backend::Postgres => {
-                "SELECT next_slot_us, window_start_us, window_count FROM campaign_pacing WHERE campaign_id = $1 FOR UPDATE"
-            }
-        };
-        let (next, window_start, count): (i64, i64, i64) = sqlx::query_as(sql)
-            .bind(campaign_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| self.classify(e))?;
-        let now = now_us();
-        let (granted, next, window_start, count, wait) =
-            pace(caps, (next, window_start, count), now, wanted);
-        if granted > 0 {
-            sqlx::query(
-                "UPDATE campaign_pacing SET next_slot_us = $1, window_start_us = $2, window_count = $3
-                 WHERE campaign_id = $4",
+        let paced = self
+            .reserve_paced(
+                super::pacing::PacingRow::Campaign(campaign_id),
+                caps,
+                wanted,
             )
-            .bind(next)
-            .bind(window_start)
-            .bind(count)
-            .bind(campaign_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.classify(e))?;
-        }
-        tx.commit().await.map_err(|e| self.classify(e))?;
-        Ok((granted, wait))
+            .await?;
+        Ok((paced.granted, paced.wait))
     }
 
     /// Gives back `unused` slots of [`Store::reserve_slots`] that found no row to claim (the
@@ -1171,16 +1138,17 @@ impl ClaimCursor {
     }
 }
 
-/// Microseconds since the Unix epoch, the pacing row's clock.
-fn now_us() -> i64 {
+/// Microseconds since the Unix epoch, the pacing rows' clock.
+pub(super) fn now_us() -> i64 {
     i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
 }
 
-/// The pacing arithmetic of [`Store::reserve_slots`], apart so that it can be tested alone:
+/// The pacing arithmetic of [`Store::reserve_slots`] and [`Store::reserve_worker_slots`]
+/// (its transaction is [`Store::reserve_paced`]), apart so that it can be tested alone:
 /// from the row's (next slot, window start, count) at `now`, grants up to `wanted` slots.
 /// Returns (granted, next slot, window start, count, wait before the next slot when none was
 /// granted).
-fn pace(
+pub(super) fn pace(
     caps: Caps,
     (mut next, mut window_start, mut count): (i64, i64, i64),
     now: i64,
@@ -1382,7 +1350,7 @@ mod tests {
             .await
             .expect("lease");
         let mut cursor = ClaimCursor::new();
-        let mut claim = async |n: usize, cursor: &mut ClaimCursor| -> Vec<i64> {
+        let claim = async |n: usize, cursor: &mut ClaimCursor| -> Vec<i64> {
             let rows = store
                 .settle_and_claim(&lease, list.id, &[], n, cursor)
                 .await

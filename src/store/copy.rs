@@ -42,6 +42,7 @@ pub const TABLES: &[&str] = &[
     "suppressions",
     "campaigns",
     "campaign_pacing",
+    "worker_pacing",
     "deliveries",
     "delivery_attempts",
     "send_leases",

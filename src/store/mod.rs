@@ -34,6 +34,7 @@ mod form_limits;
 mod import;
 mod leases;
 mod lists;
+mod pacing;
 mod preferences;
 mod report;
 mod subscribers;
@@ -57,6 +58,7 @@ pub use copy::{CopyError, TABLES, TableCount, copy_store};
 pub use import::{BatchError, BatchWriter, ImportOptions, ImportRecord, ImportReport, Importer};
 pub use leases::{Lease, LeaseHolder, LeaseInfo, LeaseKind};
 pub use lists::{List, ListAppearance, ListSummary, ListText, pick_text};
+pub use pacing::WorkerSlots;
 pub use preferences::{PreferenceChange, PreferenceList, PreferenceOutcome, PreferenceView};
 pub use report::{Attempt, AttemptRow, DeliveryQuery, DeliveryRow, SendTiming};
 pub use subscribers::{

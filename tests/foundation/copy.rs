@@ -176,7 +176,8 @@ fn populated() -> Project {
                    '2026-12-01T10:00:30.000Z');
          INSERT INTO confirmation_cooldowns VALUES ('{}', '2026-12-01T10:00:00.000Z');
          INSERT INTO form_rate_windows VALUES ('{}', '2026-12-01T10:00:00.000Z', 2);
-         INSERT OR IGNORE INTO campaign_pacing (campaign_id, next_slot_us) VALUES (1, 5);",
+         INSERT OR IGNORE INTO campaign_pacing (campaign_id, next_slot_us) VALUES (1, 5);
+         INSERT INTO worker_pacing (name, window_start_us, window_count) VALUES ('mx1', 7, 3);",
         "ab".repeat(32),
         "cd".repeat(32)
     ));

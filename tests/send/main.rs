@@ -9,6 +9,7 @@ mod report;
 mod schedule;
 mod smtp;
 mod unsubscribe;
+mod worker_caps;
 mod workers;
 
 use bulletin_testkit::dkim as dkim_support;

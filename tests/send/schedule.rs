@@ -2,7 +2,6 @@
 //! only once its time has come, a cancelled one never, a time in the past is refused, and
 //! `campaigns pause`/`resume` steer a worker's run.
 
-use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
 use crate::smtp::{SECRET, edition, per_recipient, project_with, run, wait_for_messages};
@@ -11,15 +10,11 @@ use crate::support::Project;
 use crate::workers::{Worker, time_from_now};
 
 fn spawn_worker(p: &Project, server: &SmtpServer) -> Worker {
-    Worker::new(
+    Worker::spawn(
         p.std_cmd()
             .env("BULLETIN_SECRET", SECRET)
             .env("BULLETIN_SMTP_URL", server.url())
-            .args(["worker", "--poll", "0.2", "--concurrency", "2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn worker"),
+            .args(["worker", "--poll", "0.2", "--concurrency", "2"]),
     )
 }
 
@@ -36,7 +31,9 @@ fn scheduled_and_working(p: &Project, server: &SmtpServer) -> Worker {
     spawn_worker(p, server)
 }
 
-fn stop(child: Worker) -> String {
+/// SIGTERM to a running worker; asserts that it ends cleanly (exit code 0) and returns its
+/// log.
+pub(crate) fn stop(child: Worker) -> String {
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -153,13 +153,17 @@ pub(crate) fn time_from_now(after: Duration) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_millis();
+    utc_date(
+        &format!("{}.{:03}", ms / 1000, ms % 1000),
+        "%Y-%m-%dT%H:%M:%S.%3NZ",
+    )
+}
+
+/// `seconds` since the Unix epoch in UTC, written by the system's `date` with `format`: a
+/// formatter independent of the binary's, to check its times against.
+pub(crate) fn utc_date(seconds: &str, format: &str) -> String {
     let out = Command::new("date")
-        .args([
-            "-u",
-            "-d",
-            &format!("@{}.{:03}", ms / 1000, ms % 1000),
-            "+%Y-%m-%dT%H:%M:%S.%3NZ",
-        ])
+        .args(["-u", "-d", &format!("@{seconds}"), &format!("+{format}")])
         .output()
         .expect("date runs");
     String::from_utf8(out.stdout)
@@ -174,6 +178,16 @@ pub(crate) struct Worker(Option<Child>);
 impl Worker {
     pub(crate) fn new(child: Child) -> Self {
         Self(Some(child))
+    }
+
+    /// Starts `cmd` (a `bulletin worker …`), its log on a pipe for [`Worker::wait`].
+    pub(crate) fn spawn(cmd: &mut Command) -> Self {
+        Self::new(
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn worker"),
+        )
     }
 
     pub(crate) fn id(&self) -> u32 {
@@ -207,18 +221,11 @@ impl Drop for Worker {
 }
 
 fn spawn_worker(p: &Project, pg: &Pg, server: &SmtpServer, args: &[&str]) -> Worker {
-    Worker::new(
-        bulletin(p, pg, server)
-            .arg("worker")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn worker"),
-    )
+    Worker::spawn(bulletin(p, pg, server).arg("worker").args(args))
 }
 
-fn finish(child: Worker) -> String {
+/// Waits for a worker to end; asserts that it ended well (exit code 0) and returns its log.
+pub(crate) fn finish(child: Worker) -> String {
     let out = child.wait();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{err}");
