@@ -20,7 +20,7 @@ use super::{
 use crate::mail::{Personaliser, RecipientData};
 use crate::store::{
     Attempt, CampaignError, CampaignStatus, Caps, ClaimCursor, Lease, LeaseKind, Outcome,
-    Recipient, Settlement, Store,
+    Recipient, Reservation, Settlement, Store,
 };
 
 /// Permanent refusals that might be about us rather than the recipient (policy, content), in
@@ -412,6 +412,7 @@ pub async fn run<T: Transport>(
             }),
         shared_wake: None,
         reserved: 0,
+        reserved_from: None,
         slot_wait: false,
         last_reap: Instant::now(),
         cursor: ClaimCursor::new(),
@@ -566,6 +567,8 @@ struct Loop<'a> {
     shared_wake: Option<Instant>,
     /// Slots reserved for the claim about to be made; unused ones are given back.
     reserved: usize,
+    /// The reservation they came from (what to give them back to).
+    reserved_from: Option<Reservation>,
     /// The last turn found no shared slot with nothing in flight: turn again, do not stop.
     slot_wait: bool,
     /// When this worker last looked for dead fellow workers (shared leases only).
@@ -721,12 +724,13 @@ impl Loop<'_> {
                 self.fail_store(e.into());
                 0
             }
-            Ok((granted, _)) if granted > 0 => {
+            Ok(r) if r.granted > 0 => {
                 self.shared_wake = None;
-                self.reserved = granted;
-                granted
+                self.reserved = r.granted;
+                self.reserved_from = Some(r);
+                r.granted
             }
-            Ok((_, wait)) => {
+            Ok(Reservation { wait, .. }) => {
                 self.shared_wake = Some(Instant::now() + wait);
                 if self.in_flight == 0 {
                     if wait > SETTLE_BEFORE_WAITING && !self.finished.is_empty() {
@@ -862,13 +866,14 @@ impl Loop<'_> {
                 if let Some(own) = self.own.as_mut() {
                     own.reserved = 0;
                 }
-                if let (Some(caps), true) = (self.caps, unused > 0) {
+                let from = self.reserved_from.take();
+                if let (Some(caps), Some(from), true) = (self.caps, from, unused > 0) {
                     // The queue ran dry (for now): give the slots back to the other workers,
                     // and look again a little later rather than at once.
                     self.shared_wake = Some(Instant::now() + Duration::from_millis(200));
                     if let Err(e) = self
                         .store
-                        .refund_slots(self.lease.campaign_id, caps, unused)
+                        .refund_slots(self.lease.campaign_id, caps, &from, unused)
                         .await
                     {
                         self.fail_store(e.into());

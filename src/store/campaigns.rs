@@ -659,7 +659,8 @@ impl Store {
 
     /// Reserves up to `wanted` send slots of a campaign's shared caps, for every sender of it
     /// at once: a short transaction on its `campaign_pacing` row. Returns how many may leave
-    /// now (claim at most that many rows), or, when none may, how long until the next slot.
+    /// now (claim at most that many rows), or, when none may, how long until the next slot,
+    /// and the hour window the slots belong to (for [`Store::refund_slots`]).
     ///
     /// The rate is a schedule that advances by a fixed interval per message; after an idle
     /// stretch it restarts from now rather than bursting to catch up (at most four slots of
@@ -670,9 +671,14 @@ impl Store {
         campaign_id: i64,
         caps: Caps,
         wanted: usize,
-    ) -> Result<(usize, std::time::Duration), CampaignError> {
+    ) -> Result<Reservation, CampaignError> {
         if !caps.limits() || wanted == 0 {
-            return Ok((wanted, std::time::Duration::ZERO));
+            return Ok(Reservation {
+                granted: wanted,
+                wait: std::time::Duration::ZERO,
+                window: 0,
+                next_slot: 0,
+            });
         }
         let paced = self
             .reserve_paced(
@@ -681,16 +687,27 @@ impl Store {
                 wanted,
             )
             .await?;
-        Ok((paced.granted, paced.wait))
+        Ok(Reservation {
+            granted: paced.granted,
+            wait: paced.wait,
+            window: paced.window_start_us,
+            next_slot: paced.next_slot_us,
+        })
     }
 
-    /// Gives back `unused` slots of [`Store::reserve_slots`] that found no row to claim (the
-    /// queue ran dry), so that a worker at the end of the queue does not eat the slots of
-    /// the others. The schedule only moves back by what was never used.
+    /// Gives back `unused` slots of the reservation `from` ([`Store::reserve_slots`]) that
+    /// found no row to claim (the queue ran dry), so that a worker at the end of the queue
+    /// does not eat the slots of the others. Each part goes back only if nobody moved it
+    /// since: the schedule only while its next slot is still the one this reservation left
+    /// (had another worker reserved after it, moving the schedule back would hand out slots
+    /// whose time that worker already used, over the rate), and the hourly count only within
+    /// the window the slots were taken from (in a new window they are worth nothing, and
+    /// returning them would let it exceed the cap).
     pub async fn refund_slots(
         &self,
         campaign_id: i64,
         caps: Caps,
+        from: &Reservation,
         unused: usize,
     ) -> Result<(), StoreError> {
         if !caps.limits() || unused == 0 {
@@ -703,13 +720,18 @@ impl Store {
             0
         };
         sqlx::query(
-            "UPDATE campaign_pacing SET next_slot_us = next_slot_us - $1,
-                    window_count = CASE WHEN window_count > $2 THEN window_count - $2 ELSE 0 END
-             WHERE campaign_id = $3",
+            "UPDATE campaign_pacing
+                SET next_slot_us = CASE WHEN next_slot_us = $5 THEN next_slot_us - $1
+                                        ELSE next_slot_us END,
+                    window_count = CASE WHEN window_start_us <> $4 THEN window_count
+                                        WHEN window_count > $2 THEN window_count - $2 ELSE 0 END
+              WHERE campaign_id = $3",
         )
         .bind(unused.saturating_mul(interval))
         .bind(unused)
         .bind(campaign_id)
+        .bind(from.window)
+        .bind(from.next_slot)
         .execute(&self.pool)
         .await
         .map_err(|e| self.classify(e))?;
@@ -1083,6 +1105,19 @@ impl Store {
     }
 }
 
+/// What [`Store::reserve_slots`] granted.
+#[derive(Debug, Clone, Copy)]
+pub struct Reservation {
+    /// How many messages may leave now.
+    pub granted: usize,
+    /// When none may: how long until the next slot.
+    pub wait: std::time::Duration,
+    /// The hour window (its start, µs since the Unix epoch) the slots belong to.
+    pub window: i64,
+    /// The schedule's next slot as this reservation left it (µs since the Unix epoch).
+    pub next_slot: i64,
+}
+
 /// A claimer's place in a campaign's queue: the highest row id it has claimed.
 ///
 /// Claims take queued rows in id order, and the rows below the last claim are almost all
@@ -1292,10 +1327,9 @@ super::text_enum!(DeliveryStatus: Queued, Sending, Sent, Failed, Skipped, Uncert
 mod tests {
     use super::*;
 
-    /// A claim goes on after the previous one, and still finds a row that became queued
-    /// again below its cursor (a dead worker's row given back) once the rows above run out.
-    #[tokio::test]
-    async fn claims_go_on_from_the_cursor_and_rewind_for_rows_queued_again_below_it() {
+    /// A store in a temporary SQLite file with list `news` and a started campaign of `n`
+    /// confirmed recipients.
+    async fn campaign_of(n: usize) -> (tempfile::TempDir, Store, super::super::List, Campaign) {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("c.db").display());
         let store = Store::open(&url, 5_000).await.expect("store");
@@ -1303,7 +1337,7 @@ mod tests {
             .create_list("news", false, "test")
             .await
             .expect("list");
-        for i in 0..10 {
+        for i in 0..n {
             let new = super::super::NewSubscriber {
                 address: crate::address::Address::parse(&format!("r{i}@example.org"))
                     .expect("address"),
@@ -1332,13 +1366,21 @@ mod tests {
                 hourly_cap: 0,
             },
         };
-        let Start::Created(campaign, 10) = store
+        let Start::Created(campaign, _) = store
             .start_campaign(&list, &new, true)
             .await
             .expect("campaign")
         else {
-            panic!("a new campaign of 10");
+            panic!("a new campaign");
         };
+        (dir, store, list, campaign)
+    }
+
+    /// A claim goes on after the previous one, and still finds a row that became queued
+    /// again below its cursor (a dead worker's row given back) once the rows above run out.
+    #[tokio::test]
+    async fn claims_go_on_from_the_cursor_and_rewind_for_rows_queued_again_below_it() {
+        let (_dir, store, list, campaign) = campaign_of(10).await;
         let holder = super::super::LeaseHolder::this_process();
         let (lease, _) = store
             .acquire_lease(
@@ -1380,6 +1422,95 @@ mod tests {
         assert!(claim(10, &mut cursor).await.is_empty());
         // A fresh cursor (another process) is always right, only slower.
         assert!(claim(10, &mut ClaimCursor::new()).await.is_empty());
+    }
+
+    /// Slots given back go into the hour window they were taken from only: once another
+    /// worker has opened a new window, they would let it exceed the campaign's hourly cap.
+    #[tokio::test]
+    async fn campaign_slots_go_back_only_into_the_window_they_came_from() {
+        let (_dir, store, _list, campaign) = campaign_of(1).await;
+        let caps = Caps {
+            rate: 0.0,
+            hourly_cap: 10,
+        };
+        let first = store
+            .reserve_slots(campaign.id, caps, 10)
+            .await
+            .expect("reserve");
+        assert_eq!(first.granted, 10);
+        store
+            .refund_slots(campaign.id, caps, &first, 3)
+            .await
+            .expect("refund");
+        let again = store
+            .reserve_slots(campaign.id, caps, 10)
+            .await
+            .expect("reserve");
+        assert_eq!(again.granted, 3, "unused slots of this window come back");
+        // An hour later a fellow worker opens a new window and takes it all.
+        sqlx::query("UPDATE campaign_pacing SET window_start_us = window_start_us - 3600000001")
+            .execute(store.pool())
+            .await
+            .expect("age the window");
+        let aged = first.window - 3_600_000_001;
+        let fresh = store
+            .reserve_slots(campaign.id, caps, 10)
+            .await
+            .expect("reserve");
+        assert_eq!(fresh.granted, 10);
+        let stale = Reservation {
+            window: aged,
+            ..fresh
+        };
+        store
+            .refund_slots(campaign.id, caps, &stale, 4)
+            .await
+            .expect("late refund");
+        let after = store
+            .reserve_slots(campaign.id, caps, 1)
+            .await
+            .expect("reserve");
+        assert_eq!(
+            after.granted, 0,
+            "the new window holds no more than the cap"
+        );
+    }
+
+    /// The rate's schedule moves back for slots given back only while nobody reserved after
+    /// them: otherwise the next reservation would get slots whose time was already used.
+    #[tokio::test]
+    async fn the_schedule_moves_back_only_while_nobody_reserved_after() {
+        let (_dir, store, _list, campaign) = campaign_of(1).await;
+        let caps = Caps {
+            rate: 1000.0,
+            hourly_cap: 0,
+        };
+        let next_slot = async || -> i64 {
+            sqlx::query_scalar("SELECT next_slot_us FROM campaign_pacing WHERE campaign_id = $1")
+                .bind(campaign.id)
+                .fetch_one(store.pool())
+                .await
+                .expect("row")
+        };
+        let a = store.reserve_slots(campaign.id, caps, 1).await.expect("a");
+        assert_eq!(a.granted, 1);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let b = store.reserve_slots(campaign.id, caps, 1).await.expect("b");
+        assert_eq!(b.granted, 1);
+        store
+            .refund_slots(campaign.id, caps, &a, 1)
+            .await
+            .expect("refund a");
+        assert_eq!(next_slot().await, b.next_slot, "b's slot stays b's");
+        store
+            .refund_slots(campaign.id, caps, &b, 1)
+            .await
+            .expect("refund b");
+        assert_eq!(
+            next_slot().await,
+            b.next_slot - 1_000,
+            "the last one goes back"
+        );
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub use bounces::{Decision, FeedbackKind, FeedbackTarget, NewFeedback};
 pub use campaign_report::{Breakdown, CampaignReport, Count, Minute};
 pub use campaigns::{
     Campaign, CampaignError, CampaignStatus, Caps, ClaimCursor, DeliveryCounts, DeliveryStatus,
-    NewCampaign, Outcome, Recipient, Scheduled, Settlement, Start,
+    NewCampaign, Outcome, Recipient, Reservation, Scheduled, Settlement, Start,
 };
 pub use clicks::{ClickReport, Follow, LinkClicks};
 pub use copy::{CopyError, TABLES, TableCount, copy_store};

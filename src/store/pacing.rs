@@ -52,6 +52,8 @@ pub(super) struct Paced {
     pub wait: std::time::Duration,
     /// The start of the row's hour window after the reservation, in µs.
     pub window_start_us: i64,
+    /// The row's next slot after the reservation, in µs.
+    pub next_slot_us: i64,
     /// The clock the reservation was made at, in µs.
     pub now_us: i64,
 }
@@ -125,6 +127,7 @@ impl Store {
             granted,
             wait,
             window_start_us: window_start,
+            next_slot_us: next,
             now_us: now,
         })
     }
