@@ -57,9 +57,6 @@ pub const TABLES: &[&str] = &[
 /// round trips do not matter, small enough that memory stays flat whatever the table's size.
 const COPY_CHUNK: usize = 1 << 20;
 
-/// At most this many values bound to one multi-row `INSERT` into SQLite (its limit is 32,766).
-const SQLITE_VALUES_PER_STATEMENT: usize = 30_000;
-
 /// What a copy can fail with. Messages name the database (never with a password) and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
@@ -582,7 +579,7 @@ async fn into_sqlite(
     let mut counts = Vec::with_capacity(TABLES.len());
     for (table, columns) in TABLES.iter().zip(columns) {
         let width = columns.len();
-        let per_statement = (SQLITE_VALUES_PER_STATEMENT / width).clamp(1, 500);
+        let per_statement = (super::SQLITE_VALUES_PER_STATEMENT / width).max(1);
         let select = select_sql(table, columns);
         let mut rows = sqlx::query(&select).persistent(false).fetch(&mut *source);
         let mut pending: Vec<Value> = Vec::with_capacity(per_statement * width);

@@ -21,8 +21,9 @@ use crate::store::subscribers::SET_SUBSCRIPTION_STATUS;
 /// subscriptions row by row instead of writing one `INSERT ... SELECT` per run and list.
 const SET_BASED_RUNS: usize = 16;
 
-/// Rows per multi-row INSERT: at most 8 parameters a row stays well under SQLite's 32,766.
-const ROWS_PER_STATEMENT: usize = 1_000;
+/// Rows per multi-row INSERT: at most 8 parameters a row, within
+/// [`crate::store::SQLITE_VALUES_PER_STATEMENT`] (binding cost grows with its square).
+const ROWS_PER_STATEMENT: usize = crate::store::SQLITE_VALUES_PER_STATEMENT / 8;
 
 /// One subscriber new to the database, as bound to the multi-row insert below.
 struct NewRow<'a> {
