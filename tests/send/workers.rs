@@ -414,5 +414,8 @@ fn the_campaign_rate_holds_across_two_workers() {
             .count();
         worst = worst.max(within);
     }
-    assert!(worst <= 3 * 20 + 5, "{worst} messages in three seconds at 20/s");
+    assert!(
+        worst <= 3 * 20 + 5,
+        "{worst} messages in three seconds at 20/s"
+    );
 }
