@@ -153,17 +153,39 @@ fn a_capped_worker_waits_in_the_campaign_with_its_lease_alive_until_others_finis
 
     // A second worker of the same name (the same outbound IP) shares the used-up cap: it
     // joins, sends nothing, and gives its lease up cleanly on SIGTERM.
-    let twin = spawn(&p, &server, CAPPED_A);
+    // Its log goes to a file the test can read while it runs: joining the campaign (its
+    // lease row) comes before its first reservation, so the lease alone does not show that
+    // it has met the cap, and a SIGTERM sent then would stop it before it tried.
+    let twin_log_path = p.path().join("twin.log");
+    let twin = Worker::new(
+        p.std_cmd()
+            .env("BULLETIN_SECRET", SECRET)
+            .env("BULLETIN_SMTP_URL", server.url())
+            .arg("worker")
+            .args(CAPPED_A)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&twin_log_path).expect("twin log"))
+            .spawn()
+            .expect("spawn the twin"),
+    );
+    let read_twin_log = || std::fs::read_to_string(&twin_log_path).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while p.scalar("SELECT COUNT(*) FROM send_leases WHERE name = 'a'") < 2 {
-        assert!(Instant::now() < deadline, "the twin never joined");
+    while !read_twin_log().contains("worker a: hourly cap 10 reached; next message at") {
+        assert!(
+            Instant::now() < deadline,
+            "the twin never met the cap: {}",
+            read_twin_log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let twin_log = stop(twin);
-    assert!(
-        twin_log.contains("worker a: hourly cap 10 reached; next message at"),
-        "{twin_log}"
+    assert_eq!(
+        p.scalar("SELECT COUNT(*) FROM send_leases WHERE name = 'a'"),
+        2,
+        "the twin joined the campaign beside the first a: {}",
+        read_twin_log()
     );
+    stop(twin);
+    let twin_log = read_twin_log();
     assert_eq!(
         server.messages().len(),
         10,
