@@ -124,6 +124,12 @@ const CAPPED_RECHECK: Duration = Duration::from_secs(5);
 /// cannot leave delivered messages unrecorded (and sent again on resume).
 const SETTLE_BEFORE_WAITING: Duration = Duration::from_millis(100);
 
+/// How often a running send reads its campaign's status, for an operator's pause or cancel
+/// from another command. Not every turn: a turn takes a millisecond or two, and on
+/// PostgreSQL the read was one of its round trips. A pause waits at most this much longer to
+/// be seen, and the end of a run always looks first (see `idle`).
+const STATUS_CHECK_EVERY: Duration = Duration::from_millis(100);
+
 struct Job {
     delivery_id: i64,
     subscriber_id: i64,
@@ -415,6 +421,7 @@ pub async fn run<T: Transport>(
         reserved_from: None,
         slot_wait: false,
         last_reap: Instant::now(),
+        last_status_check: None,
         cursor: ClaimCursor::new(),
         finished: Vec::new(),
         finished_emails: Vec::new(),
@@ -573,6 +580,9 @@ struct Loop<'a> {
     slot_wait: bool,
     /// When this worker last looked for dead fellow workers (shared leases only).
     last_reap: Instant,
+    /// When the loop last read the campaign's status (see [`STATUS_CHECK_EVERY`]); none yet
+    /// at the first turn.
+    last_status_check: Option<Instant>,
     /// Where this run's next claim starts in the campaign's queue.
     cursor: ClaimCursor,
     /// Outcomes to record at the next turn.
@@ -650,17 +660,28 @@ impl Loop<'_> {
                     return;
                 }
             }
-            match self
-                .store
-                .campaign(self.lease.campaign_id)
-                .await
-                .map(|c| c.status)
+            if self
+                .last_status_check
+                .is_none_or(|at| at.elapsed() >= STATUS_CHECK_EVERY)
             {
-                Ok(CampaignStatus::Paused) => self.judge.halt(Halt::Paused),
-                Ok(CampaignStatus::Cancelled) => self.judge.halt(Halt::Cancelled),
-                Ok(_) => {}
-                Err(e) => self.fail_store(e.into()),
+                self.check_status().await;
             }
+        }
+    }
+
+    /// An operator's pause or cancel, from another command.
+    async fn check_status(&mut self) {
+        self.last_status_check = Some(Instant::now());
+        match self
+            .store
+            .campaign(self.lease.campaign_id)
+            .await
+            .map(|c| c.status)
+        {
+            Ok(CampaignStatus::Paused) => self.judge.halt(Halt::Paused),
+            Ok(CampaignStatus::Cancelled) => self.judge.halt(Halt::Cancelled),
+            Ok(_) => {}
+            Err(e) => self.fail_store(e.into()),
         }
     }
 
@@ -915,7 +936,12 @@ impl Loop<'_> {
                 Next::Stop
             }
             Ok(None) if self.lease.kind == LeaseKind::Shared => self.idle_worker().await,
-            Ok(None) => Next::Stop,
+            Ok(None) => {
+                // About to mark the campaign finished: a pause or cancel since the last look
+                // must be seen first, or the end of the run would overwrite it.
+                self.check_status().await;
+                Next::Stop
+            }
             Ok(Some(at)) => {
                 let wait = seconds_until(&at).clamp(0.05, 5.0);
                 tokio::time::sleep(Duration::from_secs_f64(wait)).await;
