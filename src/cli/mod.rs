@@ -297,7 +297,8 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
                 crate::store::CampaignError::Store(s) if !s.is_input_error() => 1,
                 // Another sender at work, or this one cut off: not the operator's input.
                 crate::store::CampaignError::Busy { .. }
-                | crate::store::CampaignError::LeaseLost(_) => 1,
+                | crate::store::CampaignError::LeaseLost(_)
+                | crate::store::CampaignError::ClaimedWithoutSubscriber(_) => 1,
                 _ => 2,
             };
         }

@@ -75,7 +75,11 @@ impl DeliveryError {
             Self::RelayUrl(_) | Self::Config(_) => true,
             Self::Store(e) => e.is_input_error(),
             Self::Campaign(CampaignError::Store(e)) => e.is_input_error(),
-            Self::Campaign(CampaignError::Busy { .. } | CampaignError::LeaseLost(_)) => false,
+            Self::Campaign(
+                CampaignError::Busy { .. }
+                | CampaignError::LeaseLost(_)
+                | CampaignError::ClaimedWithoutSubscriber(_),
+            ) => false,
             Self::Campaign(_) => true,
             _ => false,
         }
