@@ -2,12 +2,12 @@
 //! only once its time has come, a cancelled one never, a time in the past is refused, and
 //! `campaigns pause`/`resume` steer a worker's run.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::smtp::{SECRET, edition, per_recipient, project_with, run, wait_for_messages};
 use crate::smtp_server::SmtpServer;
 use crate::support::Project;
-use crate::workers::{Worker, time_from_now};
+use crate::workers::{Worker, schedule_time, wait_until_past};
 
 fn spawn_worker(p: &Project, server: &SmtpServer) -> Worker {
     Worker::spawn(
@@ -19,8 +19,10 @@ fn spawn_worker(p: &Project, server: &SmtpServer) -> Worker {
 }
 
 /// The test edition scheduled for list `news` in a moment, and a worker that will send it.
+/// The moment is 2 s ahead: `send --at` refuses a time in the past, and on a loaded machine
+/// the binary's start-up alone can take longer than a few hundred milliseconds.
 fn scheduled_and_working(p: &Project, server: &SmtpServer) -> Worker {
-    let at = time_from_now(Duration::from_millis(300));
+    let (at, _) = schedule_time(Duration::from_secs(2));
     let (code, _, err) = run(
         p,
         &server.url(),
@@ -55,8 +57,7 @@ fn a_scheduled_campaign_is_sent_by_a_worker_only_once_its_time_has_come() {
     let server = SmtpServer::start(p.path());
     // Far enough ahead that the worker is surely up and polling before the time comes, even
     // on a loaded machine.
-    let at = time_from_now(Duration::from_secs(6));
-    let due = SystemTime::now() + Duration::from_secs(6);
+    let (at, due) = schedule_time(Duration::from_secs(6));
     let (code, out, err) = run(
         &p,
         &server.url(),
@@ -109,7 +110,7 @@ fn a_cancelled_scheduled_campaign_never_starts_and_a_past_time_is_refused() {
         "nothing recorded"
     );
 
-    let at = time_from_now(Duration::from_secs(1));
+    let (at, due) = schedule_time(Duration::from_secs(2));
     let (code, _, err) = run(
         &p,
         &server.url(),
@@ -119,7 +120,8 @@ fn a_cancelled_scheduled_campaign_never_starts_and_a_past_time_is_refused() {
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = run(&p, &server.url(), &[], &["campaigns", "cancel", "1"]);
     assert_eq!(code, 0, "{err}");
-    std::thread::sleep(Duration::from_millis(1200));
+    // Its time has come: a worker would start it now, were it not cancelled.
+    wait_until_past(due);
     let (code, _, err) = run(&p, &server.url(), &[], &["worker", "--once"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
@@ -268,7 +270,7 @@ fn a_worker_refuses_a_campaign_whose_edition_composes_to_other_content() {
     let server = SmtpServer::start(p.path());
     // The edition inside the project folder: recorded relative to it.
     bulletin_testkit::copy_dir(std::path::Path::new(&edition()), &p.path().join("ed"));
-    let at = time_from_now(Duration::from_millis(500));
+    let (at, due) = schedule_time(Duration::from_secs(2));
     let (code, _, err) = run(
         &p,
         &server.url(),
@@ -283,7 +285,7 @@ fn a_worker_refuses_a_campaign_whose_edition_composes_to_other_content() {
     let mut text = std::fs::read_to_string(&article).expect("article");
     text.push_str("\nA sentence added after the campaign was scheduled.\n");
     std::fs::write(&article, text).expect("write article");
-    std::thread::sleep(Duration::from_millis(600));
+    wait_until_past(due);
     let (code, _, err) = run(&p, &server.url(), &[], &["worker", "--once"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("REFUSING campaign #1"), "{err}");

@@ -139,24 +139,40 @@ fn campaign_on_postgres(p: &Project, pg: &Pg, server: &SmtpServer, n: usize, ext
     }
     p.write("people.csv", csv);
     ok(bulletin(p, pg, server).args(["subscribers", "import", "people.csv"]));
-    let at = time_from_now(Duration::from_secs(2));
+    let (at, due) = schedule_time(Duration::from_secs(2));
     ok(bulletin(p, pg, server)
         .args(["send", &edition(), "--list", "news", "--at", &at])
         .args(extra));
-    std::thread::sleep(Duration::from_millis(2100));
+    wait_until_past(due);
 }
 
 /// RFC 3339 UTC, `after` from now, to the millisecond.
 pub(crate) fn time_from_now(after: Duration) -> String {
-    let t = std::time::SystemTime::now() + after;
-    let ms = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis();
-    utc_date(
-        &format!("{}.{:03}", ms / 1000, ms % 1000),
-        "%Y-%m-%dT%H:%M:%S.%3NZ",
-    )
+    rfc3339_ms(std::time::SystemTime::now() + after)
+}
+
+/// `t` as RFC 3339 UTC to the millisecond, the form the store writes (so that the strings
+/// compare as times). Formatted in-process, by the store's own formatter (this is input, not
+/// a check of the binary's output): spawning `date` for it cost enough time on a loaded
+/// machine to push a time meant to be just ahead into the past.
+pub(crate) fn rfc3339_ms(t: std::time::SystemTime) -> String {
+    bulletin::store::timestamp(time::OffsetDateTime::from(t))
+}
+
+/// A time to give `--at`: `after` from now (as `--at` takes it), and the same instant as a
+/// clock reading, to wait for.
+pub(crate) fn schedule_time(after: Duration) -> (String, std::time::SystemTime) {
+    let due = std::time::SystemTime::now() + after;
+    (rfc3339_ms(due), due)
+}
+
+/// Returns once the system clock has passed `due` (with a margin for the store's millisecond
+/// rounding), so that a `worker --once` started next finds the campaign due.
+pub(crate) fn wait_until_past(due: std::time::SystemTime) {
+    let due = due + Duration::from_millis(50);
+    while let Ok(left) = due.duration_since(std::time::SystemTime::now()) {
+        std::thread::sleep(left.min(Duration::from_millis(100)) + Duration::from_millis(1));
+    }
 }
 
 /// `seconds` since the Unix epoch in UTC, written by the system's `date` with `format`: a
