@@ -103,6 +103,21 @@ pub(crate) fn wait_for_messages(server: &SmtpServer, n: usize) {
     }
 }
 
+/// A slow server (30 ms before each reply to DATA) that lets the first `n` messages through,
+/// then holds every later DATA until [`release`] is called on the returned path: a test that
+/// steers a running send (pause, a second `send`, a lock on the database) acts while the send
+/// is surely still mid-campaign, however slow the machine, and then lets it go on.
+pub(crate) fn held_server(p: &Project, n: usize) -> (SmtpServer, std::path::PathBuf) {
+    let hold = p.path().join("release-the-smtp-server");
+    let server = SmtpServer::faulty(p.path(), &format!("delay=0.03,hold={n}:{}", hold.display()));
+    (server, hold)
+}
+
+/// Lets a [`held_server`] answer the DATA it holds, and every later one.
+pub(crate) fn release(hold: &Path) {
+    std::fs::write(hold, "").expect("the hold file");
+}
+
 /// Recipient address → number of messages received for it.
 pub(crate) fn per_recipient(messages: &[Vec<u8>]) -> BTreeMap<String, usize> {
     let mut seen = BTreeMap::new();
