@@ -238,7 +238,10 @@ fn pause_and_resume_steer_a_running_worker() {
         after_pause,
         "nothing sent while paused"
     );
-    assert!(after_pause < 60, "paused before the end: {after_pause} sent");
+    assert!(
+        after_pause < 60,
+        "paused before the end: {after_pause} sent"
+    );
     assert_eq!(p.strings("SELECT status FROM campaigns"), vec!["paused"]);
     assert_eq!(
         p.scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'sending'"),

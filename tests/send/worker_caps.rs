@@ -10,9 +10,7 @@ use crate::schedule::stop;
 use crate::smtp::{SECRET, edition, per_recipient, project_with, run};
 use crate::smtp_server::SmtpServer;
 use crate::support::Project;
-use crate::workers::{
-    Worker, finish, schedule_time, time_from_now, utc_date, wait_until_past,
-};
+use crate::workers::{Worker, finish, schedule_time, time_from_now, utc_date, wait_until_past};
 
 /// Schedules the test edition for `list` a moment from now; returns when it is due. The
 /// moment is 2 s ahead: `send --at` refuses a time in the past, and on a loaded machine the
