@@ -377,7 +377,10 @@ fn hundreds_of_idle_sockets_starve_nothing_and_are_closed() {
     let lists = project.lists(&["news"]);
     let subs = project.subscribers(&["busy@example.org".into()], &["news"], None);
     let token = project.unsubscribe_token(SECRET, subs[0], lists[0]);
-    let server = Server::start(&project, &[("BULLETIN_SERVER_HEADER_TIMEOUT_SECS", "2")]);
+    // A header timeout of 5 s: a server starved by the idle sockets would answer only once
+    // they time out, 5 s on; one that is not answers at once, though a loaded machine may
+    // take a second or two to.
+    let server = Server::start(&project, &[("BULLETIN_SERVER_HEADER_TIMEOUT_SECS", "5")]);
     // 300 clients: half send nothing, half half a request head.
     let mut idle: Vec<std::net::TcpStream> = (0..300)
         .map(|i| {
@@ -392,14 +395,17 @@ fn hundreds_of_idle_sockets_starve_nothing_and_are_closed() {
     assert_eq!(server.get("/healthz").status, 200);
     assert_eq!(server.one_click(&token).status, 200);
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "took {took:?}: the idle sockets starved the requests until their timeout"
+    );
     assert_eq!(
         project.status(subs[0], lists[0]).as_deref(),
         Some("unsubscribed")
     );
     // Each idle socket is closed once the header timeout has passed.
     for s in idle.iter_mut().take(2) {
-        assert_closed_within(s, Duration::from_secs(5));
+        assert_closed_within(s, Duration::from_secs(8));
     }
     // So is a keep-alive connection left idle after its response.
     let mut kept = std::net::TcpStream::connect(server.addr).expect("connect");
@@ -407,7 +413,7 @@ fn hundreds_of_idle_sockets_starve_nothing_and_are_closed() {
     let r = crate::support::read_response(&mut kept);
     assert_eq!(r.status, 200);
     let start = Instant::now();
-    assert_closed_within(&mut kept, Duration::from_secs(5));
+    assert_closed_within(&mut kept, Duration::from_secs(8));
     assert!(
         start.elapsed() >= Duration::from_secs(1),
         "closed too early"
