@@ -479,6 +479,34 @@ fn a_killed_rate_limited_send_sends_again_only_what_was_in_flight() {
 }
 
 #[test]
+fn a_server_that_lost_its_port_to_another_process_is_not_taken_for_listening() {
+    // The race of `free_port`: another process listens on the port first. A connection to
+    // the port succeeds, yet the server started for it fails to bind and exits; the wait
+    // must say so (the callers then try another port), not report it listening.
+    use bulletin_testkit::listen::{Started, owns_listener, wait_for_listener};
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port();
+    assert!(
+        owns_listener(std::process::id(), port),
+        "the test's own listener"
+    );
+    let mut late = std::process::Command::new("python3")
+        .args(["-m", "aiosmtpd", "-n", "-l"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 with aiosmtpd (./test.sh installs it)");
+    let started = wait_for_listener(&mut late, port);
+    let _ = late.kill();
+    let _ = late.wait();
+    assert!(
+        matches!(started, Started::Exited(_)),
+        "a port answered by another process: {started:?}"
+    );
+}
+
+#[test]
 fn the_rate_limit_is_held() {
     // 25 messages at 20 per second cannot arrive at the server over much less than 24
     // intervals of 50 ms; a limiter that bursts or drifts low would deliver them sooner. The
