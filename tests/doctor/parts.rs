@@ -164,7 +164,26 @@ impl Relay {
                 )
             },
         );
-        Self { child, port }
+        let mut relay = Self { child, port };
+        // Listening is not answering yet: aiosmtpd's Controller binds first, then checks that
+        // it answers (and exits if that is slow); it says `ready` after that.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+        while !log_text().lines().any(|l| l == "ready") {
+            if let Ok(Some(status)) = relay.child.try_wait() {
+                panic!(
+                    "the aiosmtpd relay exited at start ({status}):\n{}",
+                    log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the aiosmtpd relay never said it was ready:\n{}",
+                log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        relay
     }
 }
 
