@@ -96,6 +96,11 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Outcom
             source,
         })?;
     let local = listener.local_addr().context("no local address")?;
+    // The stop signals are taken over before the port is announced: a SIGTERM that comes
+    // right after "listening on" (a service manager, a test) must stop the service
+    // gracefully, never meet the default action that kills the process mid-request.
+    let stop_signal =
+        shutdown_signal().context("cannot install the SIGTERM and SIGINT handlers")?;
     // Always printed, even with --quiet: it is how an operator (or a test) finds the port.
     eprintln!("serve: listening on http://{local}");
     let limits = web::ConnectionLimits {
@@ -103,7 +108,7 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Outcom
         header_timeout: settings.header_timeout,
     };
     let shutdown = async {
-        shutdown_signal().await;
+        stop_signal.await;
         eprintln!("serve: stopping: finishing requests in flight");
     };
     // A client holding a connection open must not keep the process alive for ever.
@@ -128,25 +133,26 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Outcom
     Ok(Outcome::Success)
 }
 
-/// Resolves on SIGTERM (service managers, containers) or Ctrl-C.
-async fn shutdown_signal() {
+/// A future that resolves on SIGTERM (service managers, containers) or Ctrl-C (SIGINT). The
+/// handlers are installed by this call, not when the future is first polled, so that the
+/// signals are caught from here on.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

@@ -260,7 +260,10 @@ fn assert_only_problem(world: &World, check: &str, expected: &[&str]) -> Value {
     assert!(stderr.contains("1 problem(s) found"), "{stderr}");
     let fix = fix(&report, check);
     for e in expected {
-        assert!(fix.contains(e), "the fix of {check} must say `{e}`: {fix}");
+        assert!(
+            fix.contains(e),
+            "the fix of {check} must say `{e}`: {fix}\n{report:#}"
+        );
     }
     report
 }
@@ -287,8 +290,8 @@ fn the_correct_setup_is_all_ok() {
     ] {
         finding(&report, check);
     }
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(report["problems"], 0);
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    assert_eq!(report["problems"], 0, "{report:#}");
     // The evidence is the record found: the SPF include was followed to the relay's address,
     // the multi-string DKIM record was joined.
     assert!(
@@ -301,7 +304,8 @@ fn the_correct_setup_is_all_ok() {
     );
     assert_eq!(
         finding(&report, "dkim")["evidence"],
-        world.dkim_record.as_str()
+        world.dkim_record.as_str(),
+        "{report:#}"
     );
     assert!(
         stderr.contains(&format!("the name server 127.0.0.1:{}", world.nsd.port)),
@@ -417,8 +421,11 @@ fn a_dkim_key_in_testing_mode_is_a_warning() {
     let world = setup.start();
     let (code, report, _) = world.doctor();
     assert_eq!(status(&report, "dkim"), "warning", "{report:#}");
-    assert!(fix(&report, "dkim").contains(&world.dkim_record));
-    assert_eq!(code, 0, "a warning alone exits 0");
+    assert!(
+        fix(&report, "dkim").contains(&world.dkim_record),
+        "{report:#}"
+    );
+    assert_eq!(code, 0, "a warning alone exits 0: {report:#}");
 }
 
 #[test]
@@ -477,7 +484,7 @@ fn healthz_that_nobody_answers() {
     setup.public_url = Some(format!("https://127.0.0.1:{}", free_port()));
     let world = setup.start();
     let report = assert_only_problem(&world, "healthz", &["start `bulletin serve`"]);
-    assert_eq!(status(&report, "public-url"), "ok");
+    assert_eq!(status(&report, "public-url"), "ok", "{report:#}");
 }
 
 #[test]
@@ -536,9 +543,12 @@ fn a_relay_without_starttls_or_smtputf8_is_warned_about() {
     let (code, report, _) = world.doctor();
     assert_eq!(status(&report, "relay-tls"), "warning", "{report:#}");
     assert_eq!(status(&report, "relay-smtputf8"), "warning", "{report:#}");
-    assert!(fix(&report, "relay-smtputf8").contains("SMTPUTF8"));
+    assert!(
+        fix(&report, "relay-smtputf8").contains("SMTPUTF8"),
+        "{report:#}"
+    );
     assert_eq!(report["problems"], 0, "{report:#}");
-    assert_eq!(code, 0, "warnings alone exit 0");
+    assert_eq!(code, 0, "warnings alone exit 0: {report:#}");
 }
 
 #[test]
@@ -571,14 +581,14 @@ fn a_dead_name_server_is_reported_in_bounded_time() {
         "took {:?}",
         started.elapsed()
     );
-    assert_eq!(code, 1);
+    assert_eq!(code, 1, "{report:#}");
     for check in ["spf", "dkim", "dmarc", "bounce-domain"] {
         assert_eq!(status(&report, check), "problem", "{report:#}");
         assert!(fix(&report, check).contains("--nameserver"), "{report:#}");
     }
     // What needs no DNS still passes.
-    assert_eq!(status(&report, "relay"), "ok");
-    assert_eq!(status(&report, "healthz"), "ok");
+    assert_eq!(status(&report, "relay"), "ok", "{report:#}");
+    assert_eq!(status(&report, "healthz"), "ok", "{report:#}");
 }
 
 #[test]
@@ -599,14 +609,21 @@ fn without_egress_a_loopback_relay_is_a_warning_not_a_verdict() {
         .expect("runs");
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(status(&report, "spf"), "warning", "{report:#}");
-    assert!(fix(&report, "spf").contains("<the relay's public sending address>"));
+    assert!(
+        fix(&report, "spf").contains("<the relay's public sending address>"),
+        "{report:#}"
+    );
     assert!(
         finding(&report, "spf")["summary"]
             .as_str()
             .is_some_and(|s| s.contains("--egress-ip")),
         "{report:#}"
     );
-    assert_eq!(out.status.code(), Some(0), "warnings alone exit 0");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "warnings alone exit 0: {report:#}"
+    );
 }
 
 #[test]
@@ -621,8 +638,11 @@ fn bulletin_serve_over_plain_http_on_this_machine() {
     let (code, report, _) = world.doctor();
     assert_eq!(status(&report, "healthz"), "ok", "{report:#}");
     assert_eq!(status(&report, "public-url"), "warning", "{report:#}");
-    assert!(fix(&report, "public-url").contains("TLS reverse proxy"));
-    assert_eq!(code, 0, "a warning alone exits 0");
+    assert!(
+        fix(&report, "public-url").contains("TLS reverse proxy"),
+        "{report:#}"
+    );
+    assert_eq!(code, 0, "a warning alone exits 0: {report:#}");
 }
 
 #[test]
@@ -681,7 +701,7 @@ fn the_relay_size_is_compared_with_the_editions_largest_message() {
     let world = setup.start();
     let (code, report, stderr) = world.doctor();
     assert_eq!(status(&report, "relay-size"), "ok", "{report:#}");
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
 }
 
 #[test]
@@ -695,7 +715,7 @@ fn a_record_too_long_for_udp_comes_over_tcp() {
         .start();
     let (code, report, stderr) = world.doctor();
     assert_eq!(status(&report, "spf"), "ok", "{report:#}");
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
 }
 
 #[test]
@@ -706,7 +726,7 @@ fn ed25519_and_pkcs1_keys_are_matched_too() {
         let world = setup.start();
         let (code, report, stderr) = world.doctor();
         assert_eq!(status(&report, "dkim"), "ok", "{kind:?}: {report:#}");
-        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(code, 0, "{stderr}\n{report:#}");
         drop(world);
 
         // The other kind's key at the selector: a mismatch whose fix is our record.

@@ -3,28 +3,25 @@
 //! a relay that wants a password (aiosmtpd), an HTTPS server with a private CA's certificate
 //! (`openssl s_server`), and `bulletin serve`.
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bulletin_testkit::listen::{Started, start_on_free_port, wait_for_listener};
 use bulletin_testkit::project::Project;
 use bulletin_testkit::smtp::free_port;
 
-/// Waits until something listens on `port`, or panics with `what` and `log()`.
+/// Waits until `child` listens on `port` (not merely something: a parallel test's server may
+/// have taken the port), or kills it and panics with `what` and `log()`.
 fn wait_for(port: u16, child: &mut Child, what: &str, log: impl Fn() -> String) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited at start ({status}):\n{}", log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not listen on port {port}:\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let failed = match wait_for_listener(child, port) {
+        Started::Listening => return,
+        Started::Exited(status) => format!("{what} exited at start ({status})"),
+        Started::TimedOut => format!("{what} did not listen on port {port} within 20 s"),
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{failed}:\n{}", log());
 }
 
 /// Ends `child` with SIGTERM (NSD then stops its own server processes) and waits for it.
@@ -138,32 +135,55 @@ impl Relay {
         tls: Option<&Https>,
     ) -> Self {
         std::fs::create_dir_all(dir).expect("relay folder");
-        let port = free_port();
         let log = dir.join("relay.log");
-        let mut cmd = Command::new("python3");
-        cmd.arg(bulletin_testkit::support_dir().join("auth_smtp.py"))
-            .arg(port.to_string())
-            .args([user, password])
-            .arg(size.to_string())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("relay log"));
-        if !smtputf8 {
-            cmd.arg("no-smtputf8");
-        }
-        if let Some(https) = tls {
-            cmd.arg(format!(
-                "tls={}:{}",
-                https.dir.join("server.pem").display(),
-                https.dir.join("server.key").display()
-            ));
-        }
-        let mut child = cmd.spawn().expect(
-            "python3 with aiosmtpd must be installed: ./test.sh installs it (pip install aiosmtpd)",
+        // On a fresh port when the first one was taken meanwhile (by another test's aiosmtpd,
+        // which would otherwise answer the doctor in this relay's place).
+        let (child, port) = start_on_free_port(
+            "the aiosmtpd relay",
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+            |port| {
+                let mut cmd = Command::new("python3");
+                cmd.arg(bulletin_testkit::support_dir().join("auth_smtp.py"))
+                    .arg(port.to_string())
+                    .args([user, password])
+                    .arg(size.to_string())
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(&log).expect("relay log"));
+                if !smtputf8 {
+                    cmd.arg("no-smtputf8");
+                }
+                if let Some(https) = tls {
+                    cmd.arg(format!(
+                        "tls={}:{}",
+                        https.dir.join("server.pem").display(),
+                        https.dir.join("server.key").display()
+                    ));
+                }
+                cmd.spawn().expect(
+                    "python3 with aiosmtpd must be installed: ./test.sh installs it (pip install aiosmtpd)",
+                )
+            },
         );
-        wait_for(port, &mut child, "the aiosmtpd relay", || {
-            std::fs::read_to_string(&log).unwrap_or_default()
-        });
-        Self { child, port }
+        let mut relay = Self { child, port };
+        // Listening is not answering yet: aiosmtpd's Controller binds first, then checks that
+        // it answers (and exits if that is slow); it says `ready` after that.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+        while !log_text().lines().any(|l| l == "ready") {
+            if let Ok(Some(status)) = relay.child.try_wait() {
+                panic!(
+                    "the aiosmtpd relay exited at start ({status}):\n{}",
+                    log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the aiosmtpd relay never said it was ready:\n{}",
+                log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        relay
     }
 }
 

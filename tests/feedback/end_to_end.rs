@@ -26,6 +26,7 @@ fn sent_through_postfix(dir: &std::path::Path, extra: &str) -> (Postfix, Project
     send(&p, &postfix.url());
     postfix.wait_for_bounces(2);
     for user in ["alice", "bob", "carol"] {
+        postfix.wait_for_delivered(user, 1);
         assert_eq!(postfix.delivered_to(user), 1, "{user}\n{}", postfix.log());
     }
     (postfix, p)

@@ -95,12 +95,24 @@ impl Postfix {
 
     /// Waits (60 s at most) until the bounce mailbox holds `n` messages.
     pub(crate) fn wait_for_bounces(&self, n: usize) {
+        self.wait_for_files(&self.bounce_maildir(), n, "bounces");
+    }
+
+    /// Waits (60 s at most) until `user`@local.test's Maildir holds `n` messages: Postfix
+    /// delivers each recipient on its own, in no set order with the bounces.
+    pub(crate) fn wait_for_delivered(&self, user: &str, n: usize) {
+        let what = format!("messages to {user}");
+        self.wait_for_files(&self.dir.join("mail").join(user), n, &what);
+    }
+
+    /// Waits (60 s at most) until `maildir` holds `n` messages (`what`, for the failure).
+    fn wait_for_files(&self, maildir: &Path, n: usize, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while count_files(&self.bounce_maildir()) < n {
+        while count_files(maildir) < n {
             assert!(
                 Instant::now() < deadline,
-                "postfix wrote {} of {n} bounces:\n{}",
-                count_files(&self.bounce_maildir()),
+                "postfix wrote {} of {n} {what}:\n{}",
+                count_files(maildir),
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(100));

@@ -3,7 +3,8 @@
 use std::process::{Child, Stdio};
 
 use crate::smtp::{
-    edition, per_recipient, project_with, run, send_command, send_news, wait_for_messages,
+    edition, held_server, per_recipient, project_with, release, run, send_command, send_news,
+    wait_for_messages,
 };
 use crate::smtp_server::SmtpServer;
 use crate::support::Project;
@@ -61,11 +62,14 @@ fn ctrl_c_sigterm_and_sighup_pause_cleanly_and_the_same_command_resumes() {
 #[test]
 fn pause_from_another_command_then_cancel() {
     let p = project_with(60);
-    let server = SmtpServer::faulty(p.path(), "delay=0.03");
+    // The send is held after 5 messages until the pause is recorded: the pause surely lands
+    // mid-campaign, not after a fast send has finished.
+    let (server, hold) = held_server(&p, 5);
     let child = spawn_send(&p, &server);
     wait_for_messages(&server, 5);
     let (code, _, err) = run(&p, &server.url(), &[], &["campaigns", "pause", "1"]);
     assert_eq!(code, 0, "{err}");
+    release(&hold);
     let out = child.wait_with_output().expect("send exits");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");

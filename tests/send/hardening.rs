@@ -8,7 +8,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::smtp::{
-    edition, per_recipient, project_with, run, send_command, send_news, wait_for_messages,
+    edition, held_server, per_recipient, project_with, release, run, send_command, send_news,
+    wait_for_messages,
 };
 use crate::smtp_server::SmtpServer;
 
@@ -268,28 +269,40 @@ fn a_database_that_stops_taking_writes_mid_send_pauses_and_names_the_way_back() 
         return;
     }
     let p = project_with(60);
-    let server = SmtpServer::faulty(p.path(), "delay=0.03");
+    // The send is held after 8 messages until the lock is taken: it surely meets the lock
+    // mid-campaign, not after a fast send has finished.
+    let (server, hold) = held_server(&p, 8);
     let mut cmd = send_command(&p, &server, 2);
     cmd.env("BULLETIN_DATABASE_BUSY_TIMEOUT_MS", "200")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn send");
     wait_for_messages(&server, 8);
-    // Another process holds the write lock for 3 s, far beyond send's busy timeout.
-    let holder = std::process::Command::new("python3")
+    // Another process holds the write lock for 3 s, far beyond send's busy timeout; it says
+    // when it has it.
+    let mut holder = std::process::Command::new("python3")
         .args([
             "-c",
             "import sqlite3, sys, time\n\
              c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
              c.execute('BEGIN IMMEDIATE')\n\
+             print('locked', flush=True)\n\
              time.sleep(3)\n\
              c.execute('COMMIT')",
         ])
         .arg(p.db_path())
+        .stdout(Stdio::piped())
         .spawn()
         .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().expect("piped")),
+        &mut line,
+    )
+    .expect("read the lock holder");
+    assert_eq!(line.trim(), "locked", "python3 did not take the write lock");
+    release(&hold);
     let out = child.wait_with_output().expect("send ends");
-    let mut holder = holder;
     holder.wait().expect("lock holder ends");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");

@@ -226,6 +226,15 @@ impl Lab {
 
     /// One number from the lab's database.
     fn psql_scalar(&self, sql: &str) -> i64 {
+        let lines = self.psql_lines(sql);
+        lines
+            .first()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{sql}: not a number: {lines:?}"))
+    }
+
+    /// The rows of a one-column query on the lab's database, one a line.
+    fn psql_lines(&self, sql: &str) -> Vec<String> {
         let out = checked(
             sql,
             Command::new("ip")
@@ -244,9 +253,9 @@ impl Lab {
                 .output(),
         );
         String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{sql}: not a number: {:?}", out.stdout))
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Starts aiosmtpd on the server host, counting into `log`; returns its URL.
@@ -564,18 +573,32 @@ fn three_worker_hosts_share_a_20k_campaign_and_survive_a_kill_9() {
     let first = capped.iter().copied().fold(f64::INFINITY, f64::min);
     let last = capped.iter().copied().fold(0.0, f64::max);
     // The cap paces when messages leave; they arrive after an SMTP transaction whose length
-    // varies, so arrivals bunch a little: within 5 s the count is the cap's and a tenth, and
-    // no single second sees half as much again. Each host pacing alone would be three times
-    // the cap on both.
+    // varies, so arrivals bunch a little: within 5 s the count is the cap's and a tenth.
+    // Each host pacing alone would be three times the cap.
     let busiest_5s = busiest(&capped, 5.0);
     assert!(
         busiest_5s <= 5 * RATE + RATE / 2,
         "{busiest_5s} messages in five seconds with a campaign cap of {RATE}/s over three hosts"
     );
-    let busiest = busiest(&capped, 1.0);
+    // Second by second the cap is measured where it applies, at departure (when each
+    // attempt began, as the workers recorded it): under load a second of arrivals bunches
+    // more than the cap's slack. No second sees half as much again as the cap (its
+    // four-slot catch-up and the workers' dispatch jitter stay well within that); each host
+    // pacing alone would be three times the cap.
+    let departed: Vec<f64> = lab
+        .psql_lines(
+            "SELECT a.started_at FROM delivery_attempts a JOIN deliveries d
+             ON d.id = a.delivery_id JOIN campaigns c ON c.id = d.campaign_id
+             WHERE c.list_name = 'capped' AND a.outcome = 'sent'",
+        )
+        .iter()
+        .map(|t| crate::workers::epoch_seconds(t.trim()))
+        .collect();
+    assert_eq!(departed.len(), CAPPED, "one attempt each");
+    let busiest = busiest(&departed, 1.0);
     assert!(
         busiest <= RATE + RATE / 2,
-        "{busiest} messages in one second with a campaign cap of {RATE}/s over three hosts"
+        "{busiest} messages left in one second with a campaign cap of {RATE}/s over three hosts"
     );
     assert!(
         last - first >= (CAPPED as f64 / RATE as f64) * 0.9,
@@ -590,7 +613,7 @@ fn three_worker_hosts_share_a_20k_campaign_and_survive_a_kill_9() {
         "the capped campaign was shared"
     );
     eprintln!(
-        "multi-host, capped: {CAPPED} messages in {:.1} s, busiest second {busiest}, busiest 5 s \
+        "multi-host, capped: {CAPPED} messages in {:.1} s, busiest second of departures {busiest}, busiest 5 s \
          {busiest_5s} (cap {RATE}/s)",
         last - first
     );

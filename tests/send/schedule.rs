@@ -2,12 +2,14 @@
 //! only once its time has come, a cancelled one never, a time in the past is refused, and
 //! `campaigns pause`/`resume` steer a worker's run.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
-use crate::smtp::{SECRET, edition, per_recipient, project_with, run, wait_for_messages};
+use crate::smtp::{
+    SECRET, edition, held_server, per_recipient, project_with, release, run, wait_for_messages,
+};
 use crate::smtp_server::SmtpServer;
 use crate::support::Project;
-use crate::workers::{Worker, time_from_now};
+use crate::workers::{Worker, schedule_time, wait_until_past};
 
 fn spawn_worker(p: &Project, server: &SmtpServer) -> Worker {
     Worker::spawn(
@@ -19,8 +21,10 @@ fn spawn_worker(p: &Project, server: &SmtpServer) -> Worker {
 }
 
 /// The test edition scheduled for list `news` in a moment, and a worker that will send it.
+/// The moment is 2 s ahead: `send --at` refuses a time in the past, and on a loaded machine
+/// the binary's start-up alone can take longer than a few hundred milliseconds.
 fn scheduled_and_working(p: &Project, server: &SmtpServer) -> Worker {
-    let at = time_from_now(Duration::from_millis(300));
+    let (at, _) = schedule_time(Duration::from_secs(2));
     let (code, _, err) = run(
         p,
         &server.url(),
@@ -55,8 +59,7 @@ fn a_scheduled_campaign_is_sent_by_a_worker_only_once_its_time_has_come() {
     let server = SmtpServer::start(p.path());
     // Far enough ahead that the worker is surely up and polling before the time comes, even
     // on a loaded machine.
-    let at = time_from_now(Duration::from_secs(6));
-    let due = SystemTime::now() + Duration::from_secs(6);
+    let (at, due) = schedule_time(Duration::from_secs(6));
     let (code, out, err) = run(
         &p,
         &server.url(),
@@ -109,7 +112,7 @@ fn a_cancelled_scheduled_campaign_never_starts_and_a_past_time_is_refused() {
         "nothing recorded"
     );
 
-    let at = time_from_now(Duration::from_secs(1));
+    let (at, due) = schedule_time(Duration::from_secs(2));
     let (code, _, err) = run(
         &p,
         &server.url(),
@@ -119,7 +122,8 @@ fn a_cancelled_scheduled_campaign_never_starts_and_a_past_time_is_refused() {
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = run(&p, &server.url(), &[], &["campaigns", "cancel", "1"]);
     assert_eq!(code, 0, "{err}");
-    std::thread::sleep(Duration::from_millis(1200));
+    // Its time has come: a worker would start it now, were it not cancelled.
+    wait_until_past(due);
     let (code, _, err) = run(&p, &server.url(), &[], &["worker", "--once"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
@@ -197,21 +201,47 @@ fn a_cancelled_scheduled_campaign_never_starts_and_a_past_time_is_refused() {
 #[test]
 fn pause_and_resume_steer_a_running_worker() {
     let p = project_with(60);
-    let server = SmtpServer::faulty(p.path(), "delay=0.03");
+    // The worker is held after 10 messages until the pause is recorded: the pause surely
+    // lands mid-campaign, not after a fast worker has finished.
+    let (server, hold) = held_server(&p, 10);
     let worker = scheduled_and_working(&p, &server);
     wait_for_messages(&server, 10);
     let (code, _, err) = run(&p, &server.url(), &[], &["campaigns", "pause", "1"]);
     assert_eq!(code, 0, "{err}");
-    // Within one claim turn the worker stops claiming: what it had in flight still lands.
-    std::thread::sleep(Duration::from_millis(800));
+    release(&hold);
+    // The worker notices the pause within a status check and a claim turn: it stops claiming,
+    // and what it had in flight lands and is recorded. Wait for that (nothing in flight, and
+    // no new message for half a second), however long the machine takes...
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = server.messages().len();
+    let mut stable_since = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = server.messages().len();
+        if now != last {
+            (last, stable_since) = (now, Instant::now());
+        }
+        let sending = p.scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'sending'");
+        if sending == 0 && stable_since.elapsed() >= Duration::from_millis(500) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never settled after the pause: {now} sent, {sending} in flight"
+        );
+    }
+    // ...then nothing more leaves while paused.
     let after_pause = server.messages().len();
-    std::thread::sleep(Duration::from_millis(800));
+    std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(
         server.messages().len(),
         after_pause,
         "nothing sent while paused"
     );
-    assert!(after_pause < 60);
+    assert!(
+        after_pause < 60,
+        "paused before the end: {after_pause} sent"
+    );
     assert_eq!(p.strings("SELECT status FROM campaigns"), vec!["paused"]);
     assert_eq!(
         p.scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'sending'"),
@@ -239,7 +269,9 @@ fn pause_and_resume_steer_a_running_worker() {
 #[test]
 fn send_works_a_campaign_alone_and_workers_keep_off_it() {
     let p = project_with(40);
-    let server = SmtpServer::faulty(p.path(), "delay=0.03");
+    // The worker is held after 5 messages until `send` has tried: it surely still holds the
+    // campaign then, however fast it would otherwise finish.
+    let (server, hold) = held_server(&p, 5);
     // A worker holds the campaign: `send` refuses, naming it.
     let worker = scheduled_and_working(&p, &server);
     wait_for_messages(&server, 5);
@@ -255,6 +287,7 @@ fn send_works_a_campaign_alone_and_workers_keep_off_it() {
         err.contains("`send` works a campaign alone, never beside workers"),
         "{err}"
     );
+    release(&hold);
     wait_for_messages(&server, 40);
     stop(worker);
     let seen = per_recipient(&server.messages());
@@ -268,7 +301,7 @@ fn a_worker_refuses_a_campaign_whose_edition_composes_to_other_content() {
     let server = SmtpServer::start(p.path());
     // The edition inside the project folder: recorded relative to it.
     bulletin_testkit::copy_dir(std::path::Path::new(&edition()), &p.path().join("ed"));
-    let at = time_from_now(Duration::from_millis(500));
+    let (at, due) = schedule_time(Duration::from_secs(2));
     let (code, _, err) = run(
         &p,
         &server.url(),
@@ -283,7 +316,7 @@ fn a_worker_refuses_a_campaign_whose_edition_composes_to_other_content() {
     let mut text = std::fs::read_to_string(&article).expect("article");
     text.push_str("\nA sentence added after the campaign was scheduled.\n");
     std::fs::write(&article, text).expect("write article");
-    std::thread::sleep(Duration::from_millis(600));
+    wait_until_past(due);
     let (code, _, err) = run(&p, &server.url(), &[], &["worker", "--once"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("REFUSING campaign #1"), "{err}");

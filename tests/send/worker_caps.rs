@@ -4,17 +4,19 @@
 //! a real SMTP server process counting what arrives, on this pass's backend (SQLite or
 //! PostgreSQL).
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::schedule::stop;
 use crate::smtp::{SECRET, edition, per_recipient, project_with, run};
 use crate::smtp_server::SmtpServer;
 use crate::support::Project;
-use crate::workers::{Worker, finish, time_from_now, utc_date};
+use crate::workers::{Worker, finish, schedule_time, time_from_now, utc_date, wait_until_past};
 
-/// Schedules the test edition for `list` a moment from now.
-fn schedule(p: &Project, server: &SmtpServer, list: &str) {
-    let at = time_from_now(Duration::from_millis(400));
+/// Schedules the test edition for `list` a moment from now; returns when it is due. The
+/// moment is 2 s ahead: `send --at` refuses a time in the past, and on a loaded machine the
+/// binary's start-up alone can take longer than a few hundred milliseconds.
+fn schedule(p: &Project, server: &SmtpServer, list: &str) -> SystemTime {
+    let (at, due) = schedule_time(Duration::from_secs(2));
     let (code, _, err) = run(
         p,
         &server.url(),
@@ -22,6 +24,7 @@ fn schedule(p: &Project, server: &SmtpServer, list: &str) {
         &["send", &edition(), "--list", list, "--at", &at],
     );
     assert_eq!(code, 0, "{err}");
+    due
 }
 
 /// `bulletin worker --once ARGS` to its end: (exit code, stderr).
@@ -69,8 +72,7 @@ fn a_worker_s_own_hourly_cap_holds_across_campaigns_and_restarts_and_others_fini
     p.ok(&["subscribers", "import", "extra.csv"]);
     let server = SmtpServer::start(p.path());
     schedule(&p, &server, "extra");
-    schedule(&p, &server, "news");
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until_past(schedule(&p, &server, "news"));
 
     let (code, log) = worker_once(&p, &server, &["--name", "a", "--hourly-cap", "10"]);
     assert_eq!(code, 0, "a used-up cap is not a failure: {log}");
@@ -222,8 +224,7 @@ fn a_capped_worker_waits_in_the_campaign_with_its_lease_alive_until_others_finis
 fn an_hourly_cap_without_a_name_or_with_a_bad_value_is_refused() {
     let p = project_with(3);
     let server = SmtpServer::start(p.path());
-    schedule(&p, &server, "news");
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until_past(schedule(&p, &server, "news"));
 
     let (code, err) = worker_once(&p, &server, &["--hourly-cap", "500"]);
     assert_eq!(code, 2, "{err}");
@@ -260,8 +261,7 @@ fn workers_of_one_name_running_at_once_share_its_cap_exactly() {
     // their reservations take turns on the name's row, so exactly 12 leave.
     let p = project_with(40);
     let server = SmtpServer::start(p.path());
-    schedule(&p, &server, "news");
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until_past(schedule(&p, &server, "news"));
     let twins: Vec<Worker> = (0..3)
         .map(|_| {
             spawn(

@@ -76,17 +76,28 @@ fn sigterm_finishes_the_request_in_flight_then_exits() {
     let mut server = Server::start(&project, &[]);
 
     // A slow client: the head and half the body, then SIGTERM, then the rest.
+    // `Expect: 100-continue` makes the server say when it has read the head and its handler
+    // has begun to read the body: the SIGTERM surely meets a request in flight, not one still
+    // waiting to be accepted, however slow the machine.
     let body = b"List-Unsubscribe=One-Click";
     let mut stream = std::net::TcpStream::connect(server.addr).expect("connect");
     write!(
         stream,
         "POST /u/{token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Expect: 100-continue\r\n\r\n",
         body.len()
     )
     .expect("head");
     stream.write_all(&body[..10]).expect("half body");
-    std::thread::sleep(Duration::from_millis(300));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    let mut interim = [0u8; 25];
+    std::io::Read::read_exact(&mut stream, &mut interim).expect("100 Continue");
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    // And the service answers a whole request on another connection: it is up and serving.
+    assert_eq!(server.get("/healthz").status, 200, "{}", server.log());
     let pid = server.child.id().to_string();
     assert!(
         std::process::Command::new("kill")
@@ -95,7 +106,17 @@ fn sigterm_finishes_the_request_in_flight_then_exits() {
             .expect("kill")
             .success()
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // The rest of the body only once the service has begun to stop: the request is finished
+    // during the shutdown, not before it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server.log().contains("serve: stopping") {
+        assert!(
+            Instant::now() < deadline,
+            "no sign of SIGTERM: {}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     stream.write_all(&body[10..]).expect("rest of body");
     let r = crate::support::read_response(&mut stream);
     assert_eq!(r.status, 200, "{}", r.body);
@@ -109,6 +130,19 @@ fn sigterm_finishes_the_request_in_flight_then_exits() {
     assert!(log.contains("serve: stopped"), "{log}");
     // New connections are refused once it has stopped.
     assert!(std::net::TcpStream::connect(server.addr).is_err());
+}
+
+#[test]
+fn a_sigterm_right_after_listening_on_stops_it_cleanly() {
+    // A service manager (or a test) may signal as soon as the port is announced: the handler
+    // is in place by then, so the signal is a clean stop, never the default action (death by
+    // SIGTERM, no "serve: stopped").
+    let project = Project::new();
+    project.lists(&["news"]);
+    let mut server = Server::start(&project, &[]);
+    let status = server.terminate(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status}\n{}", server.log());
+    assert!(server.log().contains("serve: stopped"), "{}", server.log());
 }
 
 /// Another process holding SQLite's write lock: `sqlite3` in `BEGIN IMMEDIATE` until told to
@@ -343,7 +377,10 @@ fn hundreds_of_idle_sockets_starve_nothing_and_are_closed() {
     let lists = project.lists(&["news"]);
     let subs = project.subscribers(&["busy@example.org".into()], &["news"], None);
     let token = project.unsubscribe_token(SECRET, subs[0], lists[0]);
-    let server = Server::start(&project, &[("BULLETIN_SERVER_HEADER_TIMEOUT_SECS", "2")]);
+    // A header timeout of 5 s: a server starved by the idle sockets would answer only once
+    // they time out, 5 s on; one that is not answers at once, though a loaded machine may
+    // take a second or two to.
+    let server = Server::start(&project, &[("BULLETIN_SERVER_HEADER_TIMEOUT_SECS", "5")]);
     // 300 clients: half send nothing, half half a request head.
     let mut idle: Vec<std::net::TcpStream> = (0..300)
         .map(|i| {
@@ -358,14 +395,17 @@ fn hundreds_of_idle_sockets_starve_nothing_and_are_closed() {
     assert_eq!(server.get("/healthz").status, 200);
     assert_eq!(server.one_click(&token).status, 200);
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "took {took:?}: the idle sockets starved the requests until their timeout"
+    );
     assert_eq!(
         project.status(subs[0], lists[0]).as_deref(),
         Some("unsubscribed")
     );
     // Each idle socket is closed once the header timeout has passed.
     for s in idle.iter_mut().take(2) {
-        assert_closed_within(s, Duration::from_secs(5));
+        assert_closed_within(s, Duration::from_secs(8));
     }
     // So is a keep-alive connection left idle after its response.
     let mut kept = std::net::TcpStream::connect(server.addr).expect("connect");
@@ -373,7 +413,7 @@ fn hundreds_of_idle_sockets_starve_nothing_and_are_closed() {
     let r = crate::support::read_response(&mut kept);
     assert_eq!(r.status, 200);
     let start = Instant::now();
-    assert_closed_within(&mut kept, Duration::from_secs(5));
+    assert_closed_within(&mut kept, Duration::from_secs(8));
     assert!(
         start.elapsed() >= Duration::from_secs(1),
         "closed too early"

@@ -229,6 +229,9 @@ pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) addr: SocketAddr,
     pub(crate) log: Arc<Mutex<Vec<String>>>,
+    /// The thread copying the child's stderr into `log`: joined once the child has exited,
+    /// so that its last lines ("serve: stopped") are in `log` before a test reads it.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The binary with a clean `BULLETIN_*` environment, run in `dir`.
@@ -268,7 +271,7 @@ impl Server {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
         let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(addr) = line.strip_prefix("serve: listening on http://") {
@@ -287,7 +290,12 @@ impl Server {
                 );
             }
         };
-        Self { child, addr, log }
+        Self {
+            child,
+            addr,
+            log,
+            reader: Some(reader),
+        }
     }
 
     pub(crate) fn log(&self) -> String {
@@ -314,7 +322,7 @@ impl Server {
         )
     }
 
-    /// Sends SIGTERM and waits for the exit status.
+    /// Sends SIGTERM and waits for the exit status; then the whole log is in [`Server::log`].
     pub(crate) fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -324,6 +332,11 @@ impl Server {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
+                // The child has exited, so its end of the pipe is closed and the reader
+                // reaches end of file after the last line.
+                if let Some(reader) = self.reader.take() {
+                    reader.join().expect("the log reader thread");
+                }
                 return status;
             }
             assert!(

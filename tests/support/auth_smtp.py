@@ -5,7 +5,9 @@ SMTPUTF8.
 Run by the tests as
     python3 auth_smtp.py PORT USER PASSWORD SIZE [no-smtputf8] [tls=CERT:KEY]
 It accepts (and discards) mail only after a successful AUTH with USER and PASSWORD; with
-tls=, it also announces STARTTLS with that certificate and key (PEM files).
+tls=, it also announces STARTTLS with that certificate and key (PEM files). It writes
+`ready` on stderr once it answers: listening alone is not that (aiosmtpd's Controller binds,
+then checks that it answers, and exits if that takes longer than its ready timeout).
 """
 
 import signal
@@ -39,6 +41,12 @@ def main():
         Discard(),
         hostname="127.0.0.1",
         port=port,
+        # Its own name in the greeting, given: otherwise every connection asks the system
+        # for this machine's name (socket.getfqdn, a DNS question that may be slow).
+        server_hostname="relay.example.test",
+        # A loaded machine may take seconds to answer the first connection; aiosmtpd's
+        # default (5 s) would make the relay exit at start then, after it was listening.
+        ready_timeout=60,
         authenticator=authenticator,
         auth_require_tls=False,
         auth_required=True,
@@ -48,6 +56,7 @@ def main():
         require_starttls=False,
     )
     controller.start()
+    print("ready", file=sys.stderr, flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         signal.pause()

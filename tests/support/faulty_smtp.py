@@ -10,6 +10,9 @@ SPEC is a comma-separated list of rules (empty for none):
     drop=ADDR:N    close the connection during the DATA of ADDR the first N times
     swallow=ADDR:N take the whole DATA of ADDR the first N times and never answer the final dot
     delay=SECONDS  wait this long before answering every DATA (a slow server)
+    hold=N:PATH    let the first N DATA through, then hold every later one (before its reply)
+                   until the file PATH exists: a test acts on a send that is surely still
+                   running, then releases it by creating PATH
     mailfrom=REPLY answer every MAIL FROM with REPLY (underscores stand for spaces)
     rcptall=REPLY  answer every RCPT TO with REPLY
     rcpt=ADDR:REPLY answer the RCPT TO of ADDR with REPLY
@@ -31,6 +34,7 @@ class FaultyHandler:
         self.mailfrom, self.rcptall, self.rcpt = None, None, {}
         self.seen = {}
         self.pipelining = False
+        self.hold_after, self.hold_path, self.data_count = None, None, 0
         self.log = os.path.join(os.path.dirname(os.path.abspath(maildir).rstrip("/")), "envelopes.log")
         for rule in filter(None, spec.split(",")):
             kind, _, arg = rule.partition("=")
@@ -38,6 +42,9 @@ class FaultyHandler:
                 self.pipelining = True
             elif kind == "delay":
                 self.delay = float(arg)
+            elif kind == "hold":
+                n, _, path = arg.partition(":")
+                self.hold_after, self.hold_path = int(n), path
             elif kind == "perm":
                 self.perm.add(arg.lower())
             elif kind in ("mailfrom", "rcptall"):
@@ -88,6 +95,12 @@ class FaultyHandler:
         rcpt = envelope.rcpt_tos[0].lower()
         n = self.seen.get(rcpt, 0) + 1
         self.seen[rcpt] = n
+        # Counted as each DATA comes in, so that exactly N go through however many
+        # connections the client has open at once.
+        self.data_count += 1
+        if self.hold_after is not None and self.data_count > self.hold_after:
+            while not os.path.exists(self.hold_path):
+                await asyncio.sleep(0.02)
         if self.delay:
             await asyncio.sleep(self.delay)
         if n <= self.temp.get(rcpt, 0):

@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod chromium;
 pub mod dkim;
+pub mod listen;
 pub mod pictures;
 pub mod project;
 pub mod smtp;

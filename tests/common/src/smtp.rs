@@ -3,10 +3,11 @@
 //! server) or `tests/support/faulty_smtp.py`, a handler that answers as told (temporary and
 //! permanent refusals at each stage, dropped connections, silence after the final dot).
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::listen::start_on_free_port;
 
 /// A running SMTP server; killed when dropped.
 pub struct SmtpServer {
@@ -30,42 +31,33 @@ impl SmtpServer {
     }
 
     fn spawn(dir: &Path, class: &str, spec: Option<&str>) -> Self {
-        let port = free_port();
         std::fs::create_dir_all(dir).expect("the server's folder");
         let maildir = dir.join("received");
-        let mut cmd = Command::new("python3");
-        cmd.args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", class])
-            .arg(&maildir)
-            .env("PYTHONPATH", crate::support_dir())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(spec) = spec {
-            cmd.arg(spec);
-        }
-        let child = cmd.spawn().expect(
-            "python3 with aiosmtpd must be installed: ./test.sh installs it (pip install aiosmtpd)",
+        let (child, port) = start_on_free_port(
+            "aiosmtpd (is it installed? ./test.sh installs it)",
+            String::new,
+            |port| {
+                let mut cmd = Command::new("python3");
+                cmd.args(["-m", "aiosmtpd", "-n", "-l"])
+                    .arg(format!("127.0.0.1:{port}"))
+                    .args(["-c", class])
+                    .arg(&maildir)
+                    .env("PYTHONPATH", crate::support_dir())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                if let Some(spec) = spec {
+                    cmd.arg(spec);
+                }
+                cmd.spawn().expect(
+                    "python3 with aiosmtpd must be installed: ./test.sh installs it (pip install aiosmtpd)",
+                )
+            },
         );
-        let mut server = Self {
+        Self {
             child,
             port,
             maildir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "aiosmtpd exited at start ({status}); is it installed? ./test.sh installs it"
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not listen on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        server
     }
 
     /// `smtp://127.0.0.1:PORT`.
