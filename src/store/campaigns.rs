@@ -958,6 +958,8 @@ impl Store {
         // Recipients no longer entitled to the mail are skipped as they come up for claiming
         // (only the rows looked at are judged: checking the whole queue every turn made a
         // campaign quadratic in its size). `why` is NULL for a recipient still entitled.
+        // `judged` is MATERIALIZED so that SQLite computes `why` once a row: inlined, it put
+        // the expression (and its subscription lookup) into each of the four columns set.
         // The RETURNING list names only `deliveries` (SQLite allows no other table there), so
         // what became of each row is read back from its new status.
         let rows = sqlx::query_as::<_, ClaimedRow>(&format!(
@@ -966,7 +968,7 @@ impl Store {
                  WHERE campaign_id = $1 AND status = 'queued' AND id > $5
                    AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
                  ORDER BY id LIMIT $3 {skip_locked}),
-             judged AS (
+             judged AS MATERIALIZED (
                  SELECT p.id, CASE
                      WHEN p.subscriber_id IS NULL THEN 'erased since the campaign started'
                      WHEN s.status <> 'active' THEN 'blocklisted since the campaign started'
